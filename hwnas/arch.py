@@ -1,0 +1,407 @@
+"""Arch: a complete, explicit description of one MobileNet-like network.
+
+An Arch needs no search space to be understood. It is read from / written to YAML or
+JSON (see ARCHITECTURE.md) and has a canonical compact string, used as its ID in
+tables, studies and file names, that parses back to the same Arch.
+
+Channel rounding: the expansion (hidden) width of an MBConv block is
+``make_divisible(in_channels * expand, 8)`` (the MobileNetV2/V3 rule: nearest multiple
+of 8, never below 90 % of the exact value), except ``expand == 1`` which keeps
+``in_channels`` (no expansion conv). The squeeze-excite width is
+``make_divisible(hidden * se, 8)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import HwnasError
+
+ACTS = ("relu", "relu6", "hswish")
+_ACT_CODE = {"relu": "re", "relu6": "r6", "hswish": "hs"}
+_CODE_ACT = {v: k for k, v in _ACT_CODE.items()}
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round ``v`` to the nearest multiple of ``divisor`` (MobileNet rule)."""
+    min_value = min_value or divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def _num(x: float) -> str:
+    """Shortest exact text of a number: 6 -> '6', 2.5 -> '2.5'."""
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+@dataclass(frozen=True)
+class Stem:
+    out: int
+    kernel: int = 3
+    stride: int = 2
+    act: str = "relu6"
+
+
+@dataclass(frozen=True)
+class Block:
+    """One inverted-residual (MBConv) block."""
+
+    kernel: int
+    expand: float
+    out: int
+    stride: int = 1
+    se: float = 0.0
+    act: str = "relu6"
+
+    def hidden(self, in_channels: int) -> int:
+        if self.expand == 1:
+            return in_channels
+        return make_divisible(in_channels * self.expand, 8)
+
+    def se_channels(self, in_channels: int) -> int:
+        return make_divisible(self.hidden(in_channels) * self.se, 8) if self.se else 0
+
+    def residual(self, in_channels: int) -> bool:
+        return self.stride == 1 and in_channels == self.out
+
+
+@dataclass(frozen=True)
+class Head:
+    out: int
+    act: str = "relu6"
+
+
+@dataclass(frozen=True)
+class Arch:
+    resolution: int
+    stem: Stem
+    blocks: tuple[Block, ...]
+    head: Head | None
+    classes: int = 1000
+    channels: int = 3
+
+    # ---- derived shapes -------------------------------------------------------------
+    def stages(self) -> Iterator[tuple[int, int, int, Block]]:
+        """Yield (index, input H(=W), input channels, block) for every block."""
+        h = _out_size(self.resolution, self.stem.kernel, self.stem.stride)
+        c = self.stem.out
+        for i, b in enumerate(self.blocks):
+            yield i, h, c, b
+            h = _out_size(h, b.kernel, b.stride)
+            c = b.out
+
+    def final_size(self) -> tuple[int, int]:
+        """(H, channels) of the feature map entering the head."""
+        h = _out_size(self.resolution, self.stem.kernel, self.stem.stride)
+        c = self.stem.out
+        for b in self.blocks:
+            h, c = _out_size(h, b.kernel, b.stride), b.out
+        return h, c
+
+    @property
+    def features(self) -> int:
+        """Channels entering the classifier."""
+        return self.head.out if self.head else self.final_size()[1]
+
+    # ---- canonical string -----------------------------------------------------------
+    def to_string(self) -> str:
+        """Canonical compact string, e.g. ``r224c3_s32k3s2r6_k3e1c16s1_k3e6c24s2x2_h1280r6_n1000``.
+
+        Blocks are ``k<kernel>e<expand>c<out>s<stride>`` plus ``q<se>`` and an activation
+        code (``re``/``r6``/``hs``) only where they change from the previous block (the
+        stem's activation, SE off at the start). Runs of identical stride-1 blocks are
+        written once with ``x<count>`` (the first of a stage keeps its stride).
+        """
+        parts = [f"r{self.resolution}c{self.channels}"]
+        st = self.stem
+        parts.append(f"s{st.out}k{st.kernel}s{st.stride}{_ACT_CODE[st.act]}")
+        act, se = st.act, 0.0
+        toks: list[str] = []
+        for b in self.blocks:
+            t = f"k{b.kernel}e{_num(b.expand)}c{b.out}s{b.stride}"
+            if b.se != se:
+                t += f"q{_num(b.se)}"
+            if b.act != act:
+                t += _ACT_CODE[b.act]
+            act, se = b.act, b.se
+            toks.append(t)
+        # run-length: consecutive identical tokens (only possible once se/act are settled)
+        i = 0
+        while i < len(toks):
+            j = i + 1
+            while j < len(toks) and toks[j] == toks[i]:
+                j += 1
+            parts.append(toks[i] + (f"x{j - i}" if j - i > 1 else ""))
+            i = j
+        parts.append(f"h{self.head.out}{_ACT_CODE[self.head.act]}" if self.head else "h0")
+        parts.append(f"n{self.classes}")
+        return "_".join(parts)
+
+    def file_stem(self, max_len: int = 200) -> str:
+        """A file-name-safe stem: the canonical string, or its head plus a hash if long."""
+        s = self.to_string()
+        if len(s) <= max_len:
+            return s
+        return s[: max_len - 13] + "-" + hashlib.sha1(s.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_string(cls, s: str) -> Arch:
+        return parse_string(s)
+
+    # ---- dict / file ----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        def clean(d: dict) -> dict:
+            return {k: (int(v) if isinstance(v, float) and v.is_integer() and k != "se" else v)
+                    for k, v in d.items()}
+
+        return {
+            "input": {"resolution": self.resolution, "channels": self.channels},
+            "stem": asdict(self.stem),
+            "blocks": [clean(asdict(b)) for b in self.blocks],
+            "head": asdict(self.head) if self.head else None,
+            "classes": self.classes,
+        }
+
+    def with_resolution(self, resolution: int) -> Arch:
+        a = replace(self, resolution=resolution)
+        validate(a, "arch")
+        return a
+
+
+def _out_size(h: int, k: int, s: int) -> int:
+    # padding k//2 (odd kernels): out = floor((h + 2*(k//2) - k)/s) + 1 = ceil(h/s)
+    return (h + 2 * (k // 2) - k) // s + 1
+
+
+# ---- validation -----------------------------------------------------------------------
+
+_TOP = {"input", "stem", "blocks", "head", "classes"}
+_FIELDS = {
+    "input": {"resolution": int, "channels": int},
+    "stem": {"out": int, "kernel": int, "stride": int, "act": str},
+    "block": {"kernel": int, "expand": float, "out": int, "stride": int, "se": float, "act": str},
+    "head": {"out": int, "act": str},
+}
+_REQUIRED = {
+    "input": {"resolution"},
+    "stem": {"out"},
+    "block": {"kernel", "expand", "out"},
+    "head": {"out"},
+}
+
+
+def _check_section(d: Any, kind: str, where: str) -> dict:
+    if not isinstance(d, dict):
+        raise HwnasError(f"{where}: must be a mapping, got {type(d).__name__}")
+    spec = _FIELDS[kind]
+    for k in d:
+        if k not in spec:
+            raise HwnasError(f"{where}: unknown key '{k}' (allowed: {', '.join(spec)})")
+    for k in _REQUIRED[kind]:
+        if k not in d:
+            raise HwnasError(f"{where}.{k}: missing")
+    out = {}
+    for k, v in d.items():
+        t = spec[k]
+        if t is int and (isinstance(v, bool) or not isinstance(v, int)):
+            raise HwnasError(f"{where}.{k}: must be an integer, got {v!r}")
+        if t is float and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise HwnasError(f"{where}.{k}: must be a number, got {v!r}")
+        if t is str and not isinstance(v, str):
+            raise HwnasError(f"{where}.{k}: must be a string, got {v!r}")
+        out[k] = float(v) if t is float else v
+    return out
+
+
+def _check_values(where: str, **kw: Any) -> None:
+    for name, v in kw.items():
+        w = f"{where}.{name}"
+        if name in ("out", "resolution", "channels", "classes") and v <= 0:
+            raise HwnasError(f"{w}: must be positive, got {v}")
+        if name == "kernel" and (v < 1 or v % 2 == 0):
+            raise HwnasError(f"{w}: must be an odd positive integer, got {v}")
+        if name == "stride" and v not in (1, 2):
+            raise HwnasError(f"{w}: must be 1 or 2, got {v}")
+        if name == "act" and v not in ACTS:
+            raise HwnasError(f"{w}: unknown activation '{v}' (allowed: {', '.join(ACTS)})")
+        if name == "expand" and v < 1:
+            raise HwnasError(f"{w}: must be >= 1, got {v}")
+        if name == "se" and not (0 <= v < 1):
+            raise HwnasError(f"{w}: must be in [0, 1) (0 = off), got {v}")
+
+
+def from_dict(d: Any, source: str = "arch") -> Arch:
+    """Build and validate an Arch; errors name ``source`` and the field."""
+    if not isinstance(d, dict):
+        raise HwnasError(f"{source}: must be a mapping with keys {sorted(_TOP)}")
+    for k in d:
+        if k not in _TOP:
+            raise HwnasError(f"{source}: unknown key '{k}' (allowed: {', '.join(sorted(_TOP))})")
+    for k in ("input", "stem", "blocks"):
+        if k not in d:
+            raise HwnasError(f"{source}: {k}: missing")
+    inp = _check_section(d["input"], "input", f"{source}: input")
+    stem = _check_section(d["stem"], "stem", f"{source}: stem")
+    if not isinstance(d["blocks"], list) or not d["blocks"]:
+        raise HwnasError(f"{source}: blocks: must be a non-empty list")
+    blocks = [_check_section(b, "block", f"{source}: blocks[{i}]") for i, b in enumerate(d["blocks"])]
+    head = d.get("head")
+    if head is not None:
+        head = _check_section(head, "head", f"{source}: head")
+    classes = d.get("classes", 1000)
+    if isinstance(classes, bool) or not isinstance(classes, int):
+        raise HwnasError(f"{source}: classes: must be an integer, got {classes!r}")
+    arch = Arch(
+        resolution=inp["resolution"],
+        channels=inp.get("channels", 3),
+        stem=Stem(**stem),
+        blocks=tuple(Block(**b) for b in blocks),
+        head=Head(**head) if head is not None else None,
+        classes=classes,
+    )
+    validate(arch, source)
+    return arch
+
+
+def validate(a: Arch, source: str = "arch") -> None:
+    _check_values(f"{source}: input", resolution=a.resolution, channels=a.channels)
+    _check_values(f"{source}: stem", **asdict(a.stem))
+    for i, b in enumerate(a.blocks):
+        _check_values(f"{source}: blocks[{i}]", **asdict(b))
+    if a.head is not None:
+        _check_values(f"{source}: head", **asdict(a.head))
+    _check_values(source, classes=a.classes)
+    # resolution too small for the strides: every feature map must stay >= 1 pixel
+    # and the input must be divisible enough that no stride sees a 1-pixel map.
+    total = a.stem.stride
+    for b in a.blocks:
+        total *= b.stride
+    if a.resolution < total:
+        raise HwnasError(
+            f"{source}: input.resolution: {a.resolution} is too small for a total stride of "
+            f"{total} (need >= {total})"
+        )
+
+
+# ---- canonical string parsing ------------------------------------------------------------
+
+_NUM = r"\d+(?:\.\d+)?"
+_RE_IN = re.compile(r"^r(\d+)c(\d+)$")
+_RE_STEM = re.compile(r"^s(\d+)k(\d+)s(\d+)(re|r6|hs)$")
+_RE_BLOCK = re.compile(rf"^k(\d+)e({_NUM})c(\d+)s(\d+)(?:q({_NUM}))?(re|r6|hs)?(?:x(\d+))?$")
+_RE_HEAD = re.compile(r"^h(\d+)(re|r6|hs)?$")
+_RE_CLS = re.compile(r"^n(\d+)$")
+
+
+def parse_string(s: str) -> Arch:
+    toks = s.strip().split("_")
+    bad = HwnasError(f"'{s}' is not a canonical arch string (e.g. r224c3_s32k3s2r6_k3e1c16s1_h1280r6_n1000)")
+    if len(toks) < 5:
+        raise bad
+    m_in, m_st = _RE_IN.match(toks[0]), _RE_STEM.match(toks[1])
+    m_h, m_n = _RE_HEAD.match(toks[-2]), _RE_CLS.match(toks[-1])
+    if not (m_in and m_st and m_h and m_n):
+        raise bad
+    stem = Stem(out=int(m_st[1]), kernel=int(m_st[2]), stride=int(m_st[3]), act=_CODE_ACT[m_st[4]])
+    act, se = stem.act, 0.0
+    blocks: list[Block] = []
+    for t in toks[2:-2]:
+        m = _RE_BLOCK.match(t)
+        if not m:
+            raise HwnasError(f"'{s}': cannot read block token '{t}'")
+        if m[5] is not None:
+            se = float(m[5])
+        if m[6] is not None:
+            act = _CODE_ACT[m[6]]
+        b = Block(kernel=int(m[1]), expand=float(m[2]), out=int(m[3]), stride=int(m[4]), se=se, act=act)
+        blocks.extend([b] * int(m[7] or 1))
+    if m_h[1] == "0":
+        head = None
+    else:
+        if m_h[2] is None:
+            raise bad
+        head = Head(out=int(m_h[1]), act=_CODE_ACT[m_h[2]])
+    arch = Arch(resolution=int(m_in[1]), channels=int(m_in[2]), stem=stem, blocks=tuple(blocks),
+                head=head, classes=int(m_n[1]))
+    validate(arch, f"'{s}'")
+    return arch
+
+
+# ---- files ------------------------------------------------------------------------------------
+
+def load_arch(path: str | Path) -> Arch:
+    p = Path(path)
+    if not p.is_file():
+        raise HwnasError(f"{p}: no such arch file")
+    text = p.read_text()
+    try:
+        d = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise HwnasError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first}") from None
+    return from_dict(d, str(p))
+
+
+def dump_arch(arch: Arch, fmt: str = "yaml") -> str:
+    d = arch.to_dict()
+    if fmt == "json":
+        return json.dumps(d, indent=2) + "\n"
+    # flow style per block keeps one block per line, as in ARCHITECTURE.md
+    lines = [
+        f"# {arch.to_string()}",
+        f"input: {{resolution: {arch.resolution}, channels: {arch.channels}}}",
+        "stem: " + _flow(d["stem"]),
+        "blocks:",
+        *["  - " + _flow(b) for b in d["blocks"]],
+        "head: " + (_flow(d["head"]) if d["head"] else "null"),
+        f"classes: {arch.classes}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _flow(d: dict) -> str:
+    return "{" + ", ".join(f"{k}: {_num(v) if isinstance(v, (int, float)) else v}" for k, v in d.items()) + "}"
+
+
+def save_arch(arch: Arch, path: str | Path) -> Path:
+    from .io import atomic_write_text
+
+    p = Path(path)
+    return atomic_write_text(p, dump_arch(arch, "json" if p.suffix == ".json" else "yaml"))
+
+
+def resolve_arch(spec: str) -> Arch:
+    """An ARCH argument: a file path, a baseline name (``mbv2-0.5``, ``mbv2-0.5@160``) or a
+    canonical string."""
+    p = Path(spec)
+    if p.suffix in (".yaml", ".yml", ".json") or p.exists():
+        return load_arch(p)
+    from .baselines import BASELINES, baseline
+
+    name = spec.split("@")[0]
+    if name in BASELINES:
+        res = spec.split("@")[1] if "@" in spec else None
+        if res is not None and not res.isdigit():
+            raise HwnasError(f"'{spec}': resolution after '@' must be an integer")
+        return baseline(name, int(res) if res else None)
+    if spec.startswith("r") and "_" in spec:
+        return parse_string(spec)
+    raise HwnasError(
+        f"'{spec}': not an arch file, a baseline ({', '.join(BASELINES)}) or a canonical arch string"
+    )
+
+
+__all__ = [
+    "ACTS", "Arch", "Block", "Head", "Stem", "dump_arch", "from_dict", "load_arch",
+    "make_divisible", "parse_string", "resolve_arch", "save_arch", "validate",
+]

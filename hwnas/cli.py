@@ -1,0 +1,54 @@
+"""`hwnas ...`: thin subcommands over the library; one place turns known errors into one line.
+
+Each module in :mod:`hwnas.commands` registers its subcommands with ``register(sub)``,
+where ``sub`` is the argparse sub-parser collection; handlers take the parsed args and
+return an exit status (None = 0). Heavy imports (torch, optuna) happen inside handlers so
+that ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+from . import commands
+from .errors import HwnasError
+
+log = logging.getLogger("hwnas")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hwnas",
+        description="Hardware-aware NAS for edge devices: profile a board, learn a latency "
+        "predictor, search a MobileNet-like space, retrain and re-measure the winners, view.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for m in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{m.name}").register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(message)s", stream=sys.stderr)
+    try:
+        rc = args.func(args)
+    except HwnasError as e:
+        print(f"hwnas: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("hwnas: interrupted (finished work is kept; run the same command again to resume)",
+              file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

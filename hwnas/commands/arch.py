@@ -1,0 +1,119 @@
+"""hwnas space / arch / export."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    sp = sub.add_parser("space", help="inspect search spaces")
+    ssub = sp.add_subparsers(dest="space_cmd", metavar="ACTION", required=True)
+    show = ssub.add_parser("show", help="stages, choices, size and distinct blocks of a space",
+                           description="Show a search space: its stages and choices, the number "
+                           "of configurations, and how many distinct blocks the profiler would "
+                           "measure at a resolution.")
+    show.add_argument("space", metavar="SPACE", help="a name in search_spaces/ or a path to a YAML file")
+    show.add_argument("--resolution", "-r", type=int, help="resolution for the block count "
+                      "(default: the space's largest)")
+    show.set_defaults(func=cmd_space_show)
+
+    ap = sub.add_parser("arch", help="sample and inspect architectures (arch files)")
+    asub = ap.add_subparsers(dest="arch_cmd", metavar="ACTION", required=True)
+    smp = asub.add_parser("sample", help="sample a random Arch from a space",
+                          description="Sample Archs uniformly from a space's choices.")
+    smp.add_argument("space", metavar="SPACE")
+    smp.add_argument("--seed", type=int, default=0)
+    smp.add_argument("--resolution", "-r", type=int, help="fix the input resolution")
+    smp.add_argument("-n", type=int, default=1, help="how many (with -o, files get a -<i> suffix)")
+    smp.add_argument("-o", "--output", help="write an arch file (.yaml or .json) instead of stdout")
+    smp.set_defaults(func=cmd_arch_sample)
+
+    info = asub.add_parser("info", help="canonical string, params, MACs, peak activation memory",
+                           description="ARCH is an arch file (.yaml/.json), a baseline name "
+                           "(mbv2-0.35, mbv2-0.5, mbv2-0.75, mbv2-1.0, mbv3-small; add @RES for "
+                           "another resolution, e.g. mbv2-0.5@160) or a canonical arch string.")
+    info.add_argument("arch", metavar="ARCH")
+    info.add_argument("--blocks", action="store_true", help="also list every block key")
+    info.set_defaults(func=cmd_arch_info)
+
+    bl = asub.add_parser("baseline", help="write a baseline's arch file",
+                         description="Write a baseline arch file (MobileNetV2 widths, "
+                         "MobileNetV3-small-like) at its usual or another resolution.")
+    bl.add_argument("name", metavar="NAME", help="mbv2-0.35 | mbv2-0.5 | mbv2-0.75 | mbv2-1.0 | mbv3-small")
+    bl.add_argument("--resolution", "-r", type=int)
+    bl.add_argument("--classes", type=int, default=1000)
+    bl.add_argument("-o", "--output", help="arch file to write (default: stdout)")
+    bl.set_defaults(func=cmd_arch_baseline)
+
+    ex = sub.add_parser("export", help="export an Arch to ONNX",
+                        description="Export ARCH (file, baseline name or canonical string) with "
+                        "freshly initialised weights to ONNX (opset 17, batch 1, float32).")
+    ex.add_argument("arch", metavar="ARCH")
+    ex.add_argument("-o", "--output", required=True, metavar="FILE.onnx")
+    ex.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
+    ex.set_defaults(func=cmd_export)
+
+
+def cmd_space_show(args) -> None:
+    from ..space import load_space
+
+    print(load_space(args.space).describe(args.resolution))
+
+
+def cmd_arch_sample(args) -> None:
+    from pathlib import Path
+
+    from ..arch import dump_arch, save_arch
+    from ..space import load_space
+
+    archs = load_space(args.space).sample(args.seed, args.n, args.resolution)
+    for i, a in enumerate(archs):
+        if args.output:
+            p = Path(args.output)
+            if len(archs) > 1:
+                p = p.with_name(f"{p.stem}-{i}{p.suffix}")
+            save_arch(a, p)
+            print(p)
+        else:
+            sys.stdout.write(("---\n" if i else "") + dump_arch(a))
+
+
+def cmd_arch_info(args) -> None:
+    from ..arch import resolve_arch
+    from ..keys import arch_pieces
+    from ..model import arch_costs
+
+    a = resolve_arch(args.arch)
+    c = arch_costs(a)
+    print(f"arch        {a.to_string()}")
+    print(f"resolution  {a.resolution}x{a.resolution}x{a.channels}, {len(a.blocks)} blocks, {a.classes} classes")
+    print(f"params      {c.params / 1e6:.3f} M ({c.params:,})")
+    print(f"MACs        {c.macs / 1e6:.1f} M  (torch.utils.flop_counter, batch 1)")
+    print(f"peak act.   {c.peak_act_bytes / 2**20:.2f} MiB  (float32, batch 1, sequential, freed after last use)")
+    if args.blocks:
+        for p in arch_pieces(a):
+            print(f"  {p.key}")
+
+
+def cmd_arch_baseline(args) -> None:
+    from ..arch import dump_arch, save_arch
+    from ..baselines import baseline
+
+    a = baseline(args.name, args.resolution, args.classes)
+    if args.output:
+        print(save_arch(a, args.output))
+    else:
+        sys.stdout.write(dump_arch(a))
+
+
+def cmd_export(args) -> None:
+    from ..arch import resolve_arch
+    from ..errors import HwnasError
+    from ..export import export_arch
+
+    if not args.output.endswith(".onnx"):
+        raise HwnasError(f"{args.output}: output must end with .onnx")
+    a = resolve_arch(args.arch)
+    data = export_arch(a, args.output, seed=args.seed)
+    print(f"{args.output}  ({len(data) / 2**20:.2f} MiB, {a.to_string()})")

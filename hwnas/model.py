@@ -1,0 +1,185 @@
+"""Torch builder: Arch (or one Piece) -> nn.Module; params, MACs, peak activation memory.
+
+Plain, readable modules in the style of timm's efficientnet blocks. MACs come from
+``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2), not a hand-written walker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .arch import Arch
+from .keys import Piece, arch_pieces
+
+BYTES_PER_ELEM = 4  # float32 activations
+
+
+def make_act(name: str) -> nn.Module:
+    return {"relu": nn.ReLU, "relu6": nn.ReLU6, "hswish": nn.Hardswish}[name]()
+
+
+class ConvBNAct(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
+                 act: str | None = "relu6"):
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        if act:
+            layers.append(make_act(act))
+        super().__init__(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    """SE (Hu et al. 2018); the gate is hard-sigmoid in hswish blocks (MobileNetV3)."""
+
+    def __init__(self, channels: int, squeeze: int, hard_gate: bool):
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, squeeze, 1)
+        self.act = nn.ReLU()
+        self.expand = nn.Conv2d(squeeze, channels, 1)
+        self.gate = nn.Hardsigmoid() if hard_gate else nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        s = self.gate(self.expand(self.act(self.reduce(s))))
+        return x * s
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1x1 expand -> kxk depthwise (stride) -> SE -> 1x1 project (+ skip)."""
+
+    def __init__(self, p: Piece):
+        super().__init__()
+        self.expand = ConvBNAct(p.cin, p.hidden, 1, act=p.act) if p.hidden != p.cin else nn.Identity()
+        self.dw = ConvBNAct(p.hidden, p.hidden, p.kernel, p.stride, groups=p.hidden, act=p.act)
+        self.se = SqueezeExcite(p.hidden, p.se, p.act == "hswish") if p.se else nn.Identity()
+        self.project = ConvBNAct(p.hidden, p.cout, 1, act=None)
+        self.residual = p.residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.se(self.dw(self.expand(x))))
+        return x + y if self.residual else y
+
+
+class Classifier(nn.Module):
+    def __init__(self, cin: int, classes: int):
+        super().__init__()
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(x.mean((2, 3)), 1))
+
+
+def build_piece(p: Piece) -> nn.Module:
+    if p.kind == "stem":
+        return ConvBNAct(p.cin, p.cout, p.kernel, p.stride, act=p.act)
+    if p.kind == "mb":
+        return MBConv(p)
+    if p.kind == "head":
+        return ConvBNAct(p.cin, p.cout, 1, act=p.act)
+    return Classifier(p.cin, p.cout)
+
+
+def piece_input(p: Piece, batch: int = 1) -> torch.Tensor:
+    return torch.randn(batch, p.cin, p.h, p.h)
+
+
+class Net(nn.Module):
+    def __init__(self, arch: Arch):
+        super().__init__()
+        pieces = arch_pieces(arch)
+        self.arch = arch
+        self.stem = build_piece(pieces[0])
+        self.blocks = nn.Sequential(*[build_piece(p) for p in pieces if p.kind == "mb"])
+        self.head = build_piece(pieces[-2]) if arch.head is not None else nn.Identity()
+        self.classifier = build_piece(pieces[-1])
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.head(self.blocks(self.stem(x))))
+
+
+def _init_weights(m: nn.Module) -> None:
+    for mod in m.modules():
+        if isinstance(mod, nn.Conv2d):
+            nn.init.kaiming_normal_(mod.weight, mode="fan_out")
+            if mod.bias is not None:
+                nn.init.zeros_(mod.bias)
+        elif isinstance(mod, nn.BatchNorm2d):
+            nn.init.ones_(mod.weight)
+            nn.init.zeros_(mod.bias)
+        elif isinstance(mod, nn.Linear):
+            nn.init.normal_(mod.weight, 0, 0.01)
+            nn.init.zeros_(mod.bias)
+
+
+def build(arch: Arch) -> Net:
+    return Net(arch)
+
+
+def input_tensor(arch: Arch, batch: int = 1) -> torch.Tensor:
+    return torch.randn(batch, arch.channels, arch.resolution, arch.resolution)
+
+
+# ---- costs -----------------------------------------------------------------------------------
+
+def count_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def count_macs(m: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass (conv + linear), via FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    m.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        m(x)
+    return fc.get_total_flops() // 2
+
+
+def piece_peak_bytes(p: Piece) -> int:
+    """Peak live activation bytes inside one piece at batch 1 (float32).
+
+    Sequential execution, each tensor freed after its last use; a residual block keeps
+    its input alive until the add (the MCUNet-style analysis).
+    """
+    hw_in, hw_out = p.h * p.h, p.h_out * p.h_out
+    if p.kind in ("stem", "head"):
+        return (p.cin * hw_in + p.cout * hw_out) * BYTES_PER_ELEM
+    if p.kind == "cls":
+        return (p.cin * hw_in + p.cin + p.cout) * BYTES_PER_ELEM
+    x = p.cin * hw_in
+    keep = x if p.residual else 0
+    steps = []
+    if p.hidden != p.cin:
+        steps.append(x + p.hidden * hw_in)  # expand: in -> hidden
+        steps.append(keep + p.hidden * hw_in + p.hidden * hw_out)  # depthwise
+    else:
+        steps.append(x + p.hidden * hw_out)  # depthwise straight on the input
+    if p.se:
+        steps.append(keep + 2 * p.hidden * hw_out)  # gating writes a new tensor
+    steps.append(keep + p.hidden * hw_out + p.cout * hw_out)  # project
+    if p.residual:
+        steps.append(x + 2 * p.cout * hw_out)  # add
+    return max(steps) * BYTES_PER_ELEM
+
+
+def peak_activation_bytes(arch: Arch) -> int:
+    """Peak activation memory at batch 1, float32 (see :func:`piece_peak_bytes`)."""
+    return max(piece_peak_bytes(p) for p in arch_pieces(arch))
+
+
+@dataclass(frozen=True)
+class Costs:
+    params: int
+    macs: int
+    peak_act_bytes: int
+
+
+def arch_costs(arch: Arch) -> Costs:
+    net = build(arch)
+    return Costs(count_params(net), count_macs(net, input_tensor(arch)), peak_activation_bytes(arch))

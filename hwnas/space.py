@@ -1,0 +1,305 @@
+"""SearchSpace: a MobileNet-like space read from search_spaces/*.yaml.
+
+A space is a list of stages. Each stage has an output width (with per-stage width
+multiplier choices), a first-layer stride, a depth range, and per-layer kernel and
+expansion choices (plus SE and activation choices per stage). It maps a set of
+parameters to an :class:`~hwnas.arch.Arch`.
+
+Every Arch is described by the *same* parameter set (what NSGA-II and GP samplers need):
+a layer beyond a stage's minimum depth has the extra choice ``"skip"``. All choices are
+plain ints or strings:
+
+* ``resolution`` (int) -- only when the space lists more than one;
+* ``s{j}_out`` (int) -- stage j's output channels, one per width multiplier;
+* ``s{j}_se`` (str, e.g. "0" / "0.25") and ``s{j}_act`` (str) -- where a stage has choices;
+* ``s{j}_l{l}`` (str) -- layer l of stage j: ``"k{kernel}e{expand}"`` or ``"skip"``.
+
+Parameters with a single choice are fixed and not sampled.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .arch import ACTS, Arch, Block, Head, Stem, _num, _out_size, make_divisible, validate
+from .errors import HwnasError
+from .keys import Piece
+from .paths import spaces_dirs
+
+SKIP = "skip"
+_LAYER_RE = re.compile(r"^k(\d+)e(\d+(?:\.\d+)?)$")
+
+
+@dataclass(frozen=True)
+class Stage:
+    out: int
+    stride: int
+    depth: tuple[int, int]
+    kernel: tuple[int, ...]
+    expand: tuple[float, ...]
+    width: tuple[float, ...] = (1.0,)
+    se: tuple[float, ...] = (0.0,)
+    act: tuple[str, ...] = ("relu6",)
+
+    @property
+    def outs(self) -> list[int]:
+        return sorted({make_divisible(self.out * w, 8) for w in self.width})
+
+    @property
+    def layer_choices(self) -> list[str]:
+        return [f"k{k}e{_num(e)}" for k in self.kernel for e in self.expand]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    resolutions: tuple[int, ...]
+    stem: Stem
+    head: Head | None
+    stages: tuple[Stage, ...]
+    classes: int = 1000
+    channels: int = 3
+    source: str = ""
+
+    # ---- parameters --------------------------------------------------------------------
+    def params(self) -> list[tuple[str, list[Any]]]:
+        """(name, choices) of every sampled parameter, in a fixed order."""
+        out: list[tuple[str, list[Any]]] = []
+        if len(self.resolutions) > 1:
+            out.append(("resolution", list(self.resolutions)))
+        for j, st in enumerate(self.stages, 1):
+            if len(st.outs) > 1:
+                out.append((f"s{j}_out", st.outs))
+            if len(st.se) > 1:
+                out.append((f"s{j}_se", [_num(s) for s in st.se]))
+            if len(st.act) > 1:
+                out.append((f"s{j}_act", list(st.act)))
+            for layer in range(st.depth[1]):
+                choices = st.layer_choices + ([SKIP] if layer >= st.depth[0] else [])
+                if len(choices) > 1:
+                    out.append((f"s{j}_l{layer}", choices))
+        return out
+
+    def size(self) -> int:
+        """Number of parameter configurations (distinct Archs are fewer: skips coincide)."""
+        return math.prod(len(c) for _, c in self.params())
+
+    def arch_from_params(self, p: dict[str, Any], resolution: int | None = None) -> Arch:
+        res = resolution or p.get("resolution", self.resolutions[-1])
+        blocks: list[Block] = []
+        for j, st in enumerate(self.stages, 1):
+            out = int(p.get(f"s{j}_out", st.outs[-1]))
+            se = float(p.get(f"s{j}_se", st.se[0]))
+            act = str(p.get(f"s{j}_act", st.act[0]))
+            first = True
+            for layer in range(st.depth[1]):
+                choice = p.get(f"s{j}_l{layer}", st.layer_choices[0])
+                if choice == SKIP:
+                    continue
+                m = _LAYER_RE.match(str(choice))
+                if not m:
+                    raise HwnasError(f"{self.name}: bad layer choice {choice!r} for s{j}_l{layer}")
+                blocks.append(Block(kernel=int(m[1]), expand=float(m[2]), out=out,
+                                    stride=st.stride if first else 1, se=se, act=act))
+                first = False
+        a = Arch(resolution=int(res), stem=self.stem, blocks=tuple(blocks), head=self.head,
+                 classes=self.classes, channels=self.channels)
+        validate(a, self.name)
+        return a
+
+    def suggest(self, trial: Any, resolution: int | None = None) -> Arch:
+        """Map an Optuna trial to an Arch (every trial suggests the same parameters)."""
+        p = {name: trial.suggest_categorical(name, choices) for name, choices in self.params()
+             if not (resolution and name == "resolution")}
+        return self.arch_from_params(p, resolution)
+
+    def sample_params(self, rng: random.Random) -> dict[str, Any]:
+        return {name: rng.choice(choices) for name, choices in self.params()}
+
+    def sample(self, seed: int | None = None, n: int = 1, resolution: int | None = None) -> list[Arch]:
+        rng = random.Random(seed)
+        return [self.arch_from_params(self.sample_params(rng), resolution) for _ in range(n)]
+
+    # ---- block enumeration ------------------------------------------------------------------
+    def pieces(self, resolution: int) -> list[Piece]:
+        """Every distinct piece (block key) an Arch of this space can have at ``resolution``."""
+        if resolution < self.min_resolution():
+            raise HwnasError(f"{self.name}: resolution {resolution} is below the total stride "
+                             f"{self.min_resolution()}")
+        st = self.stem
+        found: dict[str, Piece] = {}
+
+        def add(p: Piece) -> None:
+            found.setdefault(p.key, p)
+
+        add(Piece("stem", resolution, self.channels, st.out, st.kernel, st.stride, act=st.act))
+        h = _out_size(resolution, st.kernel, st.stride)
+        prev_outs = [st.out]
+        for stage in self.stages:
+            h_next = _out_size(h, max(stage.kernel), stage.stride)
+            for cin in prev_outs:
+                for cout in stage.outs:
+                    for b in self._stage_blocks(stage, cout, stage.stride):
+                        add(Piece("mb", h, cin, cout, b.kernel, b.stride, b.hidden(cin),
+                                  b.se_channels(cin), b.act, b.residual(cin)))
+            if stage.depth[1] > 1:
+                for cout in stage.outs:
+                    for b in self._stage_blocks(stage, cout, 1):
+                        add(Piece("mb", h_next, cout, cout, b.kernel, 1, b.hidden(cout),
+                                  b.se_channels(cout), b.act, True))
+            h, prev_outs = h_next, stage.outs
+        if self.head is not None:
+            for cin in prev_outs:
+                add(Piece("head", h, cin, self.head.out, act=self.head.act))
+            add(Piece("cls", h, self.head.out, self.classes))
+        else:
+            for cin in prev_outs:
+                add(Piece("cls", h, cin, self.classes))
+        return list(found.values())
+
+
+    def _stage_blocks(self, stage: Stage, cout: int, stride: int) -> Iterable[Block]:
+        for se in stage.se:
+            for act in stage.act:
+                for k in stage.kernel:
+                    for e in stage.expand:
+                        yield Block(k, e, cout, stride, se, act)
+
+    def min_resolution(self) -> int:
+        return self.stem.stride * math.prod(s.stride for s in self.stages)
+
+    def describe(self, resolution: int | None = None) -> str:
+        res = resolution or self.resolutions[-1]
+        lines = [f"space {self.name}  ({self.source})",
+                 f"  resolutions: {', '.join(map(str, self.resolutions))}",
+                 f"  stem: out {self.stem.out}, k{self.stem.kernel} s{self.stem.stride} {self.stem.act}"]
+        lines.append("  stage  outs            stride  depth  kernels  expand   se        act")
+        for j, s in enumerate(self.stages, 1):
+            lines.append(
+                f"  s{j:<5} {','.join(map(str, s.outs)):<15} {s.stride:<7} {s.depth[0]}-{s.depth[1]:<4}"
+                f" {','.join(map(str, s.kernel)):<8} {','.join(_num(e) for e in s.expand):<8}"
+                f" {','.join(_num(e) for e in s.se):<9} {','.join(s.act)}"
+            )
+        lines.append(f"  head: {self.head.out} {self.head.act}" if self.head else "  head: none")
+        lines.append(f"  parameters: {len(self.params())}, configurations: {self.size():.3e}")
+        lines.append(f"  distinct blocks at resolution {res}: {len(self.pieces(res))}")
+        return "\n".join(lines)
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+_TOP = {"name", "description", "resolutions", "channels", "classes", "stem", "head", "stages"}
+_STAGE = {"out", "stride", "depth", "kernel", "expand", "width", "se", "act"}
+
+
+def _list(v: Any, where: str, typ: type | tuple, check=None) -> tuple:
+    vals = v if isinstance(v, list) else [v]
+    if not vals:
+        raise HwnasError(f"{where}: must not be empty")
+    for x in vals:
+        if isinstance(x, bool) or not isinstance(x, typ):
+            raise HwnasError(f"{where}: {x!r} is not a {getattr(typ, '__name__', 'number')}")
+        if check:
+            msg = check(x)
+            if msg:
+                raise HwnasError(f"{where}: {x!r} {msg}")
+    return tuple(vals)
+
+
+def space_from_dict(d: Any, source: str) -> SearchSpace:
+    if not isinstance(d, dict):
+        raise HwnasError(f"{source}: must be a mapping")
+    for k in d:
+        if k not in _TOP:
+            raise HwnasError(f"{source}: unknown key '{k}' (allowed: {', '.join(sorted(_TOP))})")
+    for k in ("name", "resolutions", "stem", "stages"):
+        if k not in d:
+            raise HwnasError(f"{source}: {k}: missing")
+    from .arch import _check_section, _check_values
+
+    def pos(x):
+        return (None if x > 0 else "must be positive")
+    res = _list(d["resolutions"], f"{source}: resolutions", int, pos)
+    stem = _check_section(d["stem"], "stem", f"{source}: stem")
+    _check_values(f"{source}: stem", **stem)
+    head = None
+    if d.get("head") is not None:
+        hd = _check_section(d["head"], "head", f"{source}: head")
+        _check_values(f"{source}: head", **hd)
+        head = Head(**hd)
+    if not isinstance(d["stages"], list) or not d["stages"]:
+        raise HwnasError(f"{source}: stages: must be a non-empty list")
+    stages = []
+    for j, s in enumerate(d["stages"], 1):
+        w = f"{source}: stages[{j - 1}]"
+        if not isinstance(s, dict):
+            raise HwnasError(f"{w}: must be a mapping")
+        for k in s:
+            if k not in _STAGE:
+                raise HwnasError(f"{w}: unknown key '{k}' (allowed: {', '.join(sorted(_STAGE))})")
+        for k in ("out", "stride", "kernel", "expand"):
+            if k not in s:
+                raise HwnasError(f"{w}.{k}: missing")
+        def odd(x):
+            return (None if x >= 1 and x % 2 == 1 else "must be an odd positive integer")
+        depth = _list(s.get("depth", 1), f"{w}.depth", int, pos)
+        if len(depth) == 1:
+            depth = (depth[0], depth[0])
+        if len(depth) != 2 or depth[0] > depth[1]:
+            raise HwnasError(f"{w}.depth: must be N or [min, max] with min <= max")
+        stride = s["stride"]
+        if stride not in (1, 2) or isinstance(stride, bool):
+            raise HwnasError(f"{w}.stride: must be 1 or 2, got {stride!r}")
+        out = _list(s["out"], f"{w}.out", int, pos)[0]
+        stages.append(Stage(
+            out=out, stride=stride, depth=depth,
+            kernel=_list(s["kernel"], f"{w}.kernel", int, odd),
+            expand=tuple(float(x) for x in _list(s["expand"], f"{w}.expand", (int, float),
+                                                  lambda x: None if x >= 1 else "must be >= 1")),
+            width=tuple(float(x) for x in _list(s.get("width", 1.0), f"{w}.width", (int, float), pos)),
+            se=tuple(float(x) for x in _list(s.get("se", 0), f"{w}.se", (int, float),
+                                              lambda x: None if 0 <= x < 1 else "must be in [0, 1)")),
+            act=_list(s.get("act", "relu6"), f"{w}.act", str,
+                      lambda x: None if x in ACTS else f"is not one of {', '.join(ACTS)}"),
+        ))
+    classes = d.get("classes", 1000)
+    channels = d.get("channels", 3)
+    for k, v in (("classes", classes), ("channels", channels)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise HwnasError(f"{source}: {k}: must be a positive integer, got {v!r}")
+    sp = SearchSpace(name=str(d["name"]), resolutions=res, stem=Stem(**stem), head=head,
+                     stages=tuple(stages), classes=classes, channels=channels, source=source)
+    for r in res:
+        if r < sp.min_resolution():
+            raise HwnasError(f"{source}: resolutions: {r} is too small for the total stride "
+                             f"{sp.min_resolution()}")
+    return sp
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """A space by name (a file in search_spaces/) or by path to a YAML file."""
+    p = Path(name_or_path)
+    if not p.suffix:
+        for d in spaces_dirs():
+            if (d / f"{p.name}.yaml").is_file():
+                p = d / f"{p.name}.yaml"
+                break
+        else:
+            known = sorted({f.stem for d in spaces_dirs() for f in d.glob("*.yaml")})
+            raise HwnasError(f"unknown space '{name_or_path}' (known: {', '.join(known) or 'none'}; "
+                             "or give a path to a YAML file)")
+    if not p.is_file():
+        raise HwnasError(f"{p}: no such space file")
+    try:
+        d = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise HwnasError(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
+    return space_from_dict(d, str(p))

@@ -1,0 +1,47 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An empty HWNAS_HOME (latency_tables/, runs/) for one test."""
+    monkeypatch.setenv("HWNAS_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_cli(*args, env=None, cwd=None, timeout=600, check=None):
+    """Run ``python -m hwnas ARGS`` in a fresh process; returns CompletedProcess."""
+    e = dict(os.environ)
+    e.update(env or {})
+    r = subprocess.run([sys.executable, "-m", "hwnas", *map(str, args)], capture_output=True,
+                       text=True, env=e, cwd=cwd, timeout=timeout)
+    if check is not None:
+        assert r.returncode == check, f"exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    return r
+
+
+@pytest.fixture
+def cli(home):
+    def _run(*args, **kw):
+        kw.setdefault("env", {"HWNAS_HOME": str(home)})
+        kw.setdefault("cwd", home)
+        return run_cli(*args, **kw)
+
+    return _run
+
+
+def assert_one_line_error(r, *fragments):
+    """Bad input: exit 2, one line on stderr that says what is wrong, no traceback."""
+    assert r.returncode == 2, f"exit {r.returncode}: {r.stderr}"
+    lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
