@@ -32,3 +32,7 @@ def tables_dir() -> Path:
 
 def runs_dir() -> Path:
     return home() / "runs"
+
+
+DEMO_RESOLUTION = 96  # the resolution of the shipped tables and `hwnas demo`
+REFERENCE_DEVICE = "x86_64-2core-ref"  # this development machine, shipped in latency_tables/
