@@ -1,0 +1,109 @@
+"""hwnas device add / list / check."""
+
+from __future__ import annotations
+
+import argparse
+
+_TARGET_HELP = ("'local' (this machine) or 'ssh://user@host[:port]' (a board reached with your "
+                "ssh config, keys and known_hosts; key login, host-key checking on)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    dp = sub.add_parser("device", help="add, list and check devices (local or over SSH)",
+                        description="A device is a named place where latency is measured: this "
+                        "machine or a board over SSH. Its settings live in "
+                        "latency_tables/<name>/device.json, next to what is measured on it. "
+                        "SSH honours HWNAS_SSH_CONFIG (an ssh config file, ssh -F) and "
+                        "HWNAS_SSH_OPTS (extra ssh options).")
+    dsub = dp.add_subparsers(dest="device_cmd", metavar="ACTION", required=True)
+
+    add = dsub.add_parser("add", help="add or update a device",
+                          description="Add a device (or update its settings). Example: "
+                          "hwnas device add pi4 --target ssh://pi@raspberrypi.local --threads 4")
+    add.add_argument("name", metavar="NAME", help="device name, also its folder under "
+                     "latency_tables/ (letters, digits, '.', '_', '-')")
+    add.add_argument("--target", required=True, help=_TARGET_HELP)
+    add.add_argument("--threads", type=int, default=1,
+                     help="onnxruntime intra-op threads used when measuring (default 1)")
+    add.add_argument("--python", default="python3",
+                     help="Python 3 on the device: a command on its PATH, an absolute path or "
+                     "~/path (default python3; for 'local', the Python running hwnas)")
+    add.set_defaults(func=cmd_add)
+
+    ls = dsub.add_parser("list", help="list the devices",
+                         description="List the devices in latency_tables/ and how to reach them.")
+    ls.set_defaults(func=cmd_list)
+
+    ck = dsub.add_parser("check", help="check a device is reachable and ready to measure",
+                         description="Reach the device, run the on-device runner's --check and "
+                         "show Python, numpy and onnxruntime versions and the CPU. Exits 2 with "
+                         "one line if the device cannot be reached or lacks something.")
+    ck.add_argument("name", metavar="NAME")
+    ck.set_defaults(func=cmd_check)
+
+
+def cmd_add(args) -> None:
+    from ..devices import DeviceConfig, device_file, save_device
+
+    cfg = DeviceConfig(name=args.name, target=args.target, threads=args.threads,
+                       python=args.python).validate()
+    existed = device_file(cfg.name).is_file()
+    p = save_device(cfg)
+    print(f"{'updated' if existed else 'added'} device '{cfg.name}': {cfg.target}, "
+          f"{cfg.threads} thread{'s' if cfg.threads != 1 else ''}, python {cfg.python}  ({p})")
+    print(f"next: hwnas device check {cfg.name}")
+
+
+def cmd_list(args) -> None:
+    from ..devices import list_devices
+    from ..paths import tables_dir
+
+    devs = list_devices()
+    if not devs:
+        print(f"no devices in {tables_dir()} (hwnas device add NAME --target local|ssh://user@host[:port])")
+        return
+    w = max(4, *(len(d.name) for d in devs))
+    tw = max(6, *(len(d.target) for d in devs))
+    print(f"{'NAME':<{w}}  {'TARGET':<{tw}}  THREADS  PYTHON")
+    for d in devs:
+        print(f"{d.name:<{w}}  {d.target:<{tw}}  {d.threads:>7}  {d.python}")
+
+
+def cmd_check(args) -> None:
+    from ..devices import connect, load_device
+
+    cfg = load_device(args.name)
+    info = connect(cfg).check()
+    print(format_info(cfg.name, cfg.target, info))
+
+
+_LABELS = [("python", "python"), ("numpy", "numpy"), ("onnxruntime", "onnxruntime"),
+           ("machine", "machine"), ("cpu", "cpu"), ("cpu_model", "cpu"), ("cores", "cores"),
+           ("os", "os"), ("kernel", "kernel"), ("governor", "governor"),
+           ("frequency", "frequency"), ("freq_mhz", "frequency")]
+
+
+def format_info(name: str, target: str, info: dict) -> str:
+    """The --check INFO dict as aligned lines; python/numpy/onnxruntime marked ok/missing."""
+    rows = [("device", f"{name} ({target})")]
+    for key in ("python", "numpy", "onnxruntime"):
+        v = info.get(key)
+        rows.append((key, f"{v}  ok" if v else "MISSING"))
+    shown = {"python", "numpy", "onnxruntime"}
+    for key, label in _LABELS:
+        if key in info and key not in shown:
+            rows.append((label, _fmt(info[key])))
+            shown.add(key)
+    for key in info:
+        if key not in shown:
+            rows.append((key, _fmt(info[key])))
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt(x) for x in v)
+    return str(v)
