@@ -1,0 +1,284 @@
+"""Time ONNX models with onnxruntime, and describe the machine doing it.
+
+Runs on the board: Python 3.8+, numpy, onnxruntime and the standard library only (no
+``hwnas`` imports), so the package can be copied into a bundle as ``hwnas_device/``.
+
+The measurement protocol (see :class:`Protocol`):
+
+* one onnxruntime session per model: ``intra_op_num_threads = threads``,
+  ``inter_op_num_threads = 1``, sequential execution, graph optimisation ALL;
+* ``warmup`` untimed runs when the session is created;
+* the model's samples are taken in ``passes`` short *bursts* spread over the run (the
+  runner interleaves the bursts of many models), each burst starting with
+  ``burst_warmup`` untimed runs (the other models have just evicted this one's caches);
+* a *sample* is the mean time of ``loops`` consecutive runs (``loops`` > 1 only for models
+  faster than the burst's time share, so tiny blocks are not stored as thousands of numbers);
+* a burst takes ``ceil(min_repeats / passes)`` samples and lasts at least
+  ``min_time_s / passes`` seconds, so after every pass a model has at least
+  ``min_repeats`` samples covering at least ``min_time_s`` of timed runs;
+* recorded: min, p10, median, IQR (p75 - p25) and n (samples) in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+
+STATISTICS = ("min", "p10", "median")
+
+#: keys of the provenance that decide whether two measurements are comparable
+COMPARABLE = ("cpu_model", "machine", "onnxruntime", "threads")
+
+
+@dataclass
+class Protocol:
+    warmup: int = 5  # untimed runs when a session is created
+    min_repeats: int = 20  # samples per model, at least
+    min_time_s: float = 0.1  # timed seconds per model, at least
+    passes: int = 10  # bursts per model, interleaved with the other models
+    burst_warmup: int = 1  # untimed runs at the start of every burst
+    chunk: int = 64  # models whose passes are interleaved (sessions kept in memory)
+    chunk_mb: float = 256.0  # ... and at most this many MB of ONNX files per chunk
+    threads: int = 1  # onnxruntime intra-op threads
+    graph_optimization: str = "all"
+
+    @classmethod
+    def quick(cls, **kw) -> Protocol:
+        """A fast, noisy preset for tests and smoke runs."""
+        d = dict(warmup=1, min_repeats=3, min_time_s=0.0, passes=3, burst_warmup=0)
+        d.update(kw)
+        return cls(**d)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Protocol:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (d or {}).items() if k in names})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> None:
+        for name in ("warmup", "burst_warmup"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        for name in ("min_repeats", "passes", "chunk", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.min_time_s < 0 or self.chunk_mb <= 0:
+            raise ValueError("min_time_s must be >= 0 and chunk_mb > 0")
+
+    @property
+    def samples_per_burst(self) -> int:
+        return max(1, math.ceil(self.min_repeats / self.passes))
+
+    @property
+    def burst_time_s(self) -> float:
+        return self.min_time_s / self.passes
+
+
+# ---- statistics ----------------------------------------------------------------------------------
+
+def percentile(sorted_xs: list, q: float) -> float:
+    """Linear-interpolated percentile (numpy's default) of an already sorted list."""
+    if not sorted_xs:
+        raise ValueError("no samples")
+    pos = (len(sorted_xs) - 1) * q / 100.0
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(sorted_xs) - 1)
+    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
+
+
+def summarize(samples_ms: list) -> dict:
+    """min, p10, median, IQR and n of a list of times in ms."""
+    xs = sorted(float(x) for x in samples_ms)
+    r = {
+        "min_ms": xs[0],
+        "p10_ms": percentile(xs, 10),
+        "median_ms": percentile(xs, 50),
+        "iqr_ms": percentile(xs, 75) - percentile(xs, 25),
+        "n": len(xs),
+    }
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()}
+
+
+# ---- sessions and timing -------------------------------------------------------------------------
+
+class Model:
+    """One ONNX model loaded in an onnxruntime session, ready to time."""
+
+    def __init__(self, path: str, input_shape: list | None, threads: int,
+                 graph_optimization: str = "all"):
+        import numpy as np
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = {
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        }[graph_optimization]
+        so.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), sess_options=so,
+                                            providers=["CPUExecutionProvider"])
+        inp = self.session.get_inputs()[0]
+        shape = input_shape or [d if isinstance(d, int) else 1 for d in inp.shape]
+        rng = np.random.default_rng(0)
+        self.feed = {inp.name: rng.standard_normal(shape).astype(np.float32)}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.per_run_s = None  # running estimate of one run's time
+        self.last_loops = 1  # runs per sample in the last burst
+
+    def run(self) -> None:
+        self.session.run(self.outputs, self.feed)
+
+    def warm(self, runs: int) -> None:
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            self.run()
+        if runs:
+            self.per_run_s = (time.perf_counter() - t0) / runs
+
+    def burst(self, p: Protocol) -> list:
+        """One burst: ``burst_warmup`` untimed runs, then samples (ms, mean of ``loops`` runs)."""
+        if self.per_run_s is None:  # no warm-up at all: time one run to size the loops
+            self.warm(1)
+        for _ in range(p.burst_warmup):
+            self.run()
+        reps = p.samples_per_burst
+        target = p.burst_time_s / reps  # seconds per sample
+        loops = max(1, int(math.ceil(target / max(self.per_run_s, 1e-7)))) if target > 0 else 1
+        self.last_loops = loops
+        out = []
+        clock = time.perf_counter
+        for _ in range(reps):
+            t0 = clock()
+            for _ in range(loops):
+                self.session.run(self.outputs, self.feed)
+            dt = clock() - t0
+            out.append(dt * 1000.0 / loops)
+        # update the estimate with the median of this burst
+        self.per_run_s = sorted(out)[len(out) // 2] / 1000.0
+        return out
+
+
+def measure(path: str, input_shape: list | None = None, protocol: Protocol | None = None) -> dict:
+    """Time one model alone (no interleaving with others): its summary statistics."""
+    p = protocol or Protocol()
+    m = Model(path, input_shape, p.threads, p.graph_optimization)
+    m.warm(p.warmup)
+    samples: list = []
+    for _ in range(p.passes):
+        samples += m.burst(p)
+    return summarize(samples)
+
+
+# ---- provenance ----------------------------------------------------------------------------------
+
+_ARM_PARTS = {
+    "0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+    "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xb76": "ARM1176", "0xc07": "Cortex-A7",
+}
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read().strip().strip("\x00")
+    except OSError:
+        return None
+
+
+def cpu_model() -> str:
+    """'AMD EPYC', or on ARM boards e.g. 'Cortex-A72 (Raspberry Pi 4 Model B Rev 1.4)'."""
+    info = _read("/proc/cpuinfo") or ""
+    fields_: dict = {}
+    for line in info.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            fields_.setdefault(k.strip().lower(), v.strip())
+    name = fields_.get("model name") or ""
+    board = _read("/proc/device-tree/model") or fields_.get("model") or ""
+    if board.isdigit():  # x86 "model" is a number, not a board name
+        board = ""
+    if not name or name.lower().startswith("armv"):
+        part = fields_.get("cpu part", "").lower()
+        name = _ARM_PARTS.get(part, name or (f"ARM part {part}" if part else ""))
+    if not name:
+        name = platform.processor() or platform.machine() or "unknown"
+    if board and board not in name:
+        name = f"{name} ({board})"
+    return name
+
+
+def _os_name() -> str:
+    rel = _read("/etc/os-release") or ""
+    for line in rel.splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip().strip('"')
+    return f"{platform.system()} {platform.version()}".strip()
+
+
+def provenance(threads: int | None = None) -> dict:
+    """Where and with what a measurement was made. Needs numpy and onnxruntime importable."""
+    import numpy as np
+    import onnxruntime as ort
+
+    gov = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+    fmax = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_max_freq")
+    freq_mhz = round(int(freq) / 1000) if freq and freq.isdigit() else None
+    if freq_mhz is None:  # e.g. a VM without cpufreq: the nominal clock from /proc/cpuinfo
+        for line in (_read("/proc/cpuinfo") or "").splitlines():
+            if line.lower().startswith("cpu mhz"):
+                try:
+                    freq_mhz = round(float(line.split(":", 1)[1]))
+                except ValueError:
+                    pass
+                break
+    temp = _read("/sys/class/thermal/thermal_zone0/temp")
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = None
+    d = {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "cores_available": affinity,
+        "machine": platform.machine(),
+        "os": _os_name(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "onnxruntime": ort.__version__,
+        "governor": gov,
+        "freq_mhz": freq_mhz,
+        "freq_max_mhz": round(int(fmax) / 1000) if fmax and fmax.isdigit() else None,
+        "temp_c": round(int(temp) / 1000, 1) if temp and temp.lstrip("-").isdigit() else None,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if threads is not None:
+        d["threads"] = int(threads)
+    return d
+
+
+def missing_dependency() -> str | None:
+    """None if numpy and onnxruntime import, else a one-line message saying what to install."""
+    missing = []
+    for mod in ("numpy", "onnxruntime"):
+        try:
+            __import__(mod)
+        except ImportError:
+            missing.append(mod)
+    if not missing:
+        return None
+    return (f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed for "
+            f"{sys.executable} (python {platform.python_version()}): pip install onnxruntime numpy")

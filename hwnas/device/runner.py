@@ -1,0 +1,358 @@
+"""Run a bundle: time every model of its manifest, append results as they finish, resume.
+
+Runs on the board (numpy + onnxruntime + standard library only). A bundle directory holds
+``manifest.json``, ``models/*.onnx``, ``run.py`` and this package as ``hwnas_device/``;
+``python3 run.py`` inside it measures every entry not yet in ``results.jsonl``.
+
+Interleaving and resume
+-----------------------
+Pending entries are taken in manifest order in *chunks* (at most ``chunk`` models and
+``chunk_mb`` MB of ONNX, their sessions kept in memory). Within a chunk the runner makes
+``passes`` passes; each pass gives every model one short burst (see bench.py), so a
+model's samples are spread over the whole chunk and slow drift of the machine is shared
+by all the models of the chunk instead of biasing one.
+
+The results file is JSON lines, appended with one ``write`` per line:
+
+* ``{"type": "provenance", ...}`` -- once per start: machine, versions, threads, protocol;
+* ``{"type": "pass", "id", "pass", "loops", "samples_ms"}`` -- after every burst;
+* ``{"type": "result", "id", "kind", "min_ms", "p10_ms", "median_ms", "iqr_ms", "n",
+  "runs"}`` -- after an entry's last pass (fsync'd).
+
+On start the runner drops a half-written last line, skips entries with a result and
+continues the others from their recorded passes, so a kill -9 loses at most the burst in
+flight and every entry ends with exactly one result. A lock file stops two runners from
+writing the same results file. Every appended line is also printed on stdout, as
+``RESULT <json>`` (results) or ``RECORD <json>`` (provenance, passes), so a host that
+runs the bundle remotely can keep its own copy; progress is printed as
+``PROGRESS <done> <total> <eta_seconds>`` (done counts entries, fractional while an
+entry's passes are in flight).
+
+Exit status: 0 done; 2 bad usage or bundle; 3 numpy/onnxruntime missing; 4 cannot write
+the results (e.g. disk full); 5 the results file belongs to another machine/threads;
+6 some models failed to load or run (the others are kept); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import os
+import shutil
+import sys
+import time
+
+from . import bench
+from .bench import Protocol
+
+MANIFEST = "manifest.json"
+RESULTS = "results.jsonl"
+SCHEMA = 1
+
+
+class RunnerError(Exception):
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+# ---- results file --------------------------------------------------------------------------------
+
+def read_records(path: str, repair: bool = False) -> list:
+    """The records of a results file. A half-written last line is ignored (and with
+    ``repair`` cut off the file, so appends start on a fresh line); unreadable lines are
+    skipped."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    end = data.rfind(b"\n") + 1
+    if end < len(data) and repair:
+        with open(path, "r+b") as f:
+            f.truncate(end)
+            f.flush()
+            os.fsync(f.fileno())
+    out = []
+    for line in data[:end].splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rec = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("type"), str):
+            out.append(rec)
+    return out
+
+
+class ResultsWriter:
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, rec: dict, sync: bool = False) -> str:
+        line = json.dumps(rec, separators=(",", ":"))
+        data = (line + "\n").encode("utf-8")
+        try:
+            n = os.write(self.fd, data)
+            if n != len(data):  # a short write: disk full
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            if sync:
+                os.fsync(self.fd)
+        except OSError as e:
+            raise RunnerError(f"cannot write {self.path}: {e.strerror or e}", 4) from None
+        return line
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class Lock:
+    """An exclusive lock on ``<results>.lock`` (waits up to ``timeout`` seconds)."""
+
+    def __init__(self, path: str, timeout: float = 30.0):
+        self.path, self.fd = path + ".lock", None
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no locking
+            return
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    os.close(self.fd)
+                    raise RunnerError(f"another run is writing {path} (lock {self.path})", 2) from None
+                time.sleep(0.2)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+# ---- manifest ------------------------------------------------------------------------------------
+
+def load_manifest(bundle: str) -> dict:
+    path = os.path.join(bundle, MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as f:
+            m = json.load(f)
+    except FileNotFoundError:
+        raise RunnerError(f"{path}: no manifest (is this a bundle directory?)") from None
+    except ValueError as e:
+        raise RunnerError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(m, dict) or m.get("kind") != "hwnas-bundle" or not isinstance(m.get("entries"), list):
+        raise RunnerError(f"{path}: not an hwnas bundle manifest")
+    if m.get("schema") != SCHEMA:
+        raise RunnerError(f"{path}: schema {m.get('schema')!r}, this runner reads schema {SCHEMA}")
+    ids = set()
+    for i, e in enumerate(m["entries"]):
+        if not isinstance(e, dict) or not all(k in e for k in ("id", "kind", "file")):
+            raise RunnerError(f"{path}: entries[{i}] needs id, kind and file")
+        if e["id"] in ids:
+            raise RunnerError(f"{path}: entries[{i}]: duplicate id {e['id']}")
+        ids.add(e["id"])
+    return m
+
+
+# ---- the run -------------------------------------------------------------------------------------
+
+def _chunks(entries: list, bundle: str, p: Protocol) -> list:
+    out, cur, cur_mb = [], [], 0.0
+    for e in entries:
+        try:
+            mb = os.path.getsize(os.path.join(bundle, e["file"])) / 2**20
+        except OSError:
+            mb = 0.0
+        if cur and (len(cur) >= p.chunk or cur_mb + mb > p.chunk_mb):
+            out.append(cur)
+            cur, cur_mb = [], 0.0
+        cur.append(e)
+        cur_mb += mb
+    if cur:
+        out.append(cur)
+    return out
+
+
+class Reporter:
+    def __init__(self, total: int, done: float):
+        self.total, self.start_done = total, done
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.ppid = os.getppid()
+
+    def emit(self, line: str) -> None:
+        try:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # the host went away: stop measuring
+            raise RunnerError("stdout closed; stopping", 1) from None
+
+    def progress(self, done: float, force: bool = False) -> None:
+        now = time.monotonic()
+        if os.getppid() != self.ppid:  # the host process died (we were re-parented)
+            raise RunnerError("parent process exited; stopping", 1)
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        rate_done = done - self.start_done
+        eta = (now - self.t0) / rate_done * (self.total - done) if rate_done > 0 else -1
+        self.emit(f"PROGRESS {done:.2f} {self.total} {eta:.0f}")
+
+
+def run(bundle: str, results: str, p: Protocol, log=None) -> int:
+    """Measure every pending entry of ``bundle``; returns the exit status."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    p.validate()
+    manifest = load_manifest(bundle)
+    entries = manifest["entries"]
+    lock = Lock(results)
+    try:
+        records = read_records(results, repair=True)
+        prov = bench.provenance(p.threads)
+        prov["protocol"] = p.to_dict()
+        for old in (r for r in records if r["type"] == "provenance"):
+            diff = [k for k in bench.COMPARABLE if old.get(k) != prov.get(k)]
+            if diff:
+                k = diff[0]
+                raise RunnerError(f"{results} holds results measured with {k}={old.get(k)!r}, not "
+                                  f"{prov.get(k)!r}; use another --results file", 5)
+        done = {r["id"] for r in records if r["type"] == "result"}
+        samples: dict = {}
+        passes: dict = {}
+        for r in records:
+            if r["type"] == "pass" and r.get("id") not in done:
+                samples.setdefault(r["id"], []).extend(r.get("samples_ms", []))
+                passes[r["id"]] = passes.get(r["id"], 0) + 1
+        runs = {i: 0 for i in passes}
+        for r in records:
+            if r["type"] == "pass" and r.get("id") in runs:
+                runs[r["id"]] += int(r.get("loops", 1)) * len(r.get("samples_ms", []))
+        pending = [e for e in entries if e["id"] not in done]
+        writer = ResultsWriter(results)
+        rep = Reporter(len(entries), len(entries) - len(pending)
+                       + sum(min(passes.get(e["id"], 0), p.passes) / p.passes for e in pending))
+        rep.emit("RECORD " + writer.append(dict(type="provenance", **prov), sync=True))
+        log(f"{len(entries)} entries, {len(entries) - len(pending)} already measured, "
+            f"{len(pending)} to go; threads {p.threads}, {p.passes} passes")
+        rep.progress(rep.start_done, force=True)
+        failed = []
+        finished = len(entries) - len(pending)
+        for chunk in _chunks(pending, bundle, p):
+            models = {}
+            for e in chunk:
+                try:
+                    m = bench.Model(os.path.join(bundle, e["file"]), e.get("input_shape"),
+                                    p.threads, p.graph_optimization)
+                    m.warm(p.warmup)
+                    models[e["id"]] = m
+                except Exception as ex:  # noqa: BLE001 - a model onnxruntime cannot load/run
+                    failed.append((e["id"], str(ex).splitlines()[0] if str(ex) else type(ex).__name__))
+            todo = [e for e in chunk if e["id"] in models]
+            while todo:
+                for e in todo:
+                    i = e["id"]
+                    m = models[i]
+                    s = m.burst(p)
+                    loops = m.last_loops
+                    passes[i] = passes.get(i, 0) + 1
+                    samples.setdefault(i, []).extend(s)
+                    runs[i] = runs.get(i, 0) + loops * len(s)
+                    rep.emit("RECORD " + writer.append(
+                        {"type": "pass", "id": i, "pass": passes[i], "loops": loops,
+                         "samples_ms": [round(x, 6) for x in s]}))
+                    if passes[i] >= p.passes:
+                        res = {"type": "result", "id": i, "kind": e["kind"]}
+                        res.update(bench.summarize(samples.pop(i)))
+                        res["runs"] = runs.pop(i)
+                        rep.emit("RESULT " + writer.append(res, sync=True))
+                        finished += 1
+                    inflight = sum(passes.get(x["id"], 0) / p.passes for x in todo
+                                   if passes.get(x["id"], 0) < p.passes)
+                    rep.progress(finished + inflight, force=passes[i] >= p.passes)
+                todo = [e for e in todo if passes.get(e["id"], 0) < p.passes]
+            models.clear()
+        writer.close()
+        rep.progress(finished, force=True)
+        if failed:
+            raise RunnerError(f"{len(failed)} model(s) failed to load or run; first: "
+                              f"{failed[0][0]}: {failed[0][1]}", 6)
+        log(f"done: {finished}/{len(entries)} entries measured")
+        return 0
+    finally:
+        lock.release()
+
+
+def parse_args(argv: list | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="run.py",
+        description="Time every ONNX model of this bundle with onnxruntime and append one JSON "
+        "line per finished model to the results file. Run it again to resume.")
+    ap.add_argument("--check", action="store_true",
+                    help="print 'INFO <json>' (machine, versions) and exit")
+    ap.add_argument("--bundle", help="bundle directory (default: where run.py is)")
+    ap.add_argument("--results", help=f"results file (default: {RESULTS} in the bundle)")
+    ap.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: manifest)")
+    ap.add_argument("--quick", action="store_true", help="fast, noisy protocol (smoke tests)")
+    for name, typ in (("warmup", int), ("min-repeats", int), ("min-time", float), ("passes", int),
+                      ("burst-warmup", int), ("chunk", int), ("chunk-mb", float)):
+        ap.add_argument(f"--{name}", type=typ, help="override the manifest's protocol setting")
+    return ap.parse_args(argv)
+
+
+def protocol_from(manifest: dict | None, args: argparse.Namespace) -> Protocol:
+    base = Protocol.from_dict((manifest or {}).get("protocol") or {})
+    if args.quick:
+        base = Protocol.quick(threads=base.threads, chunk=base.chunk, chunk_mb=base.chunk_mb)
+    over = {"warmup": args.warmup, "min_repeats": args.min_repeats, "min_time_s": args.min_time,
+            "passes": args.passes, "burst_warmup": args.burst_warmup, "chunk": args.chunk,
+            "chunk_mb": args.chunk_mb, "threads": args.threads}
+    d = base.to_dict()
+    d.update({k: v for k, v in over.items() if v is not None})
+    return Protocol.from_dict(d)
+
+
+def main(argv: list | None = None, bundle_dir: str | None = None) -> int:
+    def err(msg: str, code: int) -> int:
+        print(f"error: {msg}", file=sys.stderr, flush=True)
+        return code
+
+    try:
+        args = parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    missing = bench.missing_dependency()
+    if missing:
+        return err(missing, 3)
+    bundle = os.path.abspath(args.bundle or bundle_dir or os.getcwd())
+    if args.check:
+        info = bench.provenance(args.threads)
+        try:
+            info["disk_free_mb"] = round(shutil.disk_usage(bundle).free / 2**20)
+        except OSError:
+            pass
+        info["runner_schema"] = SCHEMA
+        print("INFO " + json.dumps(info), flush=True)
+        return 0
+    try:
+        manifest = load_manifest(bundle)
+        p = protocol_from(manifest, args)
+        try:
+            p.validate()
+        except ValueError as e:
+            raise RunnerError(f"protocol: {e}") from None
+        results = os.path.abspath(args.results) if args.results else os.path.join(bundle, RESULTS)
+        return run(bundle, results, p)
+    except RunnerError as e:
+        return err(str(e), e.code)
+    except KeyboardInterrupt:
+        return err("interrupted (finished results are kept; run again to resume)", 130)
+    except OSError as e:
+        return err(f"{e.filename or 'I/O'}: {e.strerror or e}", 4)
