@@ -1,0 +1,311 @@
+"""Devices: add/list/check (local and over a real sshd), running a bundle over SSH, and one
+clear line for every way of failing to reach a device."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import assert_one_line_error
+from sshd import SSHServer, free_port, new_key, sshd_fixture
+
+from hwnas.devices import (
+    DeviceConfig,
+    SSHConnection,
+    connect,
+    list_devices,
+    load_device,
+    parse_target,
+    save_device,
+)
+from hwnas.errors import HwnasError
+
+
+@pytest.fixture(scope="session")
+def ssh_server(tmp_path_factory):
+    yield from sshd_fixture(tmp_path_factory)
+
+
+@pytest.fixture
+def ssh_env(ssh_server, monkeypatch):
+    """hwnas in this process talks to the test sshd."""
+    monkeypatch.setenv("HWNAS_SSH_CONFIG", str(ssh_server.ssh_config))
+    monkeypatch.delenv("HWNAS_SSH_OPTS", raising=False)
+    return ssh_server
+
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory):
+    """A Python 3 without numpy and onnxruntime (a venv without pip)."""
+    d = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(d)], check=True)
+    py = d / "bin" / "python"
+    r = subprocess.run([str(py), "-c", "import numpy"], capture_output=True)
+    if r.returncode == 0:
+        pytest.skip("the venv sees numpy (system site packages)")
+    return py
+
+
+def leftovers(srv: SSHServer) -> list[str]:
+    return sorted(p.name for p in srv.remote_tmp.glob("hwnas.*"))
+
+
+# ---------------------------------------------------------------- local
+
+def test_add_list_check_local(cli, home):
+    r = cli("device", "add", "here", "--target", "local", "--threads", "2", check=0)
+    assert "added device 'here'" in r.stdout
+    stored = json.loads((home / "latency_tables" / "here" / "device.json").read_text())
+    assert stored == {"name": "here", "target": "local", "threads": 2, "python": "python3"}
+    cli("device", "add", "pi", "--target", "ssh://pi@raspberrypi.local:2222", check=0)
+
+    r = cli("device", "list", check=0)
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "TARGET", "THREADS", "PYTHON"]
+    assert lines[1].split() == ["here", "local", "2", "python3"]
+    assert lines[2].split() == ["pi", "ssh://pi@raspberrypi.local:2222", "1", "python3"]
+
+    r = cli("device", "check", "here", check=0)
+    import numpy
+    import onnxruntime
+    out = dict(line.split(None, 1) for line in r.stdout.splitlines())
+    assert out["numpy"] == f"{numpy.__version__}  ok"
+    assert out["onnxruntime"] == f"{onnxruntime.__version__}  ok"
+    assert out["python"].startswith(sys.version.split()[0])
+
+
+def test_library_roundtrip(home):
+    p = save_device(DeviceConfig("b1", "ssh://u@h", threads=4, python="~/venv/bin/python"))
+    assert p == home / "latency_tables" / "b1" / "device.json"
+    assert load_device("b1") == DeviceConfig("b1", "ssh://u@h", 4, "~/venv/bin/python")
+    assert [d.name for d in list_devices()] == ["b1"]
+    assert isinstance(connect(load_device("b1")), SSHConnection)
+    t = parse_target("ssh://[::1]:2200")
+    assert (t.host, t.user, t.port) == ("::1", None, 2200)
+    with pytest.raises(HwnasError, match="unknown device 'nope'"):
+        load_device("nope")
+    (home / "latency_tables" / "b1" / "device.json").write_text("{broken")
+    with pytest.raises(HwnasError, match="cannot read device file"):
+        load_device("b1")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["x", "--target", "ssh://pi@host:22x"], "port must be an integer"),
+    (["x", "--target", "ssh://pi@host:70000"], "port must be an integer"),
+    (["x", "--target", "pi@host"], "bad device target 'pi@host'"),
+    (["x", "--target", "ssh://pi@"], "bad host name"),
+    (["x", "--target", "ssh://-oProxyCommand=x@host"], "bad user name"),
+    (["x", "--target", "ssh://pi@-oProxyCommand=x"], "bad host name"),
+    (["../up", "--target", "local"], "bad device name '../up'"),
+    (["a b", "--target", "local"], "bad device name 'a b'"),
+    (["x", "--target", "local", "--threads", "0"], "threads must be an integer >= 1"),
+])
+def test_add_bad_input(cli, home, args, fragment):
+    cli("device", "add", "x", "--target", "local", check=0)
+    before = (home / "latency_tables" / "x" / "device.json").read_bytes()
+    assert_one_line_error(cli("device", "add", *args), fragment)
+    assert (home / "latency_tables" / "x" / "device.json").read_bytes() == before
+    assert not (home / "latency_tables" / "up").exists()
+
+
+def test_check_unknown_device(cli):
+    assert_one_line_error(cli("device", "check", "ghost"), "unknown device 'ghost'", "hwnas device add ghost")
+
+
+def test_check_local_missing_numpy(cli, bare_python):
+    cli("device", "add", "bare", "--target", "local", "--python", str(bare_python), check=0)
+    assert_one_line_error(cli("device", "check", "bare"), "device 'bare'", "not installed")
+
+
+def test_check_local_python_not_found(cli, tmp_path):
+    cli("device", "add", "nopy", "--target", "local", "--python", str(tmp_path / "no" / "python3"), check=0)
+    assert_one_line_error(cli("device", "check", "nopy"), "device 'nopy'", "not found")
+
+
+def fake_bundle(d: Path, body: str) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "run.py").write_text("import json, os, sys, time\n" + body)
+    return d
+
+
+ECHO_RUNNER = """
+args = sys.argv[1:]
+go = args[0]
+print("PROGRESS 0 2 1.5")
+print("READY")
+sys.stdout.flush()
+# wait for the host to have seen READY: proves lines stream while the runner still runs
+for _ in range(400):
+    if os.path.exists(go):
+        break
+    time.sleep(0.05)
+else:
+    print("NOT-STREAMED")
+prior = open("results.jsonl").read() if os.path.exists("results.jsonl") else ""
+print("RESULT " + json.dumps({"argv": args, "cwd": os.getcwd(), "prior": prior}))
+print("PROGRESS 2 2 0")
+"""
+
+NASTY = "a b; touch PWNED $(touch PWNED2) `touch PWNED3` 'q' \"dq\" * \\ & | > x ~ $HOME\n2nd line"
+
+
+def run_echo(conn, bundle: Path, go: Path) -> list[str]:
+    lines: list[str] = []
+
+    def on_line(line):
+        lines.append(line)
+        if line == "READY":
+            go.write_text("go")
+
+    assert conn.run_bundle(bundle, [str(go), NASTY, "", "--threads", "1"], on_line) == 0
+    return lines
+
+
+def check_echo(lines: list[str], go: Path) -> dict:
+    assert "NOT-STREAMED" not in lines
+    assert lines[0] == "PROGRESS 0 2 1.5" and lines[-1] == "PROGRESS 2 2 0"
+    res = json.loads(next(x for x in lines if x.startswith("RESULT "))[7:])
+    assert res["argv"] == [str(go), NASTY, "", "--threads", "1"]
+    assert res["prior"] == '{"key": "done-before"}\n'
+    return res
+
+
+def test_local_run_bundle(home, tmp_path):
+    b = fake_bundle(tmp_path / "bundle", ECHO_RUNNER)
+    (b / "results.jsonl").write_text('{"key": "done-before"}\n')
+    res = check_echo(run_echo(connect(DeviceConfig("here")), b, tmp_path / "go"), tmp_path / "go")
+    assert Path(res["cwd"]) == b
+    assert not list(b.glob("PWNED*"))
+
+
+# ---------------------------------------------------------------- over SSH (real sshd)
+
+def ssh_device(srv: SSHServer, name="board", **kw) -> DeviceConfig:
+    kw.setdefault("python", sys.executable)
+    return DeviceConfig(name, srv.target, **kw)
+
+
+@pytest.mark.ssh
+def test_ssh_add_check(cli, home, ssh_server):
+    cli("device", "add", "board", "--target", ssh_server.target, "--python", sys.executable,
+        "--threads", "2", check=0)
+    r = cli("device", "check", "board", env={**ssh_server.env(), "HWNAS_HOME": str(home)}, check=0)
+    import numpy
+    import onnxruntime
+    out = dict(line.split(None, 1) for line in r.stdout.splitlines())
+    assert out["device"] == f"board ({ssh_server.target})"
+    assert out["python"] == f"{sys.version.split()[0]}  ok"
+    assert out["numpy"] == f"{numpy.__version__}  ok"
+    assert out["onnxruntime"] == f"{onnxruntime.__version__}  ok"
+    assert leftovers(ssh_server) == []
+
+
+@pytest.mark.ssh
+def test_ssh_check_through_ssh_config_alias(ssh_env):
+    """ssh://alias with no user or port: HostName, Port and User come from the ssh config."""
+    info = connect(DeviceConfig("alias", "ssh://hwnas-test", python=sys.executable)).check()
+    import numpy
+    assert info["numpy"] == numpy.__version__
+    assert leftovers(ssh_env) == []
+
+
+@pytest.mark.ssh
+def test_ssh_run_bundle_streams_quotes_and_cleans_up(ssh_env, tmp_path):
+    b = fake_bundle(tmp_path / "bundle", ECHO_RUNNER)
+    (b / "results.jsonl").write_text('{"key": "done-before"}\n')
+    go = tmp_path / "go"  # the "remote" is this machine: the runner sees the same /tmp
+    res = check_echo(run_echo(connect(ssh_device(ssh_env)), b, go), go)
+    remote = Path(res["cwd"])
+    assert remote.parent == ssh_env.remote_tmp and remote.name.startswith("hwnas.")
+    assert not remote.exists()
+    assert leftovers(ssh_env) == []
+    home_files = {p.name for p in Path.home().glob("PWNED*")}
+    assert not home_files and not list(b.glob("PWNED*")) and not list(ssh_env.remote_tmp.rglob("PWNED*"))
+
+
+@pytest.mark.ssh
+def test_ssh_run_bundle_failure_reports_stderr_and_cleans_up(ssh_env, tmp_path):
+    b = fake_bundle(tmp_path / "bundle", 'print("RESULT {}")\nsys.exit("error: onnxruntime exploded")\n')
+    lines = []
+    with pytest.raises(HwnasError, match="exit 1.*onnxruntime exploded") as e:
+        connect(ssh_device(ssh_env)).run_bundle(b, [], lines.append)
+    assert "\n" not in str(e.value)
+    assert lines == ["RESULT {}"]  # what was measured before the failure still reached the host
+    assert leftovers(ssh_env) == []
+
+
+@pytest.mark.ssh
+def test_ssh_interrupt_stops_runner_and_cleans_up(ssh_env, tmp_path):
+    pidfile = tmp_path / "runner.pid"
+    b = fake_bundle(tmp_path / "bundle", f"""
+open({str(pidfile)!r}, "w").write(str(os.getpid()))
+print("STARTED", flush=True)
+for i in range(600):
+    time.sleep(0.1)
+print("FINISHED", flush=True)
+""")
+
+    def on_line(line):
+        if line == "STARTED":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        connect(ssh_device(ssh_env)).run_bundle(b, [], on_line)
+    assert leftovers(ssh_env) == []
+    pid = int(pidfile.read_text())
+    # cleanup sent SIGTERM to the runner by its pid; wait for it to go
+    r = subprocess.run(["sh", "-c", f"for i in $(seq 100); do kill -0 {pid} 2>/dev/null || exit 0; "
+                        "sleep 0.1; done; exit 1"])
+    assert r.returncode == 0, "the remote runner is still running"
+
+
+@pytest.mark.ssh
+def test_ssh_disk_full(ssh_env, tmp_path, cli):
+    """The runner hits ENOSPC (writing to /dev/full): one clear line, results so far kept."""
+    b = fake_bundle(tmp_path / "bundle", """
+print("RESULT {}", flush=True)
+with open("/dev/full", "w") as f:
+    f.write("x" * 10000)
+""")
+    lines = []
+    with pytest.raises(HwnasError, match="disk full on the device") as e:
+        connect(ssh_device(ssh_env)).run_bundle(b, [], lines.append)
+    assert "\n" not in str(e.value) and lines == ["RESULT {}"]
+    assert leftovers(ssh_env) == []
+
+
+def _bad_configs(srv: SSHServer, d: Path) -> dict:
+    d.mkdir(exist_ok=True)
+    other_key, _ = new_key(d / "other_key")
+    _, wrong_host_pub = new_key(d / "wrong_host_key")
+    (d / "kh_mismatch").write_text(srv.known_hosts_line(wrong_host_pub))
+    (d / "kh_empty").write_text("")
+    return {
+        "auth": srv.write_ssh_config(d / "cfg_auth", identity=other_key),
+        "mismatch": srv.write_ssh_config(d / "cfg_mismatch", known_hosts=d / "kh_mismatch"),
+        "unknown_key": srv.write_ssh_config(d / "cfg_unknown", known_hosts=d / "kh_empty"),
+    }
+
+
+@pytest.mark.ssh
+def test_ssh_bad_cases_one_line_each(cli, home, ssh_server, bare_python, tmp_path):
+    cfgs = _bad_configs(ssh_server, tmp_path / "cfgs")
+    ok_py = sys.executable
+    cases = [
+        ("ghost", "ssh://u@nonexistent.invalid", ok_py, None, ["unknown host 'nonexistent.invalid'"]),
+        ("closed", f"ssh://{ssh_server.user}@127.0.0.1:{free_port()}", ok_py, None, ["connection refused"]),
+        ("auth", ssh_server.target, ok_py, cfgs["auth"], ["authentication failed"]),
+        ("mismatch", ssh_server.target, ok_py, cfgs["mismatch"], ["host key mismatch", "ssh-keygen -R"]),
+        ("unknownkey", ssh_server.target, ok_py, cfgs["unknown_key"], ["host key not verified"]),
+        ("bare", ssh_server.target, str(bare_python), None, ["device 'bare'", "not installed"]),
+        ("nopy", ssh_server.target, "/nonexistent/python3", None, ["device 'nopy'", "python not found"]),
+    ]
+    for name, target, py, cfg, fragments in cases:
+        cli("device", "add", name, "--target", target, "--python", py, check=0)
+        before = (home / "latency_tables" / name / "device.json").read_bytes()
+        r = cli("device", "check", name,
+                env={"HWNAS_HOME": str(home), **ssh_server.env(cfg)}, timeout=120)
+        assert_one_line_error(r, f"device '{name}'", *fragments)
+        assert (home / "latency_tables" / name / "device.json").read_bytes() == before
+    assert leftovers(ssh_server) == []
