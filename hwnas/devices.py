@@ -235,27 +235,9 @@ def connect(cfg: DeviceConfig) -> Connection:
 
 def _write_runner(dest: Path) -> None:
     """Put the on-device runner (run.py + the device package) into ``dest``."""
-    try:
-        from .bundle import write_runner
-    except ImportError:  # the bundle module has not landed yet: a minimal --check probe
-        (dest / "run.py").write_text(_PROBE)
-        return
+    from .bundle import write_runner
+
     write_runner(dest)
-
-
-_PROBE = r'''
-import json, os, platform, sys
-if "--check" not in sys.argv:
-    sys.exit("error: this runner only supports --check")
-try:
-    import numpy
-    import onnxruntime
-except ImportError as e:
-    sys.exit(f"error: {e.name} is not installed: pip install numpy onnxruntime")
-print("INFO " + json.dumps({"python": platform.python_version(), "numpy": numpy.__version__,
-      "onnxruntime": onnxruntime.__version__, "machine": platform.machine(),
-      "cores": os.cpu_count(), "os": platform.platform()}))
-'''
 
 
 def _stream(argv: list[str], on_line: Callable[[str], None], *, cwd: Path | None = None,
@@ -340,6 +322,8 @@ class LocalConnection(Connection):
 def _runner_failure(name: str, rc: int, err: list[str]) -> str:
     text = "\n".join(err)
     last = _last_line(err)
+    if last.startswith("error: "):
+        last = last[len("error: "):]
     if "No space left on device" in text or "Disk quota exceeded" in text:
         return f"device '{name}': disk full on the device (No space left on device): free some space and run again"
     if rc in (126, 127):  # the shell's "command not found" / "not executable"

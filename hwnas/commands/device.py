@@ -77,26 +77,33 @@ def cmd_check(args) -> None:
     print(format_info(cfg.name, cfg.target, info))
 
 
-_LABELS = [("python", "python"), ("numpy", "numpy"), ("onnxruntime", "onnxruntime"),
-           ("machine", "machine"), ("cpu", "cpu"), ("cpu_model", "cpu"), ("cores", "cores"),
-           ("os", "os"), ("kernel", "kernel"), ("governor", "governor"),
-           ("frequency", "frequency"), ("freq_mhz", "frequency")]
-
-
 def format_info(name: str, target: str, info: dict) -> str:
-    """The --check INFO dict as aligned lines; python/numpy/onnxruntime marked ok/missing."""
+    """The --check INFO dict as aligned lines; python/numpy/onnxruntime marked ok/MISSING."""
+    info = dict(info)
+    g = info.pop
     rows = [("device", f"{name} ({target})")]
     for key in ("python", "numpy", "onnxruntime"):
-        v = info.get(key)
+        v = g(key, None)
         rows.append((key, f"{v}  ok" if v else "MISSING"))
-    shown = {"python", "numpy", "onnxruntime"}
-    for key, label in _LABELS:
-        if key in info and key not in shown:
-            rows.append((label, _fmt(info[key])))
-            shown.add(key)
-    for key in info:
-        if key not in shown:
-            rows.append((key, _fmt(info[key])))
+    rows.append(("machine", g("machine", None)))
+    cpu, cores, avail = g("cpu_model", None) or g("cpu", None), g("cores", None), g("cores_available", None)
+    rows.append(("cpu", ", ".join(x for x in [
+        cpu, f"{cores} cores" if cores else None,
+        f"{avail} available" if avail and avail != cores else None] if x)))
+    osn, kernel = g("os", None), g("kernel", None)
+    rows.append(("os", ", ".join(x for x in [osn, f"kernel {kernel}" if kernel else None] if x)))
+    gov, f, fmax = g("governor", None), g("freq_mhz", None), g("freq_max_mhz", None)
+    rows.append(("cpu clock", ", ".join(x for x in [
+        f"governor {gov}" if gov else None, f"{f} MHz" if f else None,
+        f"max {fmax} MHz" if fmax else None] if x)))
+    t = g("temp_c", None)
+    rows.append(("temperature", f"{t} °C" if t is not None else None))
+    g("runner_schema", None)
+    disk = g("disk_free_mb", None)
+    rows.append(("disk free", f"{disk} MiB in the temporary folder" if disk is not None else None))
+    for key, v in info.items():
+        rows.append((key, _fmt(v) if v is not None else None))
+    rows = [(k, v) for k, v in rows if v not in (None, "")]
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
 
