@@ -32,6 +32,22 @@ STATISTICS = ("min", "p10", "median")
 
 #: keys of the provenance that decide whether two measurements are comparable
 COMPARABLE = ("cpu_model", "machine", "onnxruntime", "threads")
+#: protocol settings that must agree too (chunk sizes change memory use, not the numbers)
+PROTOCOL_COMPARABLE = ("warmup", "min_repeats", "min_time_s", "passes", "burst_warmup",
+                       "graph_optimization")
+
+
+def incompatibility(old: dict, new: dict) -> str | None:
+    """None if measurements with provenance ``new`` may be mixed with ones with ``old``;
+    else the first difference, e.g. ``"onnxruntime '1.17.0' (this measurement: '1.18.1')"``."""
+    for k in COMPARABLE:
+        if old.get(k) is not None and old.get(k) != new.get(k):
+            return f"{k} {old.get(k)!r} (this measurement: {new.get(k)!r})"
+    po, pn = old.get("protocol") or {}, new.get("protocol") or {}
+    for k in PROTOCOL_COMPARABLE:
+        if k in po and k in pn and po[k] != pn[k]:
+            return f"protocol {k}={po[k]!r} (this measurement: {pn[k]!r})"
+    return None
 
 
 @dataclass

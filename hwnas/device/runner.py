@@ -219,11 +219,10 @@ def run(bundle: str, results: str, p: Protocol, log=None) -> int:
         prov = bench.provenance(p.threads)
         prov["protocol"] = p.to_dict()
         for old in (r for r in records if r["type"] == "provenance"):
-            diff = [k for k in bench.COMPARABLE if old.get(k) != prov.get(k)]
-            if diff:
-                k = diff[0]
-                raise RunnerError(f"{results} holds results measured with {k}={old.get(k)!r}, not "
-                                  f"{prov.get(k)!r}; use another --results file", 5)
+            why = bench.incompatibility(old, prov)
+            if why:
+                raise RunnerError(f"{results} holds results measured with {why}; use another "
+                                  "--results file", 5)
         done = {r["id"] for r in records if r["type"] == "result"}
         samples: dict = {}
         passes: dict = {}

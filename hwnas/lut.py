@@ -1,0 +1,290 @@
+"""Latency tables: per-block lookup table (LUT) and whole-network measurements of a device.
+
+Files under ``latency_tables/<device>/`` (one table per device holds every space and
+resolution):
+
+* ``blocks.json`` -- ``{"schema": 1, "kind": "hwnas-lut", "device", "statistic",
+  "provenance": {...}, "entries": {"<block key>": {"min_ms", "p10_ms", "median_ms",
+  "iqr_ms", "n"}}}``
+* ``networks.json`` -- the same header, entries keyed by canonical arch string, each
+  also with ``"source"`` (``profile`` | ``measure`` | ``retrain``).
+
+``statistic`` (``min``, ``p10`` or ``median``) is the one lookups return; all are stored.
+The provenance says where and how the numbers were measured (CPU, cores, machine, OS,
+kernel, Python, numpy and onnxruntime versions, threads, governor/frequency, date and
+the protocol). Measurements whose provenance shows another CPU, machine, onnxruntime
+version, thread count or protocol are refused (:meth:`LatencyTable.check_compatible`):
+mixing them would make the table describe no machine in particular.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .device.bench import COMPARABLE, PROTOCOL_COMPARABLE, incompatibility
+from .errors import HwnasError
+from .io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+SCHEMA = 1
+KIND = "hwnas-lut"
+BLOCKS_FILE = "blocks.json"
+NETWORKS_FILE = "networks.json"
+STATISTICS = ("min", "p10", "median")
+#: the statistic new tables use (chosen from benchmarks/profile_bench.py: on a shared VM the
+#: minimum over interleaved passes repeats best; see the README's benchmark section)
+DEFAULT_STATISTIC = "min"
+SOURCES = ("profile", "measure", "retrain", "import")
+__all__ = ["Stats", "LatencyTable", "STATISTICS", "DEFAULT_STATISTIC", "table_dir", "COMPARABLE",
+           "PROTOCOL_COMPARABLE",
+           "incompatibility"]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Summary of one model's timings, in milliseconds; ``n`` samples."""
+
+    min_ms: float
+    p10_ms: float
+    median_ms: float
+    iqr_ms: float
+    n: int
+
+    def value(self, statistic: str) -> float:
+        if statistic not in STATISTICS:
+            raise HwnasError(f"unknown statistic '{statistic}' (known: {', '.join(STATISTICS)})")
+        return getattr(self, f"{statistic}_ms")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "entry") -> Stats:
+        if not isinstance(d, dict):
+            raise HwnasError(f"{where}: must be an object with min_ms, p10_ms, median_ms, iqr_ms, n")
+        try:
+            vals = {k: float(d[k]) for k in ("min_ms", "p10_ms", "median_ms", "iqr_ms")}
+            n = d["n"]
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError("n")
+        except KeyError as e:
+            raise HwnasError(f"{where}: missing {e.args[0]}") from None
+        except (TypeError, ValueError):
+            raise HwnasError(f"{where}: min_ms, p10_ms, median_ms, iqr_ms must be numbers and n "
+                             "a positive integer") from None
+        if any(v != v or v < 0 for v in vals.values()):
+            raise HwnasError(f"{where}: times must be non-negative numbers")
+        return cls(n=n, **vals)
+
+
+def table_dir(device: str) -> Path:
+    return paths.tables_dir() / device
+
+
+def _round(s: Stats) -> dict[str, Any]:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in s.to_dict().items()}
+
+
+class LatencyTable:
+    """The latency table of one device (blocks and whole networks)."""
+
+    def __init__(self, device: str, statistic: str = DEFAULT_STATISTIC,
+                 provenance: dict | None = None, blocks: dict[str, Stats] | None = None,
+                 networks: dict[str, Stats] | None = None,
+                 network_sources: dict[str, str] | None = None):
+        if statistic not in STATISTICS:
+            raise HwnasError(f"unknown statistic '{statistic}' (known: {', '.join(STATISTICS)})")
+        self.device = device
+        self.statistic = statistic
+        self.provenance: dict = dict(provenance or {})
+        self.blocks: dict[str, Stats] = dict(blocks or {})
+        self.networks: dict[str, Stats] = dict(networks or {})
+        self.network_sources: dict[str, str] = dict(network_sources or {})
+
+    # ---- files --------------------------------------------------------------------------------
+    @property
+    def dir(self) -> Path:
+        return table_dir(self.device)
+
+    @staticmethod
+    def exists(device: str) -> bool:
+        d = table_dir(device)
+        return (d / BLOCKS_FILE).is_file() or (d / NETWORKS_FILE).is_file()
+
+    @classmethod
+    def load(cls, device: str) -> LatencyTable:
+        d = table_dir(device)
+        if not cls.exists(device):
+            raise HwnasError(f"device '{device}' has no latency table ({d / BLOCKS_FILE}): "
+                             f"run hwnas profile --device {device} --space SPACE --resolution R")
+        heads, entries = [], []
+        for name in (BLOCKS_FILE, NETWORKS_FILE):
+            p = d / name
+            if not p.is_file():
+                heads.append(None)
+                entries.append({})
+                continue
+            try:
+                doc = json.loads(p.read_text())
+            except (OSError, ValueError) as e:
+                raise HwnasError(f"{p}: not a readable JSON latency table ({str(e).splitlines()[0]})") from None
+            if not isinstance(doc, dict) or doc.get("kind") != KIND:
+                raise HwnasError(f"{p}: not an hwnas latency table (kind must be '{KIND}')")
+            if doc.get("schema") != SCHEMA:
+                raise HwnasError(f"{p}: schema {doc.get('schema')!r} is not supported (expected {SCHEMA})")
+            if not isinstance(doc.get("entries"), dict):
+                raise HwnasError(f"{p}: entries must be an object")
+            if doc.get("statistic") not in STATISTICS:
+                raise HwnasError(f"{p}: statistic must be one of {', '.join(STATISTICS)}, "
+                                 f"got {doc.get('statistic')!r}")
+            if not isinstance(doc.get("provenance", {}), dict):
+                raise HwnasError(f"{p}: provenance must be an object")
+            heads.append(doc)
+            entries.append(doc["entries"])
+        head = heads[0] or heads[1]
+        blocks = {k: Stats.from_dict(v, f"{d / BLOCKS_FILE}: entries.{k}") for k, v in entries[0].items()}
+        networks, sources = {}, {}
+        for k, v in entries[1].items():
+            networks[k] = Stats.from_dict(v, f"{d / NETWORKS_FILE}: entries.{k}")
+            sources[k] = str(v.get("source", "profile"))
+        prov = dict(head.get("provenance") or {})
+        if heads[0] and heads[1]:  # both files: the networks' provenance only adds
+            for k, v in (heads[1].get("provenance") or {}).items():
+                prov.setdefault(k, v)
+        return cls(device, head["statistic"], prov, blocks, networks, sources)
+
+    @classmethod
+    def load_or_new(cls, device: str, statistic: str | None = None) -> LatencyTable:
+        if cls.exists(device):
+            return cls.load(device)
+        return cls(device, statistic or DEFAULT_STATISTIC)
+
+    def _header(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "kind": KIND, "device": self.device, "statistic": self.statistic,
+                "provenance": self.provenance}
+
+    def save(self) -> None:
+        """Write blocks.json and networks.json atomically (each file is always whole)."""
+        blocks = dict(self._header(), entries={k: _round(self.blocks[k]) for k in sorted(self.blocks)})
+        nets = dict(self._header(), entries={
+            k: dict(_round(self.networks[k]), source=self.network_sources.get(k, "profile"))
+            for k in sorted(self.networks)})
+        try:
+            atomic_write_json(self.dir / BLOCKS_FILE, blocks)
+            atomic_write_json(self.dir / NETWORKS_FILE, nets)
+        except OSError as e:
+            raise HwnasError(f"cannot write the latency table in {self.dir}: {e.strerror or e}") from None
+
+    def backup(self) -> Path | None:
+        """Move the current files aside (``*.json.bak-<date>``); returns the first backup."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        first = None
+        for name in (BLOCKS_FILE, NETWORKS_FILE):
+            p = self.dir / name
+            if p.is_file():
+                b = p.with_name(f"{name}.bak-{stamp}")
+                p.replace(b)
+                first = first or b
+        return first
+
+    # ---- lookups ------------------------------------------------------------------------------
+    def block_ms(self, key: str) -> float | None:
+        s = self.blocks.get(key)
+        return None if s is None else s.value(self.statistic)
+
+    def network_ms(self, arch_string: str) -> float | None:
+        s = self.networks.get(arch_string)
+        return None if s is None else s.value(self.statistic)
+
+    def missing_keys(self, arch) -> list[str]:
+        from .keys import arch_pieces
+
+        return [p.key for p in arch_pieces(arch) if p.key not in self.blocks]
+
+    def lut_sum(self, arch) -> float:
+        """Sum of the table's block latencies over the arch's pieces (stem, blocks, head,
+        classifier); HwnasError naming the first missing key and how many are missing."""
+        from .keys import arch_pieces
+
+        total, missing = 0.0, []
+        for p in arch_pieces(arch):
+            s = self.blocks.get(p.key)
+            if s is None:
+                missing.append(p.key)
+            else:
+                total += s.value(self.statistic)
+        if missing:
+            raise HwnasError(f"latency table of '{self.device}' lacks block {missing[0]} "
+                             f"({len(set(missing))} missing for {arch.to_string()[:60]}...; "
+                             f"profile that space and resolution first)")
+        return total
+
+    def coverage(self, space, resolution: int) -> tuple[int, int]:
+        """(blocks of ``space`` at ``resolution`` in the table, distinct blocks there)."""
+        keys = [p.key for p in space.pieces(resolution)]
+        return sum(k in self.blocks for k in keys), len(keys)
+
+    # ---- updates ------------------------------------------------------------------------------
+    def check_compatible(self, provenance: dict, what: str = "these measurements") -> None:
+        """HwnasError (one line) if ``provenance`` cannot join this table."""
+        if not (self.blocks or self.networks) or not self.provenance:
+            return
+        why = incompatibility(self.provenance, provenance)
+        if why:
+            raise HwnasError(
+                f"latency table of '{self.device}' ({self.dir}) was measured with {why}; "
+                f"refusing to mix {what} into it (use another device name, or --replace to start "
+                "a new table and keep the old one as a backup)")
+
+    def update_provenance(self, provenance: dict) -> None:
+        """Take the newest machine description; keep the first date, record the update."""
+        first = self.provenance.get("date") or provenance.get("date")
+        new = {k: v for k, v in provenance.items() if k not in ("type", "disk_free_mb", "runner_schema")}
+        self.provenance = dict(new, date=first, updated=provenance.get("date"))
+
+    def add_blocks(self, measurements: dict[str, Stats]) -> None:
+        self.blocks.update(measurements)
+
+    def add_networks(self, measurements: dict[str, Stats], source: str) -> None:
+        if source not in SOURCES:
+            raise HwnasError(f"unknown measurement source '{source}' (known: {', '.join(SOURCES)})")
+        for k, v in measurements.items():
+            self.networks[k] = v
+            self.network_sources[k] = source
+
+    # ---- display ------------------------------------------------------------------------------
+    def describe(self, spaces: Iterable[tuple[Any, int]] = ()) -> str:
+        pv = self.provenance
+        lines = [f"latency table of '{self.device}'  ({self.dir})",
+                 f"  statistic: {self.statistic}   blocks: {len(self.blocks)}   "
+                 f"networks: {len(self.networks)}"]
+        srcs: dict[str, int] = {}
+        for s in self.network_sources.values():
+            srcs[s] = srcs.get(s, 0) + 1
+        if srcs:
+            lines.append("  networks by source: " + ", ".join(f"{k} {v}" for k, v in sorted(srcs.items())))
+        if pv:
+            lines.append(f"  cpu: {pv.get('cpu_model')}  ({pv.get('cores')} cores, {pv.get('machine')})")
+            lines.append(f"  os: {pv.get('os')}, kernel {pv.get('kernel')}")
+            lines.append(f"  python {pv.get('python')}, numpy {pv.get('numpy')}, onnxruntime "
+                         f"{pv.get('onnxruntime')}, threads {pv.get('threads')}")
+            lines.append(f"  governor: {pv.get('governor') or 'n/a'}, frequency: "
+                         f"{pv.get('freq_mhz') or 'n/a'} MHz")
+            lines.append(f"  measured: {pv.get('date')}" + (f", updated {pv['updated']}"
+                                                           if pv.get("updated") else ""))
+            proto = pv.get("protocol") or {}
+            if proto:
+                lines.append("  protocol: " + ", ".join(f"{k} {v}" for k, v in proto.items()))
+        for space, res in spaces:
+            have, total = self.coverage(space, res)
+            lines.append(f"  coverage of {space.name} at {res}: {have}/{total} blocks "
+                         f"({100.0 * have / max(total, 1):.0f}%)")
+        return "\n".join(lines)
