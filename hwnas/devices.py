@@ -441,16 +441,18 @@ class SSHConnection(Connection):
 
     def upload(self, bundle_dir: Path) -> str:
         """Copy ``bundle_dir`` into a fresh remote temporary folder; returns its path."""
-        setup = ('d=$(mktemp -d "${TMPDIR:-/tmp}/hwnas.XXXXXXXX") || exit 1; printf "%s\\n" "$d"; '
+        setup = ('d=$(mktemp -d "${TMPDIR:-/tmp}/hwnas.XXXXXXXX") || exit 1; printf "HWNAS_DIR %s\\n" "$d"; '
                  'tar xf - -C "$d" || { rm -rf "$d"; exit 1; }')
         with tempfile.TemporaryFile(prefix="hwnas-bundle-", suffix=".tar") as f:
             _tar_dir(Path(bundle_dir), f)
             f.seek(0)
             r = self._run(setup, stdin=f, timeout=None)
-        lines = r.stdout.splitlines()
-        if r.returncode != 0 or not lines or not lines[0].startswith("/"):
+        # a marker: login scripts on the device may print things of their own
+        dirs = [x[len("HWNAS_DIR "):].strip() for x in r.stdout.splitlines()
+                if x.startswith("HWNAS_DIR /")]
+        if r.returncode != 0 or not dirs:
             raise self._fail("copying the bundle", r.returncode or 1, r.stderr)
-        return lines[0].strip()
+        return dirs[-1]
 
     def cleanup(self, remote_dir: str) -> None:
         """Stop the runner if it still runs (its pid is in the folder) and remove the folder."""
