@@ -275,7 +275,7 @@ def run(bundle: str, results: str, p: Protocol, log=None) -> int:
                         finished += 1
                     inflight = sum(passes.get(x["id"], 0) / p.passes for x in todo
                                    if passes.get(x["id"], 0) < p.passes)
-                    rep.progress(finished + inflight, force=passes[i] >= p.passes)
+                    rep.progress(finished + inflight)
                 todo = [e for e in todo if passes.get(e["id"], 0) < p.passes]
             models.clear()
         writer.close()

@@ -1,0 +1,220 @@
+"""hwnas profile / measure / lut show / lut import."""
+
+from __future__ import annotations
+
+import argparse
+
+_PROTOCOL_HELP = (
+    "Measurement protocol (defaults in brackets): each model gets WARMUP untimed runs when "
+    "its onnxruntime session is created, then PASSES short bursts interleaved with the other "
+    "models (each burst starts with BURST_WARMUP untimed runs), until it has at least "
+    "MIN_REPEATS samples and MIN_TIME seconds of timed runs; min, p10, median, IQR and n are "
+    "recorded. --quick is a fast, noisy preset for smoke tests.")
+
+
+def _protocol_args(p: argparse.ArgumentParser) -> None:
+    from ..device.bench import Protocol
+
+    d = Protocol()
+    g = p.add_argument_group("measurement protocol", _PROTOCOL_HELP)
+    g.add_argument("--quick", action="store_true",
+                   help="fast, noisy preset (warmup 1, 3 passes, 3 samples) for tests")
+    g.add_argument("--warmup", type=int, help=f"untimed runs per session [{d.warmup}]")
+    g.add_argument("--min-repeats", type=int, help=f"samples per model, at least [{d.min_repeats}]")
+    g.add_argument("--min-time", type=float, metavar="SECONDS",
+                   help=f"timed seconds per model, at least [{d.min_time_s}]")
+    g.add_argument("--passes", type=int, help=f"interleaved bursts per model [{d.passes}]")
+    g.add_argument("--burst-warmup", type=int, help=f"untimed runs per burst [{d.burst_warmup}]")
+    g.add_argument("--chunk", type=int, help=f"models interleaved at a time [{d.chunk}]")
+    g.add_argument("--chunk-mb", type=float, help=f"... at most this many MB of ONNX [{d.chunk_mb:g}]")
+
+
+def _protocol(args, threads: int):
+    from ..profile import make_protocol
+
+    return make_protocol(threads, quick=args.quick, warmup=args.warmup,
+                         min_repeats=args.min_repeats, min_time_s=args.min_time,
+                         passes=args.passes, burst_warmup=args.burst_warmup, chunk=args.chunk,
+                         chunk_mb=args.chunk_mb)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    pr = sub.add_parser(
+        "profile", help="measure a space's blocks on a device: the latency table",
+        description="Profile a device: export every distinct block of SPACE at resolution R "
+        "(stem, MBConv blocks, head, classifier) and N sampled whole networks to ONNX, run "
+        "them on the device with onnxruntime (a bundle: manifest + ONNX files + runner), and "
+        "write latency_tables/NAME/blocks.json (the LUT) and networks.json. Blocks and networks "
+        "already in the table are skipped; running the same command again resumes a killed "
+        "run. With --bundle-only DIR nothing is run: copy DIR to the board, run "
+        "'python3 run.py' there, and bring results.jsonl back with 'hwnas lut import'.")
+    pr.add_argument("--device", required=True, metavar="NAME",
+                    help="a device added with 'hwnas device add' (with --bundle-only any name)")
+    pr.add_argument("--space", required=True, metavar="SPACE",
+                    help="a name in search_spaces/ or a path to a YAML file")
+    pr.add_argument("--resolution", "-r", type=int, required=True, metavar="R")
+    pr.add_argument("--networks", type=int, metavar="N",
+                    help="sampled whole networks for the latency predictor [150]")
+    pr.add_argument("--archs", nargs="+", metavar="FILE", default=[],
+                    help="arch files (or baseline names / canonical strings) to measure too")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the network sample and order [0]")
+    pr.add_argument("--statistic", choices=("min", "p10", "median"),
+                    help="the statistic the table's lookups use (all are stored) "
+                    "[the table's, or min for a new table]")
+    pr.add_argument("--replace", action="store_true",
+                    help="start a new table even if the existing one was measured on another "
+                    "machine, onnxruntime version, thread count or protocol (old files are kept "
+                    "as *.bak-DATE)")
+    pr.add_argument("--bundle-only", metavar="DIR",
+                    help="only write the bundle to DIR (or DIR.tar.gz) for running by hand")
+    _protocol_args(pr)
+    pr.set_defaults(func=cmd_profile)
+
+    me = sub.add_parser(
+        "measure", help="time whole networks on a device (same protocol)",
+        description="Time one network (or a few) on a device with the profiling protocol and "
+        "print median, IQR and n (and min, p10). ARCH is an arch file, a baseline name "
+        "(mbv2-0.5, mbv2-0.5@160, ...), a canonical arch string, or an ONNX file.")
+    me.add_argument("models", nargs="+", metavar="ARCH|MODEL.onnx")
+    me.add_argument("--device", required=True, metavar="NAME")
+    me.add_argument("--save", action="store_true",
+                    help="also add the measurements of archs to latency_tables/NAME/networks.json "
+                    "(source 'measure')")
+    _protocol_args(me)
+    me.set_defaults(func=cmd_measure)
+
+    lp = sub.add_parser("lut", help="inspect and import latency tables")
+    lsub = lp.add_subparsers(dest="lut_cmd", metavar="ACTION", required=True)
+    sh = lsub.add_parser(
+        "show", help="entries, provenance and coverage of a device's table",
+        description="Show a device's latency table: how many blocks and networks, where and how "
+        "they were measured (provenance and protocol), and how much of a space it covers "
+        "(every shipped space at every resolution it has blocks for, or --space/-r).")
+    sh.add_argument("device", metavar="NAME")
+    sh.add_argument("--space", metavar="SPACE", help="coverage of this space")
+    sh.add_argument("--resolution", "-r", type=int, help="... at this resolution")
+    sh.add_argument("--entries", action="store_true", help="also list every block entry")
+    sh.add_argument("--networks", action="store_true", help="also list every network entry")
+    sh.set_defaults(func=cmd_lut_show)
+
+    im = lsub.add_parser(
+        "import", help="merge a bundle's results into a device's table",
+        description="Merge the results of a bundle run by hand (its results.jsonl, or the whole "
+        "bundle folder copied back) into latency_tables/NAME/. Results measured on another "
+        "machine, onnxruntime version, thread count or protocol than the table's are refused "
+        "unless --replace (which keeps the old table as *.bak-DATE).")
+    im.add_argument("results", metavar="RESULTS", help="results.jsonl or the bundle folder")
+    im.add_argument("--device", required=True, metavar="NAME")
+    im.add_argument("--replace", action="store_true", help="start a new table (old one backed up)")
+    im.add_argument("--statistic", choices=("min", "p10", "median"),
+                    help="the statistic the table's lookups use")
+    im.set_defaults(func=cmd_lut_import)
+
+
+def cmd_profile(args) -> None:
+    from pathlib import Path
+
+    from ..arch import resolve_arch
+    from ..profile import DEFAULT_NETWORKS, _device_or_default, profile
+    from ..space import load_space
+
+    space = load_space(args.space)
+    archs = [resolve_arch(a) for a in args.archs]
+    cfg = _device_or_default(args.device)
+    rep = profile(args.device, space, args.resolution,
+                  networks=DEFAULT_NETWORKS if args.networks is None else args.networks,
+                  archs=archs, seed=args.seed, protocol=_protocol(args, cfg.threads),
+                  statistic=args.statistic, replace=args.replace, bundle_only=args.bundle_only)
+    if args.bundle_only:
+        out = Path(args.bundle_only)
+        size = out.stat().st_size if out.is_file() else sum(
+            f.stat().st_size for f in out.rglob("*") if f.is_file())
+        name = out.name
+        unpack = f"tar xzf {name} && cd {name.removesuffix('.tar.gz').removesuffix('.tgz')}" \
+            if out.is_file() else f"cd {name}"
+        print(f"bundle: {out}  ({size / 2**20:.1f} MiB; {rep.blocks_total} blocks + "
+              f"{rep.networks_total} networks, {rep.already} already in the table)")
+        print("on the board (Python 3 + pip install onnxruntime numpy):")
+        print(f"  scp -r {out} pi@raspberrypi.local:")
+        print(f"  ssh pi@raspberrypi.local   then: {unpack} && python3 run.py")
+        print("then bring the results back and import them:")
+        print(f"  scp pi@raspberrypi.local:{name.removesuffix('.tar.gz').removesuffix('.tgz')}"
+              f"/results.jsonl .  &&  hwnas lut import results.jsonl --device {args.device}")
+        return
+    print(rep.summary())
+
+
+def cmd_measure(args) -> None:
+    from pathlib import Path
+
+    from ..arch import resolve_arch
+    from ..devices import load_device
+    from ..profile import describe_stats, measure_archs, measure_onnx
+
+    cfg = load_device(args.device)
+    protocol = _protocol(args, cfg.threads)
+    onnx = [m for m in args.models if m.endswith(".onnx")]
+    archs = [resolve_arch(m) for m in args.models if not m.endswith(".onnx")]
+    for m in onnx:
+        if not Path(m).is_file():
+            from ..errors import HwnasError
+
+            raise HwnasError(f"{m}: no such ONNX file")
+    res = {}
+    if archs:
+        st = measure_archs(args.device, archs, protocol=protocol,
+                           source="measure" if args.save else None)
+        res.update({a.to_string(): st[a.to_string()] for a in archs})
+    if onnx:
+        res.update(measure_onnx(args.device, onnx, protocol=protocol))
+    for spec in args.models:
+        key = spec if spec.endswith(".onnx") else resolve_arch(spec).to_string()
+        print(f"{spec}: {describe_stats(res[key])}")
+    print(f"device {args.device}, threads {protocol.threads}, {protocol.passes} interleaved passes")
+
+
+def cmd_lut_show(args) -> None:
+    from ..errors import HwnasError
+    from ..lut import LatencyTable
+    from ..paths import spaces_dirs
+    from ..space import load_space
+
+    t = LatencyTable.load(args.device)
+    pairs = []
+    if args.space:
+        sp = load_space(args.space)
+        for r in ([args.resolution] if args.resolution else sp.resolutions):
+            pairs.append((sp, r))
+    elif args.resolution:
+        raise HwnasError("--resolution needs --space")
+    else:
+        names = sorted({f.stem for d in spaces_dirs() for f in d.glob("*.yaml")})
+        for n in names:
+            try:
+                sp = load_space(n)
+            except HwnasError:
+                continue
+            pairs += [(sp, r) for r in sp.resolutions if t.coverage(sp, r)[0] > 0]
+    print(t.describe(pairs))
+    if args.entries:
+        for k in sorted(t.blocks):
+            s = t.blocks[k]
+            print(f"  {k:<48} {t.block_ms(k):9.4f} ms  (median {s.median_ms:.4f}, IQR "
+                  f"{s.iqr_ms:.4f}, n {s.n})")
+    if args.networks:
+        for k in sorted(t.networks):
+            s = t.networks[k]
+            print(f"  {t.network_ms(k):9.3f} ms  IQR {s.iqr_ms:.3f}  n {s.n:<4} "
+                  f"{t.network_sources.get(k, 'profile'):<8} {k}")
+
+
+def cmd_lut_import(args) -> None:
+    from ..paths import tables_dir
+    from ..profile import import_results
+
+    rs, nb, nn = import_results(args.device, args.results, replace=args.replace,
+                                statistic=args.statistic)
+    pv = rs.provenance
+    print(f"imported {nb} blocks and {nn} networks from {rs.path} into "
+          f"{tables_dir() / args.device}  (measured on {pv.get('cpu_model')}, "
+          f"{pv.get('machine')}, onnxruntime {pv.get('onnxruntime')}, threads {pv.get('threads')})")

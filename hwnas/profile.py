@@ -1,0 +1,601 @@
+"""Profile a device: space -> bundle -> results on the device -> latency table.
+
+``profile()`` enumerates a space's distinct pieces at a resolution (stem, MBConv blocks,
+head, classifier), adds sampled whole networks (and given arch files) for the predictor,
+leaves out what the device's table already holds, exports each to ONNX in a bundle
+(``runs/profile/<device>/<space>-r<R>/``), runs the bundle on the device and merges the
+results into ``latency_tables/<device>/`` (see :mod:`hwnas.lut`).
+
+Who writes the results file: the host's copy, ``<bundle>/results.jsonl``, is the source of
+truth. On a *local* device the runner appends to it directly (one process owns the file;
+the host only reads its progress lines). On an *SSH* device the bundle, with its current
+results file, is copied to the board, where the runner resumes from it; the host appends
+every ``RESULT``/``RECORD`` line the runner prints to its own copy as it arrives (under
+the same lock the runner uses), so killing the host loses at most the burst in flight.
+Running the same command again resumes: exported ONNX files are kept, finished entries
+are skipped, entries are merged into the table at the end of every run (also a failed
+one), and the bundle's models are deleted once everything is in the table.
+
+``measure_archs()`` / ``measure_onnx()`` time a few whole networks with the same protocol
+(used by ``hwnas measure`` and the retrain step).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import shutil
+import tarfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import paths
+from .arch import Arch
+from .bundle import MANIFEST, RESULTS, write_runner
+from .device.bench import Protocol, incompatibility
+from .device.runner import SCHEMA as BUNDLE_SCHEMA
+from .device.runner import Lock, ResultsWriter, RunnerError, read_records
+from .errors import HwnasError
+from .io import atomic_write_bytes, atomic_write_json
+from .keys import Piece
+from .lut import LatencyTable, Stats
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NETWORKS = 150  # with mobilenetv2's 503 blocks: 653 measurements (target <= 1000)
+
+__all__ = ["Entry", "Plan", "ResultSet", "ProfileReport", "DEFAULT_NETWORKS", "plan", "build_bundle",
+           "run_bundle", "read_results", "merge_results", "profile", "import_results",
+           "measure_archs", "measure_onnx", "make_protocol", "work_root"]
+
+
+# ---- entries -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Entry:
+    """One model of a bundle: a block (piece) or a whole network."""
+
+    id: str
+    kind: str  # "block" | "network" | "onnx"
+    file: str  # relative to the bundle: models/<name>.onnx
+    input_shape: tuple[int, ...] | None
+    piece: Piece | None = field(default=None, compare=False)
+    arch: Arch | None = field(default=None, compare=False)
+    source: Path | None = field(default=None, compare=False)  # an ONNX file to copy
+
+    def manifest(self) -> dict:
+        d = {"id": self.id, "kind": self.kind, "file": self.file}
+        if self.input_shape:
+            d["input_shape"] = list(self.input_shape)
+        return d
+
+
+def _hash(s: str, n: int = 16) -> str:
+    return hashlib.sha1(s.encode()).hexdigest()[:n]
+
+
+def block_entry(piece: Piece) -> Entry:
+    return Entry(piece.key, "block", f"models/{piece.key}.onnx", (1, piece.cin, piece.h, piece.h),
+                 piece=piece)
+
+
+def network_entry(arch: Arch, onnx: str | Path | None = None) -> Entry:
+    s = arch.to_string()
+    return Entry(s, "network", f"models/net-{_hash(s)}.onnx",
+                 (1, arch.channels, arch.resolution, arch.resolution), arch=arch,
+                 source=Path(onnx) if onnx else None)
+
+
+def onnx_entry(path: str | Path) -> Entry:
+    p = Path(path)
+    if not p.is_file():
+        raise HwnasError(f"{p}: no such ONNX file")
+    ident = f"onnx:{p.resolve()}"
+    return Entry(ident, "onnx", f"models/onnx-{_hash(ident)}.onnx", None, source=p)
+
+
+def sample_networks(space, resolution: int, n: int, seed: int = 0) -> list[Arch]:
+    """``n`` distinct random Archs of ``space`` at ``resolution`` (fewer if the space is tiny)."""
+    rng = random.Random(seed)
+    out: dict[str, Arch] = {}
+    attempts = 0
+    while len(out) < n and attempts < 20 * n + 100:
+        a = space.arch_from_params(space.sample_params(rng), resolution)
+        out.setdefault(a.to_string(), a)
+        attempts += 1
+    return list(out.values())
+
+
+@dataclass
+class Plan:
+    entries: list[Entry]  # what the table lacks, in a seeded shuffled order
+    blocks: int  # distinct blocks of the space at the resolution
+    networks: int  # distinct networks asked for
+    have: int  # of those, already in the table
+
+
+def plan(space, resolution: int, networks: int = DEFAULT_NETWORKS, archs: Sequence[Arch] = (),
+         seed: int = 0, table: LatencyTable | None = None) -> Plan:
+    """The blocks and networks to measure: every distinct piece of ``space`` at ``resolution``,
+    ``networks`` sampled Archs and ``archs``, minus what ``table`` holds. The order is
+    shuffled (seeded) so that blocks and networks share the run's drift."""
+    if networks < 0:
+        raise HwnasError(f"--networks must be >= 0, got {networks}")
+    blocks = [block_entry(p) for p in space.pieces(resolution)]
+    nets: dict[str, Entry] = {}
+    for a in [*sample_networks(space, resolution, networks, seed), *archs]:
+        e = network_entry(a)
+        nets.setdefault(e.id, e)
+    todo, have = [], 0
+    for e in [*blocks, *nets.values()]:
+        if table is not None and e.id in (table.blocks if e.kind == "block" else table.networks):
+            have += 1
+        else:
+            todo.append(e)
+    random.Random(seed).shuffle(todo)
+    return Plan(todo, len(blocks), len(nets), have)
+
+
+# ---- protocol ------------------------------------------------------------------------------------
+
+def make_protocol(threads: int = 1, quick: bool = False, **overrides) -> Protocol:
+    """The measurement protocol: defaults (or the ``quick`` preset) with ``overrides``
+    (``warmup``, ``min_repeats``, ``min_time_s``, ``passes``, ...; None = keep)."""
+    p = Protocol.quick(threads=threads) if quick else Protocol(threads=threads)
+    d = p.to_dict()
+    d.update({k: v for k, v in overrides.items() if v is not None})
+    p = Protocol.from_dict(d)
+    try:
+        p.validate()
+    except ValueError as e:
+        raise HwnasError(f"measurement protocol: {e}") from None
+    return p
+
+
+# ---- bundles -------------------------------------------------------------------------------------
+
+def work_root(device: str) -> Path:
+    return paths.runs_dir() / "profile" / device
+
+
+def _export(e: Entry, path: Path) -> None:
+    from .export import export_arch, export_piece
+
+    if e.source is not None:
+        atomic_write_bytes(path, e.source.read_bytes())
+    elif e.kind == "block":
+        export_piece(e.piece, path)
+    else:
+        export_arch(e.arch, path)
+
+
+def build_bundle(bundle: str | Path, entries: Sequence[Entry], protocol: Protocol,
+                 progress: bool = True, info: dict | None = None) -> Path:
+    """Write (or complete) a bundle directory: ONNX files not yet there, the manifest, the
+    runner. Returns the bundle path."""
+    import torch
+    from tqdm import tqdm
+
+    bundle = Path(bundle)
+    if bundle.exists() and not bundle.is_dir():
+        raise HwnasError(f"{bundle}: exists and is not a directory")
+    if bundle.is_dir() and any(bundle.iterdir()) and not (bundle / MANIFEST).is_file():
+        raise HwnasError(f"{bundle}: exists, is not empty and is not an hwnas bundle (no {MANIFEST})")
+    todo = [e for e in entries if not (bundle / e.file).is_file()]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # exporting is latency-bound; extra threads only contend
+    try:
+        (bundle / "models").mkdir(parents=True, exist_ok=True)
+        for e in tqdm(todo, desc="export", unit="model", disable=not progress or not todo,
+                      file=None, leave=False):
+            try:
+                _export(e, bundle / e.file)
+            except OSError as ex:
+                raise HwnasError(f"cannot write {bundle / e.file}: {ex.strerror or ex} "
+                                 "(free some space and run again; finished files are kept)") from None
+        atomic_write_json(bundle / MANIFEST, {
+            "schema": BUNDLE_SCHEMA, "kind": "hwnas-bundle",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "protocol": protocol.to_dict(),
+            **(info or {}),
+            "entries": [e.manifest() for e in entries]})
+        write_runner(bundle)
+    except OSError as ex:
+        raise HwnasError(f"cannot write the bundle {bundle}: {ex.strerror or ex}") from None
+    finally:
+        torch.set_num_threads(threads)
+    return bundle
+
+
+def write_archive(bundle: Path, archive: Path) -> Path:
+    """Pack ``bundle`` as ``archive`` (.tar.gz) with one top folder named like the archive."""
+    top = archive.name.removesuffix(".tar.gz").removesuffix(".tgz")
+    tmp = archive.with_name(f".{archive.name}.tmp")
+    try:
+        with tarfile.open(tmp, "w:gz") as tar:
+            for p in sorted(bundle.rglob("*")):
+                if "__pycache__" in p.parts or p.name in (RESULTS, RESULTS + ".lock"):
+                    continue
+                tar.add(p, arcname=f"{top}/{p.relative_to(bundle)}", recursive=False)
+        tmp.replace(archive)
+    except OSError as ex:
+        tmp.unlink(missing_ok=True)
+        raise HwnasError(f"cannot write {archive}: {ex.strerror or ex}") from None
+    return archive
+
+
+# ---- running -------------------------------------------------------------------------------------
+
+class _Lines:
+    """Handles the runner's stdout: progress bar, and (remote devices) the host's copy."""
+
+    def __init__(self, total: int, writer: ResultsWriter | None, progress: bool, desc: str):
+        from tqdm import tqdm
+
+        self.writer = writer
+        self.bar = tqdm(total=total, desc=desc, unit="model", disable=not progress,
+                        bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}]")
+        self.started = False
+        self.results = 0
+
+    def __call__(self, line: str) -> None:
+        tag, _, rest = line.partition(" ")
+        if tag in ("RESULT", "RECORD"):
+            if tag == "RESULT":
+                self.results += 1
+            if self.writer is not None:
+                try:
+                    rec = json.loads(rest)
+                except ValueError:
+                    log.warning("unreadable line from the runner: %s", line[:80])
+                    return
+                try:
+                    self.writer.append(rec, sync=tag == "RESULT")
+                except RunnerError as e:
+                    raise HwnasError(str(e)) from None
+        elif tag == "PROGRESS":
+            parts = rest.split()
+            try:
+                done = float(parts[0])
+            except (IndexError, ValueError):
+                return
+            if not self.started:  # resumed: what was done before does not count for the rate
+                self.bar.reset(total=self.bar.total)
+                self.bar.initial = done
+                self.started = True
+            if done > self.bar.n:
+                self.bar.update(done - self.bar.n)  # respects tqdm's mininterval
+        elif line.strip():
+            log.debug("device: %s", line)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_bundle(cfg, bundle: Path, progress: bool = True, desc: str = "measure") -> int:
+    """Run ``bundle`` on the device of ``cfg`` (a DeviceConfig), resuming from its results
+    file; returns how many results arrived in this run. HwnasError on failure."""
+    from .devices import connect
+
+    conn = connect(cfg)
+    results = bundle / RESULTS
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    lock = writer = None
+    if not cfg.is_local:  # the host keeps its own copy of what the board appends
+        try:
+            lock = Lock(str(results), timeout=5)
+        except RunnerError as e:
+            raise HwnasError(str(e)) from None
+        read_records(str(results), repair=True)
+        writer = ResultsWriter(str(results))
+    lines = _Lines(len(manifest["entries"]), writer, progress, desc)
+    try:
+        conn.run_bundle(bundle, ["--threads", str(cfg.threads)], lines)
+    finally:
+        lines.close()
+        if writer is not None:
+            writer.close()
+        if lock is not None:
+            lock.release()
+    return lines.results
+
+
+# ---- results -------------------------------------------------------------------------------------
+
+@dataclass
+class ResultSet:
+    """What a results file holds: the latest provenance and one Stats per finished entry."""
+
+    path: Path
+    provenance: dict
+    stats: dict[str, Stats]
+    kinds: dict[str, str]
+    inconsistent: str | None = None  # why two provenance records of the file disagree
+
+
+def read_results(path: str | Path) -> ResultSet:
+    """Read a bundle's results file (or a bundle directory holding one); a half-written last
+    line is ignored. HwnasError if it is not a results file."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / RESULTS
+    if not p.is_file():
+        raise HwnasError(f"{p}: no such results file (copy back the bundle's results.jsonl)")
+    try:
+        records = read_records(str(p))
+    except OSError as e:
+        raise HwnasError(f"{p}: cannot read: {e.strerror or e}") from None
+    provs = [r for r in records if r["type"] == "provenance"]
+    results = [r for r in records if r["type"] == "result"]
+    if not provs:
+        if not results:
+            raise HwnasError(f"{p}: not an hwnas results file (no provenance record)")
+        raise HwnasError(f"{p}: results without a provenance record (where were they measured?)")
+    inconsistent = None
+    for other in provs[1:]:
+        inconsistent = inconsistent or incompatibility(provs[0], other)
+    stats, kinds = {}, {}
+    for r in results:
+        try:
+            stats[r["id"]] = Stats.from_dict(r, f"{p}: result {r.get('id')}")
+            kinds[r["id"]] = str(r.get("kind", ""))
+        except (HwnasError, KeyError, TypeError) as e:
+            log.warning("%s: skipping a malformed result: %s", p, e)
+    prov = {k: v for k, v in provs[-1].items() if k != "type"}
+    prov["date"] = provs[0].get("date", prov.get("date"))
+    return ResultSet(p, prov, stats, kinds, inconsistent)
+
+
+def _valid_network(s: str) -> bool:
+    try:
+        return Arch.from_string(s).to_string() == s
+    except HwnasError:
+        return False
+
+
+def _valid_block(s: str) -> bool:
+    try:
+        return Piece.from_key(s).key == s
+    except HwnasError:
+        return False
+
+
+def merge_results(device: str, rs: ResultSet, *, replace: bool = False, statistic: str | None = None,
+                  source: str = "profile", only: Iterable[str] | None = None) -> tuple[int, int]:
+    """Add the blocks and networks of ``rs`` to the device's table (refusing another machine,
+    onnxruntime version, thread count or protocol unless ``replace``, which starts a new
+    table and keeps the old files as ``*.bak-<date>``). Returns (blocks, networks) added."""
+    if rs.inconsistent:
+        raise HwnasError(f"{rs.path}: mixes measurements with different {rs.inconsistent}; "
+                         "import them into different devices")
+    table = LatencyTable.load_or_new(device, statistic)
+    if replace and LatencyTable.exists(device):
+        table = LatencyTable(device, statistic or table.statistic)
+    else:
+        table.check_compatible(rs.provenance, f"the results of {rs.path}")
+    keep = set(only) if only is not None else None
+    blocks, nets, skipped = {}, {}, []
+    for k, s in rs.stats.items():
+        if keep is not None and k not in keep:
+            continue
+        kind = rs.kinds.get(k)
+        if kind == "block" and _valid_block(k):
+            blocks[k] = s
+        elif kind == "network" and _valid_network(k):
+            nets[k] = s
+        else:
+            skipped.append(k)
+    if skipped:
+        log.info("%d result(s) are neither blocks nor networks of an Arch (e.g. %s); not added",
+                 len(skipped), skipped[0][:60])
+    if not blocks and not nets:
+        return 0, 0
+    if replace and LatencyTable.exists(device):
+        b = LatencyTable.load(device).backup()
+        log.warning("replaced the latency table of '%s'; the old one is kept as %s.*", device,
+                    b.name.split(".json")[0] + ".json" if b else "?")
+    if statistic:
+        table.statistic = statistic
+    table.update_provenance(rs.provenance)
+    table.add_blocks(blocks)
+    table.add_networks(nets, source)
+    table.save()
+    return len(blocks), len(nets)
+
+
+# ---- profile ---------------------------------------------------------------------------------------
+
+@dataclass
+class ProfileReport:
+    device: str
+    space: str
+    resolution: int
+    blocks_total: int
+    networks_total: int
+    already: int
+    measured_blocks: int = 0
+    measured_networks: int = 0
+    bundle: Path | None = None
+    seconds: float = 0.0
+    archive: Path | None = None
+
+    def summary(self) -> str:
+        return (f"{self.device}: {self.space} at {self.resolution}: {self.blocks_total} distinct "
+                f"blocks + {self.networks_total} networks; {self.already} already in the table; "
+                f"added {self.measured_blocks} blocks and {self.measured_networks} networks "
+                f"in {self.seconds:.0f} s -> {paths.tables_dir() / self.device}")
+
+
+def _device_or_default(device: str):
+    from .devices import DeviceConfig, device_file, load_device, validate_name
+
+    validate_name(device)
+    if device_file(device).is_file():
+        return load_device(device)
+    return DeviceConfig(name=device)
+
+
+def _precheck(cfg, protocol: Protocol, table: LatencyTable, bundle: Path, replace: bool) -> dict:
+    """Reach the device, compare it with its table and the bundle's results; the INFO dict."""
+    from .devices import connect
+
+    info = connect(cfg).check()
+    info["threads"] = protocol.threads
+    info["protocol"] = protocol.to_dict()
+    if not replace:
+        table.check_compatible(info, f"measurements of device '{cfg.name}' as it is now")
+    res = bundle / RESULTS
+    if res.is_file():
+        provs = [r for r in read_records(str(res)) if r["type"] == "provenance"]
+        why = next((w for w in (incompatibility(p, info) for p in provs) if w), None)
+        if why:
+            stale = res.with_name(f"{RESULTS}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+            res.replace(stale)
+            log.warning("%s was measured with %s: moved aside to %s", res, why, stale.name)
+    return info
+
+
+def profile(device: str, space, resolution: int, *, networks: int = DEFAULT_NETWORKS,
+            archs: Sequence[Arch] = (), seed: int = 0, protocol: Protocol | None = None,
+            statistic: str | None = None, replace: bool = False,
+            bundle_only: str | Path | None = None, progress: bool = True) -> ProfileReport:
+    """Profile ``space`` at ``resolution`` on ``device`` (see the module docstring)."""
+    t0 = time.monotonic()
+    cfg = _device_or_default(device)
+    if bundle_only is None:
+        from .devices import load_device
+
+        cfg = load_device(device)  # measuring needs a registered device
+    protocol = protocol or make_protocol(cfg.threads)
+    table = LatencyTable.load_or_new(device, statistic)
+    pl = plan(space, resolution, networks, archs, seed, None if replace else table)
+    entries = pl.entries
+    rep = ProfileReport(device, space.name, resolution, pl.blocks, pl.networks, pl.have)
+    info = {"space": space.name, "resolution": resolution, "device": device}
+    if bundle_only is not None:
+        out = Path(bundle_only)
+        if out.name.endswith((".tar.gz", ".tgz")):
+            with_dir = out.with_name("." + out.name + ".d")
+            build_bundle(with_dir, entries, protocol, progress, info)
+            rep.archive = write_archive(with_dir, out)
+            shutil.rmtree(with_dir, ignore_errors=True)
+            rep.bundle = out
+        else:
+            rep.bundle = build_bundle(out, entries, protocol, progress, info)
+        rep.seconds = time.monotonic() - t0
+        return rep
+    if not entries:
+        rep.seconds = time.monotonic() - t0
+        return rep
+    bundle = work_root(device) / f"{space.name}-r{resolution}"
+    _precheck(cfg, protocol, table, bundle, replace)
+    build_bundle(bundle, entries, protocol, progress, info)
+    rep.bundle = bundle
+    err: HwnasError | None = None
+    try:
+        run_bundle(cfg, bundle, progress, desc=f"{device} {space.name}@{resolution}")
+    except HwnasError as e:
+        err = e
+    rs = read_results(bundle) if (bundle / RESULTS).is_file() else None
+    if rs is not None:
+        rep.measured_blocks, rep.measured_networks = merge_results(
+            device, rs, replace=replace, statistic=statistic, only=[e.id for e in entries])
+    if err is not None:
+        raise err
+    if rs is not None and all(e.id in rs.stats for e in entries):
+        shutil.rmtree(bundle / "models", ignore_errors=True)  # everything is in the table now
+    rep.seconds = time.monotonic() - t0
+    return rep
+
+
+def import_results(device: str, path: str | Path, *, replace: bool = False,
+                   statistic: str | None = None) -> tuple[ResultSet, int, int]:
+    """``hwnas lut import``: merge a bundle's results file into the device's table."""
+    from .devices import validate_name
+
+    validate_name(device)
+    rs = read_results(path)
+    if not rs.stats:
+        raise HwnasError(f"{rs.path}: holds no finished measurement yet")
+    nb, nn = merge_results(device, rs, replace=replace, statistic=statistic)
+    if nb == nn == 0:
+        raise HwnasError(f"{rs.path}: no block or network measurement to import "
+                         f"({len(rs.stats)} other results)")
+    return rs, nb, nn
+
+
+# ---- measuring a few networks ------------------------------------------------------------------
+
+def _measure(device: str, entries: list[Entry], protocol: Protocol | None, quick: bool,
+             progress: bool, keep: bool = False) -> tuple[dict[str, Stats], dict]:
+    from .devices import load_device
+
+    cfg = load_device(device)
+    protocol = protocol or make_protocol(cfg.threads, quick=quick)
+    ident = _hash(json.dumps([sorted(e.id for e in entries), protocol.to_dict()]), 12)
+    bundle = work_root(device) / f"measure-{ident}"
+    if (bundle / RESULTS).is_file():
+        done = read_results(bundle).stats
+    else:
+        done = {}
+    if not all(e.id in done for e in entries):
+        build_bundle(bundle, entries, protocol, progress, {"device": device})
+        run_bundle(cfg, bundle, progress, desc=f"{device} measure")
+    rs = read_results(bundle)
+    missing = [e.id for e in entries if e.id not in rs.stats]
+    if missing:
+        raise HwnasError(f"device '{device}': no result for {missing[0][:80]} ({len(missing)} missing)")
+    if not keep:
+        shutil.rmtree(bundle, ignore_errors=True)
+    return {e.id: rs.stats[e.id] for e in entries}, rs.provenance
+
+
+def measure_archs(device: str, archs: Sequence[Arch], *, onnx: dict[str, str | Path] | None = None,
+                  protocol: Protocol | None = None, quick: bool = False, source: str | None = None,
+                  replace: bool = False, progress: bool = True) -> dict[str, Stats]:
+    """Time whole networks on ``device`` with the profiling protocol (interleaved): Stats per
+    canonical arch string. ``onnx`` maps an arch string to an ONNX file to time instead of a
+    fresh export (e.g. trained weights). With ``source`` (``measure`` or ``retrain``) the
+    results are also added to the device's networks.json. Resumable: a killed call
+    continues where it stopped when called again with the same archs."""
+    onnx = onnx or {}
+    seen, entries = set(), []
+    for a in archs:
+        s = a.to_string()
+        if s not in seen:
+            seen.add(s)
+            entries.append(network_entry(a, onnx.get(s)))
+    if not entries:
+        return {}
+    if source is not None and not replace:  # refuse another protocol before measuring
+        from .devices import load_device
+
+        table = LatencyTable.load_or_new(device)
+        p = protocol or make_protocol(load_device(device).threads, quick=quick)
+        table.check_compatible({**table.provenance, "threads": p.threads, "protocol": p.to_dict()},
+                               "these measurements")
+    stats, prov = _measure(device, entries, protocol, quick, progress, keep=False)
+    if source is not None:
+        rs = ResultSet(Path(f"measure on {device}"), prov, stats, {k: "network" for k in stats})
+        merge_results(device, rs, replace=replace, source=source)
+    return stats
+
+
+def measure_onnx(device: str, files: Sequence[str | Path], *, protocol: Protocol | None = None,
+                 quick: bool = False, progress: bool = True) -> dict[str, Stats]:
+    """Time ONNX files on ``device`` with the profiling protocol: Stats per given path."""
+    entries = [onnx_entry(f) for f in files]
+    if not entries:
+        return {}
+    stats, _ = _measure(device, entries, protocol, quick, progress)
+    return {str(f): stats[e.id] for f, e in zip(files, entries, strict=True)}
+
+
+def describe_stats(s: Stats) -> str:
+    return (f"median {s.median_ms:.3f} ms  IQR {s.iqr_ms:.3f} ms  n {s.n}  "
+            f"(min {s.min_ms:.3f}, p10 {s.p10_ms:.3f})")
+
