@@ -13,8 +13,8 @@ The measurement protocol (see :class:`Protocol`):
   ``burst_warmup`` untimed runs (the other models have just evicted this one's caches);
 * a *sample* is the mean time of ``loops`` consecutive runs (``loops`` > 1 only for models
   faster than the burst's time share, so tiny blocks are not stored as thousands of numbers);
-* a burst takes ``ceil(min_repeats / passes)`` samples and lasts at least
-  ``min_time_s / passes`` seconds, so after every pass a model has at least
+* a burst takes at least ``ceil(min_repeats / passes)`` samples and at least
+  ``min_time_s / passes`` seconds of timed runs, so after its passes a model has at least
   ``min_repeats`` samples covering at least ``min_time_s`` of timed runs;
 * recorded: min, p10, median, IQR (p75 - p25) and n (samples) in milliseconds.
 """
@@ -174,11 +174,15 @@ class Model:
         self.last_loops = loops
         out = []
         clock = time.perf_counter
-        for _ in range(reps):
+        timed = 0.0
+        # at least `reps` samples and the burst's time share (more samples if the estimate
+        # was too optimistic), so the protocol's minimums always hold
+        while len(out) < reps or timed < p.burst_time_s:
             t0 = clock()
             for _ in range(loops):
                 self.session.run(self.outputs, self.feed)
             dt = clock() - t0
+            timed += dt
             out.append(dt * 1000.0 / loops)
         # update the estimate with the median of this burst
         self.per_run_s = sorted(out)[len(out) // 2] / 1000.0

@@ -209,7 +209,7 @@ class Reporter:
 
 def run(bundle: str, results: str, p: Protocol, log=None) -> int:
     """Measure every pending entry of ``bundle``; returns the exit status."""
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or (lambda msg: print(msg, flush=True))  # stdout: stderr is for the error line
     p.validate()
     manifest = load_manifest(bundle)
     entries = manifest["entries"]
