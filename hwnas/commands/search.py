@@ -1,0 +1,95 @@
+"""hwnas search: multi-objective architecture search with Optuna."""
+
+from __future__ import annotations
+
+import argparse
+
+_DESCRIPTION = """\
+Search a space for the accuracy x latency (x params x memory) Pareto front on a device.
+
+Each trial samples one Arch of SPACE (every trial the same parameters; the input resolution
+is fixed), predicts its latency on DEVICE with the device's latency predictor, estimates its
+accuracy (zero-cost proxy, or a short training run) on the dataset, and counts its params,
+MACs and peak activation memory. Budgets become Optuna constraints: pareto.csv holds only
+feasible non-dominated Archs.
+
+The run lives in runs/RUN/: config.json (settings, versions, device provenance), journal.log
+(the Optuna study; open it with `optuna-dashboard runs/RUN/journal.log`), trials.csv,
+pareto.csv and winners/*.yaml (one arch file per Pareto Arch). Running the same command
+again continues until --trials trials are complete in total (a kill loses at most the
+trials in flight); a larger --trials extends the run.
+"""
+
+_EPILOG = """\
+examples:
+  hwnas search --space mobilenetv2 --device x86_64-2core-ref --name first
+  hwnas search --space mobilenetv2 --device pi5 --name pi-20ms --latency-budget 20ms \\
+      --max-params 2M --objectives accuracy,latency,memory --trials 1000
+  hwnas search ... --workers 2                                   # two processes, one study
+  hwnas search ... --storage postgresql://user@db/hwnas          # several machines
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="multi-objective architecture search (Optuna)",
+                       description=_DESCRIPTION, epilog=_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--space", required=True, metavar="SPACE",
+                   help="a space in search_spaces/ (mobilenetv2, mobilenetv3) or a YAML path")
+    p.add_argument("--device", required=True, metavar="NAME",
+                   help="device whose latency predictor scores the Archs (latency_tables/NAME)")
+    p.add_argument("--name", required=True, metavar="RUN", help="run name: folder runs/RUN")
+    p.add_argument("--trials", type=int, default=300, metavar="N",
+                   help="complete trials in total (default: 300)")
+    p.add_argument("--objectives", default="accuracy,latency", metavar="LIST",
+                   help="comma list of accuracy (max), latency (ms, min), params (min), "
+                   "memory (peak activation bytes, min); default: accuracy,latency")
+    p.add_argument("--latency-budget", metavar="TIME",
+                   help="constraint: predicted latency at most TIME (20ms, 0.02s)")
+    p.add_argument("--max-params", metavar="COUNT",
+                   help="constraint: at most COUNT parameters (2M, 500k, 1500000)")
+    p.add_argument("--sampler", default="nsga2", metavar="NAME",
+                   help="nsga2 (default), nsga3, tpe, gp or random")
+    p.add_argument("--accuracy", default="zero-cost", metavar="KIND",
+                   help="accuracy estimator: zero-cost (default; a training-free proxy) or "
+                   "train (a short training run per Arch)")
+    p.add_argument("--data", default="digits", metavar="SPEC",
+                   help="dataset for the estimator: digits (bundled, default), "
+                   "cifar10:PATH or imagefolder:PATH")
+    p.add_argument("--resolution", type=int, metavar="PX",
+                   help="input resolution searched at (default: the one the device's table "
+                   "was profiled at, else 96)")
+    p.add_argument("--population", type=int, metavar="N",
+                   help="NSGA-II/III population (default: trials/10 within 10..50); also "
+                   "sets TPE/GP's random start-up (half of it, at least 10)")
+    p.add_argument("--seed", type=int, default=0, help="sampler and estimator seed (default 0)")
+    p.add_argument("--workers", type=int, default=1, metavar="W",
+                   help="processes evaluating trials in parallel on the same study")
+    p.add_argument("--storage", metavar="URL",
+                   help="Optuna storage instead of runs/RUN/journal.log: sqlite:///x.db, "
+                   "postgresql://..., mysql://..., redis://..., or a journal file path; "
+                   "lets several machines share one study (use the same --name)")
+    p.add_argument("--no-seed", dest="seed_baselines", action="store_false",
+                   help="do not seed a new study with the space's MobileNetV2-like and "
+                   "cheapest configurations")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_search)
+
+
+def cmd_search(args) -> None:
+    import optuna
+
+    from ..search import SearchSettings, format_summary, parse_count, parse_ms, run_search
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    settings = SearchSettings(
+        space=args.space, device=args.device, name=args.name, trials=args.trials,
+        objectives=args.objectives,
+        latency_budget_ms=parse_ms(args.latency_budget) if args.latency_budget else None,
+        max_params=parse_count(args.max_params) if args.max_params else None,
+        sampler=args.sampler, accuracy=args.accuracy, data=args.data, seed=args.seed,
+        workers=args.workers, storage=args.storage, resolution=args.resolution,
+        population=args.population, seed_baselines=args.seed_baselines,
+    )
+    res = run_search(settings, progress=not args.quiet)
+    print(format_summary(res))
