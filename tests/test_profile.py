@@ -1,0 +1,319 @@
+"""The host side of profiling: hwnas profile / measure / lut show / lut import on a tiny
+space, the LatencyTable API, resuming after kill -9, refusing other machines' results, and
+a profile over a real SSH server."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import assert_one_line_error, run_cli
+
+from hwnas.arch import Arch
+from hwnas.device.runner import read_records
+from hwnas.errors import HwnasError
+from hwnas.keys import arch_pieces
+from hwnas.lut import LatencyTable, Stats
+
+TINY = """\
+name: tiny
+resolutions: [32]
+stem: {out: 8, kernel: 3, stride: 2, act: relu6}
+stages:
+  - {out: 8, stride: 1, depth: 1, kernel: [3], expand: [1]}
+  - {out: 16, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3], se: [0, 0.25]}
+head: {out: 32, act: hswish}
+classes: 10
+"""
+QUICK = ("--quick",)
+
+
+@pytest.fixture
+def tiny(home):
+    d = home / "search_spaces"
+    d.mkdir()
+    (d / "tiny.yaml").write_text(TINY)
+    from hwnas.space import load_space
+
+    return load_space("tiny")
+
+
+@pytest.fixture
+def dev(cli, tiny):
+    cli("device", "add", "ref", "--target", "local", "--threads", "1", check=0)
+    return "ref"
+
+
+def bundle_dir(home: Path, device="ref", space="tiny", res=32) -> Path:
+    return home / "runs" / "profile" / device / f"{space}-r{res}"
+
+
+def result_ids(path: Path) -> list[str]:
+    return [r["id"] for r in read_records(str(path)) if r["type"] == "result"]
+
+
+# ---- profile --------------------------------------------------------------------------------------
+
+def test_profile_writes_table_and_skips_what_it_has(cli, home, tiny, dev):
+    r = cli("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "3", *QUICK,
+            check=0)
+    assert "added" in r.stdout
+    t = LatencyTable.load(dev)
+    keys = {p.key for p in tiny.pieces(32)}
+    assert set(t.blocks) == keys
+    assert len(t.networks) == 3 and set(t.network_sources.values()) == {"profile"}
+    assert t.coverage(tiny, 32) == (len(keys), len(keys))
+    for a in t.networks:  # every network's pieces are in the LUT: the sum is defined
+        assert t.lut_sum(Arch.from_string(a)) > 0
+    doc = json.loads((home / "latency_tables" / dev / "blocks.json").read_text())
+    assert doc["schema"] == 1 and doc["kind"] == "hwnas-lut" and doc["statistic"] == t.statistic
+    pv = doc["provenance"]
+    for k in ("cpu_model", "cores", "machine", "os", "kernel", "python", "numpy", "onnxruntime",
+              "threads", "governor", "freq_mhz", "date", "protocol"):
+        assert k in pv, k
+    assert pv["threads"] == 1 and pv["protocol"]["passes"] == 3
+    nets = json.loads((home / "latency_tables" / dev / "networks.json").read_text())
+    for k, v in nets["entries"].items():
+        assert Arch.from_string(k).to_string() == k
+        assert {"min_ms", "p10_ms", "median_ms", "iqr_ms", "n", "source"} <= set(v)
+    # finished: the bundle's models are gone, the results stay
+    b = bundle_dir(home)
+    assert not (b / "models").exists() and (b / "results.jsonl").is_file()
+    before = (b / "results.jsonl").read_bytes()
+    # the same command again measures nothing
+    r = cli("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "3", *QUICK,
+            check=0)
+    assert "added 0 blocks and 0 networks" in r.stdout
+    assert (b / "results.jsonl").read_bytes() == before
+    # more networks: only the new ones are measured
+    cli("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "5", *QUICK, check=0)
+    t2 = LatencyTable.load(dev)
+    assert len(t2.networks) == 5 and t2.blocks == t.blocks
+    ids = result_ids(b / "results.jsonl")
+    assert len(ids) == len(set(ids)) == len(keys) + 5
+
+    r = cli("lut", "show", dev, check=0)
+    assert f"coverage of tiny at 32: {len(keys)}/{len(keys)} blocks (100%)" in r.stdout
+    assert "onnxruntime" in r.stdout and "statistic: " in r.stdout
+    r = cli("lut", "show", dev, "--space", "tiny", "--entries", "--networks", check=0)
+    assert all(k in r.stdout for k in keys)
+
+
+def test_profile_kill_9_and_resume(cli, home, tiny, dev):
+    """A profiling process killed mid-run and started again ends with every entry measured
+    exactly once (and the table complete)."""
+    args = ["profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "4",
+            "--warmup", "1", "--min-repeats", "3", "--min-time", "0.3", "--passes", "3",
+            "--burst-warmup", "0", "--chunk", "3"]
+    env = dict(os.environ, HWNAS_HOME=str(home))
+    proc = subprocess.Popen([sys.executable, "-m", "hwnas", *args], cwd=home, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    res = bundle_dir(home) / "results.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if res.is_file() and len(result_ids(res)) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = len(result_ids(res))
+    total = len(tiny.pieces(32)) + 4
+    assert 0 < killed < total
+    assert not LatencyTable.exists(dev)  # nothing merged yet: merging happens at the end
+    r = run_cli(*args, env={"HWNAS_HOME": str(home)}, cwd=home, check=0)
+    assert "added" in r.stdout
+    ids = result_ids(res)
+    assert len(ids) == len(set(ids)) == total  # each exactly once
+    t = LatencyTable.load(dev)
+    assert len(t.blocks) == len(tiny.pieces(32)) and len(t.networks) == 4
+
+
+def test_bundle_only_run_by_hand_and_import(cli, home, tiny, tmp_path):
+    out = tmp_path / "pi-bundle"
+    r = cli("profile", "--device", "pi", "--space", "tiny", "-r", "32", "--networks", "2",
+            "--bundle-only", out, *QUICK, check=0)
+    assert "lut import" in r.stdout and "python3 run.py" in r.stdout
+    man = json.loads((out / "manifest.json").read_text())
+    assert len(man["entries"]) == len(tiny.pieces(32)) + 2
+    assert all((out / e["file"]).is_file() for e in man["entries"])
+    assert not LatencyTable.exists("pi")
+    # "on the board": a copy with only the bundle, plain python
+    board = tmp_path / "board"
+    subprocess.run(["cp", "-r", str(out), str(board)], check=True)
+    rr = subprocess.run([sys.executable, "run.py"], cwd=board, capture_output=True, text=True,
+                        timeout=300)
+    assert rr.returncode == 0, rr.stderr
+    r = cli("lut", "import", board, "--device", "pi", check=0)  # the folder, or its results.jsonl
+    assert f"imported {len(tiny.pieces(32))} blocks and 2 networks" in r.stdout
+    t = LatencyTable.load("pi")
+    assert t.coverage(tiny, 32)[0] == len(tiny.pieces(32))
+    files = {n: (home / "latency_tables" / "pi" / n).read_bytes() for n in ("blocks.json", "networks.json")}
+
+    # results of another machine: refused, one line, table untouched
+    lines = (board / "results.jsonl").read_text().splitlines()
+    alien = []
+    for line in lines:
+        rec = json.loads(line)
+        if rec["type"] == "provenance":
+            rec.update(cpu_model="Cortex-A72 (Raspberry Pi 4 Model B Rev 1.4)", machine="aarch64")
+        alien.append(json.dumps(rec))
+    (tmp_path / "alien.jsonl").write_text("\n".join(alien) + "\n")
+    r = cli("lut", "import", tmp_path / "alien.jsonl", "--device", "pi")
+    assert_one_line_error(r, "cpu_model", "--replace")
+    for n, data in files.items():
+        assert (home / "latency_tables" / "pi" / n).read_bytes() == data
+    # another onnxruntime version: refused as well
+    ort = [json.loads(x) for x in lines]
+    for rec in ort:
+        if rec["type"] == "provenance":
+            rec["onnxruntime"] = "1.0.0"
+    (tmp_path / "ort.jsonl").write_text("".join(json.dumps(x) + "\n" for x in ort))
+    assert_one_line_error(cli("lut", "import", tmp_path / "ort.jsonl", "--device", "pi"),
+                          "onnxruntime")
+    # --replace: a new table, the old one backed up
+    cli("lut", "import", tmp_path / "alien.jsonl", "--device", "pi", "--replace", check=0)
+    assert LatencyTable.load("pi").provenance["machine"] == "aarch64"
+    backups = sorted(p.name for p in (home / "latency_tables" / "pi").glob("*.bak-*"))
+    assert len(backups) == 2
+
+
+def test_profile_refuses_table_of_other_onnxruntime(cli, home, tiny, dev):
+    cli("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "1", *QUICK, check=0)
+    p = home / "latency_tables" / dev / "blocks.json"
+    original = p.read_bytes()
+    doc = json.loads(original)
+    doc["provenance"]["onnxruntime"] = "1.0.0"
+    p.write_text(json.dumps(doc))
+    before = p.read_bytes(), (p.parent / "networks.json").read_bytes()
+    r = cli("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "3", *QUICK)
+    assert_one_line_error(r, "onnxruntime", "1.0.0")
+    assert (p.read_bytes(), (p.parent / "networks.json").read_bytes()) == before
+    # another protocol than the table's is refused as well
+    p.write_bytes(original)
+    r = cli("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "3",
+            *QUICK, "--passes", "4")
+    assert_one_line_error(r, "passes")
+    assert p.read_bytes() == original
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["profile", "--device", "nosuch", "--space", "tiny", "-r", "32"], "unknown device 'nosuch'"),
+    (["profile", "--device", "ref", "--space", "nosuchspace", "-r", "32"], "unknown space"),
+    (["profile", "--device", "ref", "--space", "tiny", "-r", "2"], "resolution"),
+    (["profile", "--device", "ref", "--space", "tiny", "-r", "32", "--passes", "0"], "passes"),
+    (["profile", "--device", "ref", "--space", "tiny", "-r", "32", "--networks", "-1"], "networks"),
+    (["lut", "show", "nosuch"], "no latency table"),
+    (["lut", "import", "missing.jsonl", "--device", "ref"], "missing.jsonl"),
+    (["measure", "nosuch.onnx", "--device", "ref"], "nosuch.onnx"),
+    (["measure", "mbv2-0.5", "--device", "nosuch"], "unknown device"),
+])
+def test_bad_input_one_line(cli, dev, args, fragment):
+    assert_one_line_error(cli(*args), fragment)
+
+
+def test_not_a_results_file_or_table(cli, home, dev):
+    (home / "x.jsonl").write_text('{"hello": 1}\n')
+    assert_one_line_error(cli("lut", "import", "x.jsonl", "--device", dev), "x.jsonl")
+    d = home / "latency_tables" / dev
+    (d / "blocks.json").write_text("{not json")
+    assert_one_line_error(cli("lut", "show", dev), "blocks.json")
+    (d / "blocks.json").write_text(json.dumps({"schema": 1, "kind": "hwnas-lut", "statistic": "min",
+                                               "entries": {"k": {"min_ms": "x"}}}))
+    assert_one_line_error(cli("lut", "show", dev), "blocks.json")
+
+
+# ---- measure --------------------------------------------------------------------------------------
+
+def test_measure_arch_and_onnx(cli, home, tiny, dev):
+    a = tiny.sample(seed=1, resolution=32)[0]
+    s = a.to_string()
+    cli("export", s, "-o", home / "m.onnx", check=0)
+    r = cli("measure", s, "m.onnx", "--device", dev, "--save", *QUICK, check=0)
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(s + ": median") and "IQR" in lines[0] and " n " in lines[0]
+    assert lines[1].startswith("m.onnx: median")
+    t = LatencyTable.load(dev)
+    assert list(t.networks) == [s] and t.network_sources[s] == "measure"
+    assert not any((home / "runs" / "profile" / dev).glob("measure-*"))  # cleaned up
+
+
+def test_measure_archs_api(home, tiny, dev):
+    from hwnas.export import export_arch
+    from hwnas.profile import make_protocol, measure_archs, measure_onnx
+
+    archs = tiny.sample(seed=2, n=2, resolution=32)
+    onnx = home / "trained.onnx"
+    export_arch(archs[0], onnx, seed=5)
+    p = make_protocol(1, quick=True)
+    st = measure_archs(dev, archs, onnx={archs[0].to_string(): onnx}, protocol=p,
+                       source="retrain", progress=False)
+    assert set(st) == {a.to_string() for a in archs}
+    assert all(isinstance(v, Stats) and v.n >= p.min_repeats for v in st.values())
+    t = LatencyTable.load(dev)
+    assert {t.network_sources[a.to_string()] for a in archs} == {"retrain"}
+    st2 = measure_onnx(dev, [onnx], protocol=p, progress=False)
+    assert list(st2) == [str(onnx)] and st2[str(onnx)].min_ms > 0
+    # a protocol the table was not measured with is refused before measuring
+    with pytest.raises(HwnasError, match="passes"):
+        measure_archs(dev, archs, protocol=make_protocol(1, quick=True, passes=5),
+                      source="measure", progress=False)
+
+
+# ---- the table API --------------------------------------------------------------------------------
+
+def test_latency_table_api(home, tiny):
+    a = tiny.sample(seed=3, resolution=32)[0]
+    pieces = arch_pieces(a)
+    t = LatencyTable("dev1", statistic="p10", provenance={"cpu_model": "x", "threads": 1})
+    for i, p in enumerate(pieces):
+        t.blocks[p.key] = Stats(min_ms=i + 1.0, p10_ms=i + 1.5, median_ms=i + 2.0, iqr_ms=0.1, n=5)
+    want = sum(i + 1.5 for i in range(len(pieces)))
+    assert t.lut_sum(a) == pytest.approx(want)
+    assert t.block_ms(pieces[0].key) == 1.5 and t.block_ms("nope") is None
+    t.add_networks({a.to_string(): Stats(1, 2, 3, 0.5, 10)}, "measure")
+    t.save()
+    t2 = LatencyTable.load("dev1")
+    assert t2.statistic == "p10" and t2.blocks == t.blocks and t2.networks == t.networks
+    assert t2.network_ms(a.to_string()) == 2 and t2.network_sources[a.to_string()] == "measure"
+    assert t2.coverage(tiny, 32) == (len({p.key for p in pieces}), len(tiny.pieces(32)))
+    del t2.blocks[pieces[1].key]
+    del t2.blocks[pieces[-1].key]
+    with pytest.raises(HwnasError, match=rf"{pieces[1].key}.*2 missing"):
+        t2.lut_sum(a)
+    with pytest.raises(HwnasError):
+        Stats(1, 1, 1, 0, 1).value("mean")
+    with pytest.raises(HwnasError):
+        t2.add_networks({}, "guess")
+    other = {"cpu_model": "y", "threads": 1}
+    with pytest.raises(HwnasError, match="cpu_model"):
+        t2.check_compatible(other)
+
+
+# ---- over a real SSH server -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ssh_server(tmp_path_factory):
+    from sshd import sshd_fixture
+
+    yield from sshd_fixture(tmp_path_factory)
+
+
+@pytest.mark.ssh
+def test_profile_over_ssh(cli, home, tiny, ssh_server):
+    """Profile through sshd: the host keeps its own copy of the results as they stream."""
+    env = {"HWNAS_HOME": str(home), **ssh_server.env()}
+    cli("device", "add", "pi", "--target", ssh_server.target, "--python", sys.executable,
+        env=env, check=0)
+    r = cli("profile", "--device", "pi", "--space", "tiny", "-r", "32", "--networks", "2", *QUICK,
+            env=env)
+    assert r.returncode == 0, r.stderr
+    t = LatencyTable.load("pi")
+    assert t.coverage(tiny, 32)[0] == len(tiny.pieces(32)) and len(t.networks) == 2
+    ids = result_ids(bundle_dir(home, "pi") / "results.jsonl")
+    assert len(ids) == len(set(ids)) == len(tiny.pieces(32)) + 2
+    assert not list(ssh_server.remote_tmp.glob("hwnas.*"))  # remote folder removed
