@@ -1,0 +1,351 @@
+"""The project's training recipe: one function used by short-training estimates and retraining.
+
+SGD with Nesterov momentum (or AdamW), weight decay on conv/linear weights only, a per-step
+cosine learning-rate schedule with optional linear warmup, label smoothing, the standard
+augmentation (random translation by padding + crop; horizontal flips for natural images,
+never for digits), BatchNorm statistics re-estimated after training (see
+:func:`recalibrate_bn`), fixed seeds: ``torch.manual_seed(seed)`` for the initial weights and one
+``torch.Generator`` for shuffling and augmentation, so a seed gives the same run (on the
+same machine and thread count).
+
+``arch.classes`` must equal ``data.classes`` (an :class:`~hwnas.errors.HwnasError`
+otherwise); :func:`adapt_arch` makes an Arch fit a dataset. The model trains and is
+evaluated at ``arch.resolution`` (batches are resized as needed).
+
+Checkpoints (``train_arch(..., checkpoint=PATH)``) are written atomically after every epoch
+with ``torch.save`` as a dict of state dicts and plain values; they are read only with
+``torch.load(weights_only=True)``. Running again with the same checkpoint resumes (and
+continues bit-for-bit, RNG state included); a checkpoint of another arch, recipe, seed or
+dataset, or a corrupt / foreign file, is refused with one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .arch import Arch, validate
+from .data import Dataset
+from .errors import HwnasError
+from .io import atomic_write_bytes
+from .model import Net, build
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "hwnas-train/1"
+OPTIMIZERS = ("sgd", "adamw")
+# recipe fields that do not change the result (threads may change float rounding only)
+_RESUME_FREE = {"threads"}
+
+
+@dataclass
+class Recipe:
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    label_smoothing: float = 0.1
+    augment: bool = True
+    subset: int | None = None  # train on a stratified seeded subset of this many images
+    threads: int | None = None  # torch intra-op threads while training (None: leave as is)
+    warmup_epochs: float = 0.0  # linear warmup before the cosine decay
+    bn_recalibration: int = 2000  # images to re-estimate BatchNorm statistics with (0: off)
+
+    def __post_init__(self) -> None:
+        def bad(name: str, want: str) -> HwnasError:
+            return HwnasError(f"recipe.{name}: {want}, got {getattr(self, name)!r}")
+
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "epochs" else 1):
+                raise bad(name, "must be a positive integer" if name == "batch_size"
+                          else "must be an integer >= 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise bad("optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+        for name in ("lr", "momentum", "weight_decay", "label_smoothing", "warmup_epochs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise bad(name, "must be a number >= 0")
+        if self.lr <= 0:
+            raise bad("lr", "must be > 0")
+        if self.label_smoothing >= 1:
+            raise bad("label_smoothing", "must be in [0, 1)")
+        v = self.bn_recalibration
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise bad("bn_recalibration", "must be an integer >= 0")
+        for name in ("subset", "threads"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise bad(name, "must be a positive integer or None")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Recipe:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise HwnasError(f"recipe: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(known))})")
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    test_acc: float  # on data's test split, at arch.resolution
+    train_loss: float  # mean loss of the last epoch
+    epochs: int
+    seconds: float  # wall time of this call (not of earlier, resumed runs)
+    model: Net  # trained, in eval mode
+    arch: Arch
+    checkpoint: Path | None = None
+    resumed_from: int = 0  # epochs already done when this call started
+    history: list[dict[str, float]] = field(default_factory=list)  # per epoch: loss, lr
+
+
+def adapt_arch(arch: Arch, data: Dataset, resolution: int | None = None) -> Arch:
+    """``arch`` with the dataset's classes (and input channels) and, if given, ``resolution``."""
+    a = replace(arch, classes=data.classes, channels=data.channels,
+                resolution=resolution or arch.resolution)
+    validate(a, "arch")
+    return a
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Use ``n`` torch intra-op threads inside the block (None: unchanged)."""
+    if not n:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]  # BN and biases
+    groups = [{"params": decay, "weight_decay": r.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if r.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=r.lr, momentum=r.momentum, nesterov=r.momentum > 0)
+    return torch.optim.AdamW(groups, lr=r.lr)
+
+
+def _schedule(r: Recipe, steps_per_epoch: int) -> Callable[[int], float]:
+    total = max(1, r.epochs * steps_per_epoch)
+    warm = round(r.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, total - warm)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return factor
+
+
+def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
+               checkpoint: Path | None = None, progress: bool = True,
+               on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train ``arch`` from scratch on ``data`` with ``recipe``; evaluate on the test split.
+
+    ``on_epoch(epoch, train_loss)`` is called after each epoch (and its checkpoint).
+    """
+    if arch.classes != data.classes:
+        raise HwnasError(f"arch has {arch.classes} classes but dataset '{data.name}' has "
+                         f"{data.classes} (adapt it with hwnas.train.adapt_arch)")
+    if arch.channels != data.channels:
+        raise HwnasError(f"arch takes {arch.channels} input channels but dataset '{data.name}' "
+                         f"has {data.channels}")
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    train = data.subset(recipe.subset, seed)
+    n = len(train.train_y)
+    drop_last = n >= recipe.batch_size  # no trailing batch of 1 (BatchNorm on 1x1 maps)
+    steps = n // recipe.batch_size if drop_last else 1
+    with torch_threads(recipe.threads):
+        torch.manual_seed(seed)
+        model = build(arch)
+        opt = _optimizer(model, recipe)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(recipe, steps))
+        gen = torch.Generator().manual_seed(seed)
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        start, loss_avg, history = 0, float("nan"), []
+        if checkpoint is not None and Path(checkpoint).exists():
+            ck = load_checkpoint(checkpoint)
+            _check_compatible(ck, checkpoint, arch, recipe, seed, data)
+            try:
+                model.load_state_dict(ck["model"])
+                opt.load_state_dict(ck["optimizer"])
+                sched.load_state_dict(ck["scheduler"])
+                gen.set_state(ck["rng"])
+            except (RuntimeError, ValueError, KeyError, TypeError) as e:
+                raise HwnasError(f"{checkpoint}: checkpoint does not fit this model "
+                                 f"({str(e).splitlines()[0]})") from None
+            start, loss_avg, history = int(ck["epoch"]), float(ck["train_loss"]), list(ck["history"])
+            log.info("%s: resuming after epoch %d of %d", checkpoint, start, recipe.epochs)
+        bar = tqdm(total=(recipe.epochs - start) * steps, desc=f"train {data.name}", unit="step",
+                   disable=not progress, leave=False)
+        for epoch in range(start, recipe.epochs):
+            model.train()
+            total, count = 0.0, 0
+            for xb, yb in train.batches("train", recipe.batch_size, resolution=arch.resolution,
+                                        shuffle=True, generator=gen, augment=recipe.augment,
+                                        drop_last=drop_last):
+                loss = loss_fn(model(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(yb)
+                count += len(yb)
+                bar.update(1)
+            loss_avg = total / max(1, count)
+            if not math.isfinite(loss_avg):
+                bar.close()
+                raise HwnasError(f"training diverged (loss {loss_avg}) in epoch {epoch + 1}; "
+                                 f"lower the learning rate (now {recipe.lr})")
+            history.append({"epoch": epoch + 1, "train_loss": loss_avg,
+                            "lr": opt.param_groups[0]["lr"]})
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_avg:.3f}")
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, {
+                    "format": CHECKPOINT_FORMAT, "arch": arch.to_string(), "data": data.name,
+                    "seed": seed, "recipe": recipe.to_dict(), "epoch": epoch + 1,
+                    "train_loss": loss_avg, "history": history, "model": model.state_dict(),
+                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "rng": gen.get_state(),
+                })
+            if on_epoch is not None:
+                on_epoch(epoch + 1, loss_avg)
+        bar.close()
+        if recipe.bn_recalibration and start < recipe.epochs:
+            recalibrate_bn(model, train, recipe.bn_recalibration, arch.resolution, seed)
+            if checkpoint is not None:  # the final weights, as evaluated
+                ck = load_checkpoint(checkpoint)
+                ck["model"] = model.state_dict()
+                save_checkpoint(checkpoint, ck)
+        acc = evaluate(model, data)
+    return TrainResult(test_acc=acc, train_loss=loss_avg, epochs=recipe.epochs,
+                       seconds=time.perf_counter() - t0, model=model, arch=arch,
+                       checkpoint=Path(checkpoint) if checkpoint is not None else None,
+                       resumed_from=start, history=history)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, data: Dataset, images: int, resolution: int,
+                   seed: int = 0, batch_size: int = 256) -> None:
+    """Re-estimate every BatchNorm's running mean/var as an exact average over ``images``
+    un-augmented training images (seeded, stratified), as Once-for-All does for its
+    sub-networks (Cai et al., ICLR 2020). After a short training run the momentum-averaged
+    statistics lag far behind the weights; without this, few-epoch test accuracy is
+    close to chance even when the training loss is low."""
+    from .data import stratified_indices
+
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    idx = stratified_indices(data.train_y, min(images, len(data.train_y)), seed)
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average = exact mean over the batches
+    model.train()
+    try:
+        for xb, _ in data.batches("train", batch_size, resolution=resolution, indices=idx):
+            if len(xb) > 1:
+                model(xb)
+    finally:
+        for m, mom in zip(bns, saved, strict=True):
+            m.momentum = mom
+        model.eval()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset, resolution: int | None = None,
+             batch_size: int = 256, split: str = "test") -> float:
+    """Top-1 accuracy (0..1) of ``model`` on a split, at ``resolution`` (default: the
+    model's arch resolution, else the dataset's)."""
+    arch = getattr(model, "arch", None)
+    res = resolution or (arch.resolution if arch is not None else None) or data.resolution
+    model.eval()
+    correct = total = 0
+    for xb, yb in data.batches(split, batch_size, resolution=res):
+        correct += (model(xb).argmax(1) == yb).sum().item()
+        total += len(yb)
+    return correct / max(1, total)
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read an hwnas training checkpoint with ``torch.load(weights_only=True)``."""
+    p = Path(path)
+    if not p.is_file():
+        raise HwnasError(f"{p}: no such checkpoint")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated, or holds objects weights_only refuses
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise HwnasError(f"{p}: not a readable checkpoint ({first[:160]})") from None
+    need = {"format", "arch", "model", "epoch", "recipe"}
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT or not need <= set(ck):
+        raise HwnasError(f"{p}: not an hwnas training checkpoint (expected format "
+                         f"'{CHECKPOINT_FORMAT}')")
+    return ck
+
+
+def _check_compatible(ck: dict, path: Path, arch: Arch, recipe: Recipe, seed: int,
+                      data: Dataset) -> None:
+    if ck["arch"] != arch.to_string():
+        raise HwnasError(f"{path}: checkpoint is of another arch ({ck['arch'][:80]}), "
+                         f"not {arch.to_string()[:80]}")
+    mine = recipe.to_dict()
+    for k, v in ck["recipe"].items():
+        if k not in _RESUME_FREE and mine.get(k) != v:
+            raise HwnasError(f"{path}: checkpoint was trained with {k}={v!r}, this run has "
+                             f"{k}={mine.get(k)!r} (use another checkpoint file)")
+    if ck.get("seed") != seed or ck.get("data") != data.name:
+        raise HwnasError(f"{path}: checkpoint was trained with seed {ck.get('seed')} on "
+                         f"'{ck.get('data')}', this run: seed {seed} on '{data.name}'")
+
+
+def load_trained(path: str | Path) -> tuple[Arch, Net, dict[str, Any]]:
+    """(arch, model in eval mode with the trained weights, checkpoint dict) from a checkpoint."""
+    ck = load_checkpoint(path)
+    try:
+        arch = Arch.from_string(ck["arch"])
+        model = build(arch)
+        model.load_state_dict(ck["model"])
+    except (HwnasError, RuntimeError, TypeError) as e:
+        raise HwnasError(f"{path}: checkpoint weights do not match its arch "
+                         f"({str(e).splitlines()[0][:120]})") from None
+    model.eval()
+    return arch, model, ck
+
+
+__all__ = ["CHECKPOINT_FORMAT", "Recipe", "TrainResult", "adapt_arch", "evaluate", "recalibrate_bn",
+           "load_checkpoint", "load_trained", "save_checkpoint", "torch_threads", "train_arch"]
