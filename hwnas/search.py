@@ -197,19 +197,24 @@ class Metrics:
 
 @cache
 def _piece_costs(key: str) -> tuple[int, int, int]:
-    from .model import build_piece, count_macs, count_params, piece_input, piece_peak_bytes
-
     p = Piece.from_key(key)
-    m = build_piece(p)
-    return count_params(m), count_macs(m, piece_input(p)), piece_peak_bytes(p)
+    try:  # the predictor's analytical counts (microseconds)
+        from .predictor import piece_costs
+    except ImportError:  # build the piece and count (~0.1 s)
+        from .model import build_piece, count_macs, count_params, piece_input, piece_peak_bytes
+
+        m = build_piece(p)
+        return count_params(m), count_macs(m, piece_input(p)), piece_peak_bytes(p)
+    c = piece_costs(p)
+    return int(c.params), int(c.macs), int(c.peak_bytes)
 
 
 def arch_costs_fast(arch: Arch) -> tuple[int, int, int]:
     """(params, MACs, peak activation bytes) of ``arch``, summed from cached per-piece counts.
 
     The same counts as :func:`hwnas.model.arch_costs` (a network is the sequence of its
-    pieces), but each distinct piece is built once per process, so thousands of Archs of a
-    space cost milliseconds each.
+    pieces; ``tests/test_search.py`` checks the equality) without building the network:
+    the predictor's analytical per-piece counts, cached per block key.
     """
     params = macs = peak = 0
     for p in arch_pieces(arch):
@@ -536,8 +541,10 @@ def check_existing_run(run_dir: Path, identity: dict, storage: str | None,
             what = {"space_sha1": "space definition (its YAML file changed)"}.get(k, k)
             raise HwnasError(f"run '{run_dir.name}' exists with another {what}: "
                              f"{_show(old[k])} (asked: {_show(identity[k])}); use another --name")
-    if storage is not None and cfg.get("storage") not in (None, storage):
-        raise HwnasError(f"run '{run_dir.name}' uses storage {cfg['storage']} (asked: {storage})")
+    if storage is not None and cfg.get("storage") != storage:
+        raise HwnasError(f"run '{run_dir.name}' keeps its study in "
+                         f"{cfg.get('storage') or run_dir / JOURNAL} (asked: --storage {storage}); "
+                         "leave --storage out to continue it")
     return cfg
 
 
@@ -885,6 +892,8 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
     # refuse a mismatching existing run before anything heavy (classes follow from the data)
     pre = _identity(settings, space, resolution, 0)
     check_existing_run(run_dir, pre, settings.storage, skip=("classes",))
+    if settings.storage is not None:
+        open_storage(settings.storage, run_dir)  # a URL that cannot be opened fails here
     if injected:
         info = dict(device_info or {})
         n_classes = int(classes or space.classes)

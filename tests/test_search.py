@@ -1,0 +1,422 @@
+"""hwnas search: objectives, constraints, seeding NSGA-II, resume after kill -9, workers, files.
+
+Most tests inject cheap deterministic stand-ins for the latency predictor and the accuracy
+estimator (``STUBS`` below, written to a module file so that spawned workers and killed
+subprocesses import the same functions) and search a tiny space at 32 px.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import assert_one_line_error, run_cli
+
+STUBS = '''
+import math, os, time
+from hwnas.search import arch_costs_fast
+
+
+def latency(archs):
+    """MACs-proportional, plus a per-block overhead (ms)."""
+    return [arch_costs_fast(a)[1] / 1e6 + 0.2 * len(a.blocks) for a in archs]
+
+
+def accuracy(archs):
+    """Saturating in MACs, small penalty for big kernels; optionally slow and traced."""
+    marker = os.environ.get("STUB_MARKER")
+    if marker:
+        with open(marker, "a") as f:
+            f.write(f"{os.getpid()}\\n")
+        time.sleep(float(os.environ.get("STUB_SLEEP", "0")))
+    out = []
+    for a in archs:
+        macs = arch_costs_fast(a)[1]
+        out.append(1 - 0.9 * math.exp(-macs / 4e6) - 0.002 * sum(b.kernel for b in a.blocks))
+    return out
+'''
+
+TINY = """
+name: tiny
+resolutions: [32, 64]
+stem: {out: 16, kernel: 3, stride: 2, act: relu6}
+head: {out: 64, act: relu6}
+stages:
+  - {out: 16, stride: 1, depth: 1, kernel: [3], expand: [1]}
+  - {out: 24, stride: 2, depth: [1, 3], kernel: [3, 5], expand: [3, 6], width: [0.5, 1.0]}
+  - {out: 32, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6], width: [0.5, 1.0]}
+  - {out: 48, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6]}
+  - {out: 64, stride: 2, depth: 1, kernel: [3], expand: [6]}
+"""
+
+RUNNER = """
+import json, logging, sys
+logging.basicConfig(level=logging.WARNING)
+import optuna
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+import search_stubs
+from hwnas.search import SearchSettings, run_search
+
+if __name__ == "__main__":
+    kw = json.loads(sys.argv[1])
+    res = run_search(SearchSettings(**kw), latency_fn=search_stubs.latency,
+                     accuracy_fn=search_stubs.accuracy, classes=10, progress=False)
+    print(json.dumps({"complete": res.complete, "failed": res.failed}))
+"""
+
+
+@pytest.fixture
+def env(home, monkeypatch):
+    """HWNAS_HOME with the tiny space and the stand-in module importable (here and in
+    subprocesses)."""
+    (home / "search_spaces").mkdir()
+    (home / "search_spaces" / "tiny.yaml").write_text(TINY)
+    (home / "search_stubs.py").write_text(STUBS)
+    (home / "runner.py").write_text(RUNNER)
+    monkeypatch.syspath_prepend(str(home))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(home), os.environ.get("PYTHONPATH", "")]))
+    sys.modules.pop("search_stubs", None)
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    yield home
+    optuna.logging.set_verbosity(verbosity)
+
+
+def settings(**kw):
+    from hwnas.search import SearchSettings
+
+    base = dict(space="tiny", device="stub", name="r", trials=30, resolution=32, population=8)
+    base.update(kw)
+    return SearchSettings(**base)
+
+
+def search(**kw):
+    import search_stubs
+
+    from hwnas.search import run_search
+
+    return run_search(settings(**kw), latency_fn=search_stubs.latency,
+                      accuracy_fn=search_stubs.accuracy, classes=10, progress=False)
+
+
+def read_csv(p: Path) -> list[dict]:
+    with open(p, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def journal_states(path: Path) -> dict:
+    """Trial states from a fresh process reading the journal with plain Optuna."""
+    code = textwrap.dedent(f"""
+        import json, optuna
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        st = JournalStorage(JournalFileBackend({str(path)!r}))
+        s = optuna.load_study(study_name="r", storage=st)
+        print(json.dumps([[t.number, t.state.name, t.user_attrs.get("arch"),
+                           t.user_attrs.get("seed"), t.user_attrs.get("worker"),
+                           t.user_attrs.get("surplus", False)] for t in s.trials]))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+# ---- small pieces --------------------------------------------------------------------------
+
+def test_parsers_and_bad_settings():
+    from hwnas.errors import HwnasError
+    from hwnas.search import parse_count, parse_ms, parse_objectives
+
+    assert parse_ms("20ms") == 20 and parse_ms("0.02s") == 20 and parse_ms("15") == 15
+    assert parse_count("2M") == 2_000_000 and parse_count("500k") == 500_000
+    assert parse_objectives("accuracy,latency,memory") == ("accuracy", "latency", "memory")
+    for bad, frag in [(lambda: parse_objectives("accuracy,speed"), "speed"),
+                      (lambda: parse_objectives("accuracy"), "at least two"),
+                      (lambda: parse_ms("fast"), "fast"),
+                      (lambda: parse_count("lots"), "lots"),
+                      (lambda: settings(sampler="cmaes").validate(), "cmaes"),
+                      (lambda: settings(name="../x").validate(), "run name")]:
+        with pytest.raises(HwnasError, match=frag):
+            bad()
+
+
+def test_costs_match_the_torch_model():
+    from hwnas.model import arch_costs
+    from hwnas.search import arch_costs_fast
+    from hwnas.space import load_space
+
+    for space, res in (("mobilenetv2", 96), ("mobilenetv3", 64)):
+        for a in load_space(space).sample(3, 1, res):
+            a = replace(a, classes=10)
+            c = arch_costs(a)
+            assert arch_costs_fast(a) == (c.params, c.macs, c.peak_act_bytes)
+
+
+def test_hypervolume_and_pareto_helpers():
+    from hwnas.search import hypervolume, pareto_mask
+
+    dirs = ["maximize", "minimize"]
+    ref = [0.0, 20.0]
+    a, b = (0.8, 10.0), (0.5, 4.0)
+    # two rectangles down to the reference point, minus their overlap
+    expected = 0.8 * 10 + 0.5 * 16 - 0.5 * 10
+    assert hypervolume(np.array([a, b]), dirs, ref) == pytest.approx(expected)
+    # a dominated point and a point beyond the reference change nothing
+    pts = np.array([a, b, (0.4, 12.0), (0.9, 25.0)])
+    assert hypervolume(pts, dirs, ref) == pytest.approx(expected)
+    assert pareto_mask(pts, dirs).tolist() == [True, True, False, True]
+    rng = np.random.default_rng(0)
+    r = rng.random((200, 3))
+    m = pareto_mask(r, ["maximize", "minimize", "minimize"])
+    loss = r * [-1, 1, 1]
+    for i in range(len(r)):
+        dominated = np.any(np.all(loss <= loss[i], 1) & np.any(loss < loss[i], 1))
+        assert m[i] == (not dominated)
+
+
+def test_seed_configurations_are_in_the_space(env):
+    from hwnas.search import cheapest_archs, seed_params
+    from hwnas.space import load_space
+
+    for name in ("mobilenetv2", "mobilenetv3", "tiny"):
+        sp = load_space(name)
+        params = dict(sp.params())
+        seeds = seed_params(sp)
+        assert seeds[-1][0] == "cheapest"
+        for _, p in seeds:
+            assert set(p) == set(params) - {"resolution"}
+            assert all(v in params[k] for k, v in p.items())
+        cheap = cheapest_archs(sp, 96, 10)[0]
+        assert len(cheap.blocks) == sum(st.depth[0] for st in sp.stages)
+        assert all(a.classes == 10 for a in cheapest_archs(sp, 96, 10))
+    mbv2 = load_space("mobilenetv2")
+    full = mbv2.arch_from_params(seed_params(mbv2)[-2][1], 224)
+    from hwnas.baselines import mobilenet_v2
+
+    assert full.blocks == mobilenet_v2(1.0).blocks  # the space holds MobileNetV2-1.0 itself
+
+
+# ---- Optuna behaviour the search relies on -------------------------------------------------------
+
+def test_enqueued_seeds_join_nsga2_generation_zero(env):
+    import optuna
+
+    from hwnas.search import open_storage, seed_params
+    from hwnas.space import load_space
+
+    # plain Optuna: a trial fixed entirely by enqueue_trial never meets the sampler, so
+    # NSGA-II gives it no generation and it can never be a parent
+    sp = load_space("tiny")
+    label, p = seed_params(sp)[0]
+    plain = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.NSGAIISampler(population_size=4, seed=0))
+    plain.enqueue_trial(p)
+    plain.optimize(lambda t: (0.5, float(len(sp.suggest(t, 32).blocks))), n_trials=1)
+    key = optuna.samplers.NSGAIISampler._get_generation_key()
+    assert key not in plain.trials[0].system_attrs
+
+    res = search(trials=12, population=4)
+    study = optuna.load_study(study_name="r", storage=open_storage(None, res.run_dir),
+                              sampler=optuna.samplers.NSGAIISampler(population_size=4))
+    seeds = [t for t in study.trials if "seed" in t.user_attrs]
+    assert len(seeds) == len(seed_params(sp))
+    gen0 = {t.number for t in study.sampler.get_population(study, 0)}
+    assert {t.number for t in seeds} <= gen0
+    # and later generations exist: the search went on from them
+    assert any(t.system_attrs.get(key, 0) > 0 for t in study.trials)
+
+
+# ---- constraints, outputs, files -------------------------------------------------------------------
+
+def test_constraints_pareto_and_files_readable_by_a_fresh_process(env):
+    import search_stubs
+
+    from hwnas.search import arch_costs_fast, cheapest_archs, load_run
+    from hwnas.space import load_space
+
+    sp = load_space("tiny")
+    # a budget between the cheapest and a typical Arch, so that it binds
+    cheap = search_stubs.latency(cheapest_archs(sp, 32, 10))[0]
+    typical = np.median(search_stubs.latency([replace(a, classes=10) for a in sp.sample(1, 40, 32)]))
+    budget = (cheap + typical) / 2
+    max_params = int(np.median([arch_costs_fast(replace(a, classes=10))[0]
+                                for a in sp.sample(2, 40, 32)]))
+    res = search(trials=40, latency_budget_ms=budget, max_params=max_params,
+                 objectives=("accuracy", "latency", "memory"))
+    assert res.complete == 40
+
+    # a fresh process reads every file written
+    code = textwrap.dedent("""
+        import csv, json, sys
+        from pathlib import Path
+        from hwnas.arch import load_arch
+        from hwnas.search import load_run
+        run = load_run(sys.argv[1])
+        files = sorted(str(p) for p in (Path(sys.argv[1]) / "winners").glob("*.yaml"))
+        archs = [load_arch(p).to_string() for p in files]
+        st = run.study()
+        print(json.dumps({"config": run.config, "trials": run.trials, "pareto": run.pareto,
+                          "winners": archs, "n_study": len(st.trials),
+                          "dirs": [d.name for d in st.directions]}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code, str(res.run_dir)], capture_output=True,
+                         text=True, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["config"]["objectives"] == ["accuracy", "latency", "memory"]
+    assert got["config"]["latency_budget_ms"] == budget
+    assert got["config"]["versions"]["optuna"].startswith("5")
+    assert got["dirs"] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    assert got["n_study"] == len(got["trials"])
+
+    trials, pareto = got["trials"], got["pareto"]
+    complete = [t for t in trials if t["state"] == "COMPLETE"]
+    feasible = [t for t in complete if t["latency_ms"] <= budget and t["params"] <= max_params]
+    assert [t["feasible"] for t in complete] == [t in feasible for t in complete]
+    assert 0 < len(feasible) < len(complete), "the budgets should bind"
+    assert pareto and sorted(got["winners"]) == sorted(r["arch"] for r in pareto)
+    for r in pareto:
+        assert r["latency_ms"] <= budget and r["params"] <= max_params
+    # pareto.csv = the non-dominated feasible trials (one row per arch)
+    def vec(t):
+        return np.array([-t["accuracy"], t["latency_ms"], t["memory_bytes"]])
+    front = {t["arch"] for t in feasible
+             if not any(np.all(vec(o) <= vec(t)) and np.any(vec(o) < vec(t)) for o in feasible)}
+    assert {r["arch"] for r in pareto} == front
+    run = load_run("r")  # by name, in this process too
+    assert len(run.winners()) == len(pareto)
+
+
+def test_budget_below_the_cheapest_arch_is_refused(env):
+    import search_stubs
+
+    from hwnas.errors import HwnasError
+    from hwnas.search import cheapest_archs
+    from hwnas.space import load_space
+
+    cheap = search_stubs.latency(cheapest_archs(load_space("tiny"), 32, 10))[0]
+    with pytest.raises(HwnasError, match=r"below the cheapest arch.*predicted") as e:
+        search(latency_budget_ms=cheap * 0.9)
+    assert f"{cheap:.2f} ms" in str(e.value)
+    with pytest.raises(HwnasError, match="max-params"):
+        search(max_params=1000)
+    assert not (env / "runs" / "r").exists()
+
+
+def test_rerun_continues_and_a_mismatch_leaves_the_run_untouched(env):
+    from hwnas.errors import HwnasError
+
+    assert search(trials=10).complete == 10
+    run = env / "runs" / "r"
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    for kw, frag in [({"resolution": 64}, "resolution"),
+                     ({"objectives": ("accuracy", "params")}, "objectives"),
+                     ({"device": "other"}, "device"),
+                     ({"storage": f"sqlite:///{env}/x.db"}, "storage")]:
+        with pytest.raises(HwnasError, match=frag):
+            search(trials=10, **kw)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    res = search(trials=16, sampler="tpe")  # more trials, another sampler: continues
+    assert res.complete == 16 and res.new_trials == 6
+    assert len([r for r in read_csv(run / "trials.csv") if r["state"] == "COMPLETE"]) == 16
+
+
+# ---- kill -9, workers -----------------------------------------------------------------------------
+
+def _start(env, marker: Path, kw: dict, sleep: float) -> subprocess.Popen:
+    e = dict(os.environ, STUB_MARKER=str(marker), STUB_SLEEP=str(sleep))
+    return subprocess.Popen([sys.executable, str(env / "runner.py"), json.dumps(kw)], env=e,
+                            cwd=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    t0 = time.monotonic()
+    while not (path.is_file() and len(path.read_text().splitlines()) >= n):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - t0 < timeout
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9(env):
+    from hwnas.search import seed_params
+    from hwnas.space import load_space
+
+    n = 25
+    kw = dict(space="tiny", device="stub", name="r", trials=n, resolution=32, population=6)
+    marker = env / "evals.txt"
+    p = _start(env, marker, kw, sleep=0.4)
+    _wait_lines(marker, 9, p)  # the 9th evaluation has started: a trial is in flight
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    first = journal_states(env / "runs" / "r" / "journal.log")
+    assert [s for _, s, *_ in first].count("RUNNING") == 1
+
+    p = _start(env, marker, kw, sleep=0.0)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    trials = journal_states(env / "runs" / "r" / "journal.log")
+    states = [s for _, s, *_ in trials]
+    assert states.count("COMPLETE") == n
+    assert states.count("FAIL") == 1 and "RUNNING" not in states and "WAITING" not in states
+    assert [num for num, *_ in trials] == list(range(len(trials)))
+    # the seeds were enqueued once, each evaluated once
+    seeds = [s for *_, s, _, _ in trials if s]
+    assert sorted(seeds) == sorted(label for label, _ in seed_params(load_space("tiny")))
+    rows = read_csv(env / "runs" / "r" / "trials.csv")
+    assert [r["state"] for r in rows].count("COMPLETE") == n
+    assert json.loads(out)["complete"] == n
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_journal(env):
+    n = 24
+    kw = dict(space="tiny", device="stub", name="r", trials=n, resolution=32, population=6,
+              workers=2)
+    marker = env / "evals.txt"
+    p = _start(env, marker, kw, sleep=0.05)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    trials = journal_states(env / "runs" / "r" / "journal.log")
+    complete = [t for t in trials if t[1] == "COMPLETE"]
+    assert len(complete) == n
+    assert all(t[1] == "COMPLETE" or t[5] for t in trials)  # anything else is a surplus race
+    workers = {t[4].rsplit(":", 2)[1] for t in complete}
+    assert len(workers) == 2 and str(p.pid) not in workers  # two child processes did the work
+    assert len(set(marker.read_text().split())) == 2
+
+
+# ---- CLI --------------------------------------------------------------------------------------------
+
+def test_cli_bad_input_one_line(env):
+    def cli(*a):
+        return run_cli("search", "--space", "tiny", "--device", "stub", "--name", "r", *a,
+                       env={"HWNAS_HOME": str(env)}, cwd=env)
+
+    assert_one_line_error(cli("--objectives", "accuracy,speed"), "unknown objective 'speed'")
+    assert_one_line_error(cli("--sampler", "cmaes"), "unknown sampler 'cmaes'")
+    assert_one_line_error(cli("--latency-budget", "soon"), "soon")
+    assert_one_line_error(cli("--storage", "sqlite:////nonexistent/dir/x.db"), "cannot be opened")
+    assert_one_line_error(cli("--storage", "nosuchdb://x"), "cannot be opened")
+    # an existing run with another space / device
+    search(trials=4)
+    before = (env / "runs" / "r" / "journal.log").read_bytes()
+    r = run_cli("search", "--space", "mobilenetv2", "--device", "stub", "--name", "r",
+                env={"HWNAS_HOME": str(env)}, cwd=env)
+    assert_one_line_error(r, "another space")
+    r = run_cli("search", "--space", "tiny", "--device", "pi5", "--name", "r", "--resolution", "32",
+                env={"HWNAS_HOME": str(env)}, cwd=env)
+    assert_one_line_error(r, "another device")
+    assert (env / "runs" / "r" / "journal.log").read_bytes() == before
+    h = run_cli("search", "--help")
+    assert h.returncode == 0 and "--latency-budget" in h.stdout and "journal" in h.stdout
