@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "hwnas-train/1"
 OPTIMIZERS = ("sgd", "adamw")
+# NHWC: 2-3x faster depthwise convolutions (forward and backward) with oneDNN on x86 CPUs
+CHANNELS_LAST = torch.channels_last
 # recipe fields that do not change the result (threads may change float rounding only)
 _RESUME_FREE = {"threads"}
 
@@ -182,7 +184,7 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
     steps = n // recipe.batch_size if drop_last else 1
     with torch_threads(recipe.threads):
         torch.manual_seed(seed)
-        model = build(arch)
+        model = build(arch).to(memory_format=CHANNELS_LAST)
         opt = _optimizer(model, recipe)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(recipe, steps))
         gen = torch.Generator().manual_seed(seed)
@@ -209,7 +211,7 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
             for xb, yb in train.batches("train", recipe.batch_size, resolution=arch.resolution,
                                         shuffle=True, generator=gen, augment=recipe.augment,
                                         drop_last=drop_last):
-                loss = loss_fn(model(xb), yb)
+                loss = loss_fn(model(xb.contiguous(memory_format=CHANNELS_LAST)), yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -271,7 +273,7 @@ def recalibrate_bn(model: nn.Module, data: Dataset, images: int, resolution: int
     try:
         for xb, _ in data.batches("train", batch_size, resolution=resolution, indices=idx):
             if len(xb) > 1:
-                model(xb)
+                model(xb.contiguous(memory_format=CHANNELS_LAST))
     finally:
         for m, mom in zip(bns, saved, strict=True):
             m.momentum = mom
@@ -288,7 +290,7 @@ def evaluate(model: nn.Module, data: Dataset, resolution: int | None = None,
     model.eval()
     correct = total = 0
     for xb, yb in data.batches(split, batch_size, resolution=res):
-        correct += (model(xb).argmax(1) == yb).sum().item()
+        correct += (model(xb.contiguous(memory_format=CHANNELS_LAST)).argmax(1) == yb).sum().item()
         total += len(yb)
     return correct / max(1, total)
 
