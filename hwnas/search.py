@@ -287,24 +287,26 @@ def cheapest_archs(space: SearchSpace, resolution: int, classes: int) -> list[Ar
 
 
 def default_resolution(space: SearchSpace, device: str | None = None) -> int:
-    """The resolution the device's table was profiled at for this space, else the demo
-    resolution (or the space's nearest)."""
+    """The resolution of ``space`` the device's table covers best (the one it was profiled
+    at; the demo resolution on a tie), else the demo resolution (or the space's nearest)."""
     if device:
         try:
             from .lut import LatencyTable
 
             t = LatencyTable.load(device)
-            for attr in ("resolutions", "resolution"):
-                v = getattr(t, attr, None) or (t.provenance or {}).get(attr)
-                vals = [v] if isinstance(v, int) else list(v or [])
-                ok = [r for r in vals if isinstance(r, int) and r in space.resolutions]
-                if ok:
-                    return DEMO_RESOLUTION if DEMO_RESOLUTION in ok else ok[0]
-        except Exception as e:  # no table yet, or an older table format: fall back
+            cover = {}
+            for r in space.resolutions:
+                have, total = t.coverage(space, r)
+                cover[r] = have / total if total else 0.0
+            best = max(cover.values(), default=0.0)
+            if best > 0:
+                return min((r for r, c in cover.items() if c == best),
+                           key=lambda r: (r != DEMO_RESOLUTION, r))
+        except Exception as e:  # no table (yet): fall back
             log.debug("default resolution from the table of %s: %s", device, e)
-    if DEMO_RESOLUTION in space.resolutions or len(space.resolutions) == 0:
+    if DEMO_RESOLUTION in space.resolutions:
         return DEMO_RESOLUTION
-    return min(space.resolutions, key=lambda r: abs(r - DEMO_RESOLUTION))
+    return min(space.resolutions, key=lambda r: (abs(r - DEMO_RESOLUTION), r))
 
 
 # ---- storage and samplers --------------------------------------------------------------------------
@@ -696,6 +698,24 @@ def _work(study, objective: _Objective, callbacks: list) -> None:
     study.optimize(objective, callbacks=[stop_when_done, *callbacks], gc_after_trial=False)
 
 
+def seed_study(study, space: SearchSpace) -> None:
+    """Enqueue the seed configurations (:func:`seed_params`) once."""
+    for label, p in seed_params(space):
+        study.enqueue_trial(p, user_attrs={SEED_ATTR: label}, skip_if_exists=True)
+
+
+def optimize(study, space: SearchSpace, settings: SearchSettings, latency_fn: LatencyFn,
+             accuracy_fn: AccuracyFn, *, resolution: int | None = None,
+             classes: int | None = None, callbacks: Sequence = ()) -> None:
+    """Run the search's objective on any Optuna ``study`` (its storage and sampler as given)
+    until ``settings.trials`` trials are COMPLETE or running; no run folder is involved
+    (benchmarks, experiments). ``study``'s directions must follow ``settings.objectives``."""
+    obj = _Objective(space, resolution or settings.resolution or default_resolution(space),
+                     int(classes or space.classes), Evaluator(latency_fn, accuracy_fn), settings,
+                     settings.trials)
+    _work(study, obj, list(callbacks))
+
+
 def _worker_main(settings: SearchSettings, run_dir: str, target: int, space_path: str,
                  resolution: int, classes: int, latency_fn, accuracy_fn, errors) -> None:
     """Entry point of a ``--workers`` child process."""
@@ -929,8 +949,7 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
     fail_dead_trials(study)
     if settings.seed_baselines and not any(
             t.user_attrs.get(SEED_ATTR) is None for t in study.get_trials(deepcopy=False)):
-        for label, p in seed_params(space):
-            study.enqueue_trial(p, user_attrs={SEED_ATTR: label}, skip_if_exists=True)
+        seed_study(study, space)
 
     done0, _ = _counts(study)
     objective = _Objective(space, resolution, n_classes, Evaluator(latency_fn, accuracy_fn),
@@ -1151,5 +1170,6 @@ __all__ = [
     "OBJECTIVES", "SAMPLERS", "Evaluator", "Metrics", "Run", "SearchResult", "SearchSettings",
     "arch_costs_fast", "cheapest_archs", "default_resolution", "export_run", "fail_dead_trials",
     "format_summary", "hypervolume", "load_run", "make_sampler", "open_storage",
-    "parse_count", "parse_ms", "parse_objectives", "pareto_mask", "run_search", "seed_params",
+    "optimize", "parse_count", "parse_ms", "parse_objectives", "pareto_mask", "run_search",
+    "seed_params", "seed_study",
 ]
