@@ -1,0 +1,114 @@
+"""hwnas view: the offline HTML report of a run."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+_DESCRIPTION = """\
+Write runs/RUN/report.html: one self-contained page (plotly's JavaScript is inside the file;
+it opens without network) with
+
+  - the trials in objective space (predicted latency x estimated accuracy): the Pareto front
+    highlighted, infeasible trials grey, the latency budget as a line, and the retrained
+    winners and baselines with an arrow from predicted to measured latency;
+  - the latency predictor's parity plot (predicted vs measured, +-10 % band) over the
+    device's whole-network measurements and the re-measured winners;
+  - the hypervolume history (normalised objectives, reference point 1.1);
+  - tables of the retrained winners and baselines and of the Pareto front.
+
+Every caption says how latency was measured (device, CPU, threads, onnxruntime version,
+statistic, protocol). Whatever the run does not have yet (trials, retrain results, a
+device table) is named in one line and left out; the report shows what exists.
+"""
+
+_EPILOG = """\
+examples:
+  hwnas view first                      # runs/first/report.html
+  hwnas view first --open               # ... and open it in the default browser
+  hwnas view first --serve 8000         # serve runs/first/ at http://127.0.0.1:8000/report.html
+  hwnas view first --images png,svg     # also runs/first/figures/*.png|svg (needs kaleido)
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("view", help="write the run's offline HTML report (Pareto front viewer)",
+                       description=_DESCRIPTION, epilog=_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", metavar="RUN", help="run name (runs/RUN) or a run folder")
+    p.add_argument("-o", "--output", metavar="FILE.html",
+                   help="write the report here instead of runs/RUN/report.html")
+    p.add_argument("--open", action="store_true", help="open the report in the default browser")
+    p.add_argument("--serve", type=int, metavar="PORT",
+                   help="serve the run folder on http://127.0.0.1:PORT/ until Ctrl-C")
+    p.add_argument("--images", default="", metavar="FORMATS",
+                   help="also export the figures as png and/or svg into runs/RUN/figures/ "
+                   "(comma list; needs the optional kaleido package, skipped without it)")
+    p.add_argument("--no-predictor", dest="predictor", action="store_false",
+                   help="do not load the device's latency predictor (parity plot from the "
+                   "retrained models only; faster)")
+    p.set_defaults(func=cmd_view)
+
+
+def _formats(text: str) -> list[str]:
+    from ..errors import HwnasError
+
+    fmts = [f.strip().lower() for f in text.split(",") if f.strip()]
+    for f in fmts:
+        if f not in ("png", "svg"):
+            raise HwnasError(f"--images '{text}': formats are png and svg")
+    return fmts
+
+
+def cmd_view(args) -> int:
+    from ..report import write_report
+
+    fmts = _formats(args.images)
+    if args.serve is not None and not 0 < args.serve < 65536:
+        from ..errors import HwnasError
+
+        raise HwnasError(f"--serve {args.serve}: a port is 1-65535")
+    res = write_report(args.run, args.output, images=fmts, predictor=args.predictor)
+    for n in res.data.notes:
+        log.warning("%s", n)
+    d = res.data
+    print(f"{res.path}  ({d.n_complete} complete trials, Pareto front {d.n_front}, "
+          f"{len(d.objective.retrained)} retrained models; {res.path.stat().st_size / 2**20:.1f} MiB)")
+    for p in res.images:
+        print(p)
+    if args.serve is not None:
+        return serve(res.path, args.serve, args.open)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(res.path.resolve().as_uri())
+    return 0
+
+
+def serve(report, port: int, open_browser: bool = False) -> int:
+    """Serve the report's folder on 127.0.0.1:``port`` until Ctrl-C."""
+    import functools
+    import http.server
+
+    from ..errors import HwnasError
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(report.parent))
+    try:
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as e:
+        raise HwnasError(f"cannot serve on 127.0.0.1:{port}: {e.strerror or e}") from None
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/{report.name}"
+    print(f"serving {report.parent} at {url}  (Ctrl-C stops)", flush=True)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+    return 0
