@@ -25,7 +25,9 @@ import contextlib
 import io
 import logging
 import math
+import pickle
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -204,7 +206,7 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
             start, loss_avg, history = int(ck["epoch"]), float(ck["train_loss"]), list(ck["history"])
             log.info("%s: resuming after epoch %d of %d", checkpoint, start, recipe.epochs)
         bar = tqdm(total=(recipe.epochs - start) * steps, desc=f"train {data.name}", unit="step",
-                   disable=not progress, leave=False)
+                   disable=not progress or start >= recipe.epochs, leave=False)
         for epoch in range(start, recipe.epochs):
             model.train()
             total, count = 0.0, 0
@@ -308,9 +310,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise HwnasError(f"{p}: no such checkpoint")
+    if not zipfile.is_zipfile(p):
+        raise HwnasError(f"{p}: not a torch checkpoint (corrupt, truncated or another kind of file)")
     try:
         ck = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt, truncated, or holds objects weights_only refuses
+    except pickle.UnpicklingError:  # what weights_only refuses: arbitrary Python objects
+        raise HwnasError(f"{p}: refused: holds Python objects that torch.load(weights_only=True) "
+                         "does not load (hwnas checkpoints hold only state dicts)") from None
+    except Exception as e:  # corrupt zip members, truncated tensors...
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise HwnasError(f"{p}: not a readable checkpoint ({first[:160]})") from None
     need = {"format", "arch", "model", "epoch", "recipe"}
@@ -323,8 +330,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def _check_compatible(ck: dict, path: Path, arch: Arch, recipe: Recipe, seed: int,
                       data: Dataset) -> None:
     if ck["arch"] != arch.to_string():
-        raise HwnasError(f"{path}: checkpoint is of another arch ({ck['arch'][:80]}), "
-                         f"not {arch.to_string()[:80]}")
+        raise HwnasError(f"{path}: checkpoint is of another arch: it holds {ck['arch']}, "
+                         f"this run trains {arch.to_string()}")
     mine = recipe.to_dict()
     for k, v in ck["recipe"].items():
         if k not in _RESUME_FREE and mine.get(k) != v:

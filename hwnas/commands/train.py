@@ -1,0 +1,106 @@
+"""hwnas train / score: try the training recipe and the accuracy estimators on one dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+DATA_HELP = ("digits (bundled with scikit-learn), cifar10:PATH (the python-format folder "
+             "cifar-10-batches-py) or imagefolder:PATH (PATH/<class>/<image>, or PATH/train and "
+             "PATH/val)")
+ARCH_HELP = ("an arch file (.yaml/.json), a baseline name (mbv2-0.5, mbv2-0.5@160, ...) or a "
+             "canonical arch string; its classes are adapted to the dataset")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    tr = sub.add_parser("train", help="train one Arch on a dataset with the project's recipe",
+                        description="Train ARCH from scratch with the project's recipe (SGD + "
+                        "Nesterov or AdamW, cosine schedule, label smoothing, augmentation, fixed "
+                        "seed) and print its test accuracy. With -o, a checkpoint is written "
+                        "after every epoch and the same command resumes from it.")
+    tr.add_argument("arch", metavar="ARCH", help=ARCH_HELP)
+    tr.add_argument("--data", required=True, metavar="DATA", help=DATA_HELP)
+    tr.add_argument("--resolution", "-r", type=int, help="input resolution (default: the arch's)")
+    tr.add_argument("--epochs", type=int, default=10)
+    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    tr.add_argument("--lr", type=float, help="learning rate (default: 0.05 for sgd, 0.002 for adamw)")
+    tr.add_argument("--subset", type=int, help="train on this many (stratified) training images")
+    tr.add_argument("--no-augment", action="store_true", help="no random shifts/flips")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    tr.add_argument("-o", "--output", metavar="CHECKPOINT.pt",
+                    help="checkpoint (state dicts, written each epoch; resumed if it exists)")
+    tr.set_defaults(func=cmd_train)
+
+    sc = sub.add_parser("score", help="estimate the accuracy of Archs (zero-cost proxy or short "
+                        "training)",
+                        description="Score each ARCH with an accuracy estimator, higher is "
+                        "better: 'zero-cost' is NASWOT (Mellor et al., ICML 2021; log-determinant "
+                        "of the activation-pattern kernel on one real minibatch, no training); "
+                        "'train' is a few epochs of the recipe, scored on a held-out part of the "
+                        "training split.")
+    sc.add_argument("archs", metavar="ARCH", nargs="+", help=ARCH_HELP)
+    sc.add_argument("--data", required=True, metavar="DATA", help=DATA_HELP)
+    sc.add_argument("--estimator", choices=("zero-cost", "train"), default="zero-cost")
+    sc.add_argument("--resolution", "-r", type=int,
+                    help="score every Arch at this resolution (default: each at its own)")
+    sc.add_argument("--epochs", type=int, default=3, help="with --estimator train")
+    sc.add_argument("--batch-size", type=int, default=64, help="with --estimator zero-cost")
+    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    sc.add_argument("--cache", metavar="FILE.json", help="score cache shared between runs")
+    sc.set_defaults(func=cmd_score)
+
+
+def _positive(**kw: int | None) -> None:
+    from ..errors import HwnasError
+
+    for k, v in kw.items():
+        if v is not None and v < 1:
+            raise HwnasError(f"--{k.replace('_', '-')}: must be a positive integer, got {v}")
+
+
+def cmd_train(args) -> None:
+    from pathlib import Path
+
+    from ..arch import resolve_arch
+    from ..data import load_dataset
+    from ..train import Recipe, adapt_arch, train_arch
+
+    _positive(resolution=args.resolution, epochs=args.epochs, batch_size=args.batch_size,
+              subset=args.subset, threads=args.threads)
+    arch = resolve_arch(args.arch)
+    data = load_dataset(args.data, args.resolution or arch.resolution, args.seed)
+    arch = adapt_arch(arch, data, args.resolution)
+    lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 0.002)
+    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                    lr=lr, augment=not args.no_augment, subset=args.subset, threads=args.threads)
+    r = train_arch(arch, data, recipe, args.seed, Path(args.output) if args.output else None)
+    print(f"arch        {arch.to_string()}")
+    print(f"data        {data.name}: {len(data.train_y)} train / {len(data.test_y)} test images, "
+          f"{data.classes} classes, at {arch.resolution}x{arch.resolution}")
+    print(f"recipe      {recipe.epochs} epochs, {recipe.optimizer} lr {recipe.lr}, batch "
+          f"{recipe.batch_size}, seed {args.seed}"
+          + (f" (resumed after epoch {r.resumed_from})" if r.resumed_from else ""))
+    print(f"train loss  {r.train_loss:.4f}")
+    print(f"test acc    {100 * r.test_acc:.2f} %  ({r.seconds:.1f} s)")
+    if args.output:
+        print(f"checkpoint  {args.output}")
+
+
+def cmd_score(args) -> None:
+    from ..accuracy import make_estimator
+    from ..arch import resolve_arch
+
+    _positive(resolution=args.resolution, epochs=args.epochs, batch_size=args.batch_size,
+              threads=args.threads)
+    archs = [resolve_arch(a) for a in args.archs]
+    kw = ({"batch_size": args.batch_size} if args.estimator == "zero-cost"
+          else {"epochs": args.epochs, "progress": True})
+    est = make_estimator(args.estimator, args.data, args.resolution, seed=args.seed,
+                         cache_path=args.cache, threads=args.threads, **kw)
+    scores = est.score(archs)
+    print(f"# {est.name} on {args.data}, seed {args.seed}; higher is better"
+          + ("; accuracy on a held-out part of the training split" if args.estimator == "train" else ""))
+    for spec, s in zip(args.archs, scores, strict=True):
+        print(f"{s:10.4f}  {spec}")
