@@ -93,14 +93,14 @@ def format_info(name: str, target: str, info: dict) -> str:
     osn, kernel = g("os", None), g("kernel", None)
     rows.append(("os", ", ".join(x for x in [osn, f"kernel {kernel}" if kernel else None] if x)))
     gov, f, fmax = g("governor", None), g("freq_mhz", None), g("freq_max_mhz", None)
-    rows.append(("cpu clock", ", ".join(x for x in [
+    rows.append(("clock", ", ".join(x for x in [
         f"governor {gov}" if gov else None, f"{f} MHz" if f else None,
         f"max {fmax} MHz" if fmax else None] if x)))
     t = g("temp_c", None)
     rows.append(("temperature", f"{t} °C" if t is not None else None))
     g("runner_schema", None)
     disk = g("disk_free_mb", None)
-    rows.append(("disk free", f"{disk} MiB in the temporary folder" if disk is not None else None))
+    rows.append(("disk", f"{disk} MiB free in the temporary folder" if disk is not None else None))
     for key, v in info.items():
         rows.append((key, _fmt(v) if v is not None else None))
     rows = [(k, v) for k, v in rows if v not in (None, "")]
