@@ -309,3 +309,12 @@ def test_ssh_bad_cases_one_line_each(cli, home, ssh_server, bare_python, tmp_pat
         assert_one_line_error(r, f"device '{name}'", *fragments)
         assert (home / "latency_tables" / name / "device.json").read_bytes() == before
     assert leftovers(ssh_server) == []
+
+
+def test_upload_disk_full_message():
+    """tar on a full board: the copy fails with one clear line (the live case needs a full disk)."""
+    conn = SSHConnection(DeviceConfig("pi", "ssh://pi@board:2222"))
+    e = conn._fail("copying the bundle", 2, "tar: models/a.onnx: Cannot write: No space left on device\n"
+                   "tar: Exiting with failure status due to previous errors\n")
+    assert str(e) == ("device 'pi' (pi@board:2222): disk full on the device (No space left on device): "
+                      "free some space and run again")
