@@ -489,6 +489,9 @@ def profile(device: str, space, resolution: int, *, networks: int = DEFAULT_NETW
         rep.seconds = time.monotonic() - t0
         return rep
     if not entries:
+        if statistic and LatencyTable.exists(device) and table.statistic != statistic:
+            table.statistic = statistic  # a choice among the stored statistics: no re-measuring
+            table.save()
         rep.seconds = time.monotonic() - t0
         return rep
     bundle = work_root(device) / f"{space.name}-r{resolution}"
