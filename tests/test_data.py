@@ -135,16 +135,19 @@ def test_cifar10_malformed_batch_is_one_clear_error(tmp_path, content, fragment)
     assert "data_batch_1" in str(e.value) and "\n" not in str(e.value)
 
 
-def test_bad_dataset_specs_are_one_line_through_the_cli(cli, tmp_path):
+def test_bad_dataset_specs_are_one_clear_line(cli, tmp_path):
     (tmp_path / "empty").mkdir()
+    for spec, fragments in [
+        (f"cifar10:{tmp_path / 'empty'}", ("no data_batch_1", "cifar-10-batches-py")),
+        ("imagefolder:/no/such/dir", ("imagefolder:/no/such/dir", "no such folder")),
+        ("cifar10", ("needs a path",)),
+        ("mnist", ("unknown dataset 'mnist'", "digits")),
+    ]:
+        with pytest.raises(HwnasError) as e:
+            load_dataset(spec, 32)
+        assert all(f in str(e.value) for f in fragments) and "\n" not in str(e.value)
     assert_one_line_error(cli("score", TINY, "--data", "cifar10:/no/such/dir"),
                           "cifar10:/no/such/dir", "no such folder")
-    assert_one_line_error(cli("train", TINY, "--data", f"cifar10:{tmp_path / 'empty'}"),
-                          "no data_batch_1", "cifar-10-batches-py")
-    assert_one_line_error(cli("score", TINY, "--data", "imagefolder:/no/such/dir"),
-                          "imagefolder:/no/such/dir")
-    assert_one_line_error(cli("score", TINY, "--data", "mnist"), "unknown dataset 'mnist'",
-                          "digits")
 
 
 # ---- ImageFolder --------------------------------------------------------------------------------
