@@ -1,0 +1,137 @@
+"""hwnas retrain: train a run's winners and baselines with one recipe, re-measure on the device."""
+
+from __future__ import annotations
+
+import argparse
+
+_DESCRIPTION = """\
+Close the loop of a search run: train the selected Pareto winners of runs/RUN and the
+baselines from scratch with the same recipe (SGD or AdamW, cosine schedule, label
+smoothing, the standard augmentation, fixed seeds), report their test accuracy (mean +- std
+over the seeds), export each to ONNX (runs/RUN/models/NAME.onnx, the deployable artefacts;
+first seed's weights), time all of them on the device in one interleaved run with the
+profiler's protocol (locally or over SSH), and predict their latency with the device's
+predictor.
+
+Writes runs/RUN/retrain.csv (name, kind, arch, params, MACs, peak activation memory,
+predicted ms, measured median/IQR/n, error %, accuracy mean/std, seeds, epochs, onnx) and
+runs/RUN/retrain.json, then prints which winners dominate which baselines (lower measured
+median latency, accuracy at least the baseline's within the seeds' noise) and the speedup at
+matched accuracy.
+
+Winners: --top K (default 3) takes K winners spread evenly along the front by latency
+rank, from the most accurate (K=1: the most accurate; K=2: both ends); --select knee the
+front's knee (farthest from the line between its ends, objectives scaled to [0,1]);
+--select budget the most accurate within the run's --latency-budget; --select all every
+winner. Baselines are built at the run's resolution with the dataset's classes.
+
+Resumable, model by model: each finished (model, seed) is kept in
+runs/RUN/retrain/<recipe id>/<name>/seed<S>.json, with its per-epoch checkpoint
+(seed<S>.pt: torch.save of state dicts, read back with weights_only=True); running the same
+command again skips what is finished and continues an interrupted training. Another
+--epochs or learning rate trains anew in its own folder. A corrupt or foreign checkpoint
+is refused with one line (delete it to train that model again).
+"""
+
+_EPILOG = """\
+examples:
+  hwnas retrain first                                   # 3 winners + MobileNetV2 x0.35..1.0
+  hwnas retrain first --select knee --epochs 30 --seeds 3 --baselines mbv2-0.5,mbv3-small
+  hwnas retrain pi-20ms --select budget --data cifar10:~/data/cifar-10-batches-py --feedback
+  hwnas retrain first --device pi5                      # measure on another device
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("retrain", help="retrain winners + baselines, re-measure on the device",
+                       description=_DESCRIPTION, epilog=_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", metavar="RUN", help="a search run: runs/RUN (or its folder path)")
+    sel = p.add_mutually_exclusive_group()
+    sel.add_argument("--top", type=int, metavar="K",
+                     help="K winners spread along the front by latency (default: 3)")
+    sel.add_argument("--select", choices=("knee", "budget", "all"),
+                     help="the knee, the most accurate within the run's latency budget, or all")
+    p.add_argument("--baselines", default="mbv2-0.35,mbv2-0.5,mbv2-0.75,mbv2-1.0", metavar="LIST",
+                   help="comma list of mbv2-0.35, mbv2-0.5, mbv2-0.75, mbv2-1.0, mbv3-small, or "
+                   "'none' (default: the four MobileNetV2 widths)")
+    p.add_argument("--device", metavar="NAME",
+                   help="measure on (and predict for) this device (default: the run's)")
+    p.add_argument("--feedback", action="store_true",
+                   help="add the whole-network measurements to the device's networks.json "
+                   "(source 'retrain'): the predictor refits from them when next loaded")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress bars or progress messages (warnings and errors only)")
+
+    t = p.add_argument_group("training recipe (the same for every model)")
+    t.add_argument("--data", metavar="SPEC",
+                   help="digits, cifar10:PATH or imagefolder:PATH (default: the run's dataset)")
+    t.add_argument("--epochs", type=int, default=10, help="epochs per model [10]")
+    t.add_argument("--seeds", default="3", metavar="S",
+                   help="a count (3 = seeds 0,1,2) or a comma list (0,5,7; one seed: 7,) [3]")
+    t.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
+                   help="SGD with Nesterov momentum, or AdamW [sgd]")
+    t.add_argument("--lr", type=float, help="peak learning rate (cosine decay) [0.05 sgd, "
+                   "0.002 adamw]")
+    t.add_argument("--batch-size", type=int, default=64, help="[64]")
+    t.add_argument("--weight-decay", type=float, help="on conv/linear weights [4e-5 sgd, 0.05 adamw]")
+    t.add_argument("--label-smoothing", type=float, default=0.1, help="[0.1]")
+    t.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warmup [0]")
+    t.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="no random translation / flips")
+    t.add_argument("--subset", type=int, metavar="N",
+                   help="train on a stratified seeded subset of N training images (smoke runs)")
+    t.add_argument("--threads", type=int, help="torch threads while training [torch's default]")
+
+    m = p.add_argument_group(
+        "measurement protocol",
+        "Default: the protocol the device's latency table was measured with (so measured and "
+        "predicted compare, and --feedback can join the table), with the device's threads.")
+    m.add_argument("--quick", action="store_true",
+                   help="the fast, noisy preset (warmup 1, 3 passes, 3 samples): smoke tests")
+    m.add_argument("--warmup", type=int, help="untimed runs per session")
+    m.add_argument("--min-repeats", type=int, help="samples per model, at least")
+    m.add_argument("--min-time", type=float, metavar="SECONDS", help="timed seconds per model")
+    m.add_argument("--passes", type=int, help="interleaved bursts per model")
+    p.set_defaults(func=cmd_retrain)
+
+
+def cmd_retrain(args) -> None:
+    import logging
+
+    logger = logging.getLogger("hwnas")
+    level = logger.level
+    if args.quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        _retrain(args)
+    finally:
+        logger.setLevel(level)
+
+
+def _retrain(args) -> None:
+    from ..errors import HwnasError
+    from ..retrain import RetrainSettings, parse_seeds, run_retrain
+    from ..train import Recipe
+
+    if args.epochs < 1:
+        raise HwnasError(f"--epochs must be >= 1, got {args.epochs}")
+    adamw = args.optimizer == "adamw"
+    lr = args.lr if args.lr is not None else (0.002 if adamw else 0.05)
+    wd = args.weight_decay if args.weight_decay is not None else (0.05 if adamw else 4e-5)
+    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                    lr=lr, weight_decay=wd, label_smoothing=args.label_smoothing,
+                    augment=args.augment, subset=args.subset, threads=args.threads,
+                    warmup_epochs=args.warmup_epochs)
+    bl = [] if args.baselines.strip().lower() == "none" else \
+        [b.strip() for b in args.baselines.split(",") if b.strip()]
+    settings = RetrainSettings(
+        run=args.run, select=args.select or "top", top=args.top if args.top is not None else 3,
+        seeds=parse_seeds(args.seeds), baselines=tuple(bl), device=args.device, data=args.data,
+        recipe=recipe, quick=args.quick, feedback=args.feedback,
+        protocol_overrides={"warmup": args.warmup, "min_repeats": args.min_repeats,
+                            "min_time_s": args.min_time, "passes": args.passes})
+    res = run_retrain(settings, progress=not args.quiet)
+    print(f"run {res.run_dir.name}: {len(res.rows)} models ({res.trained} trainings in this "
+          f"call) -> {res.run_dir / 'retrain.csv'}, ONNX in {res.run_dir / 'models'}")
+    print(res.summary())

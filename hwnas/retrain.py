@@ -1,0 +1,724 @@
+"""Retrain a search run's winners and baselines with one recipe, and re-measure them on the device.
+
+``run_retrain(RetrainSettings(run=...))`` closes the loop of a search run ``runs/RUN/``:
+
+1. **select** winners from the run's Pareto front (:func:`select_winners`: ``top`` K spread
+   along the front, the ``knee``, the best within the run's latency ``budget``, or ``all``)
+   and build the baselines (MobileNetV2 widths, MobileNetV3-small) at the run's resolution
+   with the dataset's classes;
+2. **train** every model from scratch with the same :class:`~hwnas.train.Recipe` for each
+   seed (:func:`hwnas.train.train_arch`; fixed seeds), evaluate on the dataset's test
+   split, and export the first seed's trained network to ``runs/RUN/models/<name>.onnx``;
+3. **measure** all the ONNX files on the device in ONE interleaved call with the
+   profiler's protocol (:func:`hwnas.profile.measure_archs`; by default the protocol the
+   device's latency table was measured with, so measured and predicted are comparable);
+4. **predict** each model's latency with the device's latency predictor;
+5. write ``runs/RUN/retrain.csv`` (:data:`COLUMNS`) and ``runs/RUN/retrain.json`` (settings,
+   recipe, protocol, the summary of :func:`summarize`).
+
+Files, all written atomically::
+
+    runs/RUN/retrain/<recipe id>/<name>/seed<S>.pt     training checkpoint (torch.save of
+                                                       state dicts; read with weights_only)
+    runs/RUN/retrain/<recipe id>/<name>/seed<S>.json   the finished training's result
+    runs/RUN/retrain/measured-<device>.json            the last interleaved measurement
+    runs/RUN/models/<name>.onnx                        deployable model (first seed's weights)
+
+The recipe id (``e<epochs>-<hash>``) hashes the recipe, the dataset and the resolution, so
+another ``--epochs`` or learning rate trains anew next to the old results instead of
+mixing with them. Resuming: a finished (model, seed) -- its ``.json`` exists -- is never
+retrained; an unfinished one continues from its per-epoch checkpoint; the measurement is
+reused when it holds exactly the same models measured with the same protocol (a new model
+re-measures all of them together, for fairness).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .arch import Arch
+from .errors import HwnasError
+from .io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+#: the columns of retrain.csv, in order (the report viewer reads these)
+COLUMNS = ["name", "kind", "arch", "params", "macs", "peak_act_bytes", "predicted_ms",
+           "measured_median_ms", "measured_iqr_ms", "measured_n", "error_pct", "acc_mean",
+           "acc_std", "seeds", "epochs", "onnx"]
+#: extra columns after :data:`COLUMNS`: the statistic the predictor predicts (the device
+#: table's) and the measured value of that statistic, which ``error_pct`` compares with
+EXTRA_COLUMNS = ["statistic", "measured_stat_ms", "predicted_by", "search_accuracy",
+                 "search_latency_ms"]
+DEFAULT_BASELINES = ("mbv2-0.35", "mbv2-0.5", "mbv2-0.75", "mbv2-1.0")
+SELECTIONS = ("top", "knee", "budget", "all")
+RESULT_FORMAT = "hwnas-retrain-result/1"
+MEASURE_FORMAT = "hwnas-retrain-measure/1"
+CSV_FILE = "retrain.csv"
+JSON_FILE = "retrain.json"
+
+__all__ = ["COLUMNS", "DEFAULT_BASELINES", "SELECTIONS", "Model", "RetrainResult",
+           "RetrainSettings", "format_summary", "format_table", "knee_index", "load_retrain",
+           "parse_seeds", "run_retrain", "select_winners", "spread_indices", "summarize"]
+
+
+# ---- settings ---------------------------------------------------------------------------------
+
+@dataclass
+class RetrainSettings:
+    """What ``hwnas retrain`` does; ``None`` means "the run's" (device, data)."""
+
+    run: str
+    select: str = "top"
+    top: int = 3
+    seeds: tuple[int, ...] = (0, 1, 2)
+    baselines: tuple[str, ...] = DEFAULT_BASELINES
+    device: str | None = None
+    data: str | None = None
+    recipe: Any = None  # a hwnas.train.Recipe (default: Recipe())
+    protocol: Any = None  # a hwnas.device.bench.Protocol (default: measurement_protocol())
+    quick: bool = False  # the quick measurement preset (tests, smoke runs)
+    protocol_overrides: dict = field(default_factory=dict)  # warmup, passes, ... (None: keep)
+    feedback: bool = False  # add the measurements to the device's networks.json
+
+    def validate(self) -> RetrainSettings:
+        if self.select not in SELECTIONS:
+            raise HwnasError(f"--select '{self.select}': choose from {', '.join(SELECTIONS)}")
+        if self.select == "top" and self.top < 1:
+            raise HwnasError(f"--top must be >= 1, got {self.top}")
+        if not self.seeds:
+            raise HwnasError("--seeds: give at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise HwnasError(f"--seeds {','.join(map(str, self.seeds))}: a seed is listed twice")
+        from .baselines import BASELINES
+
+        for b in self.baselines:
+            if b not in BASELINES:
+                raise HwnasError(f"unknown baseline '{b}' (known: {', '.join(BASELINES)})")
+        if len(set(self.baselines)) != len(self.baselines):
+            raise HwnasError("--baselines: a baseline is listed twice")
+        return self
+
+
+def parse_seeds(text: str | int) -> tuple[int, ...]:
+    """``"3"`` -> (0, 1, 2) (a count); ``"0,5,7"`` or ``"7,"`` -> those seeds."""
+    s = str(text).strip()
+    try:
+        if "," in s:
+            seeds = tuple(int(x) for x in s.split(",") if x.strip())
+        else:
+            n = int(s)
+            if n < 1:
+                raise ValueError
+            seeds = tuple(range(n))
+    except ValueError:
+        raise HwnasError(f"--seeds '{text}': a count (3 = seeds 0,1,2) or a comma list of "
+                         "seeds (0,5,7; one seed: 7,)") from None
+    if not seeds or any(x < 0 for x in seeds):
+        raise HwnasError(f"--seeds '{text}': seeds must be integers >= 0")
+    return seeds
+
+
+# ---- selecting winners --------------------------------------------------------------------------
+
+def spread_indices(n: int, k: int) -> list[int]:
+    """``k`` of ``n`` positions (0 = fastest, n-1 = most accurate on a latency-sorted front)
+    spread evenly by rank, starting from the most accurate: k=1 -> [n-1], k=2 -> both ends."""
+    if k >= n:
+        return list(range(n))
+    if k == 1:
+        return [n - 1]
+    return sorted({round((n - 1) * (1 - i / (k - 1))) for i in range(k)})
+
+
+def knee_index(latency: Sequence[float], accuracy: Sequence[float]) -> int:
+    """The knee of a 2-D front: after scaling both objectives to [0, 1], the point farthest
+    from the straight line joining the front's two ends (on the better side of it); with
+    fewer than 3 points (or a straight front), the point closest to the ideal corner
+    (lowest latency, highest accuracy)."""
+    n = len(latency)
+    if n == 0:
+        raise HwnasError("the front is empty")
+
+    def scale(v: Sequence[float]) -> list[float]:
+        lo, hi = min(v), max(v)
+        return [0.0 if hi == lo else (x - lo) / (hi - lo) for x in v]
+
+    x, y = scale(latency), scale(accuracy)
+    ideal = min(range(n), key=lambda i: (x[i] ** 2 + (1 - y[i]) ** 2, i))
+    if n < 3:
+        return ideal
+    a = min(range(n), key=lambda i: (x[i], -y[i]))  # fastest end
+    b = max(range(n), key=lambda i: (y[i], -x[i]))  # most accurate end
+    dx, dy = x[b] - x[a], y[b] - y[a]
+    norm = math.hypot(dx, dy)
+    if norm == 0:
+        return ideal
+    # signed distance; positive = towards the ideal corner (upper left)
+    dist = [(dx * (y[i] - y[a]) - dy * (x[i] - x[a])) / norm for i in range(n)]
+    best = max(range(n), key=lambda i: (dist[i], -i))
+    return best if dist[best] > 1e-12 else ideal
+
+
+def select_winners(pareto: Sequence[dict], select: str = "top", top: int = 3,
+                   budget_ms: float | None = None) -> list[dict]:
+    """The Pareto rows to retrain (each with ``arch``, ``latency_ms``, ``accuracy``), sorted
+    by predicted latency. ``top``: ``top`` spread along the front (:func:`spread_indices`);
+    ``knee``: :func:`knee_index`; ``budget``: the most accurate with ``latency_ms <=
+    budget_ms``; ``all``: the whole front."""
+    rows = [r for r in pareto if r.get("arch")]
+    rows.sort(key=lambda r: (float(r.get("latency_ms") or 0.0), -float(r.get("accuracy") or 0.0)))
+    if not rows:
+        raise HwnasError("the run's Pareto front is empty (pareto.csv has no feasible trial); "
+                         "run the search longer or relax its budgets")
+    if select == "all":
+        return rows
+    if select == "top":
+        return [rows[i] for i in spread_indices(len(rows), top)]
+    if select == "knee":
+        i = knee_index([float(r["latency_ms"]) for r in rows], [float(r["accuracy"]) for r in rows])
+        return [rows[i]]
+    if select == "budget":
+        if budget_ms is None:
+            raise HwnasError("--select budget: the run has no latency budget (searched without "
+                             "--latency-budget); use --select knee|all or --top K")
+        ok = [r for r in rows if float(r["latency_ms"]) <= budget_ms]
+        if not ok:
+            raise HwnasError(f"--select budget: no winner within {budget_ms:g} ms")
+        return [max(ok, key=lambda r: (float(r["accuracy"]), -float(r["latency_ms"])))]
+    raise HwnasError(f"--select '{select}': choose from {', '.join(SELECTIONS)}")
+
+
+# ---- models -------------------------------------------------------------------------------------
+
+@dataclass
+class Model:
+    """One network to retrain: a winner (named by its arch file's stem) or a baseline."""
+
+    name: str
+    kind: str  # "winner" | "baseline"
+    arch: Arch
+    search: dict = field(default_factory=dict)  # the winner's Pareto row
+
+    @property
+    def onnx_rel(self) -> str:
+        return f"models/{self.name}.onnx"
+
+
+def _winner_models(run, settings: RetrainSettings, adapt) -> list[Model]:
+    budget = run.config.get("latency_budget_ms")
+    rows = select_winners(run.pareto, settings.select, settings.top, budget)
+    out = []
+    from .arch import load_arch, parse_string
+
+    for r in rows:
+        p = run.path / str(r.get("file") or "")
+        arch = load_arch(p) if r.get("file") and p.is_file() else parse_string(r["arch"])
+        name = Path(str(r.get("file") or "")).stem or arch.file_stem()
+        out.append(Model(name, "winner", adapt(arch), dict(r)))
+    return out
+
+
+def _baseline_models(names: Sequence[str], resolution: int, adapt) -> list[Model]:
+    from .baselines import baseline
+
+    return [Model(n, "baseline", adapt(baseline(n, resolution))) for n in names]
+
+
+# ---- training -----------------------------------------------------------------------------------
+
+def recipe_id(recipe, data_spec: str, resolution: int) -> str:
+    """``e<epochs>-<hash>``: what makes two trainings of one arch and seed the same."""
+    d = {k: v for k, v in recipe.to_dict().items() if k != "threads"}
+    blob = json.dumps({"recipe": d, "data": data_spec, "resolution": resolution}, sort_keys=True)
+    return f"e{recipe.epochs}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+
+def _sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_result(path: Path, model: Model, seed: int) -> dict | None:
+    """A finished training's result, or None if it is of another arch (retrain then)."""
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise HwnasError(f"{path}: unreadable training result ({str(e).splitlines()[0]}); "
+                         "delete it to train that model again") from None
+    if not isinstance(d, dict) or d.get("format") != RESULT_FORMAT:
+        raise HwnasError(f"{path}: not an hwnas retrain result (format must be "
+                         f"'{RESULT_FORMAT}'); delete it to train that model again")
+    if d.get("arch") != model.arch.to_string() or d.get("seed") != seed:
+        log.warning("%s: holds another arch or seed; training again", path)
+        return None
+    try:
+        float(d["test_acc"])
+    except (KeyError, TypeError, ValueError):
+        raise HwnasError(f"{path}: training result without a test accuracy; delete it to "
+                         "train that model again") from None
+    return d
+
+
+def _export(model: Model, net, run_dir: Path) -> str:
+    from .export import export_arch
+
+    path = run_dir / model.onnx_rel
+    try:
+        export_arch(model.arch, path, module=net)
+    except OSError as e:
+        raise HwnasError(f"cannot write {path}: {e.strerror or e}") from None
+    return _sha1(path)
+
+
+def _ensure_onnx(model: Model, result: dict, ckpt: Path, run_dir: Path, res_path: Path) -> None:
+    """Re-export the first seed's trained network if its ONNX file is missing or is not the
+    one exported from this result (another recipe's run overwrote it)."""
+    path = run_dir / model.onnx_rel
+    if path.is_file() and result.get("onnx_sha1") == _sha1(path):
+        return
+    from .train import load_trained
+
+    arch, net, _ = load_trained(ckpt)
+    if arch.to_string() != model.arch.to_string():
+        raise HwnasError(f"{ckpt}: checkpoint is of another arch ({arch.to_string()[:60]}...)")
+    result["onnx_sha1"] = _export(model, net, run_dir)
+    atomic_write_json(res_path, result)
+    log.info("%s: exported %s from %s", model.name, path, ckpt.name)
+
+
+def _train_all(models: list[Model], data, data_spec: str, recipe, seeds: Sequence[int],
+               run_dir: Path, rid: str, progress: bool) -> dict[str, list[dict]]:
+    """Train every (model, seed) not finished yet; the results per model name."""
+    from tqdm import tqdm
+
+    from .train import train_arch
+
+    root = run_dir / "retrain" / rid
+    todo, done = [], {}
+    for m in models:
+        for s in seeds:
+            rp = root / m.name / f"seed{s}.json"
+            r = _read_result(rp, m, s) if rp.is_file() else None
+            if r is None:
+                todo.append((m, s))
+            else:
+                done[(m.name, s)] = r
+    total = len(models) * len(seeds)
+    bar = tqdm(total=total, initial=total - len(todo), desc="retrain", unit="model",
+               file=sys.stderr, disable=not progress, dynamic_ncols=True, position=0)
+    try:
+        for (name, s), r in sorted(done.items()):
+            log.info("%s seed %d: trained earlier (test accuracy %.4f)", name, s, r["test_acc"])
+            if s == seeds[0]:
+                m = next(x for x in models if x.name == name)
+                _ensure_onnx(m, r, root / name / f"seed{s}.pt", run_dir, root / name / f"seed{s}.json")
+        for m, s in todo:
+            label = m.name if m.kind == "baseline" else f"winner {m.name[:40]}"
+            bar.set_postfix_str(f"{label} seed {s}")
+            ck = root / m.name / f"seed{s}.pt"
+            ck.parent.mkdir(parents=True, exist_ok=True)
+            res = train_arch(m.arch, data, recipe, seed=s, checkpoint=ck, progress=progress)
+            r = {"format": RESULT_FORMAT, "name": m.name, "kind": m.kind,
+                 "arch": m.arch.to_string(), "seed": s, "data": data_spec,
+                 "resolution": m.arch.resolution, "recipe": recipe.to_dict(),
+                 "epochs": res.epochs, "test_acc": float(res.test_acc),
+                 "train_loss": float(res.train_loss), "seconds": round(res.seconds, 2),
+                 "resumed_from": res.resumed_from, "checkpoint": ck.name,
+                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            if s == seeds[0]:
+                r["onnx"] = m.onnx_rel
+                r["onnx_sha1"] = _export(m, res.model, run_dir)
+            atomic_write_json(root / m.name / f"seed{s}.json", r)
+            done[(m.name, s)] = r
+            log.info("%s seed %d: test accuracy %.4f (%.0f s)", m.name, s, r["test_acc"],
+                     res.seconds)
+            bar.update(1)
+    finally:
+        bar.close()
+    return {m.name: [done[(m.name, s)] for s in seeds] for m in models}
+
+
+# ---- measuring and predicting -----------------------------------------------------------------------
+
+def measurement_protocol(device: str, quick: bool = False, **overrides):
+    """The protocol to measure with: the one the device's latency table was measured with
+    (so the measurement compares with the table, and ``--feedback`` can join it) at the
+    device's thread count -- else the profiler's default, or its quick preset with ``quick``
+    -- with ``overrides`` (``warmup``, ``min_repeats``, ``min_time_s``, ``passes``, ...)."""
+    from .devices import load_device
+    from .lut import LatencyTable
+    from .profile import make_protocol
+
+    cfg = load_device(device)
+    base: dict[str, Any] = {}
+    if not quick and LatencyTable.exists(device):
+        base = dict(LatencyTable.load(device).provenance.get("protocol") or {})
+        base.pop("threads", None)
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return make_protocol(cfg.threads, quick=quick, **base)
+
+
+def _measure(device: str, models: list[Model], run_dir: Path, protocol, feedback: bool,
+             progress: bool) -> dict[str, Any]:
+    """Stats per arch string, measured in one interleaved call (or the stored measurement of
+    exactly these archs with this protocol)."""
+    from .lut import Stats
+    from .profile import measure_archs
+
+    archs = {m.arch.to_string(): m for m in models}
+    cache = run_dir / "retrain" / f"measured-{device}.json"
+    proto = protocol.to_dict()
+    if cache.is_file():
+        try:
+            c = json.loads(cache.read_text())
+            ok = (c.get("format") == MEASURE_FORMAT and c.get("protocol") == proto
+                  and set(c.get("stats", {})) == set(archs)
+                  and (c.get("feedback") or not feedback))
+            if ok:
+                log.info("measurement of these %d models on %s: from %s", len(archs), device,
+                         cache)
+                return {k: Stats.from_dict(v, f"{cache}: {k[:40]}") for k, v in c["stats"].items()}
+        except (OSError, ValueError, HwnasError) as e:
+            log.warning("%s: unreadable (%s); measuring again", cache, e)
+    onnx = {s: run_dir / m.onnx_rel for s, m in archs.items()}
+    log.info("measuring %d models on %s, interleaved (%d passes, >= %d samples each)",
+             len(archs), device, protocol.passes, protocol.min_repeats)
+    stats = measure_archs(device, [m.arch for m in archs.values()], onnx=onnx, protocol=protocol,
+                          source="retrain" if feedback else None, progress=progress)
+    atomic_write_json(cache, {"format": MEASURE_FORMAT, "device": device, "protocol": proto,
+                              "feedback": feedback, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                              "stats": {k: v.to_dict() for k, v in stats.items()}})
+    return stats
+
+
+def _predict(device: str, archs: list[Arch]) -> tuple[list[float | None], str, str]:
+    """(predicted ms per arch, what predicted them, the statistic predicted)."""
+    import numpy as np
+
+    from .lut import DEFAULT_STATISTIC, LatencyTable
+
+    statistic = DEFAULT_STATISTIC
+    table = None
+    if LatencyTable.exists(device):
+        table = LatencyTable.load(device)
+        statistic = table.statistic
+    try:
+        from .predictor import LatencyPredictor
+
+        pred = LatencyPredictor.for_device(device)
+        vals = np.asarray(pred.predict(archs), dtype=float).reshape(-1)
+        statistic = getattr(pred, "statistic", None) or statistic
+        return [float(v) if math.isfinite(v) else None for v in vals], "predictor", statistic
+    except (ImportError, AttributeError, HwnasError) as e:
+        log.warning("no latency predictor for '%s' (%s); predicting with the table's block sum",
+                    device, str(e).splitlines()[0] if str(e) else type(e).__name__)
+    out: list[float | None] = []
+    for a in archs:
+        try:
+            out.append(table.lut_sum(a) if table is not None else None)
+        except HwnasError:
+            out.append(None)
+    return out, ("lut-sum" if table is not None else "none"), statistic
+
+
+# ---- rows and summary ---------------------------------------------------------------------------------
+
+def _mean_std(v: Sequence[float]) -> tuple[float, float]:
+    return float(statistics.fmean(v)), (float(statistics.stdev(v)) if len(v) > 1 else 0.0)
+
+
+def _rows(models, results, stats, predicted, predicted_by, statistic, seeds, epochs) -> list[dict]:
+    from .model import arch_costs
+
+    rows = []
+    for m, pred in zip(models, predicted, strict=True):
+        s = m.arch.to_string()
+        st = stats[s]
+        mean, std = _mean_std([r["test_acc"] for r in results[m.name]])
+        c = arch_costs(m.arch)
+        meas = st.value(statistic)
+        rows.append({
+            "name": m.name, "kind": m.kind, "arch": s, "params": c.params, "macs": c.macs,
+            "peak_act_bytes": c.peak_act_bytes,
+            "predicted_ms": None if pred is None else round(pred, 6),
+            "measured_median_ms": round(st.median_ms, 6), "measured_iqr_ms": round(st.iqr_ms, 6),
+            "measured_n": st.n,
+            "error_pct": (None if pred is None or meas <= 0
+                          else round(100.0 * (pred - meas) / meas, 3)),
+            "acc_mean": round(mean, 6), "acc_std": round(std, 6),
+            "seeds": ";".join(map(str, seeds)), "epochs": epochs, "onnx": m.onnx_rel,
+            "statistic": statistic, "measured_stat_ms": round(meas, 6), "predicted_by": predicted_by,
+            "search_accuracy": m.search.get("accuracy"), "search_latency_ms": m.search.get("latency_ms"),
+        })
+    return rows
+
+
+def _tol(w: dict, b: dict) -> float:
+    """Accuracy noise between two rows: the seeds' standard deviations combined."""
+    return math.hypot(float(w.get("acc_std") or 0.0), float(b.get("acc_std") or 0.0))
+
+
+def summarize(rows: Sequence[dict]) -> dict[str, Any]:
+    """Winners against baselines, on measured median latency and mean test accuracy.
+
+    * ``dominance``: every (winner W, baseline B) with W faster than B (lower measured
+      median) and W's accuracy >= B's minus the noise ``sqrt(std_W^2 + std_B^2)`` over seeds
+      (0 with one seed); ``strict`` when W's mean accuracy is >= B's.
+    * ``speedups``: per baseline, the fastest winner with accuracy >= B's (``strict``) and
+      the fastest within noise (``noise``): speedup = B's ms / W's ms (> 1: W is faster).
+    """
+    ws = [r for r in rows if r["kind"] == "winner"]
+    bs = [r for r in rows if r["kind"] == "baseline"]
+
+    def ms(r: dict) -> float:
+        return float(r["measured_median_ms"])
+
+    def acc(r: dict) -> float:
+        return float(r["acc_mean"])
+
+    dom = []
+    for w in ws:
+        for b in bs:
+            if ms(w) < ms(b) and acc(w) >= acc(b) - _tol(w, b):
+                dom.append({"winner": w["name"], "baseline": b["name"], "speedup": ms(b) / ms(w),
+                            "acc_diff": acc(w) - acc(b), "strict": acc(w) >= acc(b)})
+    speed = []
+    for b in bs:
+        entry: dict[str, Any] = {"baseline": b["name"], "baseline_ms": ms(b),
+                                 "baseline_acc": acc(b), "baseline_acc_std": float(b["acc_std"])}
+        for key, ok in (("strict", lambda w, b=b: acc(w) >= acc(b)),
+                        ("noise", lambda w, b=b: acc(w) >= acc(b) - _tol(w, b))):
+            cand = [w for w in ws if ok(w)]
+            if cand:
+                w = min(cand, key=ms)
+                entry[key] = {"winner": w["name"], "winner_ms": ms(w), "winner_acc": acc(w),
+                              "speedup": ms(b) / ms(w)}
+            else:
+                entry[key] = None
+        speed.append(entry)
+    strict = [e["strict"]["speedup"] for e in speed if e["strict"]]
+    return {"statistic": "median", "dominance": dom, "speedups": speed,
+            "best_strict_speedup": max(strict) if strict else None}
+
+
+def _labels(rows: Sequence[dict]) -> dict[str, str]:
+    lab, i = {}, 0
+    for r in rows:
+        if r["kind"] == "winner":
+            i += 1
+            lab[r["name"]] = f"W{i}"
+        else:
+            lab[r["name"]] = r["name"]
+    return lab
+
+
+def _f(v: Any, fmt: str, empty: str = "-") -> str:
+    return empty if v is None or v == "" else format(float(v), fmt)
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """The models: params, MACs, peak memory, predicted vs measured latency, accuracy."""
+    lab = _labels(rows)
+    out = [f"  {'model':<10} {'params':>8} {'MACs':>8} {'peak':>8} {'pred.':>8} "
+           f"{'measured (median +- IQR)':>24} {'err%':>7} {'accuracy':>16}"]
+    for r in rows:
+        out.append(
+            f"  {lab[r['name']]:<10} {r['params'] / 1e6:>7.3f}M {r['macs'] / 1e6:>7.1f}M "
+            f"{r['peak_act_bytes'] / 2**20:>6.2f}Mi {_f(r['predicted_ms'], '.3f'):>8} "
+            f"{float(r['measured_median_ms']):>11.3f} +- {float(r['measured_iqr_ms']):<6.3f} ms "
+            f"{_f(r['error_pct'], '+.1f'):>7} {float(r['acc_mean']):>8.4f} +- {float(r['acc_std']):.4f}")
+    ws = [r for r in rows if r["kind"] == "winner"]
+    for r in ws:
+        out.append(f"  {lab[r['name']]} = {r['arch']}")
+    return "\n".join(out)
+
+
+def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
+    """Table, how it was measured, the dominance grid and the speedups at matched accuracy."""
+    meta = meta or {}
+    s = summarize(rows)
+    lab = _labels(rows)
+    ws = [r for r in rows if r["kind"] == "winner"]
+    bs = [r for r in rows if r["kind"] == "baseline"]
+    seeds = rows[0]["seeds"] if rows else ""
+    out = [format_table(rows), ""]
+    p = meta.get("protocol") or {}
+    out.append(
+        f"measured on '{meta.get('device', '?')}' ({meta.get('target', '?')}): onnxruntime, "
+        f"{p.get('threads', '?')} thread(s), batch 1, all models interleaved in one run "
+        f"({p.get('passes', '?')} passes, >= {p.get('min_repeats', '?')} samples, n = "
+        f"{min((r['measured_n'] for r in rows), default=0)}..{max((r['measured_n'] for r in rows), default=0)}); "
+        f"latency = median; predicted = {meta.get('predicted_by', '?')} "
+        f"({meta.get('statistic', '?')}; err% against the measured {meta.get('statistic', '?')})")
+    out.append(f"accuracy = test top-1 on {meta.get('data', '?')}, mean +- std over seeds {seeds}, "
+               f"{rows[0]['epochs'] if rows else '?'} epochs, one recipe for all "
+               f"({meta.get('recipe_text', '')})")
+    if ws and bs:
+        out.append("")
+        out.append("winner vs baseline: measured speedup (baseline ms / winner ms), accuracy "
+                   "difference; * = winner dominates (faster, accuracy >= within noise)")
+        head = f"  {'':<6}" + "".join(f"{lab[b['name']]:>20}" for b in bs)
+        out.append(head)
+        doms = {(d["winner"], d["baseline"]) for d in s["dominance"]}
+        for w in ws:
+            cells = []
+            for b in bs:
+                sp = float(b["measured_median_ms"]) / float(w["measured_median_ms"])
+                da = 100 * (float(w["acc_mean"]) - float(b["acc_mean"]))
+                star = "*" if (w["name"], b["name"]) in doms else " "
+                cells.append(f"{sp:>8.2f}x {da:+6.1f}pp{star:>2}")
+            out.append(f"  {lab[w['name']]:<6}" + "".join(f"{c:>20}" for c in cells))
+        out.append("")
+        out.append("speedup at matched accuracy (fastest winner with accuracy >= the baseline's; "
+                   "in brackets: within noise):")
+        for e in s["speedups"]:
+            st, nz = e["strict"], e["noise"]
+            a = (f"{lab[st['winner']]} {st['speedup']:.2f}x ({st['winner_ms']:.3f} vs "
+                 f"{e['baseline_ms']:.3f} ms)" if st else "no winner that accurate")
+            b = f"[{lab[nz['winner']]} {nz['speedup']:.2f}x]" if nz else "[none]"
+            out.append(f"  {e['baseline']:<11} acc {e['baseline_acc']:.4f}: {a} {b}")
+        best = s["best_strict_speedup"]
+        best_text = f"{best:.2f}x" if best is not None else "none"
+        out.append(f"best speedup at equal or better accuracy: {best_text}")
+    return "\n".join(out)
+
+
+# ---- reading back ---------------------------------------------------------------------------------------
+
+_INT = {"params", "macs", "peak_act_bytes", "measured_n", "epochs"}
+_FLOAT = {"predicted_ms", "measured_median_ms", "measured_iqr_ms", "error_pct", "acc_mean",
+          "acc_std", "measured_stat_ms", "search_accuracy", "search_latency_ms"}
+
+
+def _csv_text(rows: Sequence[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS + EXTRA_COLUMNS, lineterminator="\n",
+                       extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def load_retrain(run: str | Path) -> list[dict]:
+    """The rows of ``runs/RUN/retrain.csv`` with typed values (empty -> None); [] if the run
+    was not retrained yet."""
+    from .search import run_path
+
+    p = run_path(run) / CSV_FILE
+    if not p.is_file():
+        return []
+    out = []
+    with open(p, newline="") as f:
+        for r in csv.DictReader(f):
+            row: dict[str, Any] = {}
+            for k, v in r.items():
+                if v is None or v == "":
+                    row[k] = None
+                elif k in _INT:
+                    row[k] = int(float(v))
+                elif k in _FLOAT:
+                    row[k] = float(v)
+                else:
+                    row[k] = v
+            out.append(row)
+    return out
+
+
+# ---- the whole step -----------------------------------------------------------------------------------
+
+@dataclass
+class RetrainResult:
+    run_dir: Path
+    rows: list[dict]
+    meta: dict
+    trained: int  # (model, seed) trainings finished in this call
+
+    def summary(self) -> str:
+        return format_summary(self.rows, self.meta)
+
+
+def _recipe_text(r) -> str:
+    return (f"{r.optimizer} lr {r.lr:g}, cosine, batch {r.batch_size}, wd {r.weight_decay:g}, "
+            f"label smoothing {r.label_smoothing:g}, augment {'on' if r.augment else 'off'}"
+            + (f", subset {r.subset}" if r.subset else ""))
+
+
+def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResult:
+    """Train, export, measure, predict and tabulate (see the module docstring)."""
+    from .data import load_dataset
+    from .devices import load_device
+    from .search import load_run
+    from .train import Recipe, adapt_arch
+
+    settings.validate()
+    run = load_run(settings.run)
+    cfg = run.config
+    device = settings.device or cfg.get("device")
+    if not device:
+        raise HwnasError(f"run '{run.name}' names no device; give --device")
+    dev = load_device(device)  # measuring needs a registered device: fail before training
+    resolution = int(cfg.get("resolution") or 0)
+    if resolution <= 0:
+        raise HwnasError(f"{run.path / 'config.json'}: no resolution")
+    data_spec = settings.data or cfg.get("data") or "digits"
+    recipe = settings.recipe or Recipe()
+    protocol = settings.protocol or measurement_protocol(device, settings.quick,
+                                                         **settings.protocol_overrides)
+    data = load_dataset(data_spec, resolution, 0)  # the fixed split: one test set for all
+
+    def adapt(a: Arch) -> Arch:
+        return adapt_arch(replace(a, resolution=resolution), data)
+
+    models = [*_winner_models(run, settings, adapt),
+              *_baseline_models(settings.baselines, resolution, adapt)]
+    log.info("retraining %d winner(s) and %d baseline(s) on %s at %d px, %d epoch(s), seeds %s",
+             sum(m.kind == "winner" for m in models), len(settings.baselines), data_spec,
+             resolution, recipe.epochs, ",".join(map(str, settings.seeds)))
+    rid = recipe_id(recipe, data_spec, resolution)
+    before = sum((run.path / "retrain" / rid / m.name / f"seed{s}.json").is_file()
+                 for m in models for s in settings.seeds)
+    results = _train_all(models, data, data_spec, recipe, settings.seeds, run.path, rid, progress)
+    stats = _measure(device, models, run.path, protocol, settings.feedback, progress)
+    predicted, predicted_by, statistic = _predict(device, [m.arch for m in models])
+    rows = _rows(models, results, stats, predicted, predicted_by, statistic, settings.seeds,
+                 recipe.epochs)
+    meta = {"run": run.name, "device": device, "target": getattr(dev, "target", "?"),
+            "protocol": protocol.to_dict(), "statistic": statistic,
+            "predicted_by": predicted_by, "data": data_spec, "resolution": resolution,
+            "recipe": recipe.to_dict(), "recipe_id": rid, "recipe_text": _recipe_text(recipe),
+            "seeds": list(settings.seeds), "select": settings.select,
+            "top": settings.top if settings.select == "top" else None,
+            "baselines": list(settings.baselines), "feedback": settings.feedback,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    atomic_write_text(run.path / CSV_FILE, _csv_text(rows))
+    atomic_write_json(run.path / JSON_FILE, {**meta, "summary": summarize(rows),
+                                             "settings": _settings_dict(settings)})
+    if settings.feedback:
+        log.info("added %d whole-network measurements to %s's networks.json (source retrain); "
+                 "the predictor refits from them when next loaded", len(stats), device)
+    trained = len(models) * len(settings.seeds) - before
+    return RetrainResult(run.path, rows, meta, trained)
+
+
+def _settings_dict(s: RetrainSettings) -> dict:
+    d = asdict(replace(s, recipe=None, protocol=None))
+    d["recipe"] = s.recipe.to_dict() if s.recipe is not None else None
+    d["protocol"] = s.protocol.to_dict() if s.protocol is not None else None
+    return d

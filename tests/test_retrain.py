@@ -1,0 +1,315 @@
+"""hwnas retrain: winners + baselines trained with one recipe, exported, re-measured side by side.
+
+The end-to-end tests use a tiny space at 32 px, a local device profiled with the quick
+protocol in a temporary HWNAS_HOME, a search run made through the search API with cheap
+injected latency/accuracy functions (MACs and params: an honest, fast front), and digits
+with 1 epoch on a small training subset.
+"""
+
+import csv
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import assert_one_line_error, run_cli
+
+from hwnas.errors import HwnasError
+from hwnas.retrain import (
+    COLUMNS,
+    knee_index,
+    load_retrain,
+    parse_seeds,
+    select_winners,
+    spread_indices,
+    summarize,
+)
+
+TINY = """\
+name: tiny
+resolutions: [32]
+stem: {out: 8, kernel: 3, stride: 2, act: relu6}
+stages:
+  - {out: 8, stride: 1, depth: 1, kernel: [3], expand: [1]}
+  - {out: 16, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6], se: [0, 0.25]}
+head: {out: 32, act: hswish}
+classes: 10
+"""
+# tiny training: 1 epoch on 96 digits, one seed, quick measurement
+FAST = ("--epochs", "1", "--seeds", "0,", "--subset", "96", "--batch-size", "32", "--quick",
+        "--baselines", "mbv2-0.35")
+
+
+def _latency(archs):  # a cheap stand-in for the predictor: MACs (M)
+    from hwnas.search import arch_costs_fast
+
+    return [arch_costs_fast(a)[1] / 1e6 for a in archs]
+
+
+def _accuracy(archs):  # ... and for the accuracy estimate: grows with params
+    from hwnas.search import arch_costs_fast
+
+    return [math.log(arch_costs_fast(a)[0]) for a in archs]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """HWNAS_HOME with the tiny space, a local device 'ref' profiled (quick) and a search run
+    'tr' whose front has at least 2 winners."""
+    home = tmp_path_factory.mktemp("retrain_home")
+    (home / "search_spaces").mkdir()
+    (home / "search_spaces" / "tiny.yaml").write_text(TINY)
+    e = {"HWNAS_HOME": str(home)}
+    run_cli("device", "add", "ref", "--target", "local", "--threads", "1", env=e, cwd=home,
+            check=0)
+    run_cli("profile", "--device", "ref", "--space", "tiny", "-r", "32", "--networks", "2",
+            "--quick", env=e, cwd=home, check=0)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HWNAS_HOME", str(home))
+        from hwnas.search import SearchSettings, run_search
+
+        res = run_search(SearchSettings(space="tiny", device="ref", name="tr", trials=12,
+                                        resolution=32, sampler="random"),
+                         latency_fn=_latency, accuracy_fn=_accuracy, classes=10, progress=False)
+    assert len(res.pareto) >= 2
+    return home, e
+
+
+def _cli(env, *args, **kw):
+    home, e = env
+    return run_cli("retrain", *args, env=e, cwd=home, **kw)
+
+
+def _copy_run(env, name):
+    home, _ = env
+    src, dst = home / "runs" / "tr", home / "runs" / name
+    dst.mkdir()
+    for f in ("config.json", "pareto.csv", "trials.csv"):
+        shutil.copy(src / f, dst / f)
+    shutil.copytree(src / "winners", dst / "winners")
+    return dst
+
+
+# ---- end to end ------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_retrain_end_to_end_with_feedback(env):
+    home, _ = env
+    run = _copy_run(env, "e2e")
+    r = _cli(env, "e2e", "--top", "2", *FAST, "--feedback", check=0)
+    rows = load_retrain(run)
+    assert [x["kind"] for x in rows].count("winner") == 2
+    assert [x["name"] for x in rows if x["kind"] == "baseline"] == ["mbv2-0.35"]
+    with open(run / "retrain.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert header[:len(COLUMNS)] == COLUMNS
+    pareto = {p["arch"] for p in _pareto(run)}
+    for x in rows:
+        assert 0.0 <= x["acc_mean"] <= 1.0 and x["acc_std"] == 0.0
+        assert x["measured_median_ms"] > 0 and x["measured_iqr_ms"] >= 0 and x["measured_n"] >= 3
+        assert x["params"] > 0 and x["macs"] > 0 and x["peak_act_bytes"] > 0
+        assert x["seeds"] == "0" and x["epochs"] == 1
+        assert (run / x["onnx"]).is_file() and x["onnx"] == f"models/{x['name']}.onnx"
+        assert x["arch"].startswith("r32")
+        if x["predicted_ms"] is not None:
+            want = 100 * (x["predicted_ms"] - x["measured_stat_ms"]) / x["measured_stat_ms"]
+            assert x["error_pct"] == pytest.approx(want, abs=0.01)
+        if x["kind"] == "winner":
+            assert x["arch"] in pareto
+            assert (run / "winners" / f"{x['name']}.yaml").is_file()
+        ck = run / "retrain"
+        assert list(ck.glob(f"*/{x['name']}/seed0.pt")) and list(ck.glob(f"*/{x['name']}/seed0.json"))
+    # the exported ONNX holds the trained weights: it reproduces the checkpoint's outputs
+    import onnxruntime as ort
+
+    from hwnas.train import load_trained
+
+    x = rows[0]
+    _, net, _ = load_trained(next((run / "retrain").glob(f"*/{x['name']}/seed0.pt")))
+    inp = torch.randn(1, 3, 32, 32)
+    want = net(inp).detach().numpy()
+    got = ort.InferenceSession(str(run / x["onnx"])).run(None, {"input": inp.numpy()})[0]
+    assert abs(got - want).max() < 1e-3
+    # --feedback: the measurements joined the device's networks.json as 'retrain'
+    nets = json.loads((home / "latency_tables" / "ref" / "networks.json").read_text())["entries"]
+    for x in rows:
+        assert nets[x["arch"]]["source"] == "retrain"
+    # the summary names how it was measured and compares every winner with the baseline
+    assert "measured on 'ref'" in r.stdout and "speedup at matched accuracy" in r.stdout
+    assert "mbv2-0.35" in r.stdout
+    meta = json.loads((run / "retrain.json").read_text())
+    assert meta["device"] == "ref" and meta["seeds"] == [0] and meta["feedback"] is True
+    # everything finished: the same command trains and measures nothing again
+    before = {p: p.stat().st_mtime_ns for p in (run / "retrain").rglob("*") if p.is_file()}
+    r2 = _cli(env, "e2e", "--top", "2", *FAST, "--feedback", check=0)
+    assert "(0 trainings in this call)" in r2.stdout
+    after = {p: p.stat().st_mtime_ns for p in (run / "retrain").rglob("*") if p.is_file()}
+    assert after == before
+    assert [(x["name"], x["acc_mean"], x["measured_median_ms"]) for x in load_retrain(run)] == \
+        [(x["name"], x["acc_mean"], x["measured_median_ms"]) for x in rows]
+
+
+def _pareto(run):
+    with open(run / "pareto.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_retrain_resumes_after_kill_between_models(env):
+    home, e = env
+    run = _copy_run(env, "kill")
+    cmd = [sys.executable, "-m", "hwnas", "retrain", "kill", "--top", "2", *FAST, "-q"]
+    p = subprocess.Popen(cmd, env={**os.environ, **e}, cwd=home, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    first = None
+    t0 = time.monotonic()
+    while first is None and time.monotonic() - t0 < 300 and p.poll() is None:
+        found = list((run / "retrain").glob("*/*/seed0.json")) if (run / "retrain").is_dir() else []
+        first = found[0] if found else None
+        time.sleep(0.05)
+    assert first is not None, p.communicate()[1].decode()[-2000:]
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    content, mtime = first.read_bytes(), first.stat().st_mtime_ns
+    done_before = len(list((run / "retrain").glob("*/*/seed0.json")))
+    r = _cli(env, "kill", "--top", "2", *FAST, check=0)
+    assert first.read_bytes() == content and first.stat().st_mtime_ns == mtime
+    name = first.parent.name
+    assert f"{name} seed 0: trained earlier" in r.stderr
+    assert f"({3 - done_before} trainings in this call)" in r.stdout
+    rows = load_retrain(run)
+    assert len(rows) == 3 and all(x["measured_median_ms"] > 0 for x in rows)
+    acc = next(x for x in rows if x["name"] == name)["acc_mean"]
+    assert acc == pytest.approx(json.loads(content)["test_acc"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_corrupt_or_foreign_checkpoint_is_refused_with_one_line(env, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from hwnas.cli import main
+
+    run = _copy_run(env, "bad")
+    # --top 1 trains the most accurate winner; plant its checkpoint
+    first = select_winners(_pareto(run), "top", 1)[0]
+    name = os.path.splitext(os.path.basename(first["file"]))[0]
+    from hwnas.retrain import recipe_id
+    from hwnas.train import Recipe
+
+    rid = recipe_id(Recipe(epochs=1, batch_size=32, subset=96), "digits", 32)
+    ck = run / "retrain" / rid / name / "seed0.pt"
+    ck.parent.mkdir(parents=True)
+    args = ("bad", "--top", "1", "--epochs", "1", "--seeds", "0,", "--subset", "96",
+            "--batch-size", "32", "--quick", "--baselines", "none", "-q")
+    import argparse
+
+    planted = [b"PK\x03\x04 this is not a checkpoint",  # corrupt
+               {"format": "something-else/1", "weights": torch.zeros(3)},  # foreign
+               {"format": "hwnas-train/1", "obj": argparse.Namespace(a=1)}]  # a pickled object
+    monkeypatch.setenv("HWNAS_HOME", str(env[0]))
+    for i, content in enumerate(planted):
+        if isinstance(content, bytes):
+            ck.write_bytes(content)
+        else:
+            torch.save(content, ck)
+        data = ck.read_bytes()
+        if i == 0:  # through the installed CLI in a fresh process
+            r = _cli(env, *args)
+        else:  # the same entry point in this process (saves a torch import)
+            capsys.readouterr()
+            rc = main(["retrain", *args])
+            r = SimpleNamespace(returncode=rc, stderr=capsys.readouterr().err)
+        assert_one_line_error(r, str(ck), "checkpoint")
+        assert ck.read_bytes() == data  # left as it was
+    assert not (run / "retrain.csv").exists()
+
+
+def test_bad_arguments_are_one_line(env, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from hwnas.cli import main
+
+    home, _ = env
+    _copy_run(env, "args")
+    monkeypatch.setenv("HWNAS_HOME", str(home))
+    for args, frag in [(("nope",), "run 'nope' not found"),
+                       (("args", "--baselines", "mbv9"), "unknown baseline 'mbv9'"),
+                       (("args", "--seeds", "x"), "--seeds 'x'"),
+                       (("args", "--select", "budget"), "no latency budget"),
+                       (("args", "--device", "ghost"), "ghost")]:
+        capsys.readouterr()
+        rc = main(["retrain", *args, "-q"])
+        err = capsys.readouterr().err
+        assert_one_line_error(SimpleNamespace(returncode=rc, stderr=err), frag)
+    assert not (home / "runs" / "args" / "retrain.csv").exists()
+
+
+# ---- selection, summary, parsing (no training) ------------------------------------------------------
+
+def test_spread_and_knee():
+    assert spread_indices(5, 1) == [4]
+    assert spread_indices(5, 2) == [0, 4]
+    assert spread_indices(5, 3) == [0, 2, 4]
+    assert spread_indices(2, 3) == [0, 1]
+    # a front with an obvious knee at index 1
+    lat, acc = [1.0, 2.0, 6.0, 10.0], [0.5, 0.9, 0.93, 0.95]
+    assert knee_index(lat, acc) == 1
+    assert knee_index([1.0, 2.0], [0.2, 0.9]) in (0, 1)
+    assert knee_index([3.0], [0.1]) == 0
+
+
+def test_select_winners():
+    rows = [{"arch": f"a{i}", "latency_ms": float(lat), "accuracy": acc}
+            for i, (lat, acc) in enumerate([(6, 0.93), (1, 0.5), (10, 0.95), (2, 0.9)])]
+    assert [r["arch"] for r in select_winners(rows, "all")] == ["a1", "a3", "a0", "a2"]
+    assert [r["arch"] for r in select_winners(rows, "top", 2)] == ["a1", "a2"]
+    assert [r["arch"] for r in select_winners(rows, "top", 1)] == ["a2"]
+    assert [r["arch"] for r in select_winners(rows, "knee")] == ["a3"]
+    assert [r["arch"] for r in select_winners(rows, "budget", budget_ms=7)] == ["a0"]
+    with pytest.raises(HwnasError, match="no latency budget"):
+        select_winners(rows, "budget")
+    with pytest.raises(HwnasError, match="no winner within"):
+        select_winners(rows, "budget", budget_ms=0.5)
+    with pytest.raises(HwnasError, match="front is empty"):
+        select_winners([], "top", 3)
+
+
+def _row(name, kind, ms, acc, std=0.0):
+    return {"name": name, "kind": kind, "measured_median_ms": ms, "acc_mean": acc, "acc_std": std}
+
+
+def test_summary_dominance_and_speedup():
+    rows = [_row("w1", "winner", 2.0, 0.90, 0.01), _row("w2", "winner", 5.0, 0.96, 0.01),
+            _row("b1", "baseline", 4.0, 0.91, 0.01), _row("b2", "baseline", 8.0, 0.95, 0.0)]
+    s = summarize(rows)
+    pairs = {(d["winner"], d["baseline"]): d for d in s["dominance"]}
+    # w1 is faster than b1 and within noise of its accuracy (0.90 >= 0.91 - 0.014)
+    assert ("w1", "b1") in pairs and not pairs[("w1", "b1")]["strict"]
+    assert ("w2", "b2") in pairs and pairs[("w2", "b2")]["strict"]
+    assert ("w2", "b1") not in pairs  # slower
+    assert ("w1", "b2") not in pairs  # much less accurate
+    sp = {e["baseline"]: e for e in s["speedups"]}
+    assert sp["b1"]["strict"]["winner"] == "w2" and sp["b1"]["strict"]["speedup"] == pytest.approx(0.8)
+    assert sp["b1"]["noise"]["winner"] == "w1" and sp["b1"]["noise"]["speedup"] == pytest.approx(2.0)
+    assert sp["b2"]["strict"]["speedup"] == pytest.approx(8.0 / 5.0)
+    assert s["best_strict_speedup"] == pytest.approx(1.6)
+    none = summarize([_row("w", "winner", 1.0, 0.1), _row("b", "baseline", 2.0, 0.9)])
+    assert none["speedups"][0]["strict"] is None and none["best_strict_speedup"] is None
+
+
+def test_parse_seeds():
+    assert parse_seeds("3") == (0, 1, 2)
+    assert parse_seeds("7,") == (7,)
+    assert parse_seeds("0,5,7") == (0, 5, 7)
+    for bad in ("0", "-1,", "a", ","):
+        with pytest.raises(HwnasError, match="--seeds"):
+            parse_seeds(bad)
