@@ -29,7 +29,7 @@ import random
 import shutil
 import tarfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,15 +162,57 @@ def work_root(device: str) -> Path:
     return paths.runs_dir() / "profile" / device
 
 
-def _export(e: Entry, path: Path) -> None:
-    from .export import export_arch, export_piece
+def compose_network(arch: Arch, piece_file: Callable[[Piece], Path]) -> bytes:
+    """The ONNX model of a whole network, made by chaining its pieces' ONNX files.
+
+    Each piece file is what :func:`hwnas.export.export_piece` writes; chaining them (names
+    prefixed per piece, each piece's input wired to the previous piece's output) gives the
+    same operators as exporting the network with torch (up to Identity nodes, which
+    onnxruntime removes), ~10x faster, since nothing is traced or run. Weights are random
+    either way, which does not change latency.
+    """
+    import onnx
+    from onnx import compose, helper
+
+    from .keys import arch_pieces
+
+    nodes, inits = [], []
+    prev = first_in = last_out = None
+    opset = ir = None
+    for i, p in enumerate(arch_pieces(arch)):
+        m = onnx.load(str(piece_file(p)))
+        opset, ir = m.opset_import, m.ir_version
+        g = compose.add_prefix(m, f"p{i}_").graph
+        in_name = g.input[0].name
+        for n in g.node:
+            if prev is not None:
+                for j, x in enumerate(n.input):
+                    if x == in_name:
+                        n.input[j] = prev
+            nodes.append(n)
+        inits.extend(g.initializer)
+        first_in = first_in or g.input[0]
+        prev, last_out = g.output[0].name, g.output[0]
+    graph = helper.make_graph(nodes, arch.file_stem(60), [first_in], [last_out], initializer=inits)
+    model = helper.make_model(graph, opset_imports=opset, ir_version=ir)
+    return model.SerializeToString()
+
+
+def _export(e: Entry, path: Path, models: Path) -> None:
+    from .export import export_piece
 
     if e.source is not None:
         atomic_write_bytes(path, e.source.read_bytes())
     elif e.kind == "block":
         export_piece(e.piece, path)
     else:
-        export_arch(e.arch, path)
+        def piece_file(p: Piece) -> Path:
+            f = models / f"{p.key}.onnx"
+            if not f.is_file():  # a piece the bundle does not measure (e.g. already in the table)
+                export_piece(p, f)
+            return f
+
+        atomic_write_bytes(path, compose_network(e.arch, piece_file))
 
 
 def build_bundle(bundle: str | Path, entries: Sequence[Entry], protocol: Protocol,
@@ -185,7 +227,9 @@ def build_bundle(bundle: str | Path, entries: Sequence[Entry], protocol: Protoco
         raise HwnasError(f"{bundle}: exists and is not a directory")
     if bundle.is_dir() and any(bundle.iterdir()) and not (bundle / MANIFEST).is_file():
         raise HwnasError(f"{bundle}: exists, is not empty and is not an hwnas bundle (no {MANIFEST})")
-    todo = [e for e in entries if not (bundle / e.file).is_file()]
+    # blocks first: networks are chained from their pieces' ONNX files
+    todo = sorted((e for e in entries if not (bundle / e.file).is_file()),
+                  key=lambda e: e.kind != "block")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # exporting is latency-bound; extra threads only contend
     try:
@@ -193,7 +237,7 @@ def build_bundle(bundle: str | Path, entries: Sequence[Entry], protocol: Protoco
         for e in tqdm(todo, desc="export", unit="model", disable=not progress or not todo,
                       file=None, leave=False):
             try:
-                _export(e, bundle / e.file)
+                _export(e, bundle / e.file, bundle / "models")
             except OSError as ex:
                 raise HwnasError(f"cannot write {bundle / e.file}: {ex.strerror or ex} "
                                  "(free some space and run again; finished files are kept)") from None

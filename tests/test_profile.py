@@ -317,3 +317,37 @@ def test_profile_over_ssh(cli, home, tiny, ssh_server):
     ids = result_ids(bundle_dir(home, "pi") / "results.jsonl")
     assert len(ids) == len(set(ids)) == len(tiny.pieces(32)) + 2
     assert not list(ssh_server.remote_tmp.glob("hwnas.*"))  # remote folder removed
+
+
+def test_composed_network_matches_exported_graph(tmp_path, home, tiny):
+    """Networks are chained from their pieces' ONNX files: same operators and shapes as a
+    torch export of the whole network, and onnxruntime runs it."""
+    from collections import Counter
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from hwnas.export import export_arch, export_piece
+    from hwnas.profile import compose_network
+
+    for a in [*tiny.sample(seed=4, n=2, resolution=32), Arch.from_string(
+            "r64c3_s16k3s2hs_k3e1c16s2q0.25re_k3e4.5c24s2q0_k5e4c40s2q0.25hs_h96hs_n7")]:
+        def piece_file(p):
+            f = tmp_path / f"{p.key}.onnx"
+            if not f.exists():
+                export_piece(p, f)
+            return f
+
+        composed = onnx.load_from_string(compose_network(a, piece_file))
+        onnx.checker.check_model(composed)
+        whole = onnx.load_from_string(export_arch(a))
+
+        def ops(m):
+            return Counter(n.op_type for n in m.graph.node if n.op_type != "Identity")
+
+        assert ops(composed) == ops(whole)
+        assert len(composed.graph.initializer) >= 1
+        sess = ort.InferenceSession(composed.SerializeToString(), providers=["CPUExecutionProvider"])
+        x = np.zeros((1, a.channels, a.resolution, a.resolution), np.float32)
+        assert sess.run(None, {sess.get_inputs()[0].name: x})[0].shape == (1, a.classes)
