@@ -319,15 +319,15 @@ def _train_all(models: list[Model], data, data_spec: str, recipe, seeds: Sequenc
                 todo.append((m, s))
             else:
                 done[(m.name, s)] = r
+    for (name, s), r in sorted(done.items()):
+        log.info("%s seed %d: trained earlier (test accuracy %.4f)", name, s, r["test_acc"])
+        if s == seeds[0]:
+            m = next(x for x in models if x.name == name)
+            _ensure_onnx(m, r, root / name / f"seed{s}.pt", run_dir, root / name / f"seed{s}.json")
     total = len(models) * len(seeds)
     bar = tqdm(total=total, initial=total - len(todo), desc="retrain", unit="model",
-               file=sys.stderr, disable=not progress, dynamic_ncols=True, position=0)
+               file=sys.stderr, disable=not progress or not todo, dynamic_ncols=True, position=0)
     try:
-        for (name, s), r in sorted(done.items()):
-            log.info("%s seed %d: trained earlier (test accuracy %.4f)", name, s, r["test_acc"])
-            if s == seeds[0]:
-                m = next(x for x in models if x.name == name)
-                _ensure_onnx(m, r, root / name / f"seed{s}.pt", run_dir, root / name / f"seed{s}.json")
         for m, s in todo:
             label = m.name if m.kind == "baseline" else f"winner {m.name[:40]}"
             bar.set_postfix_str(f"{label} seed {s}")
