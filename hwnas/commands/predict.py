@@ -1,0 +1,194 @@
+"""hwnas predict / predictor fit / predictor eval."""
+
+from __future__ import annotations
+
+import argparse
+
+_ARCH_HELP = ("an arch file (.yaml/.json), a baseline name (mbv2-0.35, mbv2-0.5, mbv2-0.75, "
+              "mbv2-1.0, mbv3-small; add @RES for another resolution, e.g. mbv2-0.5@160) or a "
+              "canonical arch string")
+_STAT_HELP = "which of the table's statistics to predict (min, p10, median) [the table's]"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    pr = sub.add_parser(
+        "predict", help="predicted latency of an Arch on a device, block by block",
+        description="Predict the latency of ARCH on a device from its latency table: every "
+        "piece (stem, MBConv blocks, head, classifier) is looked up in the table, or predicted "
+        "by the block model when the table lacks its key (other widths, resolutions, kernels); "
+        "the network model then corrects the sum with what whole-network measurements taught "
+        "it (per-inference overhead, effects between blocks). Prints the prediction, the "
+        "per-block breakdown and whether every block was in the table. Fails with one line if "
+        "the device has no table at the Arch's resolution, too few whole-network measurements, "
+        "or the Arch needs an operator the table never measured.")
+    pr.add_argument("arch", metavar="ARCH", help=_ARCH_HELP)
+    pr.add_argument("--device", required=True, metavar="NAME", help="a device with a latency table")
+    pr.add_argument("--statistic", choices=("min", "p10", "median"), help=_STAT_HELP)
+    pr.add_argument("--predictor", metavar="FILE",
+                    help="use a saved predictor (hwnas predictor fit -o FILE) instead of fitting "
+                    "on the device's current table")
+    pr.set_defaults(func=cmd_predict)
+
+    pp = sub.add_parser("predictor", help="fit, save and evaluate a device's latency predictor")
+    psub = pp.add_subparsers(dest="predictor_cmd", metavar="ACTION", required=True)
+    fit = psub.add_parser(
+        "fit", help="fit the predictor and save it as data",
+        description="Fit the latency predictor on a device's table and save it as data: its "
+        "settings and the training measurements (JSON; no pickle). Loading refits it "
+        "deterministically in well under a second. The default file, "
+        "latency_tables/NAME/predictor.json, also sets the settings (e.g. --statistic) that "
+        "'hwnas predict' and the search use for that device.")
+    fit.add_argument("--device", required=True, metavar="NAME")
+    fit.add_argument("--statistic", choices=("min", "p10", "median"), help=_STAT_HELP)
+    fit.add_argument("-o", "--output", metavar="FILE",
+                     help="where to save [latency_tables/NAME/predictor.json]")
+    fit.set_defaults(func=cmd_fit)
+
+    ev = psub.add_parser(
+        "eval", help="held-out accuracy: MACs-linear, LUT sum, block-model sum, full predictor",
+        description="Evaluate four latency predictors on a device's held-out whole-network "
+        "measurements: MACs-linear (a line fitted on MACs), LUT sum (the table's blocks added "
+        "up), block-model sum (the block model's predictions added up) and the full predictor. "
+        "Networks of the spaces are split into K folds, each predicted by models trained on "
+        "the other folds; baseline networks (MobileNetV2 widths, MobileNetV3-small, at any "
+        "resolution) and other networks outside the spaces are predicted by models trained on "
+        "all space networks. Prints RMSE, MAPE, the share within +-5 %% and +-10 %% and "
+        "Kendall's tau per group, and writes them as CSV.")
+    ev.add_argument("--device", required=True, metavar="NAME")
+    ev.add_argument("--space", metavar="SPACE", help="report only this space's networks "
+                    "(and the baselines)")
+    ev.add_argument("--resolution", "-r", type=int, metavar="R", help="... at this resolution")
+    ev.add_argument("--folds", type=int, default=5, metavar="K", help="k-fold splits [5]")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the fold split [0]")
+    ev.add_argument("--statistic", choices=("min", "p10", "median"), help=_STAT_HELP)
+    ev.add_argument("-o", "--output", metavar="FILE.csv",
+                    help="metrics CSV [latency_tables/NAME/predictor_eval.csv]")
+    ev.add_argument("--predictions", metavar="FILE.csv",
+                    help="also write every held-out network's measured and predicted latencies")
+    ev.set_defaults(func=cmd_eval)
+
+
+def _load(device: str, statistic: str | None, predictor_file: str | None = None):
+    from ..predictor import LatencyPredictor
+
+    if predictor_file:
+        pred = LatencyPredictor.load(predictor_file)
+        if statistic and statistic != pred.statistic:
+            from ..errors import HwnasError
+
+            raise HwnasError(f"{predictor_file}: predicts the {pred.statistic} statistic, "
+                             f"not {statistic}")
+        if pred.device_ and pred.device_ != device:
+            from ..errors import HwnasError
+
+            raise HwnasError(f"{predictor_file}: was fitted for device '{pred.device_}', "
+                             f"not '{device}'")
+        return pred
+    return LatencyPredictor.for_device(device, statistic)
+
+
+def cmd_predict(args) -> None:
+    from ..arch import resolve_arch
+
+    arch = resolve_arch(args.arch)
+    pred = _load(args.device, args.statistic, args.predictor)
+    ms = float(pred.predict([arch])[0])
+    rows = pred.explain(arch)
+    lut = pred.lut_sum(arch)
+    total = sum(r[1] for r in rows)
+    missing = [r for r in rows if not r[2]]
+    print(f"arch        {arch.to_string()}")
+    print(f"device      {args.device}  ({pred.statistic} latency; fitted on "
+          f"{len(pred.blocks_)} blocks and {len(pred.networks_)} networks)")
+    print(f"predicted   {ms:.4f} ms")
+    print(f"block sum   {total:.4f} ms  (network model: x{ms / total:.3f})" if total > 0 else "")
+    if lut is not None:
+        print(f"LUT sum     {lut:.4f} ms")
+    measured = pred.networks_.get(arch.to_string())
+    if measured is not None:
+        print(f"measured    {measured:.4f} ms  (this network is in the table: "
+              f"{100 * (ms / measured - 1):+.1f}%)")
+    if missing:
+        print(f"table       {len(rows) - len(missing)} of {len(rows)} blocks in the table; "
+              f"{len(missing)} predicted by the block model")
+    else:
+        print(f"table       every block in the table ({len(rows)} of {len(rows)})")
+    print(f"  {'#':>3}  {'ms':>8}  {'source':<11} block key")
+    for i, (key, v, in_table) in enumerate(rows):
+        print(f"  {i:>3}  {v:8.4f}  {'table' if in_table else 'block model':<11} {key}")
+    for key, why in pred.extrapolations(arch):
+        print(f"warning: block model extrapolates for {key}: {why}")
+
+
+def cmd_fit(args) -> None:
+    import time
+
+    from ..lut import table_dir
+    from ..predictor import PREDICTOR_FILE, LatencyPredictor
+
+    t = time.perf_counter()
+    pred = LatencyPredictor.for_device(args.device, args.statistic)
+    took = time.perf_counter() - t
+    out = args.output or table_dir(args.device) / PREDICTOR_FILE
+    pred.save(out)
+    nm = pred.network_model_
+    print(f"fitted the latency predictor of '{args.device}' ({pred.statistic} latency) on "
+          f"{len(pred.blocks_)} blocks and {len(pred.networks_)} networks in {took:.2f} s")
+    print("network model: " + " + ".join(f"{c:.4g}*{f}" for c, f in
+                                          zip(nm.coef_, nm.features, strict=True))
+          + f" + {nm.intercept_:.4g}  (ridge alpha {nm.alpha_:g})")
+    print(f"saved {out}  (settings + training measurements; refitted on load)")
+
+
+def cmd_eval(args) -> None:
+    from ..errors import HwnasError
+    from ..io import atomic_write_text
+    from ..lut import LatencyTable, table_dir
+    from ..paths import spaces_dirs
+    from ..predictor import evaluate, network_groups, stored_settings
+    from ..space import load_space
+
+    if args.folds < 2:
+        raise HwnasError(f"--folds must be >= 2, got {args.folds}")
+    if args.resolution and not args.space:
+        raise HwnasError("--resolution needs --space")
+    table = LatencyTable.load(args.device)
+    if args.space:
+        spaces = [load_space(args.space)]
+    else:
+        spaces = []
+        for name in sorted({f.stem for d in spaces_dirs() for f in d.glob("*.yaml")}):
+            try:
+                spaces.append(load_space(name))
+            except HwnasError:
+                continue
+    groups = network_groups(table.networks, spaces)
+    test_groups = None
+    if args.space:
+        sp = spaces[0]
+        res = [args.resolution] if args.resolution else list(sp.resolutions)
+        test_groups = [f"{sp.name}@{r}" for r in res]
+        have = {g: sum(v == g for v in groups.values()) for g in set(groups.values())}
+        if not any(have.get(g) for g in test_groups):
+            known = ", ".join(f"{g} ({n})" for g, n in sorted(have.items())) or "none"
+            raise HwnasError(f"device '{args.device}' has no whole-network measurements of "
+                             f"{sp.name}{' at ' + str(args.resolution) if args.resolution else ''} "
+                             f"(it has: {known}); run hwnas profile --device {args.device} "
+                             f"--space {sp.name} --resolution R")
+    settings = stored_settings(args.device)
+    stat = args.statistic or settings.get("statistic") or table.statistic
+    settings["statistic"] = stat
+    blocks = {k: s.value(stat) for k, s in table.blocks.items()}
+    nets = {k: s.value(stat) for k, s in table.networks.items()}
+    ev = evaluate(blocks, nets, groups, test_groups=test_groups, folds=args.folds,
+                  random_state=args.seed, settings=settings)
+    print(f"device {args.device}: {stat} latency, {len(blocks)} blocks, {len(nets)} networks; "
+          f"{args.folds}-fold over space networks, baselines/others held out")
+    print(ev.table())
+    out = args.output or table_dir(args.device) / "predictor_eval.csv"
+    atomic_write_text(out, ev.to_csv())
+    print(f"wrote {out}")
+    if args.predictions:
+        atomic_write_text(args.predictions, ev.predictions_csv())
+        print(f"wrote {args.predictions}")
+
