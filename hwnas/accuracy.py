@@ -150,6 +150,11 @@ class _CachedEstimator:
         self.n_computed = 0  # scores computed (not taken from the cache) by this object
         self.seconds = 0.0  # time spent computing them
 
+    @property
+    def classes(self) -> int:
+        """The dataset's number of classes (every Arch is adapted to it)."""
+        return self.data.classes
+
     def settings(self) -> dict[str, Any]:
         """Everything besides the Arch that changes a score (the cache key)."""
         return {"estimator": self.name, "data": self.data_spec, "resolution": self.resolution,
