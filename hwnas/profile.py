@@ -225,7 +225,9 @@ def build_bundle(bundle: str | Path, entries: Sequence[Entry], protocol: Protoco
     bundle = Path(bundle)
     if bundle.exists() and not bundle.is_dir():
         raise HwnasError(f"{bundle}: exists and is not a directory")
-    if bundle.is_dir() and any(bundle.iterdir()) and not (bundle / MANIFEST).is_file():
+    marker = bundle / ".hwnas-bundle"  # written first: a half-built bundle is still ours
+    if bundle.is_dir() and any(bundle.iterdir()) and not (bundle / MANIFEST).is_file() \
+            and not marker.is_file():
         raise HwnasError(f"{bundle}: exists, is not empty and is not an hwnas bundle (no {MANIFEST})")
     # blocks first: networks are chained from their pieces' ONNX files
     todo = sorted((e for e in entries if not (bundle / e.file).is_file()),
@@ -234,6 +236,7 @@ def build_bundle(bundle: str | Path, entries: Sequence[Entry], protocol: Protoco
     torch.set_num_threads(1)  # exporting is latency-bound; extra threads only contend
     try:
         (bundle / "models").mkdir(parents=True, exist_ok=True)
+        marker.touch()
         for e in tqdm(todo, desc="export", unit="model", disable=not progress or not todo,
                       file=None, leave=False):
             try:
@@ -551,12 +554,23 @@ def profile(device: str, space, resolution: int, *, networks: int = DEFAULT_NETW
     if rs is not None:
         rep.measured_blocks, rep.measured_networks = merge_results(
             device, rs, replace=replace, statistic=statistic, only=[e.id for e in entries])
+        _prune(bundle, entries, rs)
     if err is not None:
         raise err
-    if rs is not None and all(e.id in rs.stats for e in entries):
-        shutil.rmtree(bundle / "models", ignore_errors=True)  # everything is in the table now
     rep.seconds = time.monotonic() - t0
     return rep
+
+
+def _prune(bundle: Path, entries: Sequence[Entry], rs: ResultSet) -> None:
+    """Delete the ONNX files no run needs any more (measured and in the table; pieces only
+    kept for chaining networks), so a resumed run ships only what is left to measure."""
+    pending = {e.file for e in entries if e.id not in rs.stats}
+    if not pending:
+        shutil.rmtree(bundle / "models", ignore_errors=True)
+        return
+    for f in (bundle / "models").glob("*.onnx"):
+        if f"models/{f.name}" not in pending:
+            f.unlink(missing_ok=True)
 
 
 def import_results(device: str, path: str | Path, *, replace: bool = False,

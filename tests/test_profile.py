@@ -201,6 +201,32 @@ def test_profile_refuses_table_of_other_onnxruntime(cli, home, tiny, dev):
     assert p.read_bytes() == original
 
 
+def test_disk_full_while_exporting_keeps_what_is_done(home, tiny, dev, monkeypatch):
+    import errno
+
+    import hwnas.export as ex
+    from hwnas.profile import make_protocol, profile
+
+    real, calls = ex.export_piece, {"n": 0}
+
+    def full(p, path=None, seed=0):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(p, path, seed)
+
+    monkeypatch.setattr(ex, "export_piece", full)
+    quick = make_protocol(1, quick=True)
+    with pytest.raises(HwnasError, match="No space left on device") as e:
+        profile(dev, tiny, 32, networks=1, protocol=quick, progress=False)
+    assert "\n" not in str(e.value)
+    assert len(list((bundle_dir(home) / "models").glob("*.onnx"))) == 3  # kept
+    assert not LatencyTable.exists(dev)
+    monkeypatch.setattr(ex, "export_piece", real)
+    rep = profile(dev, tiny, 32, networks=1, protocol=quick, progress=False)
+    assert rep.measured_blocks == len(tiny.pieces(32)) and rep.measured_networks == 1
+
+
 @pytest.mark.parametrize("args,fragment", [
     (["profile", "--device", "nosuch", "--space", "tiny", "-r", "32"], "unknown device 'nosuch'"),
     (["profile", "--device", "ref", "--space", "nosuchspace", "-r", "32"], "unknown space"),
