@@ -182,6 +182,21 @@ def test_bundle_only_run_by_hand_and_import(cli, home, tiny, tmp_path):
     assert len(backups) == 2
 
 
+def test_bundle_only_archive(cli, home, tiny, tmp_path):
+    import tarfile
+
+    r = cli("profile", "--device", "pi", "--space", "tiny", "-r", "32", "--networks", "1",
+            "--bundle-only", tmp_path / "b.tar.gz", *QUICK, check=0)
+    assert "tar xzf b.tar.gz" in r.stdout
+    with tarfile.open(tmp_path / "b.tar.gz") as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    b = tmp_path / "x" / "b"
+    rr = subprocess.run([sys.executable, "run.py"], cwd=b, capture_output=True, text=True, timeout=300)
+    assert rr.returncode == 0, rr.stderr
+    assert len(result_ids(b / "results.jsonl")) == len(tiny.pieces(32)) + 1
+    assert not (tmp_path / ".b.tar.gz.d").exists()
+
+
 def test_profile_refuses_table_of_other_onnxruntime(cli, home, tiny, dev):
     cli("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "1", *QUICK, check=0)
     p = home / "latency_tables" / dev / "blocks.json"

@@ -129,17 +129,19 @@ def cmd_profile(args) -> None:
         out = Path(args.bundle_only)
         size = out.stat().st_size if out.is_file() else sum(
             f.stat().st_size for f in out.rglob("*") if f.is_file())
-        name = out.name
-        unpack = f"tar xzf {name} && cd {name.removesuffix('.tar.gz').removesuffix('.tgz')}" \
-            if out.is_file() else f"cd {name}"
-        print(f"bundle: {out}  ({size / 2**20:.1f} MiB; {rep.blocks_total} blocks + "
-              f"{rep.networks_total} networks, {rep.already} already in the table)")
-        print("on the board (Python 3 + pip install onnxruntime numpy):")
+        folder = out.name.removesuffix(".tar.gz").removesuffix(".tgz")
+        run = f"cd {folder} && ~/venv/bin/python3 run.py"
+        if out.is_file():
+            run = f"tar xzf {out.name} && {run}"
+        print(f"bundle: {out}  ({size / 2**20:.1f} MiB: {rep.blocks_total} blocks + "
+              f"{rep.networks_total} networks, {rep.already} of them already in the table)")
+        print("copy it to the board and run it there (Python 3 with onnxruntime and numpy, "
+              "e.g. in ~/venv; run it again if it stops, it resumes):")
         print(f"  scp -r {out} pi@raspberrypi.local:")
-        print(f"  ssh pi@raspberrypi.local   then: {unpack} && python3 run.py")
+        print(f"  ssh pi@raspberrypi.local '{run}'")
         print("then bring the results back and import them:")
-        print(f"  scp pi@raspberrypi.local:{name.removesuffix('.tar.gz').removesuffix('.tgz')}"
-              f"/results.jsonl .  &&  hwnas lut import results.jsonl --device {args.device}")
+        print(f"  scp pi@raspberrypi.local:{folder}/results.jsonl .")
+        print(f"  hwnas lut import results.jsonl --device {args.device}")
         return
     print(rep.summary())
 
