@@ -368,6 +368,9 @@ class BlockModel(RegressorMixin, BaseEstimator):
         r = self.ranges_.get(p.kind)
         if r is None:
             return f"no {p.kind} block was measured"
+        ks = r["kernels"]
+        if p.kernel < min(ks) or p.kernel > max(ks):
+            return f"kernel {p.kernel} is outside the measured kernels {sorted(ks)}"
         f = self.extrapolation_factor
         vals = {k: getattr(p, k) for k in _RANGE_FIELDS}
         vals["macs"] = piece_costs(p).macs
@@ -375,9 +378,6 @@ class BlockModel(RegressorMixin, BaseEstimator):
             lo, hi = r[k]
             if v > hi * f or v < lo / f:
                 return f"{k}={v} is far outside the measured {lo:g}..{hi:g}"
-        ks = r["kernels"]
-        if p.kernel < min(ks) or p.kernel > max(ks):
-            return f"kernel {p.kernel} is outside the measured kernels {sorted(ks)}"
         return None
 
 
@@ -1026,10 +1026,12 @@ def evaluate(blocks: Mapping[str, float], networks: Mapping[str, float],
     full_all = LatencyPredictor.from_settings(settings or {})._fit_blocks(blocks)
     bm = full_all.block_model_
     # networks the block model cannot cover (operators never measured) are not evaluated
-    covered = [s for s in nets if not any(bm.uncovered(p) for p in arch_pieces(archs[s]))]
+    lo, hi = full_all.resolutions_[0], full_all.resolutions_[-1]
+    covered = [s for s in nets if lo <= archs[s].resolution <= hi
+               and not any(bm.uncovered(p) for p in arch_pieces(archs[s]))]
     if len(covered) < len(nets):
-        log.info("%d network(s) need operators the table never measured; not evaluated",
-                 len(nets) - len(covered))
+        log.info("%d network(s) need operators or resolutions the table never measured; "
+                 "not evaluated", len(nets) - len(covered))
     grp = {s: groups.get(s, "other") for s in covered}
     hold = [s for s in covered if grp[s] in holdout_groups]
     cv = [s for s in covered if grp[s] not in holdout_groups]
