@@ -458,7 +458,7 @@ def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path) -
     predictor = LatencyPredictor.for_device(settings.device)
     est = make_estimator(settings.accuracy, settings.data, resolution, seed=settings.seed,
                          cache_path=run_dir / "accuracy_cache.json")
-    classes = getattr(est, "classes", None)
+    classes = getattr(est, "classes", None) or getattr(getattr(est, "data", None), "classes", None)
     if not classes:
         from .data import load_dataset
 
@@ -1023,7 +1023,13 @@ def _check_budgets(settings: SearchSettings, space: SearchSpace, resolution: int
 def _run_workers(settings, run_dir, space, resolution, classes, latency_fn, accuracy_fn, study,
                  bar, on_trial) -> None:
     import multiprocessing as mp
+    import pickle
 
+    try:
+        pickle.dumps((latency_fn, accuracy_fn))
+    except Exception:
+        raise HwnasError("--workers > 1 needs picklable latency/accuracy functions "
+                         "(module-level functions)") from None
     ctx = mp.get_context("spawn")
     errors = ctx.Queue()
     procs = [ctx.Process(target=_worker_main, name=f"hwnas-search-{i}",

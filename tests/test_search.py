@@ -57,6 +57,7 @@ stages:
   - {out: 32, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6], width: [0.5, 1.0]}
   - {out: 48, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6]}
   - {out: 64, stride: 2, depth: 1, kernel: [3], expand: [6]}
+classes: 10
 """
 
 RUNNER = """
@@ -155,7 +156,7 @@ def test_costs_match_the_torch_model():
     from hwnas.search import arch_costs_fast
     from hwnas.space import load_space
 
-    for space, res in (("mobilenetv2", 96), ("mobilenetv3", 64)):
+    for space, res in (("mobilenetv2", 64), ("mobilenetv3", 64)):
         for a in load_space(space).sample(3, 1, res):
             a = replace(a, classes=10)
             c = arch_costs(a)
@@ -420,3 +421,70 @@ def test_cli_bad_input_one_line(env):
     assert (env / "runs" / "r" / "journal.log").read_bytes() == before
     h = run_cli("search", "--help")
     assert h.returncode == 0 and "--latency-budget" in h.stdout and "journal" in h.stdout
+
+
+# ---- with the real predictor and zero-cost proxy ------------------------------------------------------
+
+@pytest.fixture
+def syn_device(env):
+    """Device 'syn': a synthetic latency table of the tiny space at 32 px (every block, 30
+    whole networks), enough for LatencyPredictor.for_device."""
+    import random
+
+    from hwnas.keys import arch_pieces
+    from hwnas.lut import LatencyTable, Stats
+    from hwnas.predictor import piece_costs
+    from hwnas.space import load_space
+
+    def ms(p):
+        c = piece_costs(p)
+        return 0.004 + 2e-6 * c.macs + 0.002 * c.ops
+
+    sp = load_space("tiny")
+    rng, nets = random.Random(0), {}
+    while len(nets) < 30:
+        a = sp.arch_from_params(sp.sample_params(rng), 32)
+        nets[a.to_string()] = 1.1 * sum(ms(p) for p in arch_pieces(a)) + 0.3
+
+    def st(v):
+        return Stats(v, v * 1.01, v * 1.02, v * 0.01, 20)
+
+    prov = {"onnxruntime": "0.0.1", "threads": 1, "cpu_model": "synthetic", "machine": "x86_64"}
+    LatencyTable("syn", "min", prov, {p.key: st(ms(p)) for p in sp.pieces(32)},
+                 {k: st(v) for k, v in nets.items()}).save()
+    return "syn"
+
+
+def test_cli_search_with_the_predictor_and_zero_cost_proxy(env, syn_device, capsys):
+    from hwnas.arch import parse_string
+    from hwnas.cli import main
+    from hwnas.predictor import LatencyPredictor
+    from hwnas.search import load_run
+
+    def cli(*a):
+        capsys.readouterr()
+        rc = main(["search", "--space", "tiny", "--device", syn_device, *map(str, a)])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    rc, out, err = cli("--name", "z", "--trials", 8, "--quiet")
+    assert rc == 0, err
+    assert "Pareto front" in out and "8 complete trials" in out
+    run = load_run("z")
+    assert run.config["resolution"] == 32 and run.config["classes"] == 10
+    assert run.config["device_provenance"]["cpu_model"] == "synthetic"
+    assert run.config["accuracy_estimator"] == "naswot"
+    done = [t for t in run.trials if t["state"] == "COMPLETE"]
+    assert len(done) == 8
+    pred = LatencyPredictor.for_device(syn_device)
+    archs = [parse_string(t["arch"]) for t in done]
+    assert all(a.classes == 10 and a.resolution == 32 for a in archs)
+    assert [t["latency_ms"] for t in done] == pytest.approx(list(pred.predict(archs)))
+    assert len({t["accuracy"] for t in done}) > 1  # the proxy tells Archs apart
+
+    cheapest = float(pred.predict(archs).min())
+    rc, out, err = cli("--name", "y", "--latency-budget", f"{cheapest / 100:.4f}ms")
+    assert rc == 2 and "below the cheapest arch" in err and len(err.strip().splitlines()) == 1
+    rc, out, err = cli("--name", "y", "--data", f"cifar10:{env / 'nowhere'}")
+    assert rc == 2 and "nowhere" in err and len(err.strip().splitlines()) == 1
+    assert not (env / "runs" / "y").exists()
