@@ -203,10 +203,12 @@ prepare() {
     say "debootstrap $SUITE arm64 from $m into $new (a few minutes)"
     mkdir -p "$new"
     interpreter_into "$new"
+    mkdir -p "$CACHE/debs"   # the downloaded packages, kept for a rebuild
     debootstrap --arch=arm64 --variant=minbase --include=python3,python3-venv \
-      "$SUITE" "$new" "$m" > "$CACHE/debootstrap.log" 2>&1 \
+      --cache-dir="$CACHE/debs" "$SUITE" "$new" "$m" > "$CACHE/debootstrap.log" 2>&1 \
       || { tail -n 20 "$CACHE/debootstrap.log" >&2
            unavailable "debootstrap failed (mirror $m unreachable? log: $CACHE/debootstrap.log)"; }
+    rm -f "$new"/var/cache/apt/archives/*.deb
     echo "$boot" > "$new/.hwnas-debootstrap-ok"
   fi
   mkdir -p "$new/root/wheels" "$new/root/bundle"
