@@ -102,7 +102,7 @@ def _copy_run(env, name):
 # ---- end to end ------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_retrain_end_to_end_with_feedback(env):
+def test_retrain_end_to_end_with_feedback(env, monkeypatch, capsys):
     home, _ = env
     run = _copy_run(env, "e2e")
     r = _cli(env, "e2e", "--top", "2", *FAST, "--feedback", check=0)
@@ -150,8 +150,12 @@ def test_retrain_end_to_end_with_feedback(env):
     assert meta["device"] == "ref" and meta["seeds"] == [0] and meta["feedback"] is True
     # everything finished: the same command trains and measures nothing again
     before = {p: p.stat().st_mtime_ns for p in (run / "retrain").rglob("*") if p.is_file()}
-    r2 = _cli(env, "e2e", "--top", "2", *FAST, "--feedback", check=0)
-    assert "(0 trainings in this call)" in r2.stdout
+    from hwnas.cli import main
+
+    monkeypatch.setenv("HWNAS_HOME", str(home))
+    capsys.readouterr()
+    assert main(["retrain", "e2e", "--top", "2", *FAST, "--feedback", "-q"]) == 0
+    assert "(0 trainings in this call)" in capsys.readouterr().out
     after = {p: p.stat().st_mtime_ns for p in (run / "retrain").rglob("*") if p.is_file()}
     assert after == before
     assert [(x["name"], x["acc_mean"], x["measured_median_ms"]) for x in load_retrain(run)] == \
