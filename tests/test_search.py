@@ -455,6 +455,7 @@ def syn_device(env):
     return "syn"
 
 
+@pytest.mark.slow
 def test_cli_search_with_the_predictor_and_zero_cost_proxy(env, syn_device, capsys):
     from hwnas.arch import parse_string
     from hwnas.cli import main
