@@ -447,25 +447,28 @@ class ArchFeatures(TransformerMixin, BaseEstimator):
         self.pieces_.extend(new)
         self.notes_.extend(None if t else bm.extrapolation(p)
                            for p, t in zip(new, in_table, strict=True))
-        self.rows_ = np.vstack([self.rows_, rows])
-        self.in_table_ = np.concatenate([self.in_table_, in_table])
+        # rows_ / in_table_ are buffers that grow by doubling (rows past len(pieces_) unused)
+        n, need = len(self.pieces_) - len(new), len(self.pieces_)
+        if need > len(self.rows_):
+            cap = max(need, 2 * len(self.rows_), 256)
+            self.rows_ = np.concatenate([self.rows_[:n], np.zeros((cap - n, _PCOLS))])
+            self.in_table_ = np.concatenate([self.in_table_[:n], np.zeros(cap - n, dtype=bool)])
+        self.rows_[n:need] = rows
+        self.in_table_[n:need] = in_table
 
     @staticmethod
-    def _keys(a: Arch) -> list[tuple]:
-        """Cache keys of the pieces of ``a`` (shape in the net + the block's own fields)."""
-        st = a.stem
-        keys: list[tuple] = [(0, a.resolution, a.channels, st)]
-        h = (a.resolution + 2 * (st.kernel // 2) - st.kernel) // st.stride + 1
-        c = st.out
-        for b in a.blocks:
-            keys.append((h, c, b))
-            h = (h + 2 * (b.kernel // 2) - b.kernel) // b.stride + 1
-            c = b.out
-        if a.head is not None:
-            keys.append((2, h, c, a.head))
-            c = a.head.out
-        keys.append((3, h, c, a.classes))
-        return keys
+    def _piece_of(k: tuple) -> Piece:
+        """The piece a cache key stands for (the rules of :func:`hwnas.keys.arch_pieces`)."""
+        if len(k) == 3:  # an MBConv block: (H, C_in, Block)
+            h, c, b = k
+            return Piece("mb", h, c, b.out, b.kernel, b.stride, b.hidden(c), b.se_channels(c),
+                         b.act, b.residual(c))
+        tag, h, c, x = k
+        if tag == 0:  # stem: (0, resolution, channels, Stem)
+            return Piece("stem", h, c, x.out, x.kernel, x.stride, act=x.act)
+        if tag == 2:  # head: (2, H, C_in, Head)
+            return Piece("head", h, c, x.out, act=x.act)
+        return Piece("cls", h, c, x)  # classifier: (3, H, C_in, classes)
 
     def piece_ids(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(cached piece row per piece, arch offsets into it, stage level per piece)."""
@@ -475,46 +478,57 @@ class ArchFeatures(TransformerMixin, BaseEstimator):
         levels: list[int] = []
         add_id, add_lv = ids.append, levels.append
         offsets = np.empty(len(archs) + 1, dtype=np.int64)
-        missed: list[int] = []
-        # the hot loop of the search: one dict lookup per piece, keys as in _keys()
+        miss: list[tuple[int, tuple]] = []  # (position in ids, cache key) of unseen pieces
+        # the hot loop of the search: one dict lookup per piece. Keys: (H, C_in, Block) for
+        # a block, (tag, H, C_in, Stem | Head | classes) for the others
         for j, a in enumerate(archs):
-            offsets[j] = start = len(ids)
+            offsets[j] = len(ids)
             st = a.stem
-            add_id(get((0, a.resolution, a.channels, st)))
+            k: tuple = (0, a.resolution, a.channels, st)
+            i = get(k)
+            if i is None:
+                miss.append((len(ids), k))
+            add_id(i)
             add_lv(0)
             h = (a.resolution + 2 * (st.kernel // 2) - st.kernel) // st.stride + 1
             c = st.out
             level = 1 if st.stride == 2 else 0
             for b in a.blocks:
-                add_id(get((h, c, b)))
+                k = (h, c, b)
+                i = get(k)
+                if i is None:
+                    miss.append((len(ids), k))
+                add_id(i)
                 add_lv(level)
-                k, s = b.kernel, b.stride
+                s = b.stride
                 if s == 2:
                     level += 1
-                h = (h + 2 * (k // 2) - k) // s + 1
+                h = (h + 2 * (b.kernel // 2) - b.kernel) // s + 1
                 c = b.out
             if a.head is not None:
-                add_id(get((2, h, c, a.head)))
+                k = (2, h, c, a.head)
+                i = get(k)
+                if i is None:
+                    miss.append((len(ids), k))
+                add_id(i)
                 add_lv(level)
                 c = a.head.out
-            add_id(get((3, h, c, a.classes)))
+            k = (3, h, c, a.classes)
+            i = get(k)
+            if i is None:
+                miss.append((len(ids), k))
+            add_id(i)
             add_lv(level)
-            if None in ids[start:]:
-                missed.append(j)
         offsets[-1] = len(ids)
-        if missed:
+        if miss:
             index = self.index_
-            pending: dict[tuple, Piece] = {}
-            for j in missed:
-                for k, p in zip(self._keys(archs[j]), arch_pieces(archs[j]), strict=True):
-                    if k not in index:
-                        pending.setdefault(k, p)
+            new: dict[tuple, None] = dict.fromkeys(k for _, k in miss if k not in index)
             first = len(self.pieces_)
-            self._add(list(pending.values()))
-            for i, k in enumerate(pending):
-                index[k] = first + i
-            for j in missed:
-                ids[offsets[j]:offsets[j + 1]] = [index[k] for k in self._keys(archs[j])]
+            self._add([self._piece_of(k) for k in new])
+            for n, k in enumerate(new):
+                index[k] = first + n
+            for pos, k in miss:
+                ids[pos] = index[k]
         lv = np.minimum(np.asarray(levels, dtype=np.int64), LEVELS - 1)
         return np.asarray(ids, dtype=np.int64), offsets, lv
 
