@@ -143,11 +143,14 @@ class Retrained:
     """A retrained winner or baseline: predicted and measured latency, trained accuracy."""
 
     name: str
+    label: str  # W1, W2, ... for winners (by measured latency); the name for baselines
     kind: str  # winner | baseline
     arch: str
     predicted_ms: float | None
-    measured_ms: float | None
-    measured_iqr_ms: float | None
+    measured_ms: float | None  # the statistic the prediction targets (retrain.csv's statistic)
+    statistic: str  # which statistic measured_ms is
+    median_ms: float | None
+    iqr_ms: float | None
     acc_mean: float | None
     acc_std: float | None
     error_pct: float | None
@@ -251,7 +254,8 @@ def objective_space_data(trials: Sequence[dict[str, Any]], pareto: Sequence[dict
         g.y.append(float(t["accuracy"]))
         g.numbers.append(int(t.get("number", -1)))
         g.hover.append(_trial_hover(t, objectives, on_front))
-    retrained = [_retrained(r) for r in retrain]
+    labels = retrain_labels(retrain)
+    retrained = [_retrained(r, labels) for r in retrain]
     est = config.get("accuracy_estimator") or config.get("accuracy") or "?"
     budget = _f(config.get("latency_budget_ms"))
     cap = (f"{len(done)} complete trials of {config.get('space', '?')} at resolution "
@@ -266,7 +270,8 @@ def objective_space_data(trials: Sequence[dict[str, Any]], pareto: Sequence[dict
     if retrained:
         cap += (" Lower panel: the retrained winners and baselines, trained accuracy (mean +- std "
                 "over seeds) vs latency; each arrow goes from the predicted latency to the "
-                "latency measured on the device (median; bars: IQR).")
+                f"latency measured on the device ({retrained[0].statistic} of the samples, the "
+                "statistic the predictor predicts; median and IQR in the hover).")
     if measurement is not None:
         cap += f" Measured on {measurement.text()}."
     return ObjectiveSpaceData("latency (ms)", f"accuracy estimate ({est})",
@@ -274,23 +279,47 @@ def objective_space_data(trials: Sequence[dict[str, Any]], pareto: Sequence[dict
                               retrained, budget, objectives, len(done), cap)
 
 
-def _retrained(r: dict[str, Any]) -> Retrained:
-    pred, meas = _f(r.get("predicted_ms")), _f(r.get("measured_median_ms"))
+def retrain_labels(retrain: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Short labels: winners W1, W2, ... by measured latency; baselines keep their name."""
+    ws = sorted((r for r in retrain if r.get("kind") == "winner"),
+                key=lambda r: (_f(r.get("measured_median_ms")) or math.inf, str(r.get("name"))))
+    out = {str(r.get("name")): f"W{i}" for i, r in enumerate(ws, 1)}
+    for r in retrain:
+        out.setdefault(str(r.get("name")), str(r.get("name")))
+    return out
+
+
+def _seeds(v: Any) -> str:
+    s = [x for x in str(v or "").replace(",", ";").split(";") if x.strip()]
+    return f"{len(s)} seed{'s' if len(s) != 1 else ''}" if s else "? seeds"
+
+
+def _retrained(r: dict[str, Any], labels: dict[str, str] | None = None) -> Retrained:
+    """One retrain.csv row. The measured value compared with the prediction is the row's
+    ``measured_stat_ms`` (the statistic the device's table and predictor use) when present,
+    else its median."""
+    name = str(r.get("name", ""))
+    pred, median = _f(r.get("predicted_ms")), _f(r.get("measured_median_ms"))
+    stat_ms = _f(r.get("measured_stat_ms"))
+    meas, stat = (stat_ms, str(r.get("statistic") or "?")) if stat_ms is not None else (median, "median")
     err = _f(r.get("error_pct"))
     if err is None and pred is not None and meas:
         err = 100.0 * (pred - meas) / meas
+    label = (labels or {}).get(name, name)
     hover = "<br>".join([
-        f"<b>{html.escape(str(r.get('name', '')))}</b> ({r.get('kind', '?')})",
+        f"<b>{html.escape(label)}</b> ({r.get('kind', '?')})"
+        + (f" {html.escape(name)}" if label != name else ""),
         f"accuracy (trained): {_fmt(r.get('acc_mean'), '.4f')} +- {_fmt(r.get('acc_std'), '.4f')}"
-        f" over {r.get('seeds') or '?'} seed(s), {r.get('epochs') or '?'} epoch(s)",
+        f" over {_seeds(r.get('seeds'))}, {r.get('epochs') or '?'} epoch(s)",
         f"latency predicted {_fmt(pred, '.3f', ' ms')}, measured {_fmt(meas, '.3f', ' ms')} "
-        f"(IQR {_fmt(r.get('measured_iqr_ms'), '.3f', ' ms')}, n {r.get('measured_n') or '?'}); "
-        f"error {_fmt(err, '+.1f', ' %')}",
+        f"({stat}); error {_fmt(err, '+.1f', ' %')}",
+        f"measured median {_fmt(median, '.3f', ' ms')}, IQR {_fmt(r.get('measured_iqr_ms'), '.3f', ' ms')}"
+        f", n {r.get('measured_n') or '?'}",
         f"params: {_fmt_count(r.get('params'))}   MACs: {_fmt_count(r.get('macs'))}   "
         f"peak act.: {_fmt_bytes(r.get('peak_act_bytes'))}",
         _wrap(r.get("arch", ""))])
-    return Retrained(str(r.get("name", "")), str(r.get("kind", "")), str(r.get("arch", "")),
-                     pred, meas, _f(r.get("measured_iqr_ms")), _f(r.get("acc_mean")),
+    return Retrained(name, label, str(r.get("kind", "")), str(r.get("arch", "")), pred, meas, stat,
+                     median, _f(r.get("measured_iqr_ms")), _f(r.get("acc_mean")),
                      _f(r.get("acc_std")), err, hover)
 
 
@@ -349,36 +378,43 @@ def parity_data(measured: dict[str, float] | None = None,
 
     ``measured`` maps canonical arch strings to the device's whole-network measurements (the
     table's statistic) and ``predict`` gives the predictor's latencies for a list of arch
-    strings (``in_sample``: the predictor was fitted on these measurements); ``retrain`` rows
-    contribute their ``predicted_ms`` / ``measured_median_ms``.
+    strings (``in_sample``: the predictor was fitted on these measurements; else held out,
+    e.g. cross-validated); ``retrain`` rows contribute their ``predicted_ms`` and measured
+    latency (``measured_stat_ms``, else ``measured_median_ms``).
     """
     series: list[ParitySeries] = []
     if measured and predict is not None:
         keys = sorted(measured)
         pred = [float(x) for x in predict(keys)]
-        series.append(ParitySeries("profiled networks" + (" (fit data)" if in_sample else ""),
+        series.append(ParitySeries("profiled networks" + (" (fit data)" if in_sample else
+                                                          " (held out)"),
                                    "profiled", pred, [float(measured[k]) for k in keys],
                                    [_short(k, 60) for k in keys]))
+    labels = retrain_labels(retrain)
+    rts = [_retrained(r, labels) for r in retrain]
     for kind, name in (("winner", "retrained winners"), ("baseline", "baselines")):
-        rows = [r for r in retrain if r.get("kind") == kind
-                and _f(r.get("predicted_ms")) is not None
-                and _f(r.get("measured_median_ms")) is not None]
+        rows = [r for r in rts if r.kind == kind and r.predicted_ms is not None
+                and r.measured_ms is not None]
         if rows:
             series.append(ParitySeries(name + " (re-measured)", kind,
-                                       [float(r["predicted_ms"]) for r in rows],
-                                       [float(r["measured_median_ms"]) for r in rows],
-                                       [str(r.get("name", "")) for r in rows]))
+                                       [r.predicted_ms for r in rows],
+                                       [r.measured_ms for r in rows],
+                                       [r.label for r in rows]))
     vals = [v for s in series for v in (*s.predicted, *s.measured) if v > 0]
     lo = min(vals) * 0.8 if vals else 0.1
     hi = max(vals) * 1.25 if vals else 10.0
     metrics = {s.name: parity_metrics(s.predicted, s.measured, band) for s in series}
     cap = (f"Latency predicted by the predictor of {measurement.device if measurement else '?'} "
            f"vs measured; the band is +-{band * 100:.0f} % of the measured latency. ")
-    if statistic:
-        cap += f"Profiled networks: the table's statistic ({statistic}) of their measurements"
-        cap += (", predictions of the predictor fitted on them (in-sample)." if in_sample else ".")
-    if any(s.kind != "profiled" for s in series):
-        cap += " Retrained models: the median of their re-measurement with trained weights."
+    if any(s.kind == "profiled" for s in series):
+        cap += (f"Profiled networks: the table's statistic ({statistic or '?'}) of their "
+                "measurements; " + ("predictions of the predictor fitted on them (in-sample, "
+                                    "optimistic)." if in_sample else
+                                    "each predicted by a predictor fitted without it (5-fold "
+                                    "cross-validation; baselines and other networks held out)."))
+    if rts:
+        cap += (f" Retrained models: their re-measurement with trained weights "
+                f"({rts[0].statistic}), predicted by the device's predictor.")
     for name, m in metrics.items():
         if m.get("n"):
             cap += (f" {name}: n {m['n']:.0f}, MAPE {m.get('mape', float('nan')):.1f} %, "
@@ -467,26 +503,29 @@ class TableData:
 def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | None = None
                   ) -> TableData:
     """The retrained winners and baselines, winners first."""
-    cols = ["name", "kind", "accuracy (trained)", "measured latency", "predicted", "error",
-            "params", "MACs", "peak act.", "arch"]
+    labels = retrain_labels(retrain)
+    rts = [_retrained(r, labels) for r in retrain]
+    stat = rts[0].statistic if rts else "?"
+    cols = ["model", "kind", "accuracy (trained)", f"measured ({stat})", "median (IQR, n)",
+            "predicted", "error", "params", "MACs", "peak act.", "arch"]
     rows, titles = [], []
-    order = sorted(retrain, key=lambda r: (r.get("kind") != "winner",
-                                           _f(r.get("measured_median_ms")) or math.inf))
-    for r in order:
+    order = sorted(zip(retrain, rts, strict=True),
+                   key=lambda x: (x[1].kind != "winner", x[1].measured_ms or math.inf))
+    for r, rt in order:
         acc = (f"{_fmt(r.get('acc_mean'), '.4f')} +- {_fmt(r.get('acc_std'), '.4f')}"
-               f" ({r.get('seeds') or '?'} seeds, {r.get('epochs') or '?'} ep.)")
-        lat = (f"{_fmt(r.get('measured_median_ms'), '.3f')} ms (IQR "
-               f"{_fmt(r.get('measured_iqr_ms'), '.3f')}, n {r.get('measured_n') or '?'})")
-        rt = _retrained(r)
-        rows.append([str(r.get("name", "")), str(r.get("kind", "")), acc, lat,
-                     _fmt(r.get("predicted_ms"), ".3f", " ms"), _fmt(rt.error_pct, "+.1f", " %"),
+               f" ({_seeds(r.get('seeds'))}, {r.get('epochs') or '?'} ep.)")
+        med = (f"{_fmt(rt.median_ms, '.3f')} ms ({_fmt(rt.iqr_ms, '.3f')}, "
+               f"{r.get('measured_n') or '?'})")
+        rows.append([rt.label, rt.kind, acc, _fmt(rt.measured_ms, ".3f", " ms"), med,
+                     _fmt(rt.predicted_ms, ".3f", " ms"), _fmt(rt.error_pct, "+.1f", " %"),
                      _fmt_count(r.get("params")), _fmt_count(r.get("macs")),
-                     _fmt_bytes(r.get("peak_act_bytes")), _short(r.get("arch", ""), 48)])
-        titles.append([""] * 9 + [str(r.get("arch", ""))])
-    cap = ("Winners (Pareto-front archs) and baselines trained with the same recipe; accuracy on "
-           "the test split, mean +- std over seeds. Latency: median (IQR, number of samples) of "
-           "the ONNX model with trained weights timed on the device; error = (predicted - "
-           "measured) / measured.")
+                     _fmt_bytes(r.get("peak_act_bytes")), rt.arch])
+        titles.append([rt.name if rt.name != rt.label else ""] + [""] * 10)
+    cap = ("Winners (Pareto-front archs, W1... by measured latency) and baselines trained with "
+           "the same recipe; accuracy on the test split, mean +- std over seeds. Latency: the "
+           f"ONNX model with trained weights timed on the device -- the {stat} of the samples "
+           "(the statistic the predictor predicts), and median, IQR, number of samples; "
+           "error = (predicted - measured) / measured. ONNX files: runs/RUN/models/.")
     if measurement is not None:
         cap += f" Measured on {measurement.text()}."
     return TableData("Retrained winners and baselines", cols, rows, titles, cap)
@@ -573,11 +612,45 @@ class ReportData:
     versions: dict[str, str] = field(default_factory=dict)
 
 
-def _device_parity(device: str, table: Any) -> tuple[dict[str, float], Callable | None, bool, str]:
-    """(measured networks, predict(arch strings), in-sample?, note) for ``device``."""
+def _device_parity(device: str, table: Any, space: str | None = None
+                   ) -> tuple[dict[str, float], Callable | None, bool, str]:
+    """(measured networks, predict(arch strings), in-sample?, note) for ``device``: held-out
+    predictions (:func:`hwnas.predictor.evaluate`, 5-fold) where possible, else the predictions
+    of the predictor fitted on all of them."""
     if table is None or not getattr(table, "networks", None):
         return {}, None, True, f"device '{device}' has no whole-network measurements"
-    measured = {k: s.value(table.statistic) for k, s in table.networks.items()}
+    stat = table.statistic
+    blocks = {k: s.value(stat) for k, s in table.blocks.items()}
+    nets = {k: s.value(stat) for k, s in table.networks.items()}
+    try:
+        import json
+
+        from .lut import table_dir
+        from .predictor import PREDICTOR_FILE, evaluate, network_groups
+
+        settings: dict[str, Any] = {}
+        stored = table_dir(device) / PREDICTOR_FILE
+        if stored.is_file():
+            settings = dict(json.loads(stored.read_text()).get("settings") or {})
+        settings["statistic"] = stat
+        spaces = []
+        if space:
+            try:
+                from .space import load_space
+
+                spaces = [load_space(space)]
+            except HwnasError:
+                pass
+        ev = evaluate(blocks, nets, network_groups(nets, spaces), settings=settings)
+        held = {k: float(p["full"]) for k, p in ev.predictions.items()
+                if _f(p.get("full")) is not None}
+        if held:
+            return ({k: nets[k] for k in held}, lambda keys: [held[k] for k in keys], False, "")
+    except HwnasError as e:
+        log.info("held-out predictions for %s: %s; showing the in-sample fit", device, e)
+    except Exception as e:  # the predictor module is missing or changed
+        log.debug("held-out predictions for %s", device, exc_info=True)
+        log.info("held-out predictions for %s: %s; showing the in-sample fit", device, e)
     try:
         from .arch import parse_string
         from .predictor import LatencyPredictor
@@ -593,7 +666,7 @@ def _device_parity(device: str, table: Any) -> tuple[dict[str, float], Callable 
         archs = [parse_string(k) for k in keys]
         return [float(x) for x in np.asarray(pred.predict(archs), float).reshape(-1)]
 
-    return measured, predict, True, ""
+    return nets, predict, True, ""
 
 
 def build_report(run: str | Path, *, predictor: bool = True) -> ReportData:
@@ -627,7 +700,7 @@ def build_report(run: str | Path, *, predictor: bool = True) -> ReportData:
     obj = objective_space_data(r.trials, r.pareto, cfg, retrain or [], meas)
     measured, predict, in_sample, why = ({}, None, True, "")
     if predictor and device:
-        measured, predict, in_sample, why = _device_parity(device, table)
+        measured, predict, in_sample, why = _device_parity(device, table, cfg.get("space"))
     if why:
         notes.append(f"parity plot without profiled networks: {why}")
     par = parity_data(measured, predict, retrain or [], measurement=meas, in_sample=in_sample,
@@ -675,10 +748,8 @@ def draw_objective_space(d: ObjectiveSpaceData):
             fig.add_trace(go.Scatter(
                 x=[r.measured_ms for r in rs], y=[r.acc_mean for r in rs], mode="markers+text",
                 name=f"{label}: measured latency", meta="measured", legendgroup=kind,
-                text=[r.name for r in rs], textposition="top center", textfont=dict(size=10),
+                text=[r.label for r in rs], textposition="top center", textfont=dict(size=10),
                 marker=dict(size=11, color=color, symbol="diamond" if kind == "baseline" else "star"),
-                error_x=dict(type="data", array=[(r.measured_iqr_ms or 0) / 2 for r in rs],
-                             visible=True, color=color),
                 error_y=dict(type="data", array=[r.acc_std or 0 for r in rs], visible=True,
                              color=color),
                 hovertext=[r.hover for r in rs], hoverinfo="text"), row=2, col=1)

@@ -1,0 +1,390 @@
+"""``hwnas demo``: the whole pipeline on an embedded default, on this machine.
+
+1. **device** -- this machine as a local device. If the reference table that ships in
+   ``latency_tables/`` (:data:`~hwnas.paths.REFERENCE_DEVICE`) was measured on a machine
+   like this one (same CPU model, architecture, onnxruntime version, threads and protocol)
+   the demo uses it (copied into ``$HWNAS_HOME`` when that is elsewhere) and profiles only
+   what it lacks; otherwise it profiles into a fresh device named for this machine
+   (``<arch>-<cores>core-<cpu hash>``; ``-quick`` for the quick protocol), so that numbers
+   of another CPU never mix with this one's;
+2. **profile** the demo space at a small resolution (blocks + a sample of whole networks);
+3. **fit** the device's latency predictor (held-out check printed);
+4. **search** with the zero-cost accuracy proxy (NASWOT) on the bundled digits dataset,
+   with a latency budget at the median predicted latency of the space;
+5. **retrain** the top winners and one baseline on digits for a few epochs and re-measure
+   them on the device;
+6. **report**: ``runs/<run>/report.html``.
+
+Every step resumes: running the same command again skips what is finished (the profile's
+table entries, complete trials, trained seeds, the measurement) and finishes the rest.
+
+``--quick`` (about 2 minutes on 2 cores; the tests run it) searches a small embedded space
+(:data:`QUICK_SPACE`) at 32 px with the quick measurement protocol, 100 trials, 2 winners
++ 1 baseline trained for 1 epoch; the default searches ``mobilenetv2`` at
+:data:`~hwnas.paths.DEMO_RESOLUTION` (the shipped table's resolution).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .errors import HwnasError
+
+log = logging.getLogger(__name__)
+
+TORCH_THREADS = 1  # torch intra-op threads while scoring and training (see run_demo)
+
+__all__ = ["DemoPlan", "FULL", "QUICK", "QUICK_SPACE", "DemoResult", "choose_device", "run_demo",
+           "this_machine_name"]
+
+#: the --quick demo's space: MobileNetV2-like, fewer stages and choices (~100 blocks at 32 px)
+QUICK_SPACE = """\
+# hwnas demo --quick: a small MobileNetV2-like space (written by hwnas demo; do not edit --
+# the demo refuses a changed copy)
+name: demo-quick
+description: small MobileNetV2-like space for the quick demo
+resolutions: [32]
+channels: 3
+classes: 10
+stem: {out: 16, kernel: 3, stride: 2, act: relu6}
+head: {out: 256, act: relu6}
+stages:
+  - {out: 16, stride: 1, depth: 1,      kernel: [3],    expand: [1]}
+  - {out: 24, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6], width: [0.5, 1.0]}
+  - {out: 32, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6], width: [0.5, 1.0]}
+  - {out: 64, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6], width: [0.5, 1.0]}
+  - {out: 96, stride: 1, depth: 1,      kernel: [3, 5], expand: [3, 6]}
+"""
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """The demo's settings."""
+
+    run: str
+    space: str
+    resolution: int
+    networks: int  # sampled whole networks profiled for the predictor
+    trials: int
+    top: int  # winners retrained
+    baselines: tuple[str, ...]
+    epochs: int
+    seeds: tuple[int, ...]
+    quick: bool  # the quick measurement protocol
+    budget_quantile: float = 0.5  # latency budget: this quantile of the space's predicted latency
+    data: str = "digits"
+    notes: tuple[str, ...] = field(default=())
+
+
+FULL = DemoPlan(run="demo", space="mobilenetv2", resolution=paths.DEMO_RESOLUTION, networks=100,
+                trials=300, top=3, baselines=("mbv2-0.35",), epochs=2, seeds=(0, 1), quick=False)
+QUICK = DemoPlan(run="demo-quick", space="demo-quick", resolution=32, networks=30, trials=100,
+                 top=2, baselines=("mbv2-0.35",), epochs=1, seeds=(0,), quick=True)
+
+
+# ---- the device ---------------------------------------------------------------------------------
+
+def _provenance(threads: int, protocol: dict[str, Any]) -> dict[str, Any]:
+    from .device.bench import provenance
+
+    return {**provenance(threads), "protocol": protocol}
+
+
+def this_machine_name(prov: dict[str, Any], quick: bool = False) -> str:
+    """``<arch>-<cores>core-<6 hex of the CPU model>`` (+ ``-quick``): a device name that says
+    what this machine is and differs for another CPU."""
+    cpu = str(prov.get("cpu_model") or "?")
+    h = hashlib.sha1(cpu.encode()).hexdigest()[:6]
+    name = f"{prov.get('machine') or 'cpu'}-{prov.get('cores') or '?'}core-{h}"
+    return name + ("-quick" if quick else "")
+
+
+@dataclass
+class DeviceChoice:
+    name: str
+    reason: str
+    protocol: Any  # hwnas.device.bench.Protocol
+
+
+def _table_files(d: Path) -> list[Path]:
+    from .lut import BLOCKS_FILE, NETWORKS_FILE
+
+    return [d / n for n in (BLOCKS_FILE, NETWORKS_FILE) if (d / n).is_file()]
+
+
+def choose_device(plan: DemoPlan, threads: int = 1) -> DeviceChoice:
+    """The device the demo measures on (see the module docstring); registers it as local."""
+    from .device.bench import Protocol, incompatibility
+    from .devices import DeviceConfig, device_file, load_device, save_device
+    from .lut import LatencyTable, table_dir
+    from .profile import make_protocol
+
+    fresh_protocol = make_protocol(threads, quick=plan.quick)
+    mine = _provenance(threads, fresh_protocol.to_dict())
+    ref = paths.REFERENCE_DEVICE
+    name, reason, protocol = this_machine_name(mine, plan.quick), "", fresh_protocol
+    if not plan.quick:
+        home_dir = table_dir(ref)
+        shipped = paths.PACKAGE_ROOT / "latency_tables" / ref
+        src = home_dir if _table_files(home_dir) else shipped if _table_files(shipped) else None
+        ref_local = True
+        if device_file(ref).is_file():
+            ref_local = load_device(ref).is_local
+        if src is not None and ref_local:
+            try:
+                if src == home_dir:
+                    prov = LatencyTable.load(ref).provenance
+                else:
+                    import json
+
+                    prov = json.loads(_table_files(src)[0].read_text()).get("provenance") or {}
+            except (OSError, ValueError, HwnasError) as e:
+                log.warning("reference table %s: unreadable (%s)", src, e)
+                prov = {}
+            proto = Protocol.from_dict({**(prov.get("protocol") or {}), "threads": threads})
+            why = incompatibility(prov, {**mine, "protocol": proto.to_dict()}) if prov else \
+                "no provenance"
+            if why is None:
+                if src != home_dir:
+                    home_dir.mkdir(parents=True, exist_ok=True)
+                    for f in _table_files(src) + [p for p in (src / "predictor.json",) if p.is_file()]:
+                        shutil.copyfile(f, home_dir / f.name)
+                    log.info("copied the shipped latency table of %s into %s", ref, home_dir)
+                name, protocol = ref, proto
+                reason = (f"the shipped reference table ({ref}) was measured on a machine like "
+                          "this one; only what it lacks is profiled")
+            else:
+                reason = (f"the shipped reference table ({ref}) was measured with {why}: "
+                          f"profiling this machine as '{name}' instead")
+        else:
+            reason = f"no shipped reference table: profiling this machine as '{name}'"
+    else:
+        reason = f"quick measurement protocol: profiling this machine as '{name}'"
+    if device_file(name).is_file():
+        cfg = load_device(name)
+        if not cfg.is_local:
+            raise HwnasError(f"device '{name}' exists with target {cfg.target}; the demo needs it "
+                             f"local (remove latency_tables/{name}/device.json)")
+        if cfg.threads != threads:
+            raise HwnasError(f"device '{name}' is set to {cfg.threads} threads; the demo measures "
+                             f"with {threads}")
+    else:
+        save_device(DeviceConfig(name=name, target="local", threads=threads))
+    return DeviceChoice(name, reason, protocol)
+
+
+def ensure_space(plan: DemoPlan):
+    """The demo's space; the quick one is written to ``$HWNAS_HOME/search_spaces/`` once."""
+    from .space import load_space, space_from_dict
+
+    if plan.space != QUICK.space:
+        return load_space(plan.space)
+    import yaml
+
+    want = space_from_dict(yaml.safe_load(QUICK_SPACE), "the demo's quick space")
+    for d in paths.spaces_dirs():
+        p = d / f"{plan.space}.yaml"
+        if p.is_file():
+            have = load_space(p)
+            if have.params() != want.params() or have.resolutions != want.resolutions or \
+                    (have.stem, have.head, have.classes) != (want.stem, want.head, want.classes):
+                raise HwnasError(f"{p} is not the demo's quick space (edited?); remove it and "
+                                 "run hwnas demo --quick again")
+            return have
+    from .io import atomic_write_text
+
+    p = paths.home() / "search_spaces" / f"{plan.space}.yaml"
+    atomic_write_text(p, QUICK_SPACE)
+    log.info("wrote the quick demo's space to %s", p)
+    return load_space(plan.space)
+
+
+# ---- the run ------------------------------------------------------------------------------------
+
+@dataclass
+class DemoResult:
+    plan: DemoPlan
+    device: str
+    device_reason: str
+    report: Path
+    rows: list[dict]
+    seconds: dict[str, float]
+    budget_ms: float | None
+    measurement: str
+    predictor_check: str = ""
+
+    def summary(self) -> str:
+        from .report import _fmt, _fmt_count
+
+        lines = [f"report: {self.report}", "",
+                 f"{self.plan.run}: {self.plan.trials} trials of {self.plan.space} at "
+                 f"{self.plan.resolution} px on device {self.device}"
+                 + (f", latency budget {self.budget_ms:g} ms" if self.budget_ms else ""),
+                 f"  {'model':<24} {'kind':<8} {'accuracy':>16} {'measured':>10} "
+                 f"{'predicted':>10} {'error':>7} {'params':>9}"]
+        labels, archs = {}, []
+        for r in self.rows:
+            if r.get("kind") == "winner":
+                labels[id(r)] = f"W{len(archs) + 1}"
+                archs.append(f"  W{len(archs) + 1} = {r.get('arch')}")
+        for r in self.rows:
+            lines.append(
+                f"  {labels.get(id(r), str(r.get('name')))[:24]:<24} {str(r.get('kind')):<8} "
+                f"{_fmt(r.get('acc_mean'), '.3f')} +- {_fmt(r.get('acc_std'), '.3f'):<5}   "
+                f"{_fmt(r.get('measured_stat_ms') or r.get('measured_median_ms'), '.3f'):>7} ms "
+                f"{_fmt(r.get('predicted_ms'), '.3f'):>7} ms {_fmt(r.get('error_pct'), '+.1f'):>6}% "
+                f"{_fmt_count(r.get('params')):>9}")
+        stat = next((r.get("statistic") for r in self.rows if r.get("statistic")), None)
+        lines += archs
+        lines += ["", f"accuracy: test split of {self.plan.data}, {self.plan.epochs} epoch(s), "
+                  f"seed(s) {','.join(map(str, self.plan.seeds))}; latency: onnxruntime on "
+                  f"{self.measurement}; measured = the table's statistic"
+                  + (f" ({stat})" if stat else "") + ", error = (predicted - measured) / measured"]
+        if self.predictor_check:
+            lines.append(f"predictor (held out): {self.predictor_check}")
+        lines.append("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
+                     + f" (total {sum(self.seconds.values()):.0f} s)")
+        return "\n".join(lines)
+
+
+def _step(i: int, n: int, text: str) -> None:
+    log.info("[%d/%d] %s", i, n, text)
+
+
+def _budget(plan: DemoPlan, space, device: str) -> float:
+    """``budget_quantile`` of the predicted latency of 200 seeded samples of the space, to
+    2 significant digits (an existing run keeps its own)."""
+    import json
+
+    import numpy as np
+
+    cfg = paths.runs_dir() / plan.run / "config.json"
+    if cfg.is_file():
+        try:
+            b = json.loads(cfg.read_text()).get("latency_budget_ms")
+            if b:
+                return float(b)
+        except (OSError, ValueError):
+            pass
+    from dataclasses import replace
+
+    from .predictor import LatencyPredictor
+
+    pred = LatencyPredictor.for_device(device)
+    archs = [replace(a, classes=10) for a in space.sample(seed=0, n=200, resolution=plan.resolution)]
+    q = float(np.quantile(np.asarray(pred.predict(archs), dtype=float), plan.budget_quantile))
+    return float(f"{q:.2g}")
+
+
+def _predictor_check(device: str) -> str:
+    """The held-out accuracy of the full predictor on the device's networks (5-fold)."""
+    from .lut import LatencyTable
+    from .predictor import evaluate, network_groups
+
+    t = LatencyTable.load(device)
+    stat = t.statistic
+    blocks = {k: s.value(stat) for k, s in t.blocks.items()}
+    nets = {k: s.value(stat) for k, s in t.networks.items() if t.network_sources.get(k) == "profile"}
+    try:
+        ev = evaluate(blocks, nets, network_groups(nets), holdout_groups=("baselines",))
+    except HwnasError as e:
+        return f"not evaluated ({e})"
+    rows = [r for r in ev.rows if r["predictor"] == "full" and r["n"]]
+    if not rows:
+        return "not evaluated"
+    r = max(rows, key=lambda r: r["n"])
+    return (f"{r['n']} networks, MAPE {r['mape_pct']:.1f} %, {r['within10_pct']:.0f} % within "
+            f"+-10 %, Kendall tau {r['kendall_tau']:.3f} (5-fold)")
+
+
+def run_demo(quick: bool = False, progress: bool = True, plan: DemoPlan | None = None
+             ) -> DemoResult:
+    """Run (or resume) the demo; returns where the report is and the retrain table."""
+    import torch
+
+    plan = plan or (QUICK if quick else FULL)
+    threads = torch.get_num_threads()
+    # one torch thread: on 2 cores (and on a busy machine) the small networks of the demo
+    # score and train several times faster than with a thread per core fighting for them
+    torch.set_num_threads(TORCH_THREADS)
+    try:
+        return _run(plan, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(plan: DemoPlan, progress: bool) -> DemoResult:
+    import optuna
+
+    from .profile import profile
+    from .report import write_report
+    from .retrain import RetrainSettings, run_retrain
+    from .search import SearchSettings, run_search
+    from .train import Recipe
+
+    n = 6
+    times: dict[str, float] = {}
+    t = time.monotonic()
+    _step(1, n, "device: this machine")
+    space = ensure_space(plan)
+    dev = choose_device(plan)
+    log.info("      %s", dev.reason)
+    times["device"] = time.monotonic() - t
+
+    t = time.monotonic()
+    _step(2, n, f"profile {space.name} at {plan.resolution} px on {dev.name} "
+          f"({'quick' if plan.quick else 'default'} protocol, {plan.networks} sampled networks)")
+    rep = profile(dev.name, space, plan.resolution, networks=plan.networks, protocol=dev.protocol,
+                  progress=progress)
+    log.info("      %s", rep.summary())
+    times["profile"] = time.monotonic() - t
+
+    t = time.monotonic()
+    _step(3, n, f"fit the latency predictor of {dev.name}")
+    check = _predictor_check(dev.name)
+    budget = _budget(plan, space, dev.name)
+    log.info("      held out: %s; latency budget %g ms (median predicted latency of the space)",
+             check, budget)
+    times["predictor"] = time.monotonic() - t
+
+    t = time.monotonic()
+    _step(4, n, f"search: {plan.trials} trials, NSGA-II, zero-cost accuracy (NASWOT) on "
+          f"{plan.data}, budget {budget:g} ms")
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        res = run_search(SearchSettings(space=plan.space, device=dev.name, name=plan.run,
+                                        trials=plan.trials, latency_budget_ms=budget,
+                                        accuracy="zero-cost", data=plan.data,
+                                        resolution=plan.resolution), progress=progress)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    log.info("      %d complete trials, %d feasible, Pareto front %d", res.complete, res.feasible,
+             len(res.pareto))
+    times["search"] = time.monotonic() - t
+
+    t = time.monotonic()
+    _step(5, n, f"retrain the top {plan.top} winners and {', '.join(plan.baselines)} on "
+          f"{plan.data} ({plan.epochs} epoch(s), seed(s) {','.join(map(str, plan.seeds))}) and "
+          f"re-measure them on {dev.name}")
+    rr = run_retrain(RetrainSettings(run=plan.run, select="top", top=plan.top, seeds=plan.seeds,
+                                     baselines=plan.baselines, recipe=Recipe(epochs=plan.epochs),
+                                     protocol=dev.protocol, quick=plan.quick),
+                     progress=progress)
+    times["retrain"] = time.monotonic() - t
+
+    t = time.monotonic()
+    _step(6, n, "report")
+    out = write_report(plan.run)
+    for note in out.data.notes:
+        log.info("      note: %s", note)
+    times["report"] = time.monotonic() - t
+    return DemoResult(plan, dev.name, dev.reason, out.path, rr.rows, times, budget,
+                      out.data.measurement.text(), check)
