@@ -19,14 +19,14 @@ def _protocol_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("measurement protocol", _PROTOCOL_HELP)
     g.add_argument("--quick", action="store_true",
                    help="fast, noisy preset (warmup 1, 3 passes, 3 samples) for tests")
-    g.add_argument("--warmup", type=int, help=f"untimed runs per session [{d.warmup}]")
-    g.add_argument("--min-repeats", type=int, help=f"samples per model, at least [{d.min_repeats}]")
+    g.add_argument("--warmup", type=int, metavar="N", help=f"untimed runs per session [{d.warmup}]")
+    g.add_argument("--min-repeats", type=int, metavar="N", help=f"samples per model, at least [{d.min_repeats}]")
     g.add_argument("--min-time", type=float, metavar="SECONDS",
                    help=f"timed seconds per model, at least [{d.min_time_s}]")
-    g.add_argument("--passes", type=int, help=f"interleaved bursts per model [{d.passes}]")
-    g.add_argument("--burst-warmup", type=int, help=f"untimed runs per burst [{d.burst_warmup}]")
-    g.add_argument("--chunk", type=int, help=f"models interleaved at a time [{d.chunk}]")
-    g.add_argument("--chunk-mb", type=float, help=f"... at most this many MB of ONNX [{d.chunk_mb:g}]")
+    g.add_argument("--passes", type=int, metavar="N", help=f"interleaved bursts per model [{d.passes}]")
+    g.add_argument("--burst-warmup", type=int, metavar="N", help=f"untimed runs per burst [{d.burst_warmup}]")
+    g.add_argument("--chunk", type=int, metavar="N", help=f"models interleaved at a time [{d.chunk}]")
+    g.add_argument("--chunk-mb", type=float, metavar="MB", help=f"... at most this many MB of ONNX [{d.chunk_mb:g}]")
 
 
 def _protocol(args, threads: int):
@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="a device added with 'hwnas device add' (with --bundle-only any name)")
     pr.add_argument("--space", required=True, metavar="SPACE",
                     help="a name in search_spaces/ or a path to a YAML file")
-    pr.add_argument("--resolution", "-r", type=int, required=True, metavar="R")
+    pr.add_argument("--resolution", "-r", type=int, required=True, metavar="R",
+                    help="input resolution (blocks' sizes depend on it; each is profiled once)")
     pr.add_argument("--networks", type=int, metavar="N",
                     help="sampled whole networks for the latency predictor [150]")
     pr.add_argument("--archs", nargs="+", metavar="FILE", default=[],
