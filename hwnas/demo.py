@@ -332,8 +332,8 @@ def _run(plan: DemoPlan, progress: bool) -> DemoResult:
     n = 6
     times: dict[str, float] = {}
     t = time.monotonic()
-    _step(1, n, "device: this machine")
     space = ensure_space(plan)
+    _step(1, n, "device: this machine")
     dev = choose_device(plan)
     log.info("      %s", dev.reason)
     times["device"] = time.monotonic() - t

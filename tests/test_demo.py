@@ -1,0 +1,128 @@
+"""hwnas demo: the device choice (reference table or this machine), the quick space, and
+`hwnas demo --quick` end to end in a fresh HWNAS_HOME (then again: it resumes)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import time
+
+import pytest
+from conftest import assert_one_line_error
+
+
+def _write_table(d, provenance):
+    d.mkdir(parents=True, exist_ok=True)
+    for name in ("blocks.json", "networks.json"):
+        (d / name).write_text(json.dumps({"schema": 1, "kind": "hwnas-lut", "device": d.name,
+                                          "statistic": "min", "provenance": provenance,
+                                          "entries": {}}))
+
+
+def _this_machine(protocol):
+    from hwnas.device.bench import provenance
+
+    return {**provenance(1), "protocol": protocol.to_dict()}
+
+
+def test_reference_table_used_only_on_a_machine_like_it(home, monkeypatch, tmp_path):
+    from hwnas import demo, paths
+    from hwnas.devices import load_device
+    from hwnas.profile import make_protocol
+
+    ref = paths.REFERENCE_DEVICE
+    shipped = tmp_path / "checkout"
+    monkeypatch.setattr(paths, "PACKAGE_ROOT", shipped)
+    proto = make_protocol(1)
+    _write_table(shipped / "latency_tables" / ref, _this_machine(proto))
+
+    c = demo.choose_device(demo.FULL)
+    assert c.name == ref and c.protocol.to_dict() == proto.to_dict()
+    assert (home / "latency_tables" / ref / "blocks.json").is_file(), "copied into HWNAS_HOME"
+    assert load_device(ref).is_local
+
+    # the same table measured on another CPU: a fresh device named for this machine
+    other = {**_this_machine(proto), "cpu_model": "Some Other CPU"}
+    _write_table(home / "latency_tables" / ref, other)
+    c = demo.choose_device(demo.FULL)
+    me = demo.this_machine_name(_this_machine(proto))
+    assert c.name == me != ref
+    assert "cpu_model" in c.reason and "Some Other CPU" in c.reason
+    assert load_device(me).target == "local"
+
+    # the quick protocol never joins the reference table
+    _write_table(home / "latency_tables" / ref, _this_machine(proto))
+    c = demo.choose_device(demo.QUICK)
+    assert c.name == me + "-quick" and c.protocol.passes == make_protocol(1, quick=True).passes
+
+
+def test_quick_space_is_written_once_and_an_edited_copy_refused(home):
+    from hwnas import demo
+    from hwnas.errors import HwnasError
+
+    sp = demo.ensure_space(demo.QUICK)
+    p = home / "search_spaces" / "demo-quick.yaml"
+    assert p.is_file() and sp.name == "demo-quick" and 32 in sp.resolutions
+    assert demo.ensure_space(demo.QUICK).params() == sp.params()
+    p.write_text(p.read_text().replace("kernel: [3, 5], expand: [3, 6], width", "kernel: [3, 7], "
+                                       "expand: [3, 6], width"))
+    with pytest.raises(HwnasError, match="not the demo's quick space"):
+        demo.ensure_space(demo.QUICK)
+
+
+def test_demo_cli_refuses_an_edited_space_in_one_line(home, cli):
+    (home / "search_spaces").mkdir()
+    (home / "search_spaces" / "demo-quick.yaml").write_text(
+        "name: demo-quick\nresolutions: [32]\nstem: {out: 8, kernel: 3, stride: 2, act: relu}\n"
+        "head: null\nstages:\n  - {out: 8, stride: 2, depth: 1, kernel: [3], expand: [1]}\n")
+    assert_one_line_error(cli("demo", "--quick", "-q"), "demo-quick.yaml")
+
+
+def _rows(p):
+    with open(p, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_demo_quick_end_to_end_and_resume(home, cli):
+    from hwnas.demo import QUICK
+    from hwnas.report import FIGURE_IDS
+
+    t0 = time.monotonic()
+    r = cli("demo", "--quick", "-q", timeout=900, check=0)
+    first_s = time.monotonic() - t0
+    run = home / "runs" / QUICK.run
+    report = run / "report.html"
+    assert f"report: {report}" in r.stdout
+    assert report.is_file()
+    page = report.read_text()
+    for fid in FIGURE_IDS.values():
+        assert f'id="{fid}"' in page
+    assert not re.search(r"<script[^>]+src=", page)
+    assert '<table id="table-retrain">' in page
+
+    trials = _rows(run / "trials.csv")
+    assert sum(t["state"] == "COMPLETE" for t in trials) == QUICK.trials
+    rows = _rows(run / "retrain.csv")
+    assert sorted(x["kind"] for x in rows) == ["baseline"] + ["winner"] * QUICK.top
+    assert {x["name"] for x in rows if x["kind"] == "baseline"} == set(QUICK.baselines)
+    for x in rows:
+        assert float(x["measured_median_ms"]) > 0 and float(x["predicted_ms"]) > 0
+        assert 0 <= float(x["acc_mean"]) <= 1
+        assert (run / x["onnx"]).is_file()
+    device = json.loads((run / "config.json").read_text())["device"]
+    assert device.endswith("-quick")
+    assert json.loads((home / "latency_tables" / device / "device.json").read_text())["target"] == "local"
+    # the printed table says how it was measured and names every model
+    assert "onnxruntime" in r.stdout and device in r.stdout and "mbv2-0.35" in r.stdout
+    assert "W1" in r.stdout and "W2" in r.stdout
+
+    # again: everything is resumed (nothing profiled, searched or trained anew)
+    r2 = cli("demo", "--quick", "-q", timeout=900, check=0)
+    assert "added 0 blocks and 0 networks" in r2.stderr
+    assert "(0 new" in r2.stderr
+    assert not re.search(r"seed \d+: test accuracy", r2.stderr)  # no training
+    assert r2.stderr.count("trained earlier") == len(rows)
+    assert [x["acc_mean"] for x in _rows(run / "retrain.csv")] == [x["acc_mean"] for x in rows]
+    print(f"demo --quick: {first_s:.0f} s")
