@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "deterministically in well under a second. The default file, "
         "latency_tables/NAME/predictor.json, also sets the settings (e.g. --statistic) that "
         "'hwnas predict' and the search use for that device.")
-    fit.add_argument("--device", required=True, metavar="NAME")
+    fit.add_argument("--device", required=True, metavar="NAME", help="a device with a latency table")
     fit.add_argument("--statistic", choices=("min", "p10", "median"), help=_STAT_HELP)
     fit.add_argument("-o", "--output", metavar="FILE",
                      help="where to save [latency_tables/NAME/predictor.json]")
@@ -52,9 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Networks of the spaces are split into K folds, each predicted by models trained on "
         "the other folds; baseline networks (MobileNetV2 widths, MobileNetV3-small, at any "
         "resolution) and other networks outside the spaces are predicted by models trained on "
-        "all space networks. Prints RMSE, MAPE, the share within +-5 %% and +-10 %% and "
+        "all space networks. Prints RMSE, MAPE, the share within +-5 % and +-10 % and "
         "Kendall's tau per group, and writes them as CSV.")
-    ev.add_argument("--device", required=True, metavar="NAME")
+    ev.add_argument("--device", required=True, metavar="NAME", help="a device with a latency table")
     ev.add_argument("--space", metavar="SPACE", help="report only this space's networks "
                     "(and the baselines)")
     ev.add_argument("--resolution", "-r", type=int, metavar="R", help="... at this resolution")
