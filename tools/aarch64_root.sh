@@ -16,11 +16,11 @@
 #   HWNAS_AARCH64_CACHE   cache dir (default /var/cache/hwnas-aarch64); survives between CI runs
 #   HWNAS_AARCH64_MIRROR  Debian mirror (default: the one this machine's apt uses)
 #   HWNAS_AARCH64_CPU     the CPU qemu emulates (default cortex-a72: a Raspberry Pi 4's)
-# Timings measured in this root are emulated (qemu-user, ~300x slower than native): they say
-# nothing about a Raspberry Pi's speed.
+# Timings measured in this root are emulated (qemu-user: 20x to 300x slower than native, unevenly):
+# they say nothing about a Raspberry Pi's speed.
 set -euo pipefail
 
-CACHE=${HWNAS_AARCH64_CACHE:-/var/cache/hwnas-aarch64}
+CACHE=$(realpath -m "${HWNAS_AARCH64_CACHE:-/var/cache/hwnas-aarch64}")
 ROOT=$CACHE/root
 WHEELS=$CACHE/wheels
 SUITE=bookworm
@@ -129,6 +129,7 @@ fake_cpuinfo() {
 }
 
 MOUNTED=()
+# shellcheck disable=SC2317  # called by the EXIT trap
 unmount_all() {
   local i
   for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTED[i]}" 2>/dev/null || true; done
@@ -259,11 +260,16 @@ run() {
   in_root "$ROOT" /bin/sh -c 'cd ~/bundle && exec "$@"' sh "$@"
 }
 
-case ${1:-} in
-  prepare) prepare ;;
-  check) check ;;
-  run) shift; run "$@" ;;
-  clean) need_root; remove_tree "$CACHE"; say "removed $CACHE" ;;
-  _in_root) shift; _in_root "$@" ;;
-  *) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 2 ;;
-esac
+# One compound command, read whole before it runs, then exit: editing this file while it runs
+# (a git pull during a long prepare) cannot change what runs.
+{
+  case ${1:-} in
+    prepare) prepare ;;
+    check) check ;;
+    run) shift; run "$@" ;;
+    clean) need_root; remove_tree "$CACHE"; say "removed $CACHE" ;;
+    _in_root) shift; _in_root "$@" ;;
+    *) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 2 ;;
+  esac
+  exit
+}
