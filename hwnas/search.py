@@ -631,12 +631,14 @@ class _Objective:
         self.space, self.resolution, self.classes = space, resolution, classes
         self.evaluator, self.settings, self.target = evaluator, settings, target
         self.wid = worker_id()
+        self.interrupts = _Interrupts()  # replaced by _work's, which is installed
 
     def __call__(self, trial) -> list[float]:
         import optuna
         from optuna.samplers import BaseGASampler
         from optuna.trial import TrialState
 
+        self.interrupts.check()
         trial.set_user_attr(WORKER_ATTR, self.wid)
         ahead = [t for t in trial.study.get_trials(deepcopy=False,
                                                    states=(TrialState.COMPLETE, TrialState.RUNNING))
@@ -648,7 +650,7 @@ class _Objective:
             trial.relative_params  # noqa: B018 -- gives the seed a GA generation (see module doc)
         arch = replace(self.space.suggest(trial, resolution=self.resolution), classes=self.classes)
         trial.set_user_attr("arch", arch.to_string())
-        m = self.evaluator(arch)
+        m = self.interrupts.run(lambda: self.evaluator(arch))
         trial.set_user_attr(METRICS_ATTR, {k: getattr(m, k) for k in METRICS})
         s = self.settings
         if s.latency_budget_ms is not None:
@@ -682,20 +684,75 @@ def _open_study(settings: SearchSettings, run_dir: Path, create: bool = False):
     return study
 
 
-def _work(study, objective: _Objective, callbacks: list) -> None:
-    """Run trials on ``study`` until COMPLETE + RUNNING reaches the target."""
+class _Interrupts:
+    """Ctrl-C (SIGINT) becomes KeyboardInterrupt only while an estimator runs; elsewhere it is
+    remembered and raised at the next safe point (a second Ctrl-C raises at once).
+
+    Optuna's journal file lock (``JournalFileSymlinkLock``) is a symlink: a KeyboardInterrupt
+    inside a storage write, or while waiting for the lock, can leave it behind or remove
+    another process's lock, and every worker then waits out the 30 s grace period. Only the
+    main thread can install the handler; elsewhere this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.safe = False
+        self.pending = False
+        self._old: Any = None
+
+    def __enter__(self) -> _Interrupts:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.safe or self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def check(self) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        """Call ``fn`` where a Ctrl-C may interrupt it."""
+        self.check()
+        self.safe = True
+        try:
+            return fn()
+        finally:
+            self.safe = False
+
+
+def _work(study, objective: _Objective, callbacks: list, watch_parent: bool = False) -> None:
+    """Run trials on ``study`` until COMPLETE + RUNNING reaches the target (or, with
+    ``watch_parent``, until the launching process is gone)."""
     target = objective.target
-    parent = os.getppid()
+    parent = os.getppid() if watch_parent else None
 
-    def stop_when_done(st, _trial) -> None:
-        done, running = _counts(st)
-        if done + running >= target or os.getppid() != parent:
-            st.stop()
+    with _Interrupts() as intr:
+        objective.interrupts = intr
 
-    done, running = _counts(study)
-    if done + running >= target:
-        return
-    study.optimize(objective, callbacks=[stop_when_done, *callbacks], gc_after_trial=False)
+        def stop_when_done(st, _trial) -> None:
+            done, running = _counts(st)
+            orphan = parent is not None and os.getppid() != parent
+            if done + running >= target or orphan or intr.pending:
+                st.stop()
+
+        done, running = _counts(study)
+        if done + running >= target:
+            return
+        study.optimize(objective, callbacks=[stop_when_done, *callbacks], gc_after_trial=False)
+        intr.check()
 
 
 def seed_study(study, space: SearchSpace) -> None:
@@ -718,9 +775,13 @@ def optimize(study, space: SearchSpace, settings: SearchSettings, latency_fn: La
 
 def _worker_main(settings: SearchSettings, run_dir: str, target: int, space_path: str,
                  resolution: int, classes: int, latency_fn, accuracy_fn, errors) -> None:
-    """Entry point of a ``--workers`` child process."""
+    """Entry point of a ``--workers`` child process.
+
+    It leaves the terminal's process group: a Ctrl-C reaches only the launcher, which passes
+    one SIGINT on to each worker (two would interrupt a storage write, see _Interrupts)."""
     import optuna
 
+    os.setpgrp()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         space = load_space(space_path)
@@ -731,7 +792,7 @@ def _worker_main(settings: SearchSettings, run_dir: str, target: int, space_path
         study = _open_study(settings, rd)
         obj = _Objective(space, resolution, classes, Evaluator(latency_fn, accuracy_fn), settings,
                          target)
-        _work(study, obj, [])
+        _work(study, obj, [], watch_parent=True)
     except HwnasError as e:
         errors.put(str(e))
         sys.exit(2)
@@ -1043,9 +1104,14 @@ def _run_workers(settings, run_dir, space, resolution, classes, latency_fn, accu
             for p in procs:
                 p.join(timeout=1.0 / len(procs))
             on_trial(study, None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the workers are in their own process group: pass it on, once
+        import signal
+
         for p in procs:
-            p.join(timeout=10)
+            if p.is_alive() and p.pid:
+                os.kill(p.pid, signal.SIGINT)
+        for p in procs:
+            p.join(timeout=60)
         raise
     finally:
         for p in procs:
