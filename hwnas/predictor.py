@@ -1092,3 +1092,11 @@ def evaluate(blocks: Mapping[str, float], networks: Mapping[str, float],
             rows.append({"group": g, "predictor": name,
                          **latency_metrics(yt, [pred[s][name] for s in members])})
     return Evaluation(rows, pred, folds, n_train)
+
+
+__all__ = [
+    "ARCH_FEATURES", "COST_FEATURES", "MIN_NETWORKS", "PREDICTORS", "PREDICTOR_FILE",
+    "SHAPE_FEATURES", "ArchFeatures", "BlockModel", "Evaluation", "LatencyPredictor",
+    "NetworkModel", "PieceCosts", "PieceFeatures", "evaluate", "latency_metrics",
+    "network_groups", "padded_piece", "piece_costs", "piece_peak_bytes", "stored_settings",
+]
