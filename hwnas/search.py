@@ -100,7 +100,7 @@ class SearchSettings:
     space: str
     device: str
     name: str
-    trials: int = 300
+    trials: int = 200
     objectives: tuple[str, ...] = ("accuracy", "latency")
     latency_budget_ms: float | None = None
     max_params: int | None = None

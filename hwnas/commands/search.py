@@ -39,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", required=True, metavar="NAME",
                    help="device whose latency predictor scores the Archs (latency_tables/NAME)")
     p.add_argument("--name", required=True, metavar="RUN", help="run name: folder runs/RUN")
-    p.add_argument("--trials", type=int, default=300, metavar="N",
-                   help="complete trials in total (default: 300)")
+    p.add_argument("--trials", type=int, default=200, metavar="N",
+                   help="complete trials in total (default: 200)")
     p.add_argument("--objectives", default="accuracy,latency", metavar="LIST",
                    help="comma list of accuracy (max), latency (ms, min), params (min), "
                    "memory (peak activation bytes, min); default: accuracy,latency")
