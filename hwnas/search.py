@@ -349,6 +349,9 @@ def _repair_journal_tail(path: Path) -> None:
         return
     from optuna.storages.journal import JournalFileSymlinkLock
 
+    if Path(str(path) + ".lock").is_symlink():
+        log.warning("%s.lock: a lock left by a killed writer? (Optuna breaks it after 30 s if "
+                    "no live worker holds it)", path)
     lock = JournalFileSymlinkLock(str(path))
     lock.acquire()
     try:
