@@ -13,7 +13,8 @@ temporary folder; give the same --home again to resume):
 2. **search** -- ``hwnas search`` (zero-cost accuracy on DATA, --trials trials, NSGA-II);
 3. **retrain** -- ``hwnas retrain`` of the --top winners and the MobileNetV2 widths with
    the same recipe, --epochs epochs, --seeds seeds, every model exported to ONNX and timed
-   on the device in one interleaved run (the table's protocol);
+   on the device in one interleaved run with the profiler's full default protocol (10
+   passes, >= 20 samples, >= 0.1 s per model; --table-protocol: the table's);
 4. prints the retrain table and summary (dominance, speedup at matched accuracy) and
    appends them, with the machine, date, load average and command lines, to --out.
 
@@ -66,6 +67,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--baselines", default="mbv2-0.35,mbv2-0.5,mbv2-0.75,mbv2-1.0")
     ap.add_argument("--device", help="use this existing device of --home instead")
     ap.add_argument("--threads", type=int, help="torch threads while training")
+    ap.add_argument("--table-protocol", action="store_true",
+                    help="measure the retrained models with the device table's protocol (quick "
+                    "for a device profiled here) instead of the profiler's full default protocol")
     ap.add_argument("--out", help="append the results (markdown) to this file")
     a = ap.parse_args()
     from hwnas.paths import DEMO_RESOLUTION
@@ -142,6 +146,12 @@ def main() -> None:
             "--baselines", a.baselines, "--data", a.data]
     if a.threads:
         args += ["--threads", str(a.threads)]
+    if not a.table_protocol:  # the profiler's full protocol even where the table is --quick
+        from hwnas.device.bench import Protocol
+
+        d = Protocol()
+        args += ["--warmup", str(d.warmup), "--min-repeats", str(d.min_repeats),
+                 "--min-time", str(d.min_time_s), "--passes", str(d.passes)]
     out = hw(home, *args, log=log)
     took = time.time() - t0
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
