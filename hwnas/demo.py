@@ -7,7 +7,8 @@
    what it lacks; otherwise it profiles into a fresh device named for this machine
    (``<arch>-<cores>core-<cpu hash>``; ``-quick`` for the quick protocol), so that numbers
    of another CPU never mix with this one's;
-2. **profile** the demo space at a small resolution (blocks + a sample of whole networks);
+2. **profile** the demo space at a small resolution (blocks + a sample of whole networks),
+   with the dataset's 10 classes (the classifier and networks the search will score);
 3. **fit** the device's latency predictor (held-out check printed);
 4. **search** with the zero-cost accuracy proxy (NASWOT) on the bundled digits dataset,
    with a latency budget at the median predicted latency of the space;
@@ -83,7 +84,7 @@ class DemoPlan:
     notes: tuple[str, ...] = field(default=())
 
 
-FULL = DemoPlan(run="demo", space="mobilenetv2", resolution=paths.DEMO_RESOLUTION, networks=100,
+FULL = DemoPlan(run="demo", space="mobilenetv2", resolution=paths.DEMO_RESOLUTION, networks=60,
                 trials=300, top=3, baselines=("mbv2-0.35",), epochs=2, seeds=(0, 1), quick=False)
 QUICK = DemoPlan(run="demo-quick", space="demo-quick", resolution=32, networks=30, trials=100,
                  top=2, baselines=("mbv2-0.35",), epochs=1, seeds=(0,), quick=True)
@@ -341,8 +342,15 @@ def _run(plan: DemoPlan, progress: bool) -> DemoResult:
     t = time.monotonic()
     _step(2, n, f"profile {space.name} at {plan.resolution} px on {dev.name} "
           f"({'quick' if plan.quick else 'default'} protocol, {plan.networks} sampled networks)")
-    rep = profile(dev.name, space, plan.resolution, networks=plan.networks, protocol=dev.protocol,
-                  progress=progress)
+    # the space with the dataset's classes: the classifier blocks and the sampled networks are
+    # then those the search scores (a 1000-class table predicts a 10-class head poorly)
+    from dataclasses import replace
+
+    from .data import load_dataset
+
+    classes = load_dataset(plan.data, plan.resolution).classes
+    rep = profile(dev.name, replace(space, classes=classes), plan.resolution,
+                  networks=plan.networks, protocol=dev.protocol, progress=progress)
     log.info("      %s", rep.summary())
     times["profile"] = time.monotonic() - t
 

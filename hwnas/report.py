@@ -498,6 +498,7 @@ class TableData:
     rows: list[list[str]]
     titles: list[list[str]]  # per cell: full text for a tooltip ('' = none)
     caption: str
+    id: str = "table"  # the <table> id in report.html
 
 
 def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | None = None
@@ -528,7 +529,7 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
            "error = (predicted - measured) / measured. ONNX files: runs/RUN/models/.")
     if measurement is not None:
         cap += f" Measured on {measurement.text()}."
-    return TableData("Retrained winners and baselines", cols, rows, titles, cap)
+    return TableData("Retrained winners and baselines", cols, rows, titles, cap, "table-retrain")
 
 
 def pareto_table(pareto: Sequence[dict[str, Any]], config: dict[str, Any]) -> TableData:
@@ -544,7 +545,7 @@ def pareto_table(pareto: Sequence[dict[str, Any]], config: dict[str, Any]) -> Ta
         titles.append([""] * 6 + [str(r.get("arch", ""))])
     cap = (f"Feasible non-dominated trials over {', '.join(config.get('objectives') or [])} "
            "(pareto.csv; arch files in winners/).")
-    return TableData("Pareto front (search estimates)", cols, rows, titles, cap)
+    return TableData("Pareto front (search estimates)", cols, rows, titles, cap, "table-pareto")
 
 
 # ---- gathering a run -------------------------------------------------------------------------------
@@ -896,9 +897,8 @@ def render_html(d: ReportData, figures: dict[str, Any] | None = None) -> str:
         parts.append(_fig_html(figs[key], FIGURE_IDS[key], first))
         first = False
         parts.append(f"</div><p class=caption>{e(caption)}</p>")
-    for i, t in enumerate(d.tables):
-        parts.append(_table_html(t, "table-retrain" if t.title.startswith("Retrained")
-                                 else f"table-{i}" if i else "table-pareto"))
+    for t in d.tables:
+        parts.append(_table_html(t, t.id))
     vers = ", ".join(f"{k} {v}" for k, v in d.versions.items())
     parts.append(f"<footer>hwnas report of {e(str(d.run_dir))}. Versions of the search: "
                  f"{e(vers) or '?'}. Plotly figures are interactive (hover, zoom, the camera "

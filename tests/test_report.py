@@ -246,6 +246,8 @@ def test_report_html_is_self_contained(env, tmp_path):
     assert page.count('<table id="table-retrain">') == 1
     body = page.split('<table id="table-retrain">')[1].split("</table>")[0]
     assert body.count("<tr>") == 1 + len(env["retrain"])
+    pareto = page.split('<table id="table-pareto">')[1].split("</table>")[0]
+    assert pareto.count("<tr>") == 1 + len(_run(env).pareto)
     assert res.data.notes and all("\n" not in n for n in res.data.notes)
 
 
