@@ -60,6 +60,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--min-time", type=float)
     ap.add_argument("--passes", type=int)
     ap.add_argument("--burst-warmup", type=int)
+    ap.add_argument("--sample-ms", type=float)
     ap.add_argument("--out", help="also write the markdown table to this file")
     ap.add_argument("--keep", help="work in this folder and keep it (default: a temp folder)")
     return ap.parse_args()
@@ -175,7 +176,8 @@ def main() -> int:
         args.repeat_models = 5 if args.quick else 20
     protocol = make_protocol(args.threads, quick=args.quick, warmup=args.warmup,
                              min_repeats=args.min_repeats, min_time_s=args.min_time,
-                             passes=args.passes, burst_warmup=args.burst_warmup)
+                             passes=args.passes, burst_warmup=args.burst_warmup,
+                             sample_ms=args.sample_ms)
     head = [f"Profiler benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}{' (--quick)' if args.quick else ''}",
             f"machine: {machine()}",
             f"protocol: {json.dumps(protocol.to_dict())}",

@@ -8,8 +8,9 @@ _PROTOCOL_HELP = (
     "Measurement protocol (defaults in brackets): each model gets WARMUP untimed runs when "
     "its onnxruntime session is created, then PASSES short bursts interleaved with the other "
     "models (each burst starts with BURST_WARMUP untimed runs), until it has at least "
-    "MIN_REPEATS samples and MIN_TIME seconds of timed runs; min, p10, median, IQR and n are "
-    "recorded. --quick is a fast, noisy preset for smoke tests.")
+    "MIN_REPEATS samples and MIN_TIME seconds of timed runs (a sample is the mean time of the "
+    "runs lasting about SAMPLE_MS: one run for all but the fastest models); min, p10, median, "
+    "IQR and n are recorded. --quick is a fast, noisy preset for smoke tests.")
 
 
 def _protocol_args(p: argparse.ArgumentParser) -> None:
@@ -25,6 +26,8 @@ def _protocol_args(p: argparse.ArgumentParser) -> None:
                    help=f"timed seconds per model, at least [{d.min_time_s}]")
     g.add_argument("--passes", type=int, metavar="N", help=f"interleaved bursts per model [{d.passes}]")
     g.add_argument("--burst-warmup", type=int, metavar="N", help=f"untimed runs per burst [{d.burst_warmup}]")
+    g.add_argument("--sample-ms", type=float, metavar="MS",
+                   help=f"a sample is the mean of the runs lasting about this long [{d.sample_ms:g}]")
     g.add_argument("--chunk", type=int, metavar="N", help=f"models interleaved at a time [{d.chunk}]")
     g.add_argument("--chunk-mb", type=float, metavar="MB", help=f"... at most this many MB of ONNX [{d.chunk_mb:g}]")
 
@@ -34,7 +37,8 @@ def _protocol(args, threads: int):
 
     return make_protocol(threads, quick=args.quick, warmup=args.warmup,
                          min_repeats=args.min_repeats, min_time_s=args.min_time,
-                         passes=args.passes, burst_warmup=args.burst_warmup, chunk=args.chunk,
+                         passes=args.passes, burst_warmup=args.burst_warmup,
+                         sample_ms=args.sample_ms, chunk=args.chunk,
                          chunk_mb=args.chunk_mb)
 
 

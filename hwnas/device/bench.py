@@ -11,8 +11,10 @@ The measurement protocol (see :class:`Protocol`):
 * the model's samples are taken in ``passes`` short *bursts* spread over the run (the
   runner interleaves the bursts of many models), each burst starting with
   ``burst_warmup`` untimed runs (the other models have just evicted this one's caches);
-* a *sample* is the mean time of ``loops`` consecutive runs (``loops`` > 1 only for models
-  faster than the burst's time share, so tiny blocks are not stored as thousands of numbers);
+* a *sample* is the mean time of ``loops`` consecutive runs lasting about ``sample_ms``
+  (``loops`` > 1 only for models faster than that, so tiny blocks are not stored as
+  thousands of numbers, while a single run stays a sample, robust to preemption, for
+  anything slower);
 * a burst takes at least ``ceil(min_repeats / passes)`` samples and at least
   ``min_time_s / passes`` seconds of timed runs, so after its passes a model has at least
   ``min_repeats`` samples covering at least ``min_time_s`` of timed runs;
@@ -34,7 +36,7 @@ STATISTICS = ("min", "p10", "median")
 COMPARABLE = ("cpu_model", "machine", "onnxruntime", "threads")
 #: protocol settings that must agree too (chunk sizes change memory use, not the numbers)
 PROTOCOL_COMPARABLE = ("warmup", "min_repeats", "min_time_s", "passes", "burst_warmup",
-                       "graph_optimization")
+                       "sample_ms", "graph_optimization")
 
 
 def incompatibility(old: dict, new: dict) -> str | None:
@@ -59,13 +61,14 @@ class Protocol:
     burst_warmup: int = 1  # untimed runs at the start of every burst
     chunk: int = 64  # models whose passes are interleaved (sessions kept in memory)
     chunk_mb: float = 256.0  # ... and at most this many MB of ONNX files per chunk
+    sample_ms: float = 1.0  # a sample is the mean of as many runs as last about this long
     threads: int = 1  # onnxruntime intra-op threads
     graph_optimization: str = "all"
 
     @classmethod
     def quick(cls, **kw) -> Protocol:
         """A fast, noisy preset for tests and smoke runs."""
-        d = dict(warmup=1, min_repeats=3, min_time_s=0.0, passes=3, burst_warmup=0)
+        d = dict(warmup=1, min_repeats=3, min_time_s=0.0, passes=3, burst_warmup=0, sample_ms=0.0)
         d.update(kw)
         return cls(**d)
 
@@ -84,8 +87,8 @@ class Protocol:
         for name in ("min_repeats", "passes", "chunk", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
-        if self.min_time_s < 0 or self.chunk_mb <= 0:
-            raise ValueError("min_time_s must be >= 0 and chunk_mb > 0")
+        if self.min_time_s < 0 or self.chunk_mb <= 0 or self.sample_ms < 0:
+            raise ValueError("min_time_s and sample_ms must be >= 0 and chunk_mb > 0")
 
     @property
     def samples_per_burst(self) -> int:
@@ -169,7 +172,8 @@ class Model:
         for _ in range(p.burst_warmup):
             self.run()
         reps = p.samples_per_burst
-        target = p.burst_time_s / reps  # seconds per sample
+        # a sample lasts about sample_ms (more runs per sample only for models faster than that)
+        target = p.sample_ms / 1000.0
         loops = max(1, int(math.ceil(target / max(self.per_run_s, 1e-7)))) if target > 0 else 1
         self.last_loops = loops
         out = []

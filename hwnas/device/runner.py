@@ -301,7 +301,8 @@ def parse_args(argv: list | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: manifest)")
     ap.add_argument("--quick", action="store_true", help="fast, noisy protocol (smoke tests)")
     for name, typ in (("warmup", int), ("min-repeats", int), ("min-time", float), ("passes", int),
-                      ("burst-warmup", int), ("chunk", int), ("chunk-mb", float)):
+                      ("burst-warmup", int), ("sample-ms", float), ("chunk", int),
+                      ("chunk-mb", float)):
         ap.add_argument(f"--{name}", type=typ, help="override the manifest's protocol setting")
     return ap.parse_args(argv)
 
@@ -311,7 +312,8 @@ def protocol_from(manifest: dict | None, args: argparse.Namespace) -> Protocol:
     if args.quick:
         base = Protocol.quick(threads=base.threads, chunk=base.chunk, chunk_mb=base.chunk_mb)
     over = {"warmup": args.warmup, "min_repeats": args.min_repeats, "min_time_s": args.min_time,
-            "passes": args.passes, "burst_warmup": args.burst_warmup, "chunk": args.chunk,
+            "passes": args.passes, "burst_warmup": args.burst_warmup,
+            "sample_ms": args.sample_ms, "chunk": args.chunk,
             "chunk_mb": args.chunk_mb, "threads": args.threads}
     d = base.to_dict()
     d.update({k: v for k, v in over.items() if v is not None})
