@@ -52,6 +52,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HWNAS_HOME", str(ROOT))  # the shipped latency tables
 
 
 def parse_args() -> argparse.Namespace:
@@ -155,15 +156,14 @@ def setup(args):
     except Exception as e:  # no table / predictor yet
         latency, lat_name = macs_latency, "MACs stand-in (1 ms / 20 M MACs + 0.05 ms / block)"
         notes.append(f"latency: no predictor for {device} ({str(e).splitlines()[0][:80]})")
-    classes = space.classes
+    from hwnas.data import load_dataset
+
+    classes = load_dataset(args.data, res, 0).classes  # the searched Archs' class count
     if args.accuracy == "zero-cost":
         from hwnas.accuracy import make_estimator
 
         cache = Path(args.cache) if args.cache else Path(tempfile.gettempdir()) / "hwnas-bench-zc.json"
         est = make_estimator("zero-cost", args.data, res, seed=0, cache_path=cache)
-        from hwnas.data import load_dataset
-
-        classes = getattr(est, "classes", None) or load_dataset(args.data, res, 0).classes
         accuracy, acc_name = est.score, f"zero-cost proxy ({getattr(est, 'name', '')}, {args.data})"
     else:
         accuracy, acc_name = standin_accuracy, "deterministic stand-in (standin_accuracy)"
@@ -321,8 +321,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as d:
                 est = make_estimator("zero-cost", args.data, res, seed=0,
                                      cache_path=Path(d) / "c.json")
-                zc = estimator_cost(space, res, classes if args.accuracy == "zero-cost" else
-                                    getattr(est, "classes", 10), est.score)
+                zc = estimator_cost(space, res, classes, est.score)
             lines.append(f"| accuracy: zero-cost proxy ({args.data}) | {1 / zc:.1f} | {zc * 1e3:.0f} |")
         except Exception as e:
             lines.append(f"| accuracy: zero-cost proxy | n/a ({str(e).splitlines()[0][:60]}) | |")
