@@ -341,7 +341,7 @@ def run_bundle(cfg, bundle: Path, progress: bool = True, desc: str = "measure") 
         writer = ResultsWriter(str(results))
     lines = _Lines(len(manifest["entries"]), writer, progress, desc)
     try:
-        conn.run_bundle(bundle, ["--threads", str(cfg.threads)], lines)
+        conn.run_bundle(bundle, ["--threads", str(cfg.threads), "--exit-with-parent"], lines)
     finally:
         lines.close()
         if writer is not None:

@@ -283,3 +283,31 @@ def test_unwritable_results_one_line(tmp_path, onnx_dir):
     res = results_of(tmp_path)
     assert len(res) == len({x["id"] for x in res}) == len(PIECES)
     assert {x["id"] for x in kept} <= {x["id"] for x in res}
+
+
+def test_exit_with_parent(tmp_path, onnx_dir):
+    """With --exit-with-parent the runner stops soon after the process that started it dies
+    (a killed host must not leave a runner measuring on its own)."""
+    proto = Protocol(warmup=1, min_repeats=3, min_time_s=0.5, passes=3, burst_warmup=0, chunk=2)
+    make_bundle(tmp_path, onnx_dir, copies=3, protocol=proto.to_dict())
+    sh = subprocess.Popen(["sh", "-c", f"{sys.executable} run.py --exit-with-parent >/dev/null "
+                           "2>&1 & echo $! > runner.pid; wait"], cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (tmp_path / "results.jsonl").is_file():
+        time.sleep(0.05)
+    pid = int((tmp_path / "runner.pid").read_text())
+    os.kill(sh.pid, signal.SIGKILL)
+    sh.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        if state == "Z":  # exited; not reaped yet (PID 1 of a container may never do it)
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the runner outlived its parent")
+    assert len(results_of(tmp_path)) < len(PIECES) * 3

@@ -22,7 +22,8 @@ The results file is JSON lines, appended with one ``write`` per line:
 On start the runner drops a half-written last line, skips entries with a result and
 continues the others from their recorded passes, so a kill -9 loses at most the burst in
 flight and every entry ends with exactly one result. A lock file stops two runners from
-writing the same results file. Every appended line is also printed on stdout, as
+writing the same results file; with ``--exit-with-parent`` (what hwnas passes) the runner
+also stops when the process that started it dies. Every appended line is also printed on stdout, as
 ``RESULT <json>`` (results) or ``RECORD <json>`` (provenance, passes), so a host that
 runs the bundle remotely can keep its own copy; progress is printed as
 ``PROGRESS <done> <total> <eta_seconds>`` (done counts entries, fractional while an
@@ -182,11 +183,11 @@ def _chunks(entries: list, bundle: str, p: Protocol) -> list:
 
 
 class Reporter:
-    def __init__(self, total: int, done: float):
+    def __init__(self, total: int, done: float, exit_with_parent: bool = False):
         self.total, self.start_done = total, done
         self.t0 = time.monotonic()
         self.last = 0.0
-        self.ppid = os.getppid()
+        self.ppid = os.getppid() if exit_with_parent else None
 
     def emit(self, line: str) -> None:
         try:
@@ -197,7 +198,7 @@ class Reporter:
 
     def progress(self, done: float, force: bool = False) -> None:
         now = time.monotonic()
-        if os.getppid() != self.ppid:  # the host process died (we were re-parented)
+        if self.ppid is not None and os.getppid() != self.ppid:  # the host died: re-parented
             raise RunnerError("parent process exited; stopping", 1)
         if not force and now - self.last < 0.5:
             return
@@ -207,7 +208,7 @@ class Reporter:
         self.emit(f"PROGRESS {done:.2f} {self.total} {eta:.0f}")
 
 
-def run(bundle: str, results: str, p: Protocol, log=None) -> int:
+def run(bundle: str, results: str, p: Protocol, log=None, exit_with_parent: bool = False) -> int:
     """Measure every pending entry of ``bundle``; returns the exit status."""
     log = log or (lambda msg: print(msg, flush=True))  # stdout: stderr is for the error line
     p.validate()
@@ -237,7 +238,8 @@ def run(bundle: str, results: str, p: Protocol, log=None) -> int:
         pending = [e for e in entries if e["id"] not in done]
         writer = ResultsWriter(results)
         rep = Reporter(len(entries), len(entries) - len(pending)
-                       + sum(min(passes.get(e["id"], 0), p.passes) / p.passes for e in pending))
+                       + sum(min(passes.get(e["id"], 0), p.passes) / p.passes for e in pending),
+                       exit_with_parent)
         rep.emit("RECORD " + writer.append(dict(type="provenance", **prov), sync=True))
         log(f"{len(entries)} entries, {len(entries) - len(pending)} already measured, "
             f"{len(pending)} to go; threads {p.threads}, {p.passes} passes")
@@ -300,6 +302,9 @@ def parse_args(argv: list | None) -> argparse.Namespace:
     ap.add_argument("--results", help=f"results file (default: {RESULTS} in the bundle)")
     ap.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: manifest)")
     ap.add_argument("--quick", action="store_true", help="fast, noisy protocol (smoke tests)")
+    ap.add_argument("--exit-with-parent", action="store_true",
+                    help="stop when the process that started the runner exits (hwnas passes "
+                    "this; without it a run started with nohup survives logging out)")
     for name, typ in (("warmup", int), ("min-repeats", int), ("min-time", float), ("passes", int),
                       ("burst-warmup", int), ("sample-ms", float), ("chunk", int),
                       ("chunk-mb", float)):
@@ -350,7 +355,7 @@ def main(argv: list | None = None, bundle_dir: str | None = None) -> int:
         except ValueError as e:
             raise RunnerError(f"protocol: {e}") from None
         results = os.path.abspath(args.results) if args.results else os.path.join(bundle, RESULTS)
-        return run(bundle, results, p)
+        return run(bundle, results, p, exit_with_parent=args.exit_with_parent)
     except RunnerError as e:
         return err(str(e), e.code)
     except KeyboardInterrupt:
