@@ -802,8 +802,11 @@ def draw_parity(d: ParityData):
     fig.update_xaxes(title_text="measured latency (ms)", type="log", range=[math.log10(lo), math.log10(hi)])
     fig.update_yaxes(title_text="predicted latency (ms)", type="log", range=[math.log10(lo), math.log10(hi)],
                      scaleanchor="x", scaleratio=1)
-    fig.update_layout(height=560, width=None, template="plotly_white",
-                      margin=dict(l=70, r=20, t=30, b=60), legend=dict(x=0.01, y=0.99))
+    # square and fixed-size: equal log scales on both axes keep the diagonal at 45 degrees
+    fig.update_layout(height=640, width=720, template="plotly_white",
+                      margin=dict(l=70, r=20, t=30, b=60),
+                      legend=dict(x=0.99, y=0.01, xanchor="right", yanchor="bottom",
+                                  bgcolor="rgba(255,255,255,0.8)"))
     return fig
 
 
