@@ -10,8 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
 
 import numpy as np
 import pytest
@@ -292,3 +297,47 @@ def test_view_cli_on_a_run_without_trials(env, tmp_path):
     assert any("no complete trials" in x for x in err)
     assert any("no retrain results" in x for x in err)
     assert "Traceback" not in r.stderr
+
+
+def test_view_serve_any_free_port(env):
+    home = env["home"]
+    p = subprocess.Popen([sys.executable, "-m", "hwnas", "view", "r", "--serve", "0",
+                          "--no-predictor"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=home, env={**os.environ, "HWNAS_HOME": str(home)})
+    try:
+        url = None
+        for _ in range(5):
+            line = p.stdout.readline()
+            m = re.search(r"at (http://127\.0\.0\.1:\d+/report\.html)", line)
+            if m:
+                url = m.group(1)
+                break
+        assert url, "no URL printed"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            body = resp.read().decode()
+        assert resp.status == 200 and 'id="fig-objective"' in body
+    finally:
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=30)
+    assert rc == 0, p.stderr.read()
+
+
+def test_hypervolume_history_three_objectives():
+    from hwnas.report import hypervolume_history
+
+    rng = np.random.default_rng(0)
+    trials = [{"number": i, "state": "COMPLETE", "accuracy": float(a), "latency_ms": float(b),
+               "params": int(c), "feasible": bool(i % 5)}
+              for i, (a, b, c) in enumerate(zip(rng.random(30), rng.random(30) * 10,
+                                                rng.integers(1000, 10000, 30), strict=True))]
+    trials.append({"number": 30, "state": "FAIL"})
+    d = hypervolume_history(trials, ["accuracy", "latency", "params"])
+    assert len(d.hypervolume) == 30 and d.objectives == ["accuracy", "latency", "params"]
+    assert all(b >= a - 1e-12 for a, b in zip(d.hypervolume, d.hypervolume[1:], strict=False))
+    assert 0 < d.hypervolume[-1] <= 1.1 ** 3
+    # an infeasible trial never raises the hypervolume
+    for i in range(1, 30):
+        if not trials[i]["feasible"]:
+            assert d.hypervolume[i] == d.hypervolume[i - 1]
+    assert d.bounds["accuracy"] == (max(t["accuracy"] for t in trials[:30]),
+                                    min(t["accuracy"] for t in trials[:30]))

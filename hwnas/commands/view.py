@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write the report here instead of runs/RUN/report.html")
     p.add_argument("--open", action="store_true", help="open the report in the default browser")
     p.add_argument("--serve", type=int, metavar="PORT",
-                   help="serve the run folder on http://127.0.0.1:PORT/ until Ctrl-C")
+                   help="serve the run folder on http://127.0.0.1:PORT/ until Ctrl-C "
+                   "(0: any free port; the URL is printed)")
     p.add_argument("--images", default="", metavar="FORMATS",
                    help="also export the figures as png and/or svg into runs/RUN/figures/ "
                    "(comma list; needs the optional kaleido package, skipped without it)")
@@ -66,10 +67,10 @@ def cmd_view(args) -> int:
     from ..report import write_report
 
     fmts = _formats(args.images)
-    if args.serve is not None and not 0 < args.serve < 65536:
+    if args.serve is not None and not 0 <= args.serve < 65536:
         from ..errors import HwnasError
 
-        raise HwnasError(f"--serve {args.serve}: a port is 1-65535")
+        raise HwnasError(f"--serve {args.serve}: a port is 1-65535 (0: any free port)")
     res = write_report(args.run, args.output, images=fmts, predictor=args.predictor)
     for n in res.data.notes:
         log.warning("%s", n)
