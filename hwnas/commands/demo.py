@@ -10,7 +10,8 @@ Run the whole pipeline on this machine with built-in settings and write an HTML 
   1. device   this machine as a local device: the shipped reference table
               (latency_tables/x86_64-2core-ref) if it was measured on a machine like this
               one, else a fresh device named for this machine (<arch>-<cores>core-<cpu hash>)
-  2. profile  the demo space's blocks and sampled networks with onnxruntime (1 thread)
+  2. profile  the demo space's blocks and sampled networks with onnxruntime (1 thread;
+              only what the device's table lacks)
   3. fit      the latency predictor (its held-out error is printed)
   4. search   NSGA-II, zero-cost accuracy proxy (NASWOT) on the bundled digits dataset,
               latency budget = the space's median predicted latency
@@ -18,9 +19,9 @@ Run the whole pipeline on this machine with built-in settings and write an HTML 
               this machine
   6. report   runs/demo/report.html (see hwnas view)
 
-Default: space mobilenetv2 at 96 px, 100 profiled networks, 300 trials, 3 winners + 1
-baseline, 2 epochs x 2 seeds (about 10 minutes on 2 cores; less when the reference table
-fits). --quick: a small built-in space (written to search_spaces/demo-quick.yaml) at 32 px,
+Default: space mobilenetv2 at 96 px with the dataset's 10 classes, 60 profiled networks,
+300 trials, 3 winners + 1 baseline, 2 epochs x 2 seeds (about 6 minutes on 2 cores with the
+reference table; 2-3 more when this machine's blocks must be profiled); run 'demo'. --quick: a small built-in space (written to search_spaces/demo-quick.yaml) at 32 px,
 quick measurement protocol, 100 trials, 2 winners + 1 baseline, 1 epoch (about 2 minutes);
 run 'demo-quick'. Running the same command again resumes and finishes what is missing.
 """
