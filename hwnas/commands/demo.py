@@ -21,9 +21,10 @@ Run the whole pipeline on this machine with built-in settings and write an HTML 
 
 Default: space mobilenetv2 at 96 px with the dataset's 10 classes, 60 profiled networks,
 300 trials, 3 winners + 1 baseline, 2 epochs x 2 seeds (about 6 minutes on 2 cores with the
-reference table; 2-3 more when this machine's blocks must be profiled); run 'demo'. --quick: a small built-in space (written to search_spaces/demo-quick.yaml) at 32 px,
-quick measurement protocol, 100 trials, 2 winners + 1 baseline, 1 epoch (about 2 minutes);
-run 'demo-quick'. Running the same command again resumes and finishes what is missing.
+reference table; 2-3 more when this machine's blocks must be profiled); run 'demo'.
+--quick: a small built-in space (written to search_spaces/demo-quick.yaml) at 32 px, quick
+measurement protocol, 30 networks, 100 trials, 2 winners + 1 baseline, 1 epoch (about a
+minute); run 'demo-quick'. Running the same command again resumes and finishes what is missing.
 """
 
 
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=_DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
-                   help="small space, 32 px, quick protocol, 100 trials, 1 epoch (~2 minutes)")
+                   help="small space, 32 px, quick protocol, 100 trials, 1 epoch (~1 minute)")
     p.add_argument("--open", action="store_true", help="open the report in the default browser")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
