@@ -374,6 +374,24 @@ def measurement_protocol(device: str, quick: bool = False, **overrides):
     return make_protocol(cfg.threads, quick=quick, **base)
 
 
+def _protocol_matches_table(device: str, protocol) -> bool | None:
+    """Whether ``protocol`` is the one the device's table was measured with (None: no table);
+    a warning when it is not: the predictor learnt the table's numbers."""
+    from .lut import LatencyTable, incompatibility
+
+    if not LatencyTable.exists(device):
+        return None
+    prov = LatencyTable.load(device).provenance
+    if not prov.get("protocol"):
+        return None
+    why = incompatibility(prov, {**prov, "threads": protocol.threads,
+                                 "protocol": protocol.to_dict()})
+    if why:
+        log.warning("measuring with another protocol than the table of '%s' (%s): predicted "
+                    "and measured latencies (error_pct) compare different protocols", device, why)
+    return why is None
+
+
 def _measure(device: str, models: list[Model], run_dir: Path, protocol, feedback: bool,
              progress: bool) -> dict[str, Any]:
     """Stats per arch string, measured in one interleaved call (or the stored measurement of
@@ -565,7 +583,8 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
         f"({p.get('passes', '?')} passes, >= {p.get('min_repeats', '?')} samples, n = "
         f"{min((r['measured_n'] for r in rows), default=0)}..{max((r['measured_n'] for r in rows), default=0)}); "
         f"latency = median; predicted = {meta.get('predicted_by', '?')} "
-        f"({meta.get('statistic', '?')}; err% against the measured {meta.get('statistic', '?')})")
+        f"({meta.get('statistic', '?')}; err% against the measured {meta.get('statistic', '?')}"
+        f"{'; NOTE: not the protocol of the table' if meta.get('protocol_matches_table') is False else ''})")
     out.append(f"accuracy = test top-1 on {meta.get('data', '?')}, mean +- std over seeds {seeds}, "
                f"{rows[0]['epochs'] if rows else '?'} epochs, one recipe for all "
                f"({meta.get('recipe_text', '')})")
@@ -681,6 +700,7 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     recipe = settings.recipe or Recipe()
     protocol = settings.protocol or measurement_protocol(device, settings.quick,
                                                          **settings.protocol_overrides)
+    same = _protocol_matches_table(device, protocol)
     data = load_dataset(data_spec, resolution, 0)  # the fixed split: one test set for all
 
     def adapt(a: Arch) -> Arch:
@@ -701,7 +721,7 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
                  recipe.epochs)
     meta = {"run": run.name, "device": device, "target": getattr(dev, "target", "?"),
             "protocol": protocol.to_dict(), "statistic": statistic,
-            "predicted_by": predicted_by, "data": data_spec, "resolution": resolution,
+            "predicted_by": predicted_by, "protocol_matches_table": same, "data": data_spec, "resolution": resolution,
             "recipe": recipe.to_dict(), "recipe_id": rid, "recipe_text": _recipe_text(recipe),
             "seeds": list(settings.seeds), "select": settings.select,
             "top": settings.top if settings.select == "top" else None,
