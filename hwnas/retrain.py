@@ -536,13 +536,13 @@ def summarize(rows: Sequence[dict]) -> dict[str, Any]:
 
 
 def _labels(rows: Sequence[dict]) -> dict[str, str]:
-    lab, i = {}, 0
+    """Winners W1, W2, ... by measured latency (as the report labels them); baselines keep
+    their names."""
+    ws = sorted((r for r in rows if r["kind"] == "winner"),
+                key=lambda r: (float(r["measured_median_ms"]), str(r["name"])))
+    lab = {r["name"]: f"W{i}" for i, r in enumerate(ws, 1)}
     for r in rows:
-        if r["kind"] == "winner":
-            i += 1
-            lab[r["name"]] = f"W{i}"
-        else:
-            lab[r["name"]] = r["name"]
+        lab.setdefault(r["name"], r["name"])
     return lab
 
 
@@ -561,7 +561,7 @@ def format_table(rows: Sequence[dict]) -> str:
             f"{r['peak_act_bytes'] / 2**20:>6.2f}Mi {_f(r['predicted_ms'], '.3f'):>8} "
             f"{float(r['measured_median_ms']):>11.3f} +- {float(r['measured_iqr_ms']):<6.3f} ms "
             f"{_f(r['error_pct'], '+.1f'):>7} {float(r['acc_mean']):>8.4f} +- {float(r['acc_std']):.4f}")
-    ws = [r for r in rows if r["kind"] == "winner"]
+    ws = sorted((r for r in rows if r["kind"] == "winner"), key=lambda r: lab[r["name"]])
     for r in ws:
         out.append(f"  {lab[r['name']]} = {r['arch']}")
     return "\n".join(out)
@@ -572,7 +572,7 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
     meta = meta or {}
     s = summarize(rows)
     lab = _labels(rows)
-    ws = [r for r in rows if r["kind"] == "winner"]
+    ws = sorted((r for r in rows if r["kind"] == "winner"), key=lambda r: lab[r["name"]])
     bs = [r for r in rows if r["kind"] == "baseline"]
     seeds = rows[0]["seeds"] if rows else ""
     out = [format_table(rows), ""]
@@ -644,19 +644,22 @@ def load_retrain(run: str | Path) -> list[dict]:
     if not p.is_file():
         return []
     out = []
-    with open(p, newline="") as f:
-        for r in csv.DictReader(f):
-            row: dict[str, Any] = {}
-            for k, v in r.items():
-                if v is None or v == "":
-                    row[k] = None
-                elif k in _INT:
-                    row[k] = int(float(v))
-                elif k in _FLOAT:
-                    row[k] = float(v)
-                else:
-                    row[k] = v
-            out.append(row)
+    try:
+        with open(p, newline="") as f:
+            for r in csv.DictReader(f):
+                row: dict[str, Any] = {}
+                for k, v in r.items():
+                    if v is None or v == "":
+                        row[k] = None
+                    elif k in _INT:
+                        row[k] = int(float(v))
+                    elif k in _FLOAT:
+                        row[k] = float(v)
+                    else:
+                        row[k] = v
+                out.append(row)
+    except (OSError, csv.Error, ValueError) as e:
+        raise HwnasError(f"{p}: unreadable retrain table ({str(e).splitlines()[0]})") from None
     return out
 
 
