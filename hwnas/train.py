@@ -240,9 +240,12 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
             if on_epoch is not None:
                 on_epoch(epoch + 1, loss_avg)
         bar.close()
-        if recipe.bn_recalibration and start < recipe.epochs:
+        if recipe.bn_recalibration:
+            # also when resuming a finished checkpoint: a kill between the last epoch's save and
+            # the save below left weights without it; recalibrating is idempotent (the statistics
+            # are recomputed from the same images with the same weights)
             recalibrate_bn(model, train, recipe.bn_recalibration, arch.resolution, seed)
-            if checkpoint is not None:  # the final weights, as evaluated
+            if checkpoint is not None and start < recipe.epochs:  # the final weights, as evaluated
                 ck = load_checkpoint(checkpoint)
                 ck["model"] = model.state_dict()
                 save_checkpoint(checkpoint, ck)
