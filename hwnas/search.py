@@ -880,8 +880,8 @@ def trial_rows(study) -> list[dict[str, Any]]:
 
 
 def pareto_rows(study, objectives: Sequence[str]) -> list[dict[str, Any]]:
-    """Feasible non-dominated COMPLETE trials (``study.best_trials``), one per arch, sorted by
-    the first minimised objective."""
+    """Feasible non-dominated COMPLETE trials (:func:`feasible_front`), one row per arch (its
+    first trial), sorted by the first minimised objective."""
     seen: set[str] = set()
     rows = []
     for t in feasible_front(study):
