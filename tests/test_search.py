@@ -299,6 +299,10 @@ def test_constraints_pareto_and_files_readable_by_a_fresh_process(env):
     assert {r["arch"] for r in pareto} == front
     run = load_run("r")  # by name, in this process too
     assert len(run.winners()) == len(pareto)
+    from hwnas.search import feasible_front
+
+    study = run.study()  # our front (no deep copy of every trial) is Optuna's best_trials
+    assert [t.number for t in feasible_front(study)] == sorted(t.number for t in study.best_trials)
 
 
 def test_budget_below_the_cheapest_arch_is_refused(env):
