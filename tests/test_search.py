@@ -339,6 +339,17 @@ def test_rerun_continues_and_a_mismatch_leaves_the_run_untouched(env):
     assert len([r for r in read_csv(run / "trials.csv") if r["state"] == "COMPLETE"]) == 16
 
 
+def test_sqlite_storage_url(env):
+    from hwnas.search import load_run
+
+    url = f"sqlite:///{env}/shared.db"
+    assert search(trials=6, storage=url).complete == 6
+    assert not (env / "runs" / "r" / "journal.log").exists()
+    assert search(trials=9).complete == 9  # the run remembers its storage
+    run = load_run("r")
+    assert run.config["storage"] == url and len(run.study().trials) == len(run.trials)
+
+
 # ---- kill -9, workers -----------------------------------------------------------------------------
 
 def _start(env, marker: Path, kw: dict, sleep: float) -> subprocess.Popen:
