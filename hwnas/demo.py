@@ -284,25 +284,21 @@ def _budget(plan: DemoPlan, space, device: str) -> float:
     return float(f"{q:.2g}")
 
 
-def _predictor_check(device: str) -> str:
-    """The held-out accuracy of the full predictor on the device's networks (5-fold)."""
+def _predictor_check(device: str, spaces) -> str:
+    """The held-out accuracy of the predictor on the device's networks (as in the report)."""
     from .lut import LatencyTable
-    from .predictor import evaluate, network_groups
+    from .report import device_parity, parity_metrics
 
-    t = LatencyTable.load(device)
-    stat = t.statistic
-    blocks = {k: s.value(stat) for k, s in t.blocks.items()}
-    nets = {k: s.value(stat) for k, s in t.networks.items() if t.network_sources.get(k) == "profile"}
-    try:
-        ev = evaluate(blocks, nets, network_groups(nets), holdout_groups=("baselines",))
-    except HwnasError as e:
-        return f"not evaluated ({e})"
-    rows = [r for r in ev.rows if r["predictor"] == "full" and r["n"]]
-    if not rows:
+    measured, predict, in_sample, why = device_parity(device, LatencyTable.load(device), spaces)
+    if predict is None:
+        return f"not evaluated ({why})"
+    keys = sorted(measured)
+    m = parity_metrics(predict(keys), [measured[k] for k in keys])
+    if not m.get("n"):
         return "not evaluated"
-    r = max(rows, key=lambda r: r["n"])
-    return (f"{r['n']} networks, MAPE {r['mape_pct']:.1f} %, {r['within10_pct']:.0f} % within "
-            f"+-10 %, Kendall tau {r['kendall_tau']:.3f} (5-fold)")
+    return (f"{m['n']:.0f} networks, MAPE {m['mape']:.1f} %, {100 * m['within_band']:.0f} % "
+            f"within +-10 %, Kendall tau {m.get('kendall_tau', float('nan')):.3f} "
+            + ("(in-sample)" if in_sample else "(5-fold, held out)"))
 
 
 def run_demo(quick: bool = False, progress: bool = True, plan: DemoPlan | None = None
@@ -349,14 +345,15 @@ def _run(plan: DemoPlan, progress: bool) -> DemoResult:
     from .data import load_dataset
 
     classes = load_dataset(plan.data, plan.resolution).classes
-    rep = profile(dev.name, replace(space, classes=classes), plan.resolution,
+    searched = replace(space, classes=classes)
+    rep = profile(dev.name, searched, plan.resolution,
                   networks=plan.networks, protocol=dev.protocol, progress=progress)
     log.info("      %s", rep.summary())
     times["profile"] = time.monotonic() - t
 
     t = time.monotonic()
     _step(3, n, f"fit the latency predictor of {dev.name}")
-    check = _predictor_check(dev.name)
+    check = _predictor_check(dev.name, [space, searched])
     budget = _budget(plan, space, dev.name)
     log.info("      held out: %s; latency budget %g ms (median predicted latency of the space)",
              check, budget)

@@ -47,7 +47,8 @@ __all__ = [
     "FIGURE_IDS", "HV_REFERENCE", "Measurement", "PointGroup", "Retrained", "ObjectiveSpaceData",
     "ParityData", "ParitySeries", "HypervolumeData", "TableData", "ReportData", "ReportResult",
     "measurement_info", "objective_space_data", "parity_data", "hypervolume_history",
-    "results_table", "pareto_table", "read_retrain", "build_report", "draw_objective_space",
+    "results_table", "pareto_table", "read_retrain", "build_report", "device_parity",
+    "parity_metrics", "draw_objective_space",
     "draw_parity", "draw_hypervolume", "render_html", "write_report", "export_images",
 ]
 
@@ -613,11 +614,13 @@ class ReportData:
     versions: dict[str, str] = field(default_factory=dict)
 
 
-def _device_parity(device: str, table: Any, space: str | None = None
-                   ) -> tuple[dict[str, float], Callable | None, bool, str]:
+def device_parity(device: str, table: Any, spaces: Sequence[Any] = ()
+                  ) -> tuple[dict[str, float], Callable | None, bool, str]:
     """(measured networks, predict(arch strings), in-sample?, note) for ``device``: held-out
     predictions (:func:`hwnas.predictor.evaluate`, 5-fold) where possible, else the predictions
-    of the predictor fitted on all of them."""
+    of the predictor fitted on all of them. Networks of ``spaces`` (SearchSpace objects) are
+    cross-validated; baselines and other networks are predicted by a predictor fitted on all
+    the space's networks."""
     if table is None or not getattr(table, "networks", None):
         return {}, None, True, f"device '{device}' has no whole-network measurements"
     stat = table.statistic
@@ -634,15 +637,11 @@ def _device_parity(device: str, table: Any, space: str | None = None
         if stored.is_file():
             settings = dict(json.loads(stored.read_text()).get("settings") or {})
         settings["statistic"] = stat
-        spaces = []
-        if space:
-            try:
-                from .space import load_space
-
-                spaces = [load_space(space)]
-            except HwnasError:
-                pass
-        ev = evaluate(blocks, nets, network_groups(nets, spaces), settings=settings)
+        groups = network_groups(nets, list(spaces))
+        if sum(g not in ("baselines", "other") for g in groups.values()) < 10:
+            # no (or too few) networks of the run's space: cross-validate them all
+            groups = {k: ("baselines" if g == "baselines" else "networks") for k, g in groups.items()}
+        ev = evaluate(blocks, nets, groups, settings=settings)
         held = {k: float(p["full"]) for k, p in ev.predictions.items()
                 if _f(p.get("full")) is not None}
         if held:
@@ -668,6 +667,22 @@ def _device_parity(device: str, table: Any, space: str | None = None
         return [float(x) for x in np.asarray(pred.predict(archs), float).reshape(-1)]
 
     return nets, predict, True, ""
+
+
+def _run_spaces(cfg: dict[str, Any]) -> list[Any]:
+    """The run's space, as defined and with the run's class count (what its trials are)."""
+    try:
+        from dataclasses import replace
+
+        from .space import load_space
+
+        sp = load_space(cfg["space"])
+    except (HwnasError, KeyError):
+        return []
+    out = [sp]
+    if cfg.get("classes") and cfg["classes"] != sp.classes:
+        out.append(replace(sp, classes=int(cfg["classes"])))
+    return out
 
 
 def build_report(run: str | Path, *, predictor: bool = True) -> ReportData:
@@ -701,7 +716,7 @@ def build_report(run: str | Path, *, predictor: bool = True) -> ReportData:
     obj = objective_space_data(r.trials, r.pareto, cfg, retrain or [], meas)
     measured, predict, in_sample, why = ({}, None, True, "")
     if predictor and device:
-        measured, predict, in_sample, why = _device_parity(device, table, cfg.get("space"))
+        measured, predict, in_sample, why = device_parity(device, table, _run_spaces(cfg))
     if why:
         notes.append(f"parity plot without profiled networks: {why}")
     par = parity_data(measured, predict, retrain or [], measurement=meas, in_sample=in_sample,
