@@ -341,3 +341,15 @@ def test_hypervolume_history_three_objectives():
             assert d.hypervolume[i] == d.hypervolume[i - 1]
     assert d.bounds["accuracy"] == (max(t["accuracy"] for t in trials[:30]),
                                     min(t["accuracy"] for t in trials[:30]))
+
+
+def test_image_export_is_skipped_without_kaleido(monkeypatch, caplog, tmp_path):
+    import plotly.graph_objects as go
+
+    from hwnas.report import export_images
+
+    monkeypatch.setitem(sys.modules, "kaleido", None)  # import kaleido -> ImportError
+    with caplog.at_level("WARNING"):
+        out = export_images({"objective": go.Figure()}, tmp_path, ["png", "svg"])
+    assert out == [] and not list(tmp_path.iterdir())
+    assert "kaleido" in caplog.text
