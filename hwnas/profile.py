@@ -543,6 +543,7 @@ def profile(device: str, space, resolution: int, *, networks: int = DEFAULT_NETW
         return rep
     bundle = work_root(device) / f"{space.name}-r{resolution}"
     _precheck(cfg, protocol, table, bundle, replace)
+    _drop_stale_results(bundle, entries)
     build_bundle(bundle, entries, protocol, progress, info)
     rep.bundle = bundle
     err: HwnasError | None = None
@@ -559,6 +560,22 @@ def profile(device: str, space, resolution: int, *, networks: int = DEFAULT_NETW
         raise err
     rep.seconds = time.monotonic() - t0
     return rep
+
+
+def _drop_stale_results(bundle: Path, entries: Sequence[Entry]) -> None:
+    """Results already merged into a table (their ONNX files were pruned after the merge)
+    of entries the table no longer holds (deleted, or --replace): the user wants them
+    measured again, so the old results file is moved aside instead of resumed from."""
+    res = bundle / RESULTS
+    if not res.is_file():
+        return
+    done = {r["id"] for r in read_records(str(res)) if r["type"] == "result"}
+    stale = [e for e in entries if e.id in done and not (bundle / e.file).is_file()]
+    if stale:
+        aside = res.with_name(f"{RESULTS}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        res.replace(aside)
+        log.warning("%s: %d measurement(s) were merged into the table before and are not in it "
+                    "now: measuring again (old results kept as %s)", res, len(stale), aside.name)
 
 
 def _prune(bundle: Path, entries: Sequence[Entry], rs: ResultSet) -> None:

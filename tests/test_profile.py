@@ -103,6 +103,22 @@ def test_profile_writes_table_and_skips_what_it_has(cli, home, tiny, dev):
     assert all(k in r.stdout for k in keys)
 
 
+def test_deleted_table_is_measured_again(cli, home, tiny, dev):
+    args = ("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "1", *QUICK)
+    cli(*args, check=0)
+    first = LatencyTable.load(dev)
+    for n in ("blocks.json", "networks.json"):
+        (home / "latency_tables" / dev / n).unlink()
+    r = cli(*args, check=0)
+    assert f"added {len(tiny.pieces(32))} blocks and 1 networks" in r.stdout
+    b = bundle_dir(home)
+    assert len(list(b.glob("results.jsonl.old-*"))) == 1  # the old results, not resumed from
+    ids = result_ids(b / "results.jsonl")
+    assert len(ids) == len(set(ids)) == len(tiny.pieces(32)) + 1
+    assert LatencyTable.load(dev).provenance["date"] != first.provenance["date"] or \
+        LatencyTable.load(dev).blocks != first.blocks
+
+
 def test_profile_kill_9_and_resume(cli, home, tiny, dev):
     """A profiling process killed mid-run and started again ends with every entry measured
     exactly once (and the table complete)."""
