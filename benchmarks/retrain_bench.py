@@ -8,13 +8,12 @@ temporary folder; give the same --home again to resume):
 1. **device** -- the shipped reference device (``hwnas.paths.REFERENCE_DEVICE``) when its
    table is in the checkout's ``latency_tables/`` and covers SPACE at RESOLUTION (copied
    into the working home, so ``--feedback`` never touches the shipped table); otherwise a
-   ``local`` device named ``bench-local`` profiled here with ``hwnas profile --quick``
-   (SPACE at RESOLUTION, --networks sampled networks for the predictor);
+   ``local`` device named ``bench-local`` profiled here with ``hwnas profile`` (the full
+   protocol; SPACE at RESOLUTION, --networks sampled networks for the predictor);
 2. **search** -- ``hwnas search`` (zero-cost accuracy on DATA, --trials trials, NSGA-II);
 3. **retrain** -- ``hwnas retrain`` of the --top winners and the MobileNetV2 widths with
    the same recipe, --epochs epochs, --seeds seeds, every model exported to ONNX and timed
-   on the device in one interleaved run with the profiler's full default protocol (10
-   passes, >= 20 samples, >= 0.1 s per model; --table-protocol: the table's);
+   on the device in one interleaved run with the protocol of the device's table;
 4. prints the retrain table and summary (dominance, speedup at matched accuracy) and
    appends them, with the machine, date, load average and command lines, to --out.
 
@@ -24,7 +23,7 @@ MobileNetV2 width.
 Usage::
 
     python benchmarks/retrain_bench.py                                  # 96 px, 10 epochs, 3 seeds
-    python benchmarks/retrain_bench.py --small                          # 32 px, 3 epochs, 2 seeds
+    python benchmarks/retrain_bench.py --small                          # 32 px, 3 epochs, 3 seeds
     python benchmarks/retrain_bench.py --data cifar10:~/data/cifar-10-batches-py --resolution 32 \\
         --epochs 30 --seeds 3                                           # CIFAR-10 from a folder
 
@@ -53,7 +52,7 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", action="store_true",
-                    help="a small form: 32 px, 60 trials, 3 epochs, 2 seeds, top 2")
+                    help="a small form: 32 px, 60 trials, 3 epochs, 3 seeds, top 4")
     ap.add_argument("--home", help="working HWNAS_HOME (default: a new temporary folder)")
     ap.add_argument("--space", default="mobilenetv2")
     ap.add_argument("--resolution", type=int)
@@ -67,14 +66,14 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--baselines", default="mbv2-0.35,mbv2-0.5,mbv2-0.75,mbv2-1.0")
     ap.add_argument("--device", help="use this existing device of --home instead")
     ap.add_argument("--threads", type=int, help="torch threads while training")
-    ap.add_argument("--table-protocol", action="store_true",
-                    help="measure the retrained models with the device table's protocol (quick "
-                    "for a device profiled here) instead of the profiler's full default protocol")
+    ap.add_argument("--quick-profile", action="store_true",
+                    help="profile a device here with --quick (faster; its latencies are not "
+                    "comparable with a full measurement, and retrain then measures with it too)")
     ap.add_argument("--out", help="append the results (markdown) to this file")
     a = ap.parse_args()
     from hwnas.paths import DEMO_RESOLUTION
 
-    small = {"resolution": 32, "trials": 60, "epochs": 3, "seeds": "2", "top": 2}
+    small = {"resolution": 32, "trials": 60, "epochs": 3, "seeds": "3", "top": 4}
     full = {"resolution": DEMO_RESOLUTION, "trials": 300, "epochs": 10, "seeds": "3", "top": 3}
     for k, v in (small if a.small else full).items():
         if getattr(a, k) is None:
@@ -138,7 +137,7 @@ def main() -> None:
         if not (home / "latency_tables" / device / "device.json").is_file():
             hw(home, "device", "add", device, "--target", "local", "--threads", "1", log=log)
         hw(home, "profile", "--device", device, "--space", a.space, "-r", str(a.resolution),
-           "--networks", str(a.networks), "--quick", log=log)
+           "--networks", str(a.networks), *(["--quick"] if a.quick_profile else []), log=log)
     run = f"bench-{a.space}-r{a.resolution}"
     hw(home, "search", "--space", a.space, "--device", device, "--name", run, "--data", a.data,
        "--resolution", str(a.resolution), "--trials", str(a.trials), "-q", log=log)
@@ -146,12 +145,7 @@ def main() -> None:
             "--baselines", a.baselines, "--data", a.data]
     if a.threads:
         args += ["--threads", str(a.threads)]
-    if not a.table_protocol:  # the profiler's full protocol even where the table is --quick
-        from hwnas.device.bench import Protocol
 
-        d = Protocol()
-        args += ["--warmup", str(d.warmup), "--min-repeats", str(d.min_repeats),
-                 "--min-time", str(d.min_time_s), "--passes", str(d.passes)]
     out = hw(home, *args, log=log)
     took = time.time() - t0
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
