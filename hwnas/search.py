@@ -1237,14 +1237,10 @@ def _short(s: str, n: int = 60) -> str:
     return s if len(s) <= n else s[: n - 3] + "..."
 
 
-def arch_of_trial(row: dict[str, Any]) -> Arch:
-    return parse_string(row["arch"])
-
-
 __all__ = [
     "OBJECTIVES", "SAMPLERS", "Evaluator", "Metrics", "Run", "SearchResult", "SearchSettings",
     "arch_costs_fast", "cheapest_archs", "default_resolution", "export_run", "fail_dead_trials",
-    "format_summary", "hypervolume", "load_run", "make_sampler", "open_storage",
-    "optimize", "parse_count", "parse_ms", "parse_objectives", "pareto_mask", "run_search",
-    "seed_params", "seed_study",
+    "feasible_front", "format_summary", "hypervolume", "load_run", "make_sampler", "open_storage",
+    "optimize", "parse_count", "parse_ms", "parse_objectives", "pareto_mask", "run_path",
+    "run_search", "seed_params", "seed_study",
 ]
