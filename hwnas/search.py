@@ -374,7 +374,9 @@ def make_sampler(name: str, seed: int, population: int = 50):
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
     if name == "nsga3":
-        return optuna.samplers.NSGAIIISampler(population_size=population, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.NSGAIIISampler(population_size=population, seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(10, population // 2))
     if name == "gp":
