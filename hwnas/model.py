@@ -12,9 +12,7 @@ import torch
 from torch import nn
 
 from .arch import Arch
-from .keys import Piece, arch_pieces
-
-BYTES_PER_ELEM = 4  # float32 activations
+from .keys import Piece, arch_pieces, piece_peak_bytes
 
 
 def make_act(name: str) -> nn.Module:
@@ -139,33 +137,6 @@ def count_macs(m: nn.Module, x: torch.Tensor) -> int:
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
         m(x)
     return fc.get_total_flops() // 2
-
-
-def piece_peak_bytes(p: Piece) -> int:
-    """Peak live activation bytes inside one piece at batch 1 (float32).
-
-    Sequential execution, each tensor freed after its last use; a residual block keeps
-    its input alive until the add (the MCUNet-style analysis).
-    """
-    hw_in, hw_out = p.h * p.h, p.h_out * p.h_out
-    if p.kind in ("stem", "head"):
-        return (p.cin * hw_in + p.cout * hw_out) * BYTES_PER_ELEM
-    if p.kind == "cls":
-        return (p.cin * hw_in + p.cin + p.cout) * BYTES_PER_ELEM
-    x = p.cin * hw_in
-    keep = x if p.residual else 0
-    steps = []
-    if p.hidden != p.cin:
-        steps.append(x + p.hidden * hw_in)  # expand: in -> hidden
-        steps.append(keep + p.hidden * hw_in + p.hidden * hw_out)  # depthwise
-    else:
-        steps.append(x + p.hidden * hw_out)  # depthwise straight on the input
-    if p.se:
-        steps.append(keep + 2 * p.hidden * hw_out)  # gating writes a new tensor
-    steps.append(keep + p.hidden * hw_out + p.cout * hw_out)  # project
-    if p.residual:
-        steps.append(x + 2 * p.cout * hw_out)  # add
-    return max(steps) * BYTES_PER_ELEM
 
 
 def peak_activation_bytes(arch: Arch) -> int:

@@ -40,7 +40,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .arch import Arch, parse_string
 from .errors import HwnasError
-from .keys import Piece, arch_pieces
+from .keys import Piece, arch_pieces, piece_peak_bytes
 
 log = logging.getLogger(__name__)
 
@@ -153,28 +153,6 @@ def padded_piece(p: Piece) -> Piece:
     return replace(p, cin=p.cin if p.kind == "stem" else _ceil(p.cin),
                    cout=p.cout if p.kind == "cls" else _ceil(p.cout), hidden=_ceil(p.hidden),
                    se=_ceil(p.se) if p.se else 0)
-
-
-def piece_peak_bytes(p: Piece) -> int:
-    """Peak live activation bytes inside ``p``: the rule of :func:`hwnas.model.piece_peak_bytes`
-    (the tests check they agree), restated here so that the predictor never imports torch."""
-    hw_in, hw_out = p.h * p.h, p.h_out * p.h_out
-    if p.kind in ("stem", "head"):
-        return (p.cin * hw_in + p.cout * hw_out) * BYTES
-    if p.kind == "cls":
-        return (p.cin * hw_in + p.cin + p.cout) * BYTES
-    x = p.cin * hw_in
-    keep = x if p.residual else 0
-    if p.hidden != p.cin:
-        steps = [x + p.hidden * hw_in, keep + p.hidden * hw_in + p.hidden * hw_out]
-    else:
-        steps = [x + p.hidden * hw_out]
-    if p.se:
-        steps.append(keep + 2 * p.hidden * hw_out)
-    steps.append(keep + p.hidden * hw_out + p.cout * hw_out)
-    if p.residual:
-        steps.append(x + 2 * p.cout * hw_out)
-    return max(steps) * BYTES
 
 
 @lru_cache(maxsize=1 << 16)
