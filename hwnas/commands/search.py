@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-params", metavar="COUNT",
                    help="constraint: at most COUNT parameters (2M, 500k, 1500000)")
     p.add_argument("--sampler", default="nsga2", metavar="NAME",
-                   help="nsga2 (default), nsga3, tpe, gp or random")
+                   help="nsga2 (default), nsga3, tpe, gp (its own cost is ~1-6 s per trial "
+                   "here: worth it with --accuracy train) or random")
     p.add_argument("--accuracy", default="zero-cost", metavar="KIND",
                    help="accuracy estimator: zero-cost (default; a training-free proxy) or "
                    "train (a short training run per Arch)")
