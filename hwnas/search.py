@@ -197,15 +197,9 @@ class Metrics:
 
 @cache
 def _piece_costs(key: str) -> tuple[int, int, int]:
-    p = Piece.from_key(key)
-    try:  # the predictor's analytical counts (microseconds)
-        from .predictor import piece_costs
-    except ImportError:  # build the piece and count (~0.1 s)
-        from .model import build_piece, count_macs, count_params, piece_input, piece_peak_bytes
+    from .predictor import piece_costs  # analytical: microseconds, no torch module built
 
-        m = build_piece(p)
-        return count_params(m), count_macs(m, piece_input(p)), piece_peak_bytes(p)
-    c = piece_costs(p)
+    c = piece_costs(Piece.from_key(key))
     return int(c.params), int(c.macs), int(c.peak_bytes)
 
 
