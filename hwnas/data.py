@@ -7,7 +7,7 @@
 * ``cifar10:PATH`` -- the python-format folder ``cifar-10-batches-py`` (``data_batch_1``..
   ``data_batch_5``, ``test_batch``; PATH may also be its parent). The batches are pickles:
   they are read with a restricted unpickler that executes nothing (see
-  :func:`read_cifar_batch`), never with ``pickle.load``;
+  :func:`read_cifar_batch`), never with the unrestricted unpickler;
 * ``imagefolder:PATH`` -- ``PATH/<class>/<image>``, or ``PATH/train/<class>/...`` with
   ``PATH/val`` (or ``valid``/``validation``/``test``) as the test split; without one, a
   seeded stratified 80/20 split. Images are decoded with Pillow (needed only here), resized
@@ -229,7 +229,7 @@ def load_digits(resolution: int, seed: int = 0, test_fraction: float = 0.2) -> D
                    flip=False, shift=1 / 16, class_names=tuple(str(i) for i in range(10)))
 
 
-# ---- CIFAR-10 (python format) without pickle.load ---------------------------------------------
+# ---- CIFAR-10 (python format) with a restricted unpickler ---------------------------------------------
 
 class _DType:
     """Stand-in for ``numpy.dtype`` inside a CIFAR batch: records the type code only."""

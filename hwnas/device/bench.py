@@ -1,6 +1,6 @@
 """Time ONNX models with onnxruntime, and describe the machine doing it.
 
-Runs on the board: Python 3.8+, numpy, onnxruntime and the standard library only (no
+Runs on the board: Python 3 (current onnxruntime wheels need >= 3.11), numpy, onnxruntime and the standard library only (no
 ``hwnas`` imports), so the package can be copied into a bundle as ``hwnas_device/``.
 
 The measurement protocol (see :class:`Protocol`):

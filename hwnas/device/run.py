@@ -2,7 +2,7 @@
 """Entry point of an hwnas bundle: ``python3 run.py [--check] [--threads T] [--quick] ...``.
 
 Copied to a bundle's top directory next to ``hwnas_device/`` (this package). The board
-needs only Python 3.8+ and ``pip install onnxruntime numpy``. ``python3 run.py --help``
+needs only Python 3 (>= 3.11 for current onnxruntime wheels) and ``pip install onnxruntime numpy``. ``python3 run.py --help``
 lists the options; see hwnas_device/runner.py for the protocol and the results format.
 """
 
