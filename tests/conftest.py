@@ -8,6 +8,20 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def tiny_space(name: str = "tiny") -> str:
+    """A search space small enough to profile in seconds (17 blocks at 32 px), as YAML."""
+    return f"""\
+name: {name}
+resolutions: [32]
+stem: {{out: 8, kernel: 3, stride: 2, act: relu6}}
+stages:
+  - {{out: 8, stride: 1, depth: 1, kernel: [3], expand: [1]}}
+  - {{out: 16, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3], se: [0, 0.25]}}
+head: {{out: 32, act: hswish}}
+classes: 10
+"""
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """An empty HWNAS_HOME (latency_tables/, runs/) for one test."""

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, tiny_space
 
 from hwnas.lut import LatencyTable
 
@@ -29,16 +29,7 @@ DEVICE = "aarch64-qemu-emulated"  # the table says what it is: not a Raspberry P
 PI_SETUP = "python3 -m venv ~/venv && ~/venv/bin/pip install onnxruntime numpy"
 PI_RUN = ". ~/venv/bin/activate && python3 run.py"
 
-SPACE = """\
-name: tiny
-resolutions: [32]
-stem: {out: 8, kernel: 3, stride: 2, act: relu6}
-stages:
-  - {out: 8, stride: 1, depth: 1, kernel: [3], expand: [1]}
-  - {out: 16, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3], se: [0, 0.25]}
-head: {out: 32, act: hswish}
-classes: 10
-"""
+SPACE = tiny_space("tiny")
 
 
 def _skip(reason: str):

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, tiny_space
 
 from hwnas.arch import Arch
 from hwnas.device.runner import read_records
@@ -19,16 +19,7 @@ from hwnas.errors import HwnasError
 from hwnas.keys import arch_pieces
 from hwnas.lut import LatencyTable, Stats
 
-TINY = """\
-name: tiny
-resolutions: [32]
-stem: {out: 8, kernel: 3, stride: 2, act: relu6}
-stages:
-  - {out: 8, stride: 1, depth: 1, kernel: [3], expand: [1]}
-  - {out: 16, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3], se: [0, 0.25]}
-head: {out: 32, act: hswish}
-classes: 10
-"""
+TINY = tiny_space("tiny")
 QUICK = ("--quick",)
 
 

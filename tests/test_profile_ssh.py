@@ -12,22 +12,14 @@ import json
 import sys
 
 import pytest
+from conftest import tiny_space
 from sshd import sshd_fixture
 
 from hwnas.device.runner import read_records
 from hwnas.lut import LatencyTable
 from hwnas.space import load_space
 
-TINY = """\
-name: tinyssh
-resolutions: [32]
-stem: {out: 8, kernel: 3, stride: 2, act: relu6}
-stages:
-  - {out: 8, stride: 1, depth: 1, kernel: [3], expand: [1]}
-  - {out: 16, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3], se: [0, 0.25]}
-head: {out: 32, act: hswish}
-classes: 10
-"""
+TINY = tiny_space("tinyssh")
 
 WRAPPER = """\
 #!/bin/sh
