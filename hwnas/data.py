@@ -8,6 +8,12 @@
   ``data_batch_5``, ``test_batch``; PATH may also be its parent). The batches are pickles:
   they are read with a restricted unpickler that executes nothing (see
   :func:`read_cifar_batch`), never with the unrestricted unpickler;
+* ``fashion-mnist`` -- Fashion-MNIST (Xiao et al. 2017; 60,000 + 10,000 28x28 grey images, 10
+  classes, the official split) from the idx files in :data:`FASHION_MNIST_DIR`, where the
+  Debian package ``dataset-fashion-mnist`` puts them; ``fashion-mnist:PATH`` reads them from
+  another folder and ``mnist:PATH`` reads any MNIST-format idx folder
+  (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``, ``t10k-...``) with
+  numpy (:func:`read_idx`);
 * ``imagefolder:PATH`` -- ``PATH/<class>/<image>``, or ``PATH/train/<class>/...`` with
   ``PATH/val`` (or ``valid``/``validation``/``test``) as the test split; without one, a
   seeded stratified 80/20 split. Images are decoded with Pillow (needed only here), resized
@@ -24,6 +30,7 @@ or :meth:`Dataset.prepare`, which resize when needed (and to any other resolutio
 
 from __future__ import annotations
 
+import gzip
 import io
 import logging
 import pickle
@@ -40,7 +47,10 @@ from .errors import HwnasError
 log = logging.getLogger(__name__)
 
 EAGER_BYTES = 1 << 30
-KNOWN_SPECS = "digits, cifar10:PATH, imagefolder:PATH"
+KNOWN_SPECS = "digits, fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, imagefolder:PATH"
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".gif", ".webp", ".tif", ".tiff")
 _VAL_DIRS = ("val", "valid", "validation", "test")
 
@@ -205,6 +215,13 @@ def load_dataset(spec: str, resolution: int, seed: int = 0) -> Dataset:
         if path:
             raise HwnasError(f"'{spec}': digits ships with scikit-learn and takes no path")
         return load_digits(resolution, seed)
+    if kind == "fashion-mnist":
+        return load_idx_folder(Path(path).expanduser() if path else FASHION_MNIST_DIR, resolution,
+                               "fashion-mnist", spec)
+    if kind == "mnist":
+        if not path:
+            raise HwnasError(f"'{spec}': needs a path: mnist:PATH (a folder of MNIST-format idx files)")
+        return load_idx_folder(Path(path).expanduser(), resolution, "mnist", spec)
     if kind in ("cifar10", "imagefolder"):
         if not path:
             what = ("the python-format folder cifar-10-batches-py" if kind == "cifar10"
@@ -227,6 +244,71 @@ def load_digits(resolution: int, seed: int = 0, test_fraction: float = 0.2) -> D
     tr, te = torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(te))
     return _finish("digits", 10, x[tr], y[tr], x[te], y[te], native=8, resolution=resolution,
                    flip=False, shift=1 / 16, class_names=tuple(str(i) for i in range(10)))
+
+
+# ---- MNIST-format idx files (Fashion-MNIST, MNIST) ---------------------------------------------
+
+_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # unsigned bytes, 3 dims (images) / 1 dim (labels)
+
+
+def read_idx(path: Path, dims: int) -> np.ndarray:
+    """An idx file (``.gz`` or not) of unsigned bytes with ``dims`` dimensions, checked: the
+    magic number, the header's sizes against the file's length."""
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise HwnasError(f"{path}: unreadable ({e})") from None
+    head = 4 + 4 * dims
+    if len(raw) < head:
+        raise HwnasError(f"{path}: truncated: {len(raw)} bytes, shorter than its header")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic != _IDX_MAGIC[dims]:
+        raise HwnasError(f"{path}: not an idx file of {dims}-d unsigned bytes "
+                         f"(magic number 0x{magic:08x}, expected 0x{_IDX_MAGIC[dims]:08x})")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    want = head + int(np.prod(shape))
+    if len(raw) != want:
+        raise HwnasError(f"{path}: {'truncated' if len(raw) < want else 'too long'}: "
+                         f"{len(raw)} bytes, its header {shape} says {want}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(shape)
+
+
+def _idx_file(folder: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise HwnasError(f"{folder / stem}[.gz]: no such file (an MNIST-format idx folder has "
+                     f"{', '.join(f for pair in _IDX_FILES.values() for f in pair)})")
+
+
+def load_idx_folder(folder: Path, resolution: int, name: str, spec: str) -> Dataset:
+    """The official train/test split of an MNIST-format idx folder (see module docstring)."""
+    if not folder.is_dir():
+        hint = (" (apt-get install dataset-fashion-mnist puts it there)"
+                if folder == FASHION_MNIST_DIR else "")
+        raise HwnasError(f"'{spec}': no such folder {folder}{hint}")
+    arrays = {}
+    for split, (images, labels) in _IDX_FILES.items():
+        x = read_idx(_idx_file(folder, images), 3)
+        y = read_idx(_idx_file(folder, labels), 1)
+        if len(x) != len(y):
+            raise HwnasError(f"{_idx_file(folder, labels)}: {len(y)} labels for {len(x)} images")
+        if x.shape[1] != x.shape[2]:
+            raise HwnasError(f"{_idx_file(folder, images)}: images are {x.shape[1]}x{x.shape[2]}, "
+                             "not square")
+        if len(y) and int(y.max()) > 9:
+            raise HwnasError(f"{_idx_file(folder, labels)}: label {int(y.max())} outside 0..9")
+        arrays[split] = (torch.from_numpy(x.astype(np.float32) / 255)[:, None],
+                         torch.from_numpy(y.astype(np.int64)))
+    (tx, ty), (vx, vy) = arrays["train"], arrays["test"]
+    fashion = name == "fashion-mnist"
+    return _finish(name, 10, tx, ty, vx, vy, native=int(tx.shape[-1]), resolution=resolution,
+                   flip=fashion, shift=0.125 if fashion else 1 / 16,
+                   class_names=FASHION_MNIST_CLASSES if fashion else tuple(map(str, range(10))))
 
 
 # ---- CIFAR-10 (python format) with a restricted unpickler ---------------------------------------------
