@@ -34,9 +34,7 @@ re-measures all of them together, for fairness).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import math
@@ -51,6 +49,7 @@ from typing import Any
 from .arch import Arch
 from .errors import HwnasError
 from .io import atomic_write_json, atomic_write_text
+from .runs import RETRAIN_FILE, csv_text, load_retrain, load_run, winner_arch
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +65,13 @@ DEFAULT_BASELINES = ("mbv2-0.35", "mbv2-0.5", "mbv2-0.75", "mbv2-1.0")
 SELECTIONS = ("top", "knee", "budget", "all")
 RESULT_FORMAT = "hwnas-retrain-result/1"
 MEASURE_FORMAT = "hwnas-retrain-measure/1"
-CSV_FILE = "retrain.csv"
+CSV_FILE = RETRAIN_FILE
 JSON_FILE = "retrain.json"
 
 __all__ = ["COLUMNS", "DEFAULT_BASELINES", "SELECTIONS", "Model", "RetrainResult",
            "RetrainSettings", "format_summary", "format_table", "knee_index", "load_retrain",
-           "parse_seeds", "run_retrain", "select_winners", "spread_indices", "summarize"]
+           "parse_seeds", "retrain_labels", "run_retrain", "select_winners", "spread_indices",
+           "summarize"]
 
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -221,11 +221,8 @@ def _winner_models(run, settings: RetrainSettings, adapt) -> list[Model]:
     budget = run.config.get("latency_budget_ms")
     rows = select_winners(run.pareto, settings.select, settings.top, budget)
     out = []
-    from .arch import load_arch, parse_string
-
     for r in rows:
-        p = run.path / str(r.get("file") or "")
-        arch = load_arch(p) if r.get("file") and p.is_file() else parse_string(r["arch"])
+        arch = winner_arch(run.path, r)
         name = Path(str(r.get("file") or "")).stem or arch.file_stem()
         out.append(Model(name, "winner", adapt(arch), dict(r)))
     return out
@@ -535,14 +532,18 @@ def summarize(rows: Sequence[dict]) -> dict[str, Any]:
             "best_strict_speedup": max(strict) if strict else None}
 
 
-def _labels(rows: Sequence[dict]) -> dict[str, str]:
-    """Winners W1, W2, ... by measured latency (as the report labels them); baselines keep
-    their names."""
-    ws = sorted((r for r in rows if r["kind"] == "winner"),
-                key=lambda r: (float(r["measured_median_ms"]), str(r["name"])))
-    lab = {r["name"]: f"W{i}" for i, r in enumerate(ws, 1)}
+def retrain_labels(rows: Sequence[dict]) -> dict[str, str]:
+    """Short labels of retrain rows (the summary's and the report's): winners W1, W2, ... by
+    measured median latency (unmeasured last); baselines keep their names."""
+    def measured(r: dict) -> float:
+        v = r.get("measured_median_ms")
+        return math.inf if v is None or v == "" else float(v)
+
+    ws = sorted((r for r in rows if r.get("kind") == "winner"),
+                key=lambda r: (measured(r), str(r.get("name"))))
+    lab = {str(r.get("name")): f"W{i}" for i, r in enumerate(ws, 1)}
     for r in rows:
-        lab.setdefault(r["name"], r["name"])
+        lab.setdefault(str(r.get("name")), str(r.get("name")))
     return lab
 
 
@@ -552,7 +553,7 @@ def _f(v: Any, fmt: str, empty: str = "-") -> str:
 
 def format_table(rows: Sequence[dict]) -> str:
     """The models: params, MACs, peak memory, predicted vs measured latency, accuracy."""
-    lab = _labels(rows)
+    lab = retrain_labels(rows)
     out = [f"  {'model':<10} {'params':>8} {'MACs':>8} {'peak':>8} {'pred.':>8} "
            f"{'measured (median +- IQR)':>24} {'err%':>7} {'accuracy':>16}"]
     for r in rows:
@@ -571,7 +572,7 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
     """Table, how it was measured, the dominance grid and the speedups at matched accuracy."""
     meta = meta or {}
     s = summarize(rows)
-    lab = _labels(rows)
+    lab = retrain_labels(rows)
     ws = sorted((r for r in rows if r["kind"] == "winner"), key=lambda r: lab[r["name"]])
     bs = [r for r in rows if r["kind"] == "baseline"]
     seeds = rows[0]["seeds"] if rows else ""
@@ -618,51 +619,6 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
     return "\n".join(out)
 
 
-# ---- reading back ---------------------------------------------------------------------------------------
-
-_INT = {"params", "macs", "peak_act_bytes", "measured_n", "epochs"}
-_FLOAT = {"predicted_ms", "measured_median_ms", "measured_iqr_ms", "error_pct", "acc_mean",
-          "acc_std", "measured_stat_ms", "search_accuracy", "search_latency_ms"}
-
-
-def _csv_text(rows: Sequence[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS + EXTRA_COLUMNS, lineterminator="\n",
-                       extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    return buf.getvalue()
-
-
-def load_retrain(run: str | Path) -> list[dict]:
-    """The rows of ``runs/RUN/retrain.csv`` with typed values (empty -> None); [] if the run
-    was not retrained yet."""
-    from .search import run_path
-
-    p = run_path(run) / CSV_FILE
-    if not p.is_file():
-        return []
-    out = []
-    try:
-        with open(p, newline="") as f:
-            for r in csv.DictReader(f):
-                row: dict[str, Any] = {}
-                for k, v in r.items():
-                    if v is None or v == "":
-                        row[k] = None
-                    elif k in _INT:
-                        row[k] = int(float(v))
-                    elif k in _FLOAT:
-                        row[k] = float(v)
-                    else:
-                        row[k] = v
-                out.append(row)
-    except (OSError, csv.Error, ValueError) as e:
-        raise HwnasError(f"{p}: unreadable retrain table ({str(e).splitlines()[0]})") from None
-    return out
-
-
 # ---- the whole step -----------------------------------------------------------------------------------
 
 @dataclass
@@ -686,7 +642,6 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     """Train, export, measure, predict and tabulate (see the module docstring)."""
     from .data import load_dataset
     from .devices import load_device
-    from .search import load_run
     from .train import Recipe, adapt_arch
 
     settings.validate()
@@ -730,7 +685,7 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
             "top": settings.top if settings.select == "top" else None,
             "baselines": list(settings.baselines), "feedback": settings.feedback,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    atomic_write_text(run.path / CSV_FILE, _csv_text(rows))
+    atomic_write_text(run.path / CSV_FILE, csv_text(rows, COLUMNS + EXTRA_COLUMNS, extra=False))
     atomic_write_json(run.path / JSON_FILE, {**meta, "summary": summarize(rows),
                                              "settings": _settings_dict(settings)})
     if settings.feedback:

@@ -38,8 +38,6 @@ constrained-domination sum of violations weighs them alike.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -57,11 +55,23 @@ from typing import Any
 
 import numpy as np
 
-from .arch import Arch, _num, parse_string, save_arch
+from .arch import Arch, _num, parse_string
 from .errors import HwnasError
-from .io import atomic_write_json, atomic_write_text
+from .io import atomic_write_json
 from .keys import Piece, arch_pieces
 from .paths import DEMO_RESOLUTION, runs_dir
+from .runs import (
+    JOURNAL,
+    METRICS,
+    SEED_ATTR,
+    WORKER_ATTR,
+    Run,
+    check_existing_run,
+    identity,
+    load_run,
+    run_path,
+    write_tables,
+)
 from .space import SKIP, SearchSpace, load_space
 
 log = logging.getLogger(__name__)
@@ -78,15 +88,8 @@ OBJECTIVES: dict[str, tuple[str, str, str]] = {
 }
 SAMPLERS = ("nsga2", "nsga3", "tpe", "gp", "random")
 ACCURACY_KINDS = ("zero-cost", "train")
-METRICS = ("accuracy", "latency_ms", "params", "macs", "memory_bytes")
-WORKER_ATTR = "worker"
-SEED_ATTR = "seed"
 SURPLUS_ATTR = "surplus"
 METRICS_ATTR = "metrics"  # one user attribute {accuracy, latency_ms, params, macs, memory_bytes}
-JOURNAL = "journal.log"
-# settings that define what a run's trials mean: a re-run must not change them
-IDENTITY = ("space", "space_sha1", "device", "resolution", "objectives", "latency_budget_ms",
-            "max_params", "accuracy", "data", "classes")
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _STALE_UNOWNED_S = 60.0  # a RUNNING trial without a worker attribute older than this is dead
 
@@ -490,13 +493,6 @@ def _jsonable(obj: Any) -> Any:
 
 # ---- run folder --------------------------------------------------------------------------------------
 
-def run_path(name_or_path: str | Path) -> Path:
-    p = Path(name_or_path)
-    if p.is_dir() and (p / "config.json").is_file():
-        return p
-    return runs_dir() / str(name_or_path)
-
-
 def _versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -507,50 +503,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-def _space_sha1(space: SearchSpace) -> str:
-    import hashlib
-
-    return hashlib.sha1(json.dumps(space.params(), sort_keys=True).encode()).hexdigest()[:12]
-
-
-def _identity(settings: SearchSettings, space: SearchSpace, resolution: int, classes: int) -> dict:
-    return {"space": settings.space, "space_sha1": _space_sha1(space), "device": settings.device,
-            "resolution": resolution, "objectives": list(settings.objectives),
-            "latency_budget_ms": settings.latency_budget_ms, "max_params": settings.max_params,
-            "accuracy": settings.accuracy, "data": settings.data, "classes": classes}
-
-
-def check_existing_run(run_dir: Path, identity: dict, storage: str | None,
-                       skip: Sequence[str] = ()) -> dict | None:
-    """The existing config of ``run_dir`` (None for a new run); HwnasError if it was made with
-    other settings that define the trials."""
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.is_file():
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise HwnasError(f"{run_dir} exists but is not a search run (no config.json); "
-                             "choose another --name")
-        return None
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise HwnasError(f"{cfg_path}: unreadable ({e}); choose another --name") from None
-    old = cfg.get("identity", {})
-    for k in IDENTITY:
-        if k in old and k not in skip and old[k] != identity[k]:
-            what = {"space_sha1": "space definition (its YAML file changed)"}.get(k, k)
-            raise HwnasError(f"run '{run_dir.name}' exists with another {what}: "
-                             f"{_show(old[k])} (asked: {_show(identity[k])}); use another --name")
-    if storage is not None and cfg.get("storage") != storage:
-        raise HwnasError(f"run '{run_dir.name}' keeps its study in "
-                         f"{cfg.get('storage') or run_dir / JOURNAL} (asked: --storage {storage}); "
-                         "leave --storage out to continue it")
-    return cfg
-
-
-def _show(v: Any) -> str:
-    return ",".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
 # ---- workers ------------------------------------------------------------------------------------------
@@ -847,10 +799,6 @@ def _fmt_obj(o: str, v: float) -> str:
 
 # ---- export -------------------------------------------------------------------------------------------
 
-_TRIAL_COLS = ["number", "state", SEED_ATTR, "arch", *METRICS, "feasible", "violation_latency",
-               "violation_params", "datetime_start", "duration_s", WORKER_ATTR]
-
-
 def trial_rows(study) -> list[dict[str, Any]]:
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -894,35 +842,10 @@ def pareto_rows(study, objectives: Sequence[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def _csv_text(rows: list[dict[str, Any]], cols: list[str]) -> str:
-    extra = sorted({k for r in rows for k in r} - set(cols))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols + extra, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    return buf.getvalue()
-
-
-_PARETO_COLS = ["trial", "arch", *METRICS, SEED_ATTR, "file"]
-
-
 def export_run(study, run_dir: Path, objectives: Sequence[str]) -> list[dict[str, Any]]:
     """Write trials.csv, pareto.csv and winners/*.yaml atomically; returns the Pareto rows."""
-    atomic_write_text(run_dir / "trials.csv", _csv_text(trial_rows(study), _TRIAL_COLS))
     rows = pareto_rows(study, objectives)
-    wdir = run_dir / "winners"
-    wdir.mkdir(parents=True, exist_ok=True)
-    keep = set()
-    for r in rows:
-        p = run_dir / r["file"]
-        keep.add(p.name)
-        if not p.is_file():
-            save_arch(parse_string(r["arch"]), p)
-    for old in wdir.glob("*.yaml"):
-        if old.name not in keep:
-            old.unlink()
-    atomic_write_text(run_dir / "pareto.csv", _csv_text(rows, _PARETO_COLS))
+    write_tables(run_dir, trial_rows(study), rows)
     return rows
 
 
@@ -970,7 +893,7 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
     run_dir = runs_dir() / settings.name
     injected = latency_fn is not None and accuracy_fn is not None
     # refuse a mismatching existing run before anything heavy (classes follow from the data)
-    pre = _identity(settings, space, resolution, 0)
+    pre = identity(settings, space, resolution, 0)
     check_existing_run(run_dir, pre, settings.storage, skip=("classes",))
     if settings.storage is not None:
         open_storage(settings.storage, run_dir)  # a URL that cannot be opened fails here
@@ -982,15 +905,15 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
         latency_fn = latency_fn or est.latency_fn
         accuracy_fn = accuracy_fn or est.accuracy_fn
         info, n_classes = est.info, est.classes
-    identity = _identity(settings, space, resolution, n_classes)
-    old_cfg = check_existing_run(run_dir, identity, settings.storage)
+    ident = identity(settings, space, resolution, n_classes)
+    old_cfg = check_existing_run(run_dir, ident, settings.storage)
     if old_cfg is not None and settings.storage is None:
         settings.storage = old_cfg.get("storage")
     _check_budgets(settings, space, resolution, n_classes, latency_fn)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {
-        "identity": identity, "settings": asdict(settings), **identity,
+        "identity": ident, "settings": asdict(settings), **ident,
         "storage": settings.storage, "storage_resolved": settings.storage or str(run_dir / JOURNAL),
         "study_name": settings.name, "population": settings.population_size(),
         "created": (old_cfg or {}).get("created") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -1005,7 +928,7 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(settings.objectives))
     for k in ("space", "device", "resolution", "accuracy", "data"):
-        study.set_user_attr(k, identity[k])
+        study.set_user_attr(k, ident[k])
     fail_dead_trials(study)
     if settings.seed_baselines and not any(
             t.user_attrs.get(SEED_ATTR) is None for t in study.get_trials(deepcopy=False)):
@@ -1125,89 +1048,6 @@ def _run_workers(settings, run_dir, space, resolution, classes, latency_fn, accu
     bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if bad:
         raise RuntimeError(f"{len(bad)} search worker(s) failed (exit {bad[0]}); see above")
-
-
-# ---- reading a run -------------------------------------------------------------------------------------
-
-@dataclass
-class Run:
-    """A search run read back from ``runs/RUN/`` (what retrain and the report use)."""
-
-    path: Path
-    config: dict[str, Any]
-    trials: list[dict[str, Any]]
-    pareto: list[dict[str, Any]]
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def objectives(self) -> list[str]:
-        return list(self.config.get("objectives", []))
-
-    def winners(self) -> list[tuple[dict[str, Any], Arch]]:
-        """(pareto row, Arch) of every winner, read from its arch file (or its string)."""
-        out = []
-        for r in self.pareto:
-            p = self.path / str(r.get("file", ""))
-            if p.is_file():
-                from .arch import load_arch
-
-                out.append((r, load_arch(p)))
-            else:
-                out.append((r, parse_string(r["arch"])))
-        return out
-
-    def study(self):
-        """The Optuna study (read-only use)."""
-        import optuna
-
-        storage = open_storage(self.config.get("storage"), self.path)
-        return optuna.load_study(study_name=self.config.get("study_name", self.name),
-                                 storage=storage)
-
-
-_INT_COLS = {"number", "trial", "params", "macs", "memory_bytes"}
-_FLOAT_COLS = {"accuracy", "latency_ms", "violation_latency", "violation_params", "duration_s"}
-
-
-def _typed(row: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        if v == "" or v is None:
-            out[k] = None
-        elif k in _INT_COLS:
-            out[k] = int(float(v))
-        elif k in _FLOAT_COLS:
-            out[k] = float(v)
-        elif k == "feasible":
-            out[k] = v == "True"
-        elif k.startswith("p_") and re.fullmatch(r"-?\d+", v):
-            out[k] = int(v)
-        else:
-            out[k] = v
-    return out
-
-
-def _read_csv(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [_typed(r) for r in csv.DictReader(f)]
-
-
-def load_run(name_or_path: str | Path) -> Run:
-    """A run by name (``runs/NAME``) or by folder path."""
-    p = run_path(name_or_path)
-    cfg = p / "config.json"
-    if not cfg.is_file():
-        raise HwnasError(f"run '{name_or_path}' not found (no {cfg})")
-    try:
-        config = json.loads(cfg.read_text())
-    except json.JSONDecodeError as e:
-        raise HwnasError(f"{cfg}: not valid JSON: {e}") from None
-    return Run(p, config, _read_csv(p / "trials.csv"), _read_csv(p / "pareto.csv"))
 
 
 def format_summary(res: SearchResult) -> str:
