@@ -194,7 +194,7 @@ class Run:
         """The Optuna study (read-only use)."""
         import optuna
 
-        from .search import open_storage
+        from .search.storage import open_storage
 
         storage = open_storage(self.config.get("storage"), self.path)
         return optuna.load_study(study_name=self.config.get("study_name", self.name),
