@@ -49,7 +49,8 @@ from typing import Any
 from .arch import Arch
 from .errors import HwnasError
 from .io import atomic_write_json, atomic_write_text
-from .runs import RETRAIN_FILE, csv_text, load_retrain, load_run, winner_arch
+from .runs import RETRAIN_FILE, csv_text, load_retrain, load_run, retrain_labels, winner_arch
+from .search.pareto import knee_index, spread_indices
 
 log = logging.getLogger(__name__)
 
@@ -132,45 +133,6 @@ def parse_seeds(text: str | int) -> tuple[int, ...]:
 
 
 # ---- selecting winners --------------------------------------------------------------------------
-
-def spread_indices(n: int, k: int) -> list[int]:
-    """``k`` of ``n`` positions (0 = fastest, n-1 = most accurate on a latency-sorted front)
-    spread evenly by rank, starting from the most accurate: k=1 -> [n-1], k=2 -> both ends."""
-    if k >= n:
-        return list(range(n))
-    if k == 1:
-        return [n - 1]
-    return sorted({round((n - 1) * (1 - i / (k - 1))) for i in range(k)})
-
-
-def knee_index(latency: Sequence[float], accuracy: Sequence[float]) -> int:
-    """The knee of a 2-D front: after scaling both objectives to [0, 1], the point farthest
-    from the straight line joining the front's two ends (on the better side of it); with
-    fewer than 3 points (or a straight front), the point closest to the ideal corner
-    (lowest latency, highest accuracy)."""
-    n = len(latency)
-    if n == 0:
-        raise HwnasError("the front is empty")
-
-    def scale(v: Sequence[float]) -> list[float]:
-        lo, hi = min(v), max(v)
-        return [0.0 if hi == lo else (x - lo) / (hi - lo) for x in v]
-
-    x, y = scale(latency), scale(accuracy)
-    ideal = min(range(n), key=lambda i: (x[i] ** 2 + (1 - y[i]) ** 2, i))
-    if n < 3:
-        return ideal
-    a = min(range(n), key=lambda i: (x[i], -y[i]))  # fastest end
-    b = max(range(n), key=lambda i: (y[i], -x[i]))  # most accurate end
-    dx, dy = x[b] - x[a], y[b] - y[a]
-    norm = math.hypot(dx, dy)
-    if norm == 0:
-        return ideal
-    # signed distance; positive = towards the ideal corner (upper left)
-    dist = [(dx * (y[i] - y[a]) - dy * (x[i] - x[a])) / norm for i in range(n)]
-    best = max(range(n), key=lambda i: (dist[i], -i))
-    return best if dist[best] > 1e-12 else ideal
-
 
 def select_winners(pareto: Sequence[dict], select: str = "top", top: int = 3,
                    budget_ms: float | None = None) -> list[dict]:
@@ -433,14 +395,14 @@ def _predict(device: str, archs: list[Arch]) -> tuple[list[float | None], str, s
     if LatencyTable.exists(device):
         table = LatencyTable.load(device)
         statistic = table.statistic
-    try:
-        from .predictor import LatencyPredictor
+    from .predictor import LatencyPredictor
 
+    try:
         pred = LatencyPredictor.for_device(device)
         vals = np.asarray(pred.predict(archs), dtype=float).reshape(-1)
         statistic = getattr(pred, "statistic", None) or statistic
         return [float(v) if math.isfinite(v) else None for v in vals], "predictor", statistic
-    except (ImportError, AttributeError, HwnasError) as e:
+    except HwnasError as e:
         log.warning("no latency predictor for '%s' (%s); predicting with the table's block sum",
                     device, str(e).splitlines()[0] if str(e) else type(e).__name__)
     out: list[float | None] = []
@@ -530,21 +492,6 @@ def summarize(rows: Sequence[dict]) -> dict[str, Any]:
     strict = [e["strict"]["speedup"] for e in speed if e["strict"]]
     return {"statistic": "median", "dominance": dom, "speedups": speed,
             "best_strict_speedup": max(strict) if strict else None}
-
-
-def retrain_labels(rows: Sequence[dict]) -> dict[str, str]:
-    """Short labels of retrain rows (the summary's and the report's): winners W1, W2, ... by
-    measured median latency (unmeasured last); baselines keep their names."""
-    def measured(r: dict) -> float:
-        v = r.get("measured_median_ms")
-        return math.inf if v is None or v == "" else float(v)
-
-    ws = sorted((r for r in rows if r.get("kind") == "winner"),
-                key=lambda r: (measured(r), str(r.get("name"))))
-    lab = {str(r.get("name")): f"W{i}" for i, r in enumerate(ws, 1)}
-    for r in rows:
-        lab.setdefault(str(r.get("name")), str(r.get("name")))
-    return lab
 
 
 def _f(v: Any, fmt: str, empty: str = "-") -> str:

@@ -25,6 +25,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ __all__ = [
     "CONFIG_FILE", "IDENTITY", "JOURNAL", "METRICS", "PARETO_COLUMNS", "PARETO_FILE",
     "RETRAIN_FILE", "SEED_ATTR", "TRIALS_FILE", "TRIAL_COLUMNS", "WINNERS_DIR", "WORKER_ATTR",
     "Run", "check_existing_run", "csv_text", "identity", "load_retrain", "load_run",
-    "read_retrain", "read_rows", "run_path", "space_sha1", "typed", "winner_arch",
+    "read_retrain", "read_rows", "retrain_labels", "run_path", "space_sha1", "typed", "winner_arch",
     "write_tables",
 ]
 
@@ -225,7 +226,23 @@ def load_retrain(run: str | Path) -> list[dict[str, Any]]:
     return read_retrain(run_path(run)) or []
 
 
-# ---- identity --------------------------------------------------------------------------------------
+def retrain_labels(rows: Sequence[dict]) -> dict[str, str]:
+    """The names the retrain summary, the report and the demo show for retrain.csv rows:
+    winners W1, W2, ... by measured median latency (unmeasured last); baselines keep theirs."""
+
+    def measured(r: dict) -> float:
+        v = r.get("measured_median_ms")
+        return math.inf if v is None or v == "" else float(v)
+
+    ws = sorted((r for r in rows if r.get("kind") == "winner"),
+                key=lambda r: (measured(r), str(r.get("name"))))
+    lab = {str(r.get("name")): f"W{i}" for i, r in enumerate(ws, 1)}
+    for r in rows:
+        lab.setdefault(str(r.get("name")), str(r.get("name")))
+    return lab
+
+
+# ---- identity ----------------------------------------------------------------------------------
 
 def space_sha1(space: SearchSpace) -> str:
     """What a space's trials mean: a hash of its parameters and their choices."""

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..retrain import retrain_labels
+from ..runs import retrain_labels
 from ..search.pareto import hypervolume, pareto_mask
 from ..search.settings import OBJECTIVES
 

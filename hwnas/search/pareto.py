@@ -1,13 +1,17 @@
 """Pareto fronts and hypervolume: which points are non-dominated, how much of the objective
-space a front covers, and the feasible front of an Optuna study."""
+space a front covers, the feasible front of an Optuna study, and points along a 2-D front (its
+knee, K of them spread evenly: how retrain picks winners)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["feasible_front", "hypervolume", "pareto_mask"]
+from ..errors import HwnasError
+
+__all__ = ["feasible_front", "hypervolume", "knee_index", "pareto_mask", "spread_indices"]
 
 
 def _losses(points: np.ndarray, directions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -55,3 +59,42 @@ def pareto_mask(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:
             dom = np.all(loss[i] <= loss, axis=1) & np.any(loss[i] < loss, axis=1)
             keep &= ~dom
     return keep
+
+
+def spread_indices(n: int, k: int) -> list[int]:
+    """``k`` of ``n`` positions (0 = fastest, n-1 = most accurate on a latency-sorted front)
+    spread evenly by rank, starting from the most accurate: k=1 -> [n-1], k=2 -> both ends."""
+    if k >= n:
+        return list(range(n))
+    if k == 1:
+        return [n - 1]
+    return sorted({round((n - 1) * (1 - i / (k - 1))) for i in range(k)})
+
+
+def knee_index(latency: Sequence[float], accuracy: Sequence[float]) -> int:
+    """The knee of a 2-D front: after scaling both objectives to [0, 1], the point farthest
+    from the straight line joining the front's two ends (on the better side of it); with
+    fewer than 3 points (or a straight front), the point closest to the ideal corner
+    (lowest latency, highest accuracy)."""
+    n = len(latency)
+    if n == 0:
+        raise HwnasError("the front is empty")
+
+    def scale(v: Sequence[float]) -> list[float]:
+        lo, hi = min(v), max(v)
+        return [0.0 if hi == lo else (x - lo) / (hi - lo) for x in v]
+
+    x, y = scale(latency), scale(accuracy)
+    ideal = min(range(n), key=lambda i: (x[i] ** 2 + (1 - y[i]) ** 2, i))
+    if n < 3:
+        return ideal
+    a = min(range(n), key=lambda i: (x[i], -y[i]))  # fastest end
+    b = max(range(n), key=lambda i: (y[i], -x[i]))  # most accurate end
+    dx, dy = x[b] - x[a], y[b] - y[a]
+    norm = math.hypot(dx, dy)
+    if norm == 0:
+        return ideal
+    # signed distance; positive = towards the ideal corner (upper left)
+    dist = [(dx * (y[i] - y[a]) - dy * (x[i] - x[a])) / norm for i in range(n)]
+    best = max(range(n), key=lambda i: (dist[i], -i))
+    return best if dist[best] > 1e-12 else ideal
