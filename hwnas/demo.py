@@ -222,7 +222,8 @@ class DemoResult:
     predictor_check: str = ""
 
     def summary(self) -> str:
-        from .report import _fmt, _fmt_count
+        from .report import fmt as _fmt
+        from .report import fmt_count as _fmt_count
 
         lines = [f"report: {self.report}", "",
                  f"{self.plan.run}: {self.plan.trials} trials of {self.plan.space} at "

@@ -34,9 +34,7 @@ re-measures all of them together, for fairness).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import math
@@ -51,6 +49,8 @@ from typing import Any
 from .arch import Arch
 from .errors import HwnasError
 from .io import atomic_write_json, atomic_write_text
+from .runs import RETRAIN_FILE, csv_text, load_retrain, load_run, retrain_labels, winner_arch
+from .search.pareto import knee_index, spread_indices
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,13 @@ DEFAULT_BASELINES = ("mbv2-0.35", "mbv2-0.5", "mbv2-0.75", "mbv2-1.0")
 SELECTIONS = ("top", "knee", "budget", "all")
 RESULT_FORMAT = "hwnas-retrain-result/1"
 MEASURE_FORMAT = "hwnas-retrain-measure/1"
-CSV_FILE = "retrain.csv"
+CSV_FILE = RETRAIN_FILE
 JSON_FILE = "retrain.json"
 
 __all__ = ["COLUMNS", "DEFAULT_BASELINES", "SELECTIONS", "Model", "RetrainResult",
            "RetrainSettings", "format_summary", "format_table", "knee_index", "load_retrain",
-           "parse_seeds", "run_retrain", "select_winners", "spread_indices", "summarize"]
+           "parse_seeds", "retrain_labels", "run_retrain", "select_winners", "spread_indices",
+           "summarize"]
 
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -133,45 +134,6 @@ def parse_seeds(text: str | int) -> tuple[int, ...]:
 
 # ---- selecting winners --------------------------------------------------------------------------
 
-def spread_indices(n: int, k: int) -> list[int]:
-    """``k`` of ``n`` positions (0 = fastest, n-1 = most accurate on a latency-sorted front)
-    spread evenly by rank, starting from the most accurate: k=1 -> [n-1], k=2 -> both ends."""
-    if k >= n:
-        return list(range(n))
-    if k == 1:
-        return [n - 1]
-    return sorted({round((n - 1) * (1 - i / (k - 1))) for i in range(k)})
-
-
-def knee_index(latency: Sequence[float], accuracy: Sequence[float]) -> int:
-    """The knee of a 2-D front: after scaling both objectives to [0, 1], the point farthest
-    from the straight line joining the front's two ends (on the better side of it); with
-    fewer than 3 points (or a straight front), the point closest to the ideal corner
-    (lowest latency, highest accuracy)."""
-    n = len(latency)
-    if n == 0:
-        raise HwnasError("the front is empty")
-
-    def scale(v: Sequence[float]) -> list[float]:
-        lo, hi = min(v), max(v)
-        return [0.0 if hi == lo else (x - lo) / (hi - lo) for x in v]
-
-    x, y = scale(latency), scale(accuracy)
-    ideal = min(range(n), key=lambda i: (x[i] ** 2 + (1 - y[i]) ** 2, i))
-    if n < 3:
-        return ideal
-    a = min(range(n), key=lambda i: (x[i], -y[i]))  # fastest end
-    b = max(range(n), key=lambda i: (y[i], -x[i]))  # most accurate end
-    dx, dy = x[b] - x[a], y[b] - y[a]
-    norm = math.hypot(dx, dy)
-    if norm == 0:
-        return ideal
-    # signed distance; positive = towards the ideal corner (upper left)
-    dist = [(dx * (y[i] - y[a]) - dy * (x[i] - x[a])) / norm for i in range(n)]
-    best = max(range(n), key=lambda i: (dist[i], -i))
-    return best if dist[best] > 1e-12 else ideal
-
-
 def select_winners(pareto: Sequence[dict], select: str = "top", top: int = 3,
                    budget_ms: float | None = None) -> list[dict]:
     """The Pareto rows to retrain (each with ``arch``, ``latency_ms``, ``accuracy``), sorted
@@ -221,11 +183,8 @@ def _winner_models(run, settings: RetrainSettings, adapt) -> list[Model]:
     budget = run.config.get("latency_budget_ms")
     rows = select_winners(run.pareto, settings.select, settings.top, budget)
     out = []
-    from .arch import load_arch, parse_string
-
     for r in rows:
-        p = run.path / str(r.get("file") or "")
-        arch = load_arch(p) if r.get("file") and p.is_file() else parse_string(r["arch"])
+        arch = winner_arch(run.path, r)
         name = Path(str(r.get("file") or "")).stem or arch.file_stem()
         out.append(Model(name, "winner", adapt(arch), dict(r)))
     return out
@@ -436,14 +395,14 @@ def _predict(device: str, archs: list[Arch]) -> tuple[list[float | None], str, s
     if LatencyTable.exists(device):
         table = LatencyTable.load(device)
         statistic = table.statistic
-    try:
-        from .predictor import LatencyPredictor
+    from .predictor import LatencyPredictor
 
+    try:
         pred = LatencyPredictor.for_device(device)
         vals = np.asarray(pred.predict(archs), dtype=float).reshape(-1)
         statistic = getattr(pred, "statistic", None) or statistic
         return [float(v) if math.isfinite(v) else None for v in vals], "predictor", statistic
-    except (ImportError, AttributeError, HwnasError) as e:
+    except HwnasError as e:
         log.warning("no latency predictor for '%s' (%s); predicting with the table's block sum",
                     device, str(e).splitlines()[0] if str(e) else type(e).__name__)
     out: list[float | None] = []
@@ -535,24 +494,13 @@ def summarize(rows: Sequence[dict]) -> dict[str, Any]:
             "best_strict_speedup": max(strict) if strict else None}
 
 
-def _labels(rows: Sequence[dict]) -> dict[str, str]:
-    """Winners W1, W2, ... by measured latency (as the report labels them); baselines keep
-    their names."""
-    ws = sorted((r for r in rows if r["kind"] == "winner"),
-                key=lambda r: (float(r["measured_median_ms"]), str(r["name"])))
-    lab = {r["name"]: f"W{i}" for i, r in enumerate(ws, 1)}
-    for r in rows:
-        lab.setdefault(r["name"], r["name"])
-    return lab
-
-
 def _f(v: Any, fmt: str, empty: str = "-") -> str:
     return empty if v is None or v == "" else format(float(v), fmt)
 
 
 def format_table(rows: Sequence[dict]) -> str:
     """The models: params, MACs, peak memory, predicted vs measured latency, accuracy."""
-    lab = _labels(rows)
+    lab = retrain_labels(rows)
     out = [f"  {'model':<10} {'params':>8} {'MACs':>8} {'peak':>8} {'pred.':>8} "
            f"{'measured (median +- IQR)':>24} {'err%':>7} {'accuracy':>16}"]
     for r in rows:
@@ -571,7 +519,7 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
     """Table, how it was measured, the dominance grid and the speedups at matched accuracy."""
     meta = meta or {}
     s = summarize(rows)
-    lab = _labels(rows)
+    lab = retrain_labels(rows)
     ws = sorted((r for r in rows if r["kind"] == "winner"), key=lambda r: lab[r["name"]])
     bs = [r for r in rows if r["kind"] == "baseline"]
     seeds = rows[0]["seeds"] if rows else ""
@@ -618,51 +566,6 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
     return "\n".join(out)
 
 
-# ---- reading back ---------------------------------------------------------------------------------------
-
-_INT = {"params", "macs", "peak_act_bytes", "measured_n", "epochs"}
-_FLOAT = {"predicted_ms", "measured_median_ms", "measured_iqr_ms", "error_pct", "acc_mean",
-          "acc_std", "measured_stat_ms", "search_accuracy", "search_latency_ms"}
-
-
-def _csv_text(rows: Sequence[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS + EXTRA_COLUMNS, lineterminator="\n",
-                       extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    return buf.getvalue()
-
-
-def load_retrain(run: str | Path) -> list[dict]:
-    """The rows of ``runs/RUN/retrain.csv`` with typed values (empty -> None); [] if the run
-    was not retrained yet."""
-    from .search import run_path
-
-    p = run_path(run) / CSV_FILE
-    if not p.is_file():
-        return []
-    out = []
-    try:
-        with open(p, newline="") as f:
-            for r in csv.DictReader(f):
-                row: dict[str, Any] = {}
-                for k, v in r.items():
-                    if v is None or v == "":
-                        row[k] = None
-                    elif k in _INT:
-                        row[k] = int(float(v))
-                    elif k in _FLOAT:
-                        row[k] = float(v)
-                    else:
-                        row[k] = v
-                out.append(row)
-    except (OSError, csv.Error, ValueError) as e:
-        raise HwnasError(f"{p}: unreadable retrain table ({str(e).splitlines()[0]})") from None
-    return out
-
-
 # ---- the whole step -----------------------------------------------------------------------------------
 
 @dataclass
@@ -686,7 +589,6 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     """Train, export, measure, predict and tabulate (see the module docstring)."""
     from .data import load_dataset
     from .devices import load_device
-    from .search import load_run
     from .train import Recipe, adapt_arch
 
     settings.validate()
@@ -730,7 +632,7 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
             "top": settings.top if settings.select == "top" else None,
             "baselines": list(settings.baselines), "feedback": settings.feedback,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    atomic_write_text(run.path / CSV_FILE, _csv_text(rows))
+    atomic_write_text(run.path / CSV_FILE, csv_text(rows, COLUMNS + EXTRA_COLUMNS, extra=False))
     atomic_write_json(run.path / JSON_FILE, {**meta, "summary": summarize(rows),
                                              "settings": _settings_dict(settings)})
     if settings.feedback:

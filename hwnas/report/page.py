@@ -1,0 +1,278 @@
+"""The report page: gathering a run (:func:`build_report`), the HTML (:func:`render_html`:
+one self-contained page, plotly's JavaScript inlined once, no network needed), image export,
+and :func:`write_report`, which writes ``runs/RUN/report.html``."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..arch import parse_string
+from ..errors import HwnasError
+from ..io import atomic_write_bytes, atomic_write_text
+from ..lut import LatencyTable, table_dir
+from ..runs import load_run
+from ..space import load_space
+from .data import (
+    ReportData,
+    TableData,
+    complete_trials,
+    finite,
+    hypervolume_history,
+    measurement_info,
+    objective_space_data,
+    pareto_table,
+    parity_data,
+    results_table,
+)
+from .figures import draw_figures
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FIGURE_IDS", "ReportResult", "build_report", "device_parity", "export_images",
+           "render_html", "write_report"]
+
+#: the <div> ids of the figures in report.html (the browser test looks them up)
+FIGURE_IDS = {"objective": "fig-objective", "parity": "fig-parity", "hypervolume": "fig-hypervolume"}
+
+
+# ---- gathering a run -------------------------------------------------------------------------
+
+def device_parity(device: str, table: Any, spaces: Sequence[Any] = ()
+                  ) -> tuple[dict[str, float], Callable | None, bool, str]:
+    """(measured networks, predict(arch strings), in-sample?, note) for ``device``: held-out
+    predictions (:func:`hwnas.predictor.evaluate`, 5-fold) where possible, else the predictions
+    of the predictor fitted on all of them. Networks of ``spaces`` (SearchSpace objects) are
+    cross-validated; baselines and other networks are predicted by a predictor fitted on all
+    the space's networks."""
+    if table is None or not getattr(table, "networks", None):
+        return {}, None, True, f"device '{device}' has no whole-network measurements"
+    stat = table.statistic
+    blocks = {k: s.value(stat) for k, s in table.blocks.items()}
+    nets = {k: s.value(stat) for k, s in table.networks.items()}
+    from ..predictor import PREDICTOR_FILE, LatencyPredictor, evaluate, network_groups
+
+    try:
+        settings: dict[str, Any] = {}
+        stored = table_dir(device) / PREDICTOR_FILE
+        if stored.is_file():
+            settings = dict(json.loads(stored.read_text()).get("settings") or {})
+        settings["statistic"] = stat
+        groups = network_groups(nets, list(spaces))
+        if sum(g not in ("baselines", "other") for g in groups.values()) < 10:
+            # no (or too few) networks of the run's space: cross-validate them all
+            groups = {k: ("baselines" if g == "baselines" else "networks") for k, g in groups.items()}
+        ev = evaluate(blocks, nets, groups, settings=settings)
+        held = {k: float(p["full"]) for k, p in ev.predictions.items()
+                if finite(p.get("full")) is not None}
+        if held:
+            return ({k: nets[k] for k in held}, lambda keys: [held[k] for k in keys], False, "")
+    except HwnasError as e:
+        log.info("held-out predictions for %s: %s; showing the in-sample fit", device, e)
+    try:
+        pred = LatencyPredictor.for_device(device)
+    except HwnasError as e:
+        return {}, None, True, f"no latency predictor for '{device}' ({e})"
+
+    def predict(keys: list[str]) -> list[float]:
+        archs = [parse_string(k) for k in keys]
+        return [float(x) for x in np.asarray(pred.predict(archs), float).reshape(-1)]
+
+    return nets, predict, True, ""
+
+
+def _run_spaces(cfg: dict[str, Any]) -> list[Any]:
+    """The run's space, as defined and with the run's class count (what its trials are)."""
+    try:
+        sp = load_space(cfg["space"])
+    except (HwnasError, KeyError):
+        return []
+    out = [sp]
+    if cfg.get("classes") and cfg["classes"] != sp.classes:
+        out.append(replace(sp, classes=int(cfg["classes"])))
+    return out
+
+
+def build_report(run: str | Path, *, predictor: bool = True) -> ReportData:
+    """Everything the report shows, from ``runs/RUN`` (or a run folder) and the device's table.
+
+    HwnasError if the run does not exist; what is missing (no trials, no retrain results, no
+    device table or predictor) becomes a note and the report shows what exists.
+    """
+    r = load_run(run)
+    cfg = r.config
+    device = str(cfg.get("device", ""))
+    notes: list[str] = []
+    table = None
+    if device:
+        try:
+            if LatencyTable.exists(device):
+                table = LatencyTable.load(device)
+        except HwnasError as e:
+            notes.append(f"the latency table of '{device}' cannot be read: {e}")
+    meas = measurement_info(cfg, table)
+    retrain = r.retrain()
+    done = complete_trials(r.trials)
+    if not done:
+        notes.append(f"run '{r.name}' has no complete trials yet (hwnas search ... --name {r.name})")
+    if retrain is None:
+        notes.append(f"run '{r.name}' has no retrain results yet (hwnas retrain {r.name})")
+    obj = objective_space_data(r.trials, r.pareto, cfg, retrain or [], meas)
+    measured, predict, in_sample, why = ({}, None, True, "")
+    if predictor and device:
+        measured, predict, in_sample, why = device_parity(device, table, _run_spaces(cfg))
+    if why:
+        notes.append(f"parity plot without profiled networks: {why}")
+    par = parity_data(measured, predict, retrain or [], measurement=meas, in_sample=in_sample,
+                      statistic=getattr(table, "statistic", None))
+    hv = hypervolume_history(r.trials, r.objectives)
+    tables = []
+    if retrain is not None:
+        tables.append(results_table(retrain, meas))
+    tables.append(pareto_table(r.pareto, cfg))
+    return ReportData(r.name, r.path, cfg, meas, obj, par, hv, tables, notes, len(r.trials),
+                      len(done), retrain is not None, len(r.pareto), dict(cfg.get("versions") or {}))
+
+
+# ---- the page --------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
+main{max-width:1180px;margin:0 auto;padding:18px 24px 40px}
+h1{font-size:1.5em;margin:.2em 0} h2{font-size:1.2em;margin:1.6em 0 .4em;border-bottom:1px solid #ddd}
+.meta{color:#555;font-size:.92em;line-height:1.5}
+.note{background:#fff6d6;border:1px solid #e8d48a;padding:6px 10px;margin:6px 0;border-radius:4px}
+.fig{background:#fff;border:1px solid #e3e3e3;border-radius:4px;padding:4px}
+.caption{color:#444;font-size:.9em;margin:.4em 0 1em;line-height:1.45}
+table{border-collapse:collapse;background:#fff;font-size:.88em;width:100%}
+th,td{border:1px solid #ddd;padding:4px 7px;text-align:left;vertical-align:top}
+th{background:#f0f0f0} td.arch{font-family:monospace;font-size:.85em;color:#444;word-break:break-all}
+footer{color:#777;font-size:.8em;margin-top:2em}
+"""
+
+
+def _table_html(t: TableData, table_id: str) -> str:
+    if not t.rows:
+        body = f'<tr><td colspan="{len(t.columns)}"><i>none</i></td></tr>'
+    else:
+        body = "\n".join(
+            "<tr>" + "".join(
+                f'<td{" class=arch" if c.startswith("arch") else ""}'
+                f'{(" title=" + chr(34) + html.escape(tt) + chr(34)) if tt else ""}>'
+                f"{html.escape(v)}</td>"
+                for c, v, tt in zip(t.columns, row, tits, strict=True)) + "</tr>"
+            for row, tits in zip(t.rows, t.titles, strict=True))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
+    return (f'<h2>{html.escape(t.title)}</h2>\n<table id="{table_id}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>\n{body}\n</tbody></table>\n<p class=caption>{html.escape(t.caption)}</p>")
+
+
+def _fig_html(fig, div_id: str, first: bool) -> str:
+    import plotly.io as pio
+
+    return pio.to_html(fig, full_html=False, include_plotlyjs=bool(first), div_id=div_id,
+                       include_mathjax=False, validate=True,
+                       config={"displaylogo": False, "responsive": True,
+                               "toImageButtonOptions": {"filename": div_id, "scale": 2}})
+
+
+def render_html(d: ReportData, figures: dict[str, Any] | None = None) -> str:
+    """The whole report page as one string: inline CSS, plotly's JavaScript inlined once."""
+    figs = figures or draw_figures(d)
+    c = d.config
+    title = f"hwnas report: {d.run}"
+    e = html.escape
+    meta = [
+        f"space <b>{e(str(c.get('space', '?')))}</b> at resolution {e(str(c.get('resolution', '?')))}"
+        f", {e(str(c.get('classes', '?')))} classes; device <b>{e(d.measurement.device)}</b>; "
+        f"objectives {e(', '.join(c.get('objectives') or []))}; sampler "
+        f"{e(str((c.get('settings') or {}).get('sampler', '?')))}; accuracy estimator "
+        f"{e(str(c.get('accuracy_estimator') or c.get('accuracy', '?')))} on {e(str(c.get('data', '?')))}",
+        f"{d.n_complete} complete trials ({d.n_trials} in total)"
+        + (f"; latency budget {c['latency_budget_ms']:g} ms" if c.get("latency_budget_ms") else "")
+        + (f"; max params {c['max_params']:,}" if c.get("max_params") else ""),
+        f"latency measured on: {e(d.measurement.text())}",
+        f"run created {e(str(c.get('created', '?')))}, updated {e(str(c.get('updated', '?')))}; "
+        f"report written {e(time.strftime('%Y-%m-%d %H:%M:%S %z'))}",
+    ]
+    parts = [f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+             f"<meta name=viewport content='width=device-width, initial-scale=1'>"
+             f"<title>{e(title)}</title><style>{_CSS}</style></head><body><main>",
+             f"<h1>{e(title)}</h1>", "<div class=meta>" + "<br>".join(meta) + "</div>"]
+    for n in d.notes:
+        parts.append(f"<div class=note>{e(n)}</div>")
+    sections = [("objective", "Trials in objective space", d.objective.caption),
+                ("parity", "Latency predictor: predicted vs measured", d.parity.caption),
+                ("hypervolume", "Hypervolume history", d.hypervolume.caption)]
+    first = True
+    for key, heading, caption in sections:
+        parts.append(f"<h2>{e(heading)}</h2><div class=fig>")
+        parts.append(_fig_html(figs[key], FIGURE_IDS[key], first))
+        first = False
+        parts.append(f"</div><p class=caption>{e(caption)}</p>")
+    for t in d.tables:
+        parts.append(_table_html(t, t.id))
+    vers = ", ".join(f"{k} {v}" for k, v in d.versions.items())
+    parts.append(f"<footer>hwnas report of {e(str(d.run_dir))}. Versions of the search: "
+                 f"{e(vers) or '?'}. Plotly figures are interactive (hover, zoom, the camera "
+                 f"icon saves a PNG); the page needs no network.</footer></main></body></html>")
+    return "\n".join(parts)
+
+
+def export_images(figures: dict[str, Any], out_dir: Path, formats: Sequence[str]) -> list[Path]:
+    """Write each figure as ``<out_dir>/<figure>.<fmt>`` with kaleido; [] (and a log line) when
+    kaleido is not installed or cannot start a browser."""
+    if not formats:
+        return []
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        log.warning("kaleido is not installed: skipped the %s export (pip install kaleido)",
+                    "/".join(formats))
+        return []
+    out = []
+    for name, fig in figures.items():
+        for fmt in formats:
+            p = Path(out_dir) / f"{name}.{fmt}"
+            try:
+                data = fig.to_image(format=fmt, width=1100, height=fig.layout.height or 600)
+            except Exception as e:  # kaleido present but no usable browser
+                log.warning("image export failed (%s): %s", type(e).__name__,
+                            (str(e).splitlines() or [""])[0])
+                return out
+            atomic_write_bytes(p, data)
+            out.append(p)
+    return out
+
+
+@dataclass
+class ReportResult:
+    path: Path
+    data: ReportData
+    images: list[Path]
+    seconds: float
+
+
+def write_report(run: str | Path, out: str | Path | None = None, *, images: Sequence[str] = (),
+                 predictor: bool = True) -> ReportResult:
+    """Write ``runs/RUN/report.html`` (or ``out``); with ``images`` (``png``, ``svg``) also
+    ``runs/RUN/figures/*.png|svg`` where kaleido is available."""
+    t0 = time.monotonic()
+    d = build_report(run, predictor=predictor)
+    figs = draw_figures(d)
+    page = render_html(d, figs)
+    path = Path(out) if out else d.run_dir / "report.html"
+    try:
+        atomic_write_text(path, page)
+    except OSError as e:
+        raise HwnasError(f"cannot write {path}: {e.strerror or e}") from None
+    imgs = export_images(figs, d.run_dir / "figures", images)
+    return ReportResult(path, d, imgs, time.monotonic() - t0)

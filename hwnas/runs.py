@@ -1,0 +1,290 @@
+"""A run folder, ``runs/RUN/``: its files, reading it back, and the one typed CSV reader.
+
+The search creates a run and writes it; retrain and the report read it (and retrain adds
+its results). Everything here is plain files -- no Optuna, no torch::
+
+    runs/RUN/config.json     every setting, its identity, versions, the device's provenance
+    runs/RUN/journal.log     the Optuna study (unless the run keeps it in another storage)
+    runs/RUN/trials.csv      every trial (:data:`TRIAL_COLUMNS`, then p_<param> columns)
+    runs/RUN/pareto.csv      the feasible non-dominated trials (:data:`PARETO_COLUMNS`)
+    runs/RUN/winners/*.yaml  their arch files
+    runs/RUN/retrain.csv     the retrained winners and baselines (hwnas.retrain.COLUMNS)
+
+One rule types every CSV cell on reading (:func:`read_rows`): counts (``params``, ``macs``,
+bytes, trial numbers) are ints, latencies and accuracies floats, ``feasible`` a bool,
+integer ``p_*`` parameters ints, an empty cell None, anything else the text.
+
+The **identity** of a run (:data:`IDENTITY`) is what its trials mean: a search launched
+again with another space, device, resolution, objectives, budgets, accuracy estimator or
+data is refused (:func:`check_existing_run`) instead of mixing with the old trials.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .arch import Arch, load_arch, parse_string, save_arch
+from .errors import HwnasError
+from .io import atomic_write_text
+from .paths import runs_dir
+
+if TYPE_CHECKING:
+    from .search.settings import SearchSettings
+    from .space import SearchSpace
+
+CONFIG_FILE = "config.json"
+JOURNAL = "journal.log"
+TRIALS_FILE = "trials.csv"
+PARETO_FILE = "pareto.csv"
+RETRAIN_FILE = "retrain.csv"
+WINNERS_DIR = "winners"
+
+#: what every trial measures: user attribute ``metrics`` of a trial, columns of trials.csv
+METRICS = ("accuracy", "latency_ms", "params", "macs", "memory_bytes")
+#: trial user attributes that are also columns of trials.csv / pareto.csv
+SEED_ATTR = "seed"
+WORKER_ATTR = "worker"
+TRIAL_COLUMNS = ["number", "state", SEED_ATTR, "arch", *METRICS, "feasible", "violation_latency",
+                 "violation_params", "datetime_start", "duration_s", WORKER_ATTR]
+PARETO_COLUMNS = ["trial", "arch", *METRICS, SEED_ATTR, "file"]
+#: settings that define what a run's trials mean: a re-run must not change them
+IDENTITY = ("space", "space_sha1", "device", "resolution", "objectives", "latency_budget_ms",
+            "max_params", "accuracy", "data", "classes")
+
+__all__ = [
+    "CONFIG_FILE", "IDENTITY", "JOURNAL", "METRICS", "PARETO_COLUMNS", "PARETO_FILE",
+    "RETRAIN_FILE", "SEED_ATTR", "TRIALS_FILE", "TRIAL_COLUMNS", "WINNERS_DIR", "WORKER_ATTR",
+    "Run", "check_existing_run", "csv_text", "identity", "load_retrain", "load_run",
+    "read_retrain", "read_rows", "retrain_labels", "run_path", "space_sha1", "typed", "winner_arch",
+    "write_tables",
+]
+
+
+# ---- the one typed reader ------------------------------------------------------------------------
+
+INT_COLUMNS = frozenset({"number", "trial", "params", "macs", "memory_bytes", "peak_act_bytes",
+                         "measured_n", "epochs"})
+FLOAT_COLUMNS = frozenset({
+    "accuracy", "latency_ms", "violation_latency", "violation_params", "duration_s",
+    "predicted_ms", "measured_median_ms", "measured_iqr_ms", "error_pct", "acc_mean", "acc_std",
+    "measured_stat_ms", "search_accuracy", "search_latency_ms"})
+_INT_TEXT = re.compile(r"-?\d+")
+
+
+def typed(row: dict[str | None, str | None]) -> dict[str, Any]:
+    """One CSV row with typed values (the rule in the module docstring); cells beyond the
+    header (``csv.DictReader``'s ``None`` key) are dropped."""
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if k is None:
+            continue
+        if v is None or v == "":
+            out[k] = None
+        elif k in INT_COLUMNS:
+            out[k] = int(float(v))
+        elif k in FLOAT_COLUMNS:
+            out[k] = float(v)
+        elif k == "feasible":
+            out[k] = v == "True"
+        elif k.startswith("p_") and _INT_TEXT.fullmatch(v):
+            out[k] = int(v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]] | None:
+    """The typed rows of a run's CSV file (trials, pareto or retrain); None if it does not
+    exist; HwnasError (one line) if it cannot be read."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        with open(p, newline="") as f:
+            return [typed(r) for r in csv.DictReader(f)]
+    except (OSError, csv.Error, ValueError) as e:
+        msg = (str(e).splitlines() or [type(e).__name__])[0]
+        raise HwnasError(f"{p}: unreadable table ({msg})") from None
+
+
+def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str], *,
+             extra: bool = True) -> str:
+    """CSV text of ``rows`` (None -> empty cell): ``columns`` first, then with ``extra`` any
+    other keys of the rows, sorted (without ``extra`` they are left out)."""
+    cols = list(columns)
+    if extra:
+        cols += sorted({k for r in rows for k in r} - set(cols))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def write_tables(run_dir: Path, trials: Sequence[dict[str, Any]],
+                 pareto: Sequence[dict[str, Any]]) -> None:
+    """Write trials.csv, winners/*.yaml (one per Pareto row's ``file``, stale ones removed)
+    and pareto.csv, each atomically."""
+    atomic_write_text(run_dir / TRIALS_FILE, csv_text(trials, TRIAL_COLUMNS))
+    wdir = run_dir / WINNERS_DIR
+    wdir.mkdir(parents=True, exist_ok=True)
+    keep = set()
+    for r in pareto:
+        p = run_dir / r["file"]
+        keep.add(p.name)
+        if not p.is_file():
+            save_arch(parse_string(r["arch"]), p)
+    for old in wdir.glob("*.yaml"):
+        if old.name not in keep:
+            old.unlink()
+    atomic_write_text(run_dir / PARETO_FILE, csv_text(pareto, PARETO_COLUMNS))
+
+
+# ---- a run ---------------------------------------------------------------------------------------
+
+def run_path(name_or_path: str | Path) -> Path:
+    """The folder of a run given by name (``runs/NAME``) or by its folder path."""
+    p = Path(name_or_path)
+    if p.is_dir() and (p / CONFIG_FILE).is_file():
+        return p
+    return runs_dir() / str(name_or_path)
+
+
+def winner_arch(run_dir: Path, row: dict[str, Any]) -> Arch:
+    """The Arch of a Pareto row: its arch file when present, else its arch string."""
+    p = run_dir / str(row.get("file") or "")
+    return load_arch(p) if row.get("file") and p.is_file() else parse_string(row["arch"])
+
+
+@dataclass
+class Run:
+    """A search run read back from ``runs/RUN/`` (what retrain and the report use)."""
+
+    path: Path
+    config: dict[str, Any]
+    trials: list[dict[str, Any]]
+    pareto: list[dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def objectives(self) -> list[str]:
+        return list(self.config.get("objectives", []))
+
+    def winners(self) -> list[tuple[dict[str, Any], Arch]]:
+        """(pareto row, Arch) of every winner, read from its arch file (or its string)."""
+        return [(r, winner_arch(self.path, r)) for r in self.pareto]
+
+    def retrain(self) -> list[dict[str, Any]] | None:
+        """The typed rows of retrain.csv; None if the run was not retrained yet."""
+        return read_rows(self.path / RETRAIN_FILE)
+
+    def study(self):
+        """The Optuna study (read-only use)."""
+        import optuna
+
+        from .search.storage import open_storage
+
+        storage = open_storage(self.config.get("storage"), self.path)
+        return optuna.load_study(study_name=self.config.get("study_name", self.name),
+                                 storage=storage)
+
+
+def load_run(name_or_path: str | Path) -> Run:
+    """A run by name (``runs/NAME``) or by folder path."""
+    p = run_path(name_or_path)
+    cfg = p / CONFIG_FILE
+    if not cfg.is_file():
+        raise HwnasError(f"run '{name_or_path}' not found (no {cfg})")
+    try:
+        config = json.loads(cfg.read_text())
+    except json.JSONDecodeError as e:
+        raise HwnasError(f"{cfg}: not valid JSON: {e}") from None
+    return Run(p, config, read_rows(p / TRIALS_FILE) or [], read_rows(p / PARETO_FILE) or [])
+
+
+def read_retrain(run_dir: str | Path) -> list[dict[str, Any]] | None:
+    """The typed rows of ``run_dir/retrain.csv``; None if there is none."""
+    return read_rows(Path(run_dir) / RETRAIN_FILE)
+
+
+def load_retrain(run: str | Path) -> list[dict[str, Any]]:
+    """The typed rows of ``runs/RUN/retrain.csv`` (a run name or folder); [] if the run was
+    not retrained yet."""
+    return read_retrain(run_path(run)) or []
+
+
+def retrain_labels(rows: Sequence[dict]) -> dict[str, str]:
+    """The names the retrain summary, the report and the demo show for retrain.csv rows:
+    winners W1, W2, ... by measured median latency (unmeasured last); baselines keep theirs."""
+
+    def measured(r: dict) -> float:
+        v = r.get("measured_median_ms")
+        return math.inf if v is None or v == "" else float(v)
+
+    ws = sorted((r for r in rows if r.get("kind") == "winner"),
+                key=lambda r: (measured(r), str(r.get("name"))))
+    lab = {str(r.get("name")): f"W{i}" for i, r in enumerate(ws, 1)}
+    for r in rows:
+        lab.setdefault(str(r.get("name")), str(r.get("name")))
+    return lab
+
+
+# ---- identity ----------------------------------------------------------------------------------
+
+def space_sha1(space: SearchSpace) -> str:
+    """What a space's trials mean: a hash of its parameters and their choices."""
+    return hashlib.sha1(json.dumps(space.params(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def identity(settings: SearchSettings, space: SearchSpace, resolution: int,
+             classes: int) -> dict[str, Any]:
+    """The :data:`IDENTITY` values of a search with ``settings``."""
+    return {"space": settings.space, "space_sha1": space_sha1(space), "device": settings.device,
+            "resolution": resolution, "objectives": list(settings.objectives),
+            "latency_budget_ms": settings.latency_budget_ms, "max_params": settings.max_params,
+            "accuracy": settings.accuracy, "data": settings.data, "classes": classes}
+
+
+def check_existing_run(run_dir: Path, ident: dict, storage: str | None,
+                       skip: Sequence[str] = ()) -> dict | None:
+    """The existing config of ``run_dir`` (None for a new run); HwnasError if it was made with
+    other settings that define the trials (``ident``, but for the keys in ``skip``) or keeps
+    its study in another storage than ``storage`` (None: whichever it has)."""
+    cfg_path = run_dir / CONFIG_FILE
+    if not cfg_path.is_file():
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise HwnasError(f"{run_dir} exists but is not a search run (no {CONFIG_FILE}); "
+                             "choose another --name")
+        return None
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise HwnasError(f"{cfg_path}: unreadable ({e}); choose another --name") from None
+    old = cfg.get("identity", {})
+    for k in IDENTITY:
+        if k in old and k not in skip and old[k] != ident[k]:
+            what = {"space_sha1": "space definition (its YAML file changed)"}.get(k, k)
+            raise HwnasError(f"run '{run_dir.name}' exists with another {what}: "
+                             f"{_show(old[k])} (asked: {_show(ident[k])}); use another --name")
+    if storage is not None and cfg.get("storage") != storage:
+        raise HwnasError(f"run '{run_dir.name}' keeps its study in "
+                         f"{cfg.get('storage') or run_dir / JOURNAL} (asked: --storage {storage}); "
+                         "leave --storage out to continue it")
+    return cfg
+
+
+def _show(v: Any) -> str:
+    return ",".join(map(str, v)) if isinstance(v, list) else str(v)

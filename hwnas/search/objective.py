@@ -1,0 +1,176 @@
+"""What a trial computes: the Arch it samples, its metrics, its constraints.
+
+The search needs two calls (the Once-for-All shape): ``latency_fn(archs) -> ms`` and
+``accuracy_fn(archs) -> scores`` (higher is better); :func:`build_estimators` builds them from
+a device's latency predictor and an accuracy estimator (or the caller injects them). Params,
+MACs and peak activation memory come from :func:`arch_costs_fast`.
+
+Constraints are ``trial.set_constraint`` (Optuna 5; ``constraints_func`` is deprecated) with
+relative violations ``latency / budget - 1`` and ``params / max_params - 1`` so that the
+constrained-domination sum of violations weighs them alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..arch import Arch
+from ..errors import HwnasError
+from ..keys import Piece, arch_pieces
+from ..runs import METRICS, SEED_ATTR, WORKER_ATTR
+from ..space import SearchSpace
+from .settings import OBJECTIVES, AccuracyFn, LatencyFn, SearchSettings
+from .workers import Interrupts, worker_id
+
+log = logging.getLogger(__name__)
+
+SURPLUS_ATTR = "surplus"
+METRICS_ATTR = "metrics"  # one user attribute {accuracy, latency_ms, params, macs, memory_bytes}
+
+__all__ = ["METRICS_ATTR", "SURPLUS_ATTR", "Estimators", "Evaluator", "Metrics", "Objective",
+           "arch_costs_fast", "build_estimators"]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    accuracy: float
+    latency_ms: float
+    params: int
+    macs: int
+    memory_bytes: int
+
+    def objective(self, name: str) -> float:
+        return float(getattr(self, OBJECTIVES[name][1]))
+
+
+@cache
+def _piece_costs(key: str) -> tuple[int, int, int]:
+    from ..predictor import piece_costs  # analytical: microseconds, no torch module built
+
+    c = piece_costs(Piece.from_key(key))
+    return int(c.params), int(c.macs), int(c.peak_bytes)
+
+
+def arch_costs_fast(arch: Arch) -> tuple[int, int, int]:
+    """(params, MACs, peak activation bytes) of ``arch``, summed from cached per-piece counts.
+
+    The same counts as :func:`hwnas.model.arch_costs` (a network is the sequence of its
+    pieces; ``tests/test_search.py`` checks the equality) without building the network:
+    the predictor's analytical per-piece counts, cached per block key.
+    """
+    params = macs = peak = 0
+    for p in arch_pieces(arch):
+        a, b, c = _piece_costs(p.key)
+        params, macs, peak = params + a, macs + b, max(peak, c)
+    return params, macs, peak
+
+
+class Evaluator:
+    """Arch -> :class:`Metrics` with the injected latency and accuracy functions."""
+
+    def __init__(self, latency_fn: LatencyFn, accuracy_fn: AccuracyFn):
+        self.latency_fn = latency_fn
+        self.accuracy_fn = accuracy_fn
+
+    def __call__(self, arch: Arch) -> Metrics:
+        params, macs, mem = arch_costs_fast(arch)
+        lat = float(np.asarray(self.latency_fn([arch]), dtype=float).reshape(-1)[0])
+        acc = float(np.asarray(self.accuracy_fn([arch]), dtype=float).reshape(-1)[0])
+        if not (math.isfinite(lat) and math.isfinite(acc)):
+            raise HwnasError(f"{arch.to_string()}: non-finite estimate (latency {lat}, "
+                             f"accuracy {acc})")
+        return Metrics(acc, lat, params, macs, mem)
+
+
+@dataclass
+class Estimators:
+    latency_fn: LatencyFn
+    accuracy_fn: AccuracyFn
+    classes: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path) -> Estimators:
+    """The device's latency predictor and the accuracy estimator of ``settings``."""
+    from ..accuracy import make_estimator
+    from ..predictor import LatencyPredictor
+
+    predictor = LatencyPredictor.for_device(settings.device)
+    est = make_estimator(settings.accuracy, settings.data, resolution, seed=settings.seed,
+                         cache_path=run_dir / "accuracy_cache.json")
+    classes = getattr(est, "classes", None) or getattr(getattr(est, "data", None), "classes", None)
+    if not classes:
+        from ..data import load_dataset
+
+        classes = load_dataset(settings.data, resolution, settings.seed).classes
+    info: dict[str, Any] = {"accuracy_estimator": getattr(est, "name", settings.accuracy)}
+    try:
+        from ..lut import LatencyTable
+
+        t = LatencyTable.load(settings.device)
+        info["device_provenance"] = dict(t.provenance or {})
+        info["latency_statistic"] = getattr(t, "statistic", None)
+    except Exception as e:
+        log.debug("no table provenance for %s: %s", settings.device, e)
+    try:
+        from ..devices import load_device
+
+        info["device_config"] = _jsonable(load_device(settings.device))
+    except Exception as e:
+        log.debug("no device config for %s: %s", settings.device, e)
+    return Estimators(predictor.predict, est.score, int(classes), info)
+
+
+def _jsonable(obj: Any) -> Any:
+    try:
+        d = asdict(obj)
+    except TypeError:
+        d = obj
+    return json.loads(json.dumps(d, default=str))
+
+
+class Objective:
+    """The Optuna objective of a search: sample an Arch, evaluate it, record its metrics and
+    constraints; a trial beyond the ``target`` count is pruned as surplus
+    (:mod:`hwnas.search.workers`)."""
+
+    def __init__(self, space: SearchSpace, resolution: int, classes: int, evaluator: Evaluator,
+                 settings: SearchSettings, target: int):
+        self.space, self.resolution, self.classes = space, resolution, classes
+        self.evaluator, self.settings, self.target = evaluator, settings, target
+        self.wid = worker_id()
+        self.interrupts = Interrupts()  # replaced by run_trials', which is installed
+
+    def __call__(self, trial) -> list[float]:
+        import optuna
+        from optuna.samplers import BaseGASampler
+        from optuna.trial import TrialState
+
+        self.interrupts.check()
+        trial.set_user_attr(WORKER_ATTR, self.wid)
+        ahead = [t for t in trial.study.get_trials(deepcopy=False,
+                                                   states=(TrialState.COMPLETE, TrialState.RUNNING))
+                 if t.number < trial.number]
+        if len(ahead) >= self.target:
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            raise optuna.TrialPruned(f"{self.target} trials already done or running")
+        if SEED_ATTR in trial.user_attrs and isinstance(trial.study.sampler, BaseGASampler):
+            trial.relative_params  # noqa: B018 -- gives the seed a GA generation (hwnas.search.seeds)
+        arch = replace(self.space.suggest(trial, resolution=self.resolution), classes=self.classes)
+        trial.set_user_attr("arch", arch.to_string())
+        m = self.interrupts.run(lambda: self.evaluator(arch))
+        trial.set_user_attr(METRICS_ATTR, {k: getattr(m, k) for k in METRICS})
+        s = self.settings
+        if s.latency_budget_ms is not None:
+            trial.set_constraint("latency", m.latency_ms / s.latency_budget_ms - 1.0)
+        if s.max_params is not None:
+            trial.set_constraint("params", m.params / s.max_params - 1.0)
+        return [m.objective(o) for o in s.objectives]

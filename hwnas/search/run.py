@@ -1,0 +1,423 @@
+"""The search run: :func:`run_search` creates or continues ``runs/RUN`` (settings, identity
+check, storage, seeds, the workers), shows progress and exports the run's tables
+(:func:`export_run`); :func:`optimize` runs the same objective on any Optuna study."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..arch import _num, parse_string
+from ..errors import HwnasError
+from ..io import atomic_write_json
+from ..paths import runs_dir
+from ..runs import (
+    JOURNAL,
+    METRICS,
+    SEED_ATTR,
+    WORKER_ATTR,
+    check_existing_run,
+    identity,
+    write_tables,
+)
+from ..space import SearchSpace, load_space
+from .objective import (
+    METRICS_ATTR,
+    SURPLUS_ATTR,
+    Evaluator,
+    Objective,
+    arch_costs_fast,
+    build_estimators,
+)
+from .pareto import feasible_front
+from .seeds import cheapest_archs, default_resolution, seed_study
+from .settings import OBJECTIVES, AccuracyFn, LatencyFn, SearchSettings
+from .storage import open_storage, open_study
+from .workers import count_trials, fail_dead_trials, run_trials
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SearchResult", "export_run", "format_summary", "optimize", "pareto_rows",
+           "run_search", "trial_rows"]
+
+
+# ---- the search -------------------------------------------------------------------------------------
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    settings: SearchSettings
+    complete: int
+    failed: int
+    new_trials: int
+    elapsed_s: float
+    pareto: list[dict[str, Any]]
+    feasible: int = 0
+    resolution: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trials_per_s(self) -> float:
+        return self.new_trials / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
+               accuracy_fn: AccuracyFn | None = None, classes: int | None = None,
+               progress: bool = True, device_info: dict | None = None) -> SearchResult:
+    """Create or continue the run ``runs/<settings.name>`` until ``settings.trials`` trials are
+    COMPLETE, then write trials.csv, pareto.csv and winners/ (also on Ctrl-C).
+
+    ``latency_fn``/``accuracy_fn`` replace the device's predictor and the accuracy estimator
+    (with ``workers > 1`` they must be picklable: module-level functions); ``classes`` is then
+    the class count of the searched Archs (default: the space's).
+    """
+    import optuna
+
+    settings.validate()
+    space = load_space(settings.space)
+    resolution = settings.resolution or default_resolution(space, settings.device)
+    if resolution not in space.resolutions:
+        log.info("resolution %d is not among the space's (%s); searching at %d anyway",
+                 resolution, ", ".join(map(str, space.resolutions)), resolution)
+    if resolution < space.min_resolution():
+        raise HwnasError(f"--resolution {resolution} is below the space's total stride "
+                         f"{space.min_resolution()}")
+    run_dir = runs_dir() / settings.name
+    injected = latency_fn is not None and accuracy_fn is not None
+    # refuse a mismatching existing run before anything heavy (classes follow from the data)
+    pre = identity(settings, space, resolution, 0)
+    check_existing_run(run_dir, pre, settings.storage, skip=("classes",))
+    if settings.storage is not None:
+        open_storage(settings.storage, run_dir)  # a URL that cannot be opened fails here
+    if injected:
+        info = dict(device_info or {})
+        n_classes = int(classes or space.classes)
+    else:
+        est = build_estimators(settings, resolution, run_dir)
+        latency_fn = latency_fn or est.latency_fn
+        accuracy_fn = accuracy_fn or est.accuracy_fn
+        info, n_classes = est.info, est.classes
+    ident = identity(settings, space, resolution, n_classes)
+    old_cfg = check_existing_run(run_dir, ident, settings.storage)
+    if old_cfg is not None and settings.storage is None:
+        settings.storage = old_cfg.get("storage")
+    _check_budgets(settings, space, resolution, n_classes, latency_fn)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "identity": ident, "settings": asdict(settings), **ident,
+        "storage": settings.storage, "storage_resolved": settings.storage or str(run_dir / JOURNAL),
+        "study_name": settings.name, "population": settings.population_size(),
+        "created": (old_cfg or {}).get("created") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": _versions(), "injected_estimators": injected,
+        "latency_fn": _qualname(latency_fn), "accuracy_fn": _qualname(accuracy_fn), **info,
+    }
+    config["settings"]["objectives"] = list(settings.objectives)
+    study = open_study(settings, run_dir, create=True)
+    atomic_write_json(run_dir / "config.json", config)  # after the storage opened fine
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(settings.objectives))
+    for k in ("space", "device", "resolution", "accuracy", "data"):
+        study.set_user_attr(k, ident[k])
+    fail_dead_trials(study)
+    if settings.seed_baselines and not any(
+            t.user_attrs.get(SEED_ATTR) is None for t in study.get_trials(deepcopy=False)):
+        seed_study(study, space)
+
+    done0, _ = count_trials(study)
+    objective = Objective(space, resolution, n_classes, Evaluator(latency_fn, accuracy_fn),
+                           settings, settings.trials)
+    bar = _Progress(settings, done0, progress)
+    t0 = time.monotonic()
+    last_export = [t0]
+
+    def on_trial(st, _trial) -> None:
+        bar.update(st)
+        if time.monotonic() - last_export[0] > 60:
+            export_run(st, run_dir, settings.objectives)
+            last_export[0] = time.monotonic()
+
+    try:
+        if settings.workers == 1:
+            run_trials(study, objective, [on_trial])
+        else:
+            _run_workers(settings, run_dir, space, resolution, n_classes,
+                         latency_fn if injected else None, accuracy_fn if injected else None,
+                         study, bar, on_trial)
+    finally:
+        bar.update(study, force=True)
+        bar.close()
+        pareto = export_run(study, run_dir, settings.objectives)
+    elapsed = time.monotonic() - t0
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    res = SearchResult(
+        run_dir=run_dir, settings=settings, complete=len(complete),
+        failed=sum(t.state == TrialState.FAIL for t in trials),
+        new_trials=len(complete) - done0, elapsed_s=elapsed, pareto=pareto,
+        feasible=sum(all(v <= 0 for v in t.constraints.values()) for t in complete),
+        resolution=resolution, config=config)
+    log.info("run %s: %d complete trials (%d new, %.2f trials/s), %d feasible, front %d",
+             settings.name, res.complete, res.new_trials, res.trials_per_s, res.feasible,
+             len(pareto))
+    return res
+
+
+def _qualname(fn: Any) -> str:
+    f = getattr(fn, "__func__", fn)
+    owner = getattr(fn, "__self__", None)
+    if owner is not None:
+        return f"{type(owner).__module__}.{type(owner).__qualname__}.{f.__name__}"
+    return f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', type(f).__name__)}"
+
+
+def _check_budgets(settings: SearchSettings, space: SearchSpace, resolution: int, classes: int,
+                   latency_fn: LatencyFn) -> None:
+    if settings.latency_budget_ms is None and settings.max_params is None:
+        return
+    cheap = cheapest_archs(space, resolution, classes)
+    if settings.latency_budget_ms is not None:
+        lats = np.asarray(latency_fn(cheap), dtype=float).reshape(-1)
+        i = int(np.argmin(lats))
+        if lats[i] > settings.latency_budget_ms:
+            raise HwnasError(
+                f"--latency-budget {_num(settings.latency_budget_ms)}ms is below the cheapest "
+                f"arch of {space.name} at {resolution} on {settings.device}: predicted "
+                f"{lats[i]:.2f} ms ({cheap[i].to_string()})")
+    if settings.max_params is not None:
+        params = [arch_costs_fast(a)[0] for a in cheap]
+        if min(params) > settings.max_params:
+            raise HwnasError(f"--max-params {settings.max_params:,} is below the smallest arch "
+                             f"of {space.name}: {min(params):,} params")
+
+
+def _run_workers(settings, run_dir, space, resolution, classes, latency_fn, accuracy_fn, study,
+                 bar, on_trial) -> None:
+    import multiprocessing as mp
+    import pickle
+
+    try:
+        pickle.dumps((latency_fn, accuracy_fn))
+    except Exception:
+        raise HwnasError("--workers > 1 needs picklable latency/accuracy functions "
+                         "(module-level functions)") from None
+    ctx = mp.get_context("spawn")
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_worker_main, name=f"hwnas-search-{i}",
+                         args=(settings, str(run_dir), settings.trials, space.source, resolution,
+                               classes, latency_fn, accuracy_fn, errors))
+             for i in range(settings.workers)]
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            for p in procs:
+                p.join(timeout=1.0 / len(procs))
+            on_trial(study, None)
+    except KeyboardInterrupt:  # the workers are in their own process group: pass it on, once
+        import signal
+
+        for p in procs:
+            if p.is_alive() and p.pid:
+                os.kill(p.pid, signal.SIGINT)
+        for p in procs:
+            p.join(timeout=60)
+        raise
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join()
+    msgs = []
+    while not errors.empty():
+        msgs.append(errors.get())
+    if msgs:
+        raise HwnasError(msgs[0])
+    bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if bad:
+        raise RuntimeError(f"{len(bad)} search worker(s) failed (exit {bad[0]}); see above")
+
+
+def optimize(study, space: SearchSpace, settings: SearchSettings, latency_fn: LatencyFn,
+             accuracy_fn: AccuracyFn, *, resolution: int | None = None,
+             classes: int | None = None, callbacks: Sequence = ()) -> None:
+    """Run the search's objective on any Optuna ``study`` (its storage and sampler as given)
+    until ``settings.trials`` trials are COMPLETE or running; no run folder is involved
+    (benchmarks, experiments). ``study``'s directions must follow ``settings.objectives``."""
+    obj = Objective(space, resolution or settings.resolution or default_resolution(space),
+                     int(classes or space.classes), Evaluator(latency_fn, accuracy_fn), settings,
+                     settings.trials)
+    run_trials(study, obj, list(callbacks))
+
+
+def _worker_main(settings: SearchSettings, run_dir: str, target: int, space_path: str,
+                 resolution: int, classes: int, latency_fn, accuracy_fn, errors) -> None:
+    """Entry point of a ``--workers`` child process.
+
+    It leaves the terminal's process group: a Ctrl-C reaches only the launcher, which passes
+    one SIGINT on to each worker (two would interrupt a storage write, see hwnas.search.workers.Interrupts)."""
+    import optuna
+
+    os.setpgrp()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        space = load_space(space_path)
+        rd = Path(run_dir)
+        if latency_fn is None or accuracy_fn is None:
+            est = build_estimators(settings, resolution, rd)
+            latency_fn, accuracy_fn = latency_fn or est.latency_fn, accuracy_fn or est.accuracy_fn
+        study = open_study(settings, rd)
+        obj = Objective(space, resolution, classes, Evaluator(latency_fn, accuracy_fn), settings,
+                         target)
+        run_trials(study, obj, [], watch_parent=True)
+    except HwnasError as e:
+        errors.put(str(e))
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("hwnas", "optuna", "torch", "onnxruntime", "scikit-learn", "numpy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+# ---- progress ---------------------------------------------------------------------------------------
+
+class _Progress:
+    """tqdm bar: trials done, front size, best value per objective (feasible trials)."""
+
+    def __init__(self, settings: SearchSettings, done: int, enabled: bool):
+        from tqdm import tqdm
+
+        self.settings = settings
+        self.bar = tqdm(total=settings.trials, initial=min(done, settings.trials),
+                        desc=f"search {settings.name}", unit="trial", file=sys.stderr,
+                        disable=not enabled, dynamic_ncols=True)
+        self.last = 0.0
+
+    def update(self, study, force: bool = False) -> None:
+        from optuna.trial import TrialState
+
+        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        self.bar.n = min(done, self.settings.trials)
+        now = time.monotonic()
+        if force or now - self.last > 0.5:
+            self.last = now
+            front = feasible_front(study)
+            post = {"front": len(front)}
+            for i, o in enumerate(self.settings.objectives):
+                if front:
+                    vals = [t.values[i] for t in front]
+                    best = max(vals) if OBJECTIVES[o][0] == "maximize" else min(vals)
+                    post[o] = _fmt_obj(o, best)
+            self.bar.set_postfix(post, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _fmt_obj(o: str, v: float) -> str:
+    if o == "latency":
+        return f"{v:.2f}ms"
+    if o == "params":
+        return f"{v / 1e6:.2f}M"
+    if o == "memory":
+        return f"{v / 2**20:.2f}MiB"
+    return f"{v:.4g}"
+
+
+# ---- export -------------------------------------------------------------------------------------------
+
+def trial_rows(study) -> list[dict[str, Any]]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        cons = t.constraints
+        r: dict[str, Any] = {
+            "number": t.number, "state": t.state.name,
+            SEED_ATTR: t.user_attrs.get(SEED_ATTR, ""),
+            "arch": t.user_attrs.get("arch", ""),
+            **{k: t.user_attrs.get(METRICS_ATTR, {}).get(k, "") for k in METRICS},
+            "feasible": (all(v <= 0 for v in cons.values()) if t.state.name == "COMPLETE" else ""),
+            "violation_latency": cons.get("latency", ""),
+            "violation_params": cons.get("params", ""),
+            "datetime_start": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else "",
+            "duration_s": (round(t.duration.total_seconds(), 3) if t.duration else ""),
+            WORKER_ATTR: t.user_attrs.get(WORKER_ATTR, ""),
+        }
+        if t.user_attrs.get(SURPLUS_ATTR):
+            r["state"] = "PRUNED(surplus)"
+        for k, v in t.params.items():
+            r[f"p_{k}"] = v
+        rows.append(r)
+    return rows
+
+
+def pareto_rows(study, objectives: Sequence[str]) -> list[dict[str, Any]]:
+    """Feasible non-dominated COMPLETE trials (:func:`feasible_front`), one row per arch (its
+    first trial), sorted by the first minimised objective."""
+    seen: set[str] = set()
+    rows = []
+    for t in feasible_front(study):
+        a = t.user_attrs.get("arch")
+        if not a or a in seen:
+            continue
+        seen.add(a)
+        arch = parse_string(a)
+        rows.append({"trial": t.number, "arch": a, "file": f"winners/{arch.file_stem()}.yaml",
+                     **{k: t.user_attrs.get(METRICS_ATTR, {}).get(k) for k in METRICS},
+                     SEED_ATTR: t.user_attrs.get(SEED_ATTR, "")})
+    key = next((OBJECTIVES[o][1] for o in objectives if OBJECTIVES[o][0] == "minimize"), "accuracy")
+    rows.sort(key=lambda r: (r[key], r["trial"]))
+    return rows
+
+
+def export_run(study, run_dir: Path, objectives: Sequence[str]) -> list[dict[str, Any]]:
+    """Write trials.csv, pareto.csv and winners/*.yaml atomically; returns the Pareto rows."""
+    rows = pareto_rows(study, objectives)
+    write_tables(run_dir, trial_rows(study), rows)
+    return rows
+
+
+def format_summary(res: SearchResult) -> str:
+    """The end-of-search table: the Pareto front and the counts."""
+    s = res.settings
+    lines = [f"run {s.name}: {res.complete} complete trials ({res.new_trials} new in "
+             f"{res.elapsed_s:.1f} s, {res.trials_per_s:.1f}/s), {res.failed} failed, "
+             f"{res.feasible} feasible; space {s.space} @ {res.resolution}, device {s.device}, "
+             f"sampler {s.sampler}",
+             f"Pareto front ({len(res.pareto)} archs; {res.run_dir}/pareto.csv, winners/):"]
+    hdr = f"  {'trial':>5}  {'accuracy':>9}  {'latency':>9}  {'params':>8}  {'MACs':>8}  {'memory':>9}  arch"
+    lines.append(hdr)
+    for r in res.pareto:
+        lines.append(f"  {r['trial']:>5}  {r['accuracy']:>9.4g}  {r['latency_ms']:>7.2f}ms  "
+                     f"{r['params'] / 1e6:>7.3f}M  {r['macs'] / 1e6:>7.1f}M  "
+                     f"{r['memory_bytes'] / 2**20:>6.2f}MiB  {_short(r['arch'])}")
+    if not res.pareto:
+        lines.append("  (no feasible complete trial yet)")
+    return "\n".join(lines)
+
+
+def _short(s: str, n: int = 60) -> str:
+    return s if len(s) <= n else s[: n - 3] + "..."

@@ -1,0 +1,117 @@
+"""What a search run is asked to do: :class:`SearchSettings`, its validation, and the parsers of
+its command-line values (objectives, ``20ms`` budgets, ``2M`` parameter counts)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..arch import Arch
+from ..errors import HwnasError
+
+LatencyFn = Callable[[Sequence[Arch]], Any]
+AccuracyFn = Callable[[Sequence[Arch]], Any]
+
+# name -> (direction, trials.csv column, label)
+OBJECTIVES: dict[str, tuple[str, str, str]] = {
+    "accuracy": ("maximize", "accuracy", "accuracy"),
+    "latency": ("minimize", "latency_ms", "latency (ms)"),
+    "params": ("minimize", "params", "params"),
+    "memory": ("minimize", "memory_bytes", "peak act. memory (bytes)"),
+}
+SAMPLERS = ("nsga2", "nsga3", "tpe", "gp", "random")
+ACCURACY_KINDS = ("zero-cost", "train")
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+__all__ = ["ACCURACY_KINDS", "OBJECTIVES", "SAMPLERS", "AccuracyFn", "LatencyFn", "SearchSettings",
+           "parse_count", "parse_ms", "parse_objectives"]
+
+
+@dataclass
+class SearchSettings:
+    """Everything a search run needs; stored in ``config.json``."""
+
+    space: str
+    device: str
+    name: str
+    trials: int = 200
+    objectives: tuple[str, ...] = ("accuracy", "latency")
+    latency_budget_ms: float | None = None
+    max_params: int | None = None
+    sampler: str = "nsga2"
+    accuracy: str = "zero-cost"
+    data: str = "digits"
+    seed: int = 0
+    workers: int = 1
+    storage: str | None = None
+    resolution: int | None = None
+    population: int | None = None
+    seed_baselines: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.objectives, str):
+            self.objectives = parse_objectives(self.objectives)
+        self.objectives = tuple(self.objectives)
+
+    def validate(self) -> SearchSettings:
+        parse_objectives(",".join(self.objectives))
+        if self.sampler not in SAMPLERS:
+            raise HwnasError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLERS)})")
+        if self.accuracy not in ACCURACY_KINDS:
+            raise HwnasError(f"unknown accuracy estimator '{self.accuracy}' "
+                             f"(choose from {', '.join(ACCURACY_KINDS)})")
+        if not _RUN_NAME.match(self.name):
+            raise HwnasError(f"run name '{self.name}': use letters, digits, '.', '_' and '-' "
+                             "(it becomes the folder runs/RUN)")
+        if self.trials < 0:
+            raise HwnasError(f"--trials must be >= 0, got {self.trials}")
+        if self.workers < 1:
+            raise HwnasError(f"--workers must be >= 1, got {self.workers}")
+        if self.latency_budget_ms is not None and not self.latency_budget_ms > 0:
+            raise HwnasError(f"--latency-budget must be positive, got {self.latency_budget_ms} ms")
+        if self.max_params is not None and self.max_params <= 0:
+            raise HwnasError(f"--max-params must be positive, got {self.max_params}")
+        if self.population is not None and self.population < 2:
+            raise HwnasError(f"--population must be >= 2, got {self.population}")
+        return self
+
+    def population_size(self) -> int:
+        """NSGA-II/III population: given, or trials/10 clamped to [10, 50]."""
+        if self.population:
+            return self.population
+        return int(min(50, max(10, self.trials // 10)))
+
+
+def parse_objectives(text: str) -> tuple[str, ...]:
+    names = tuple(x.strip() for x in str(text).split(",") if x.strip())
+    for n in names:
+        if n not in OBJECTIVES:
+            raise HwnasError(f"unknown objective '{n}' (choose from {', '.join(OBJECTIVES)})")
+    if len(set(names)) != len(names):
+        raise HwnasError(f"--objectives '{text}': an objective is listed twice")
+    if len(names) < 2:
+        raise HwnasError(f"--objectives '{text}': give at least two of {', '.join(OBJECTIVES)} "
+                         "(a multi-objective search)")
+    return names
+
+
+_TIME_UNITS = {"ms": 1.0, "s": 1000.0, "us": 1e-3}
+_COUNT_UNITS = {"": 1, "k": 1_000, "K": 1_000, "m": 1_000_000, "M": 1_000_000, "G": 1_000_000_000}
+
+
+def parse_ms(text: str | float) -> float:
+    """'20ms', '0.02s', '20' (ms) -> 20.0."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|us)?\s*", str(text))
+    if not m:
+        raise HwnasError(f"latency budget '{text}': expected a time such as 20ms or 0.02s")
+    return float(m[1]) * _TIME_UNITS[m[2] or "ms"]
+
+
+def parse_count(text: str | int) -> int:
+    """'2M', '500k', '1.5M', '2000000' -> an int."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKmMG]?)\s*", str(text))
+    if not m:
+        raise HwnasError(f"parameter count '{text}': expected a number such as 2M or 500k")
+    return int(round(float(m[1]) * _COUNT_UNITS[m[2]]))
