@@ -115,6 +115,105 @@ def read_truth(out: Path, epochs: int, subset: int) -> dict[str, dict[int, float
     return acc
 
 
+def _timed(est, archs):
+    scores, secs = [], []
+    for a in archs:
+        t0 = time.perf_counter()
+        scores.append(est.score([a])[0])
+        secs.append(time.perf_counter() - t0)
+    return scores, secs
+
+
+def estimate(args) -> None:
+    """Score every bench arch with each estimator; predicted latency from the device."""
+    import torch
+
+    from hwnas.accuracy import make_estimator
+    from hwnas.predictor import LatencyPredictor
+    from hwnas.search import arch_costs_fast
+
+    torch.set_num_threads(args.threads)
+    archs = bench_archs(args.space, args.n, args.resolution)
+    f = args.out / "estimates.json"
+    res = json.loads(f.read_text()) if f.exists() else {}
+    pred = LatencyPredictor.for_device(args.device)
+    lat = pred.predict([a for _, a in archs])
+    for (label, a), ms in zip(archs, lat, strict=True):
+        params, macs, _ = arch_costs_fast(a)
+        res.setdefault(label, {}).update(arch=a.to_string(), latency_ms=float(ms),
+                                         params=params, macs=macs)
+    kinds = {"zero-cost": {}}
+    if args.supernet_space:
+        kinds["supernet"] = {"space": args.supernet_space}
+    for kind, kw in kinds.items():
+        if all(kind in res[label] for label, _ in archs):
+            continue
+        est = make_estimator(kind, args.data, args.resolution, seed=0, **kw)
+        scores, secs = _timed(est, [a for _, a in archs])
+        for (label, _), sc, t in zip(archs, scores, secs, strict=True):
+            res[label][kind] = sc
+            res[label][kind + "_s"] = t
+        print(f"{kind}: median {sorted(secs)[len(secs) // 2]:.2f} s per arch", flush=True)
+        _write(f, res)
+    _write(f, res)
+
+
+def _pairs_tau(x, y, lat, band: float) -> tuple[float, int]:
+    """Kendall-style (concordant - discordant) / pairs over the pairs whose predicted
+    latencies are within ``band`` (relative) of each other."""
+    c = d = 0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            if abs(lat[i] / lat[j] - 1) > band:
+                continue
+            s = (x[i] - x[j]) * (y[i] - y[j])
+            c, d = c + (s > 0), d + (s < 0)
+    return ((c - d) / (c + d) if c + d else float("nan")), c + d
+
+
+def report(args) -> None:
+    import numpy as np
+    from scipy.stats import kendalltau, spearmanr
+
+    truth_acc = read_truth(args.out, args.epochs, args.subset)
+    est = json.loads((args.out / "estimates.json").read_text())
+    labels = [la for la, _ in bench_archs(args.space, args.n, args.resolution)
+              if la in truth_acc and la in est]
+    seeds = sorted({s for v in truth_acc.values() for s in v})
+    full = [la for la in labels if len(truth_acc[la]) == len(seeds)]
+    t = np.array([np.mean(list(truth_acc[la].values())) for la in full])
+    lat = [est[la]["latency_ms"] for la in full]
+    loads = [json.loads(f.read_text())["load"] for f in (args.out / "truth").glob("*.json")]
+    print(f"# ranking on {args.data} at {args.resolution} px, {args.space}: {len(full)} archs "
+          f"({args.n} random + MobileNetV2 widths) with all of seeds {seeds}")
+    print(f"# truth: stand-alone training, {args.epochs} epochs on a stratified {args.subset}-image "
+          f"subset of the training split minus a {VAL_FRACTION:.0%} validation carve, test "
+          f"accuracy on the official 10,000 test images; mean over seeds; 1 torch thread; "
+          f"load average while training {min(loads):.1f}-{max(loads):.1f} (2-core shared VM)")
+    print(f"# truth accuracy: {t.min():.4f} .. {t.max():.4f}; seed-to-seed |diff| mean "
+          f"{np.mean([abs(truth_acc[la][seeds[0]] - truth_acc[la][seeds[1]]) for la in full]):.4f}"
+          f", max {max(abs(truth_acc[la][seeds[0]] - truth_acc[la][seeds[1]]) for la in full):.4f}")
+    rows = []
+    if len(seeds) >= 2:
+        a0 = [truth_acc[la][seeds[0]] for la in full]
+        a1 = [truth_acc[la][seeds[1]] for la in full]
+        rows.append((f"truth seed {seeds[0]} vs seed {seeds[1]}", a0, a1))
+    for name, key in (("supernet", "supernet"), ("NASWOT (zero-cost)", "zero-cost"),
+                      ("#params", "params"), ("MACs", "macs")):
+        if all(key in est[la] for la in full):
+            rows.append((name, [est[la][key] for la in full], list(t)))
+    print()
+    print(f"{'estimator vs truth':<28} {'tau':>6} {'rho':>6} {'tau@lat+-15%':>13} {'pairs':>6}")
+    for name, x, y in rows:
+        kt, sr = kendalltau(x, y).statistic, spearmanr(x, y).statistic
+        pt, n = _pairs_tau(x, y, lat, 0.15)
+        print(f"{name:<28} {kt:>6.3f} {sr:>6.3f} {pt:>13.3f} {n:>6}")
+    for key in ("supernet", "zero-cost"):
+        secs = [est[la].get(key + "_s") for la in full if key + "_s" in est[la]]
+        if secs:
+            print(f"# {key}: median {sorted(secs)[len(secs) // 2]:.2f} s per scored arch")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("phase", choices=("truth", "estimate", "report"))
@@ -128,12 +227,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--worker", default="", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--device", default="bench-local", help="latency predictor's device")
+    ap.add_argument("--supernet-space", default="", help="space file of the trained supernet")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     if args.phase == "truth":
         truth(args)
     else:
-        from ranking_report import estimate, report  # noqa: PLC0415 (written with the supernet)
-
         (estimate if args.phase == "estimate" else report)(args)
     print(f"# {datetime.date.today()} {platform.machine()} {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}")
