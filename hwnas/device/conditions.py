@@ -92,9 +92,9 @@ def read_load(root: str = "/") -> float | None:
 def parse_throttled(text: str | None) -> dict | None:
     """``throttled=0x50005`` -> ``{"raw": "0x50005", "now": [...], "since_boot": [...]}``
     (flag names from :data:`THROTTLE_BITS`); None if ``text`` is not such a line."""
-    if not text:
+    key, _, v = (text or "").strip().partition("=")
+    if key.strip() != "throttled":
         return None
-    v = text.strip().split("=", 1)[-1].strip()
     try:
         bits = int(v, 0)
     except ValueError:
