@@ -25,22 +25,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import shutil
-import tarfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import paths
 from .arch import Arch
-from .bundle import MANIFEST, RESULTS, write_runner
+from .bundle import DATA_SUFFIX, MANIFEST, RESULTS, build_bundle, compose_network, write_archive
 from .device.bench import Protocol, incompatibility
-from .device.runner import SCHEMA as BUNDLE_SCHEMA
 from .device.runner import Lock, ResultsWriter, RunnerError, read_records
 from .errors import HwnasError
-from .io import atomic_write_bytes, atomic_write_json
 from .keys import Piece
 from .lut import LatencyTable, Stats
 
@@ -50,7 +48,8 @@ DEFAULT_NETWORKS = 150  # with mobilenetv2's 503 blocks: 653 measurements (targe
 
 __all__ = ["Entry", "Plan", "ResultSet", "ProfileReport", "DEFAULT_NETWORKS", "plan", "build_bundle",
            "run_bundle", "read_results", "merge_results", "profile", "import_results",
-           "measure_archs", "measure_onnx", "make_protocol", "work_root"]
+           "measure_archs", "measure_onnx", "make_protocol", "work_root", "compose_network",
+           "write_archive", "conditions_warning"]
 
 
 # ---- entries -------------------------------------------------------------------------------------
@@ -162,119 +161,6 @@ def work_root(device: str) -> Path:
     return paths.runs_dir() / "profile" / device
 
 
-def compose_network(arch: Arch, piece_file: Callable[[Piece], Path]) -> bytes:
-    """The ONNX model of a whole network, made by chaining its pieces' ONNX files.
-
-    Each piece file is what :func:`hwnas.export.export_piece` writes; chaining them (names
-    prefixed per piece, each piece's input wired to the previous piece's output) gives the
-    same operators as exporting the network with torch (up to Identity nodes, which
-    onnxruntime removes), ~10x faster, since nothing is traced or run. Weights are random
-    either way, which does not change latency.
-    """
-    import onnx
-    from onnx import compose, helper
-
-    from .keys import arch_pieces
-
-    nodes, inits = [], []
-    prev = first_in = last_out = None
-    opset = ir = None
-    for i, p in enumerate(arch_pieces(arch)):
-        m = onnx.load(str(piece_file(p)))
-        opset, ir = m.opset_import, m.ir_version
-        g = compose.add_prefix(m, f"p{i}_").graph
-        in_name = g.input[0].name
-        for n in g.node:
-            if prev is not None:
-                for j, x in enumerate(n.input):
-                    if x == in_name:
-                        n.input[j] = prev
-            nodes.append(n)
-        inits.extend(g.initializer)
-        first_in = first_in or g.input[0]
-        prev, last_out = g.output[0].name, g.output[0]
-    graph = helper.make_graph(nodes, arch.file_stem(60), [first_in], [last_out], initializer=inits)
-    model = helper.make_model(graph, opset_imports=opset, ir_version=ir)
-    return model.SerializeToString()
-
-
-def _export(e: Entry, path: Path, models: Path) -> None:
-    from .export import export_piece
-
-    if e.source is not None:
-        atomic_write_bytes(path, e.source.read_bytes())
-    elif e.kind == "block":
-        export_piece(e.piece, path)
-    else:
-        def piece_file(p: Piece) -> Path:
-            f = models / f"{p.key}.onnx"
-            if not f.is_file():  # a piece the bundle does not measure (e.g. already in the table)
-                export_piece(p, f)
-            return f
-
-        atomic_write_bytes(path, compose_network(e.arch, piece_file))
-
-
-def build_bundle(bundle: str | Path, entries: Sequence[Entry], protocol: Protocol,
-                 progress: bool = True, info: dict | None = None) -> Path:
-    """Write (or complete) a bundle directory: ONNX files not yet there, the manifest, the
-    runner. Returns the bundle path."""
-    import torch
-    from tqdm import tqdm
-
-    bundle = Path(bundle)
-    if bundle.exists() and not bundle.is_dir():
-        raise HwnasError(f"{bundle}: exists and is not a directory")
-    marker = bundle / ".hwnas-bundle"  # written first: a half-built bundle is still ours
-    if bundle.is_dir() and any(bundle.iterdir()) and not (bundle / MANIFEST).is_file() \
-            and not marker.is_file():
-        raise HwnasError(f"{bundle}: exists, is not empty and is not an hwnas bundle (no {MANIFEST})")
-    # blocks first: networks are chained from their pieces' ONNX files
-    todo = sorted((e for e in entries if not (bundle / e.file).is_file()),
-                  key=lambda e: e.kind != "block")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # exporting is latency-bound; extra threads only contend
-    try:
-        (bundle / "models").mkdir(parents=True, exist_ok=True)
-        marker.touch()
-        for e in tqdm(todo, desc="export", unit="model", disable=not progress or not todo,
-                      file=None, leave=False):
-            try:
-                _export(e, bundle / e.file, bundle / "models")
-            except OSError as ex:
-                raise HwnasError(f"cannot write {bundle / e.file}: {ex.strerror or ex} "
-                                 "(free some space and run again; finished files are kept)") from None
-        atomic_write_json(bundle / MANIFEST, {
-            "schema": BUNDLE_SCHEMA, "kind": "hwnas-bundle",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "protocol": protocol.to_dict(),
-            **(info or {}),
-            "entries": [e.manifest() for e in entries]})
-        write_runner(bundle)
-    except OSError as ex:
-        raise HwnasError(f"cannot write the bundle {bundle}: {ex.strerror or ex}") from None
-    finally:
-        torch.set_num_threads(threads)
-    return bundle
-
-
-def write_archive(bundle: Path, archive: Path) -> Path:
-    """Pack ``bundle`` as ``archive`` (.tar.gz) with one top folder named like the archive."""
-    top = archive.name.removesuffix(".tar.gz").removesuffix(".tgz")
-    tmp = archive.with_name(f".{archive.name}.tmp")
-    try:
-        with tarfile.open(tmp, "w:gz") as tar:
-            for p in sorted(bundle.rglob("*")):
-                if "__pycache__" in p.parts or p.name in (RESULTS, RESULTS + ".lock"):
-                    continue
-                tar.add(p, arcname=f"{top}/{p.relative_to(bundle)}", recursive=False)
-        tmp.replace(archive)
-    except OSError as ex:
-        tmp.unlink(missing_ok=True)
-        raise HwnasError(f"cannot write {archive}: {ex.strerror or ex}") from None
-    return archive
-
-
 # ---- running -------------------------------------------------------------------------------------
 
 class _Lines:
@@ -331,6 +217,9 @@ def run_bundle(cfg, bundle: Path, progress: bool = True, desc: str = "measure") 
     conn = connect(cfg)
     results = bundle / RESULTS
     manifest = json.loads((bundle / MANIFEST).read_text())
+    if cfg.is_local:
+        _warn_if_loaded(cfg.name)
+    before = len(read_records(str(results))) if results.is_file() else 0
     lock = writer = None
     if not cfg.is_local:  # the host keeps its own copy of what the board appends
         try:
@@ -348,7 +237,53 @@ def run_bundle(cfg, bundle: Path, progress: bool = True, desc: str = "measure") 
             writer.close()
         if lock is not None:
             lock.release()
+        if results.is_file():  # the chunks of this run: throttled, or a lower clock?
+            w = conditions_warning(read_records(str(results))[before:], cfg.name, results)
+            if w:
+                log.warning("%s", w)
     return lines.results
+
+
+def _warn_if_loaded(device: str) -> None:
+    """One warning line if this machine's 1-minute load average is above its core count."""
+    from .device.conditions import load_issue, read_load
+
+    load1 = read_load()
+    if load1 is None:
+        try:
+            load1 = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return
+    w = load_issue(load1, os.cpu_count())
+    if w:
+        log.warning("device '%s' (this machine): %s", device, w)
+
+
+def conditions_warning(records: Sequence[dict], device: str, where: Path | str = "") -> str | None:
+    """One line naming what made chunks of ``records`` (a results file's records) suspect:
+    a throttle flag (``vcgencmd get_throttled``) or a CPU frequency that fell by more than
+    5 % during the chunk; None if nothing did."""
+    from .device.conditions import chunk_issues
+
+    starts, ends = {}, {}
+    for r in records:
+        if r.get("type") == "chunk" and isinstance(r.get("conditions"), dict):
+            (starts if r.get("at") == "start" else ends)[r.get("chunk")] = r
+    bad = {}
+    for k, st in starts.items():
+        end = ends.get(k)
+        issues = (end.get("issues") if end is not None and isinstance(end.get("issues"), list)
+                  else chunk_issues(st["conditions"], (end or st)["conditions"]))
+        if issues:
+            bad[k] = issues
+    if not bad:
+        return None
+    kinds = list(dict.fromkeys(i for v in bad.values() for i in v))
+    more = f" (and {len(kinds) - 3} more)" if len(kinds) > 3 else ""
+    return (f"device '{device}': {len(bad)} of {len(starts)} chunk(s) ran throttled or at a "
+            f"lower clock: {'; '.join(kinds[:3])}{more}. Their timings are slower than the "
+            "board's normal speed: check cooling, the power supply and the power mode"
+            + (f" (chunk records in {where})" if where else ""))
 
 
 # ---- results -------------------------------------------------------------------------------------
@@ -585,8 +520,8 @@ def _prune(bundle: Path, entries: Sequence[Entry], rs: ResultSet) -> None:
     if not pending:
         shutil.rmtree(bundle / "models", ignore_errors=True)
         return
-    for f in (bundle / "models").glob("*.onnx"):
-        if f"models/{f.name}" not in pending:
+    for f in (bundle / "models").glob("*.onnx*"):  # the graph, and weights a runner left
+        if f"models/{f.name.removesuffix(DATA_SUFFIX)}" not in pending:
             f.unlink(missing_ok=True)
 
 
@@ -600,6 +535,9 @@ def import_results(device: str, path: str | Path, *, replace: bool = False,
     if not rs.stats:
         raise HwnasError(f"{rs.path}: holds no finished measurement yet")
     nb, nn = merge_results(device, rs, replace=replace, statistic=statistic)
+    w = conditions_warning(read_records(str(rs.path)), device, rs.path)
+    if w:
+        log.warning("%s", w)
     if nb == nn == 0:
         raise HwnasError(f"{rs.path}: no block or network measurement to import "
                          f"({len(rs.stats)} other results)")

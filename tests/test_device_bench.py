@@ -311,3 +311,119 @@ def test_exit_with_parent(tmp_path, onnx_dir):
         os.kill(pid, signal.SIGKILL)
         pytest.fail("the runner outlived its parent")
     assert len(results_of(tmp_path)) < len(PIECES) * 3
+
+
+# ---- throttling and load ------------------------------------------------------------------------
+
+def sys_fixture(root: Path, freqs_khz=(1500000, 1500000), temps=((52612, "cpu-thermal"),),
+                load="0.42 0.30 0.20 1/123 456") -> Path:
+    """A fake / with cpufreq, thermal zones and /proc/loadavg, as on a Raspberry Pi 4."""
+    for i, f in enumerate(freqs_khz):
+        d = root / f"sys/devices/system/cpu/cpu{i}/cpufreq"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "scaling_cur_freq").write_text(f"{f}\n")
+    for i, (t, typ) in enumerate(temps):
+        d = root / f"sys/class/thermal/thermal_zone{i}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "temp").write_text(f"{t}\n")
+        if typ:
+            (d / "type").write_text(typ + "\n")
+    (root / "proc").mkdir(parents=True, exist_ok=True)
+    (root / "proc" / "loadavg").write_text(load + "\n")
+    return root
+
+
+def test_conditions_read_fixture_files(tmp_path):
+    from hwnas.device import conditions as c
+
+    root = sys_fixture(tmp_path, freqs_khz=[1500000] * 2 + [600000] * 9,
+                       temps=[(52612, "cpu-thermal"), ("garbage", "gpu"), (-1500, None)])
+    freqs = c.read_freqs(str(root))
+    assert list(freqs)[:3] == ["cpu0", "cpu1", "cpu2"] and list(freqs)[-1] == "cpu10"  # numeric order
+    assert freqs["cpu0"] == 1500 and freqs["cpu10"] == 600
+    assert c.read_temps(str(root)) == {"cpu-thermal": 52.6, "thermal_zone2": -1.5}
+    assert c.read_load(str(root)) == 0.42
+    empty = tmp_path / "vm"  # a VM: nothing readable, nothing reported
+    empty.mkdir()
+    assert c.read_freqs(str(empty)) == {} and c.read_temps(str(empty)) == {}
+    assert c.read_load(str(empty)) is None
+    snap = c.snapshot(str(empty), vcgencmd=[])
+    assert set(snap) == {"time"}
+
+
+def test_get_throttled_flags():
+    from hwnas.device import conditions as c
+
+    t = c.parse_throttled("throttled=0x50005\n")
+    assert t == {"raw": "0x50005", "now": ["under-voltage", "throttled"],
+                 "since_boot": ["under-voltage", "throttled"]}
+    t = c.parse_throttled("throttled=0x80000")
+    assert t["now"] == [] and t["since_boot"] == ["soft temperature limit"]
+    t = c.parse_throttled("throttled=0xa")
+    assert t["now"] == ["frequency capped", "soft temperature limit"] and t["since_boot"] == []
+    assert c.parse_throttled("throttled=0x0") == {"raw": "0x0", "now": [], "since_boot": []}
+    assert c.parse_throttled("error=1") is None and c.parse_throttled("") is None
+    # the command: run and parsed; a missing one is simply not readable
+    assert c.read_throttled(["echo", "throttled=0x50005"])["now"] == ["under-voltage", "throttled"]
+    assert c.read_throttled(["no-such-vcgencmd-here", "get_throttled"]) is None
+    assert c.read_throttled(["false"]) is None
+
+
+def test_chunk_issues_name_throttling_and_frequency_drops():
+    from hwnas.device import conditions as c
+
+    ok = {"freq_mhz": {"cpu0": 1500, "cpu1": 1500}, "throttled": c.parse_throttled("throttled=0x0")}
+    assert c.chunk_issues(ok, ok) == []
+    assert c.chunk_issues(ok, {"freq_mhz": {"cpu0": 1450, "cpu1": 1440}}) == []  # -3 %: fine
+    drop = c.chunk_issues(ok, {"freq_mhz": {"cpu0": 1200, "cpu1": 1200}})
+    assert len(drop) == 1 and "1500 -> 1200 MHz" in drop[0] and "-20%" in drop[0]
+    now = c.chunk_issues(ok, {"throttled": c.parse_throttled("throttled=0x50005")})
+    assert now == ["throttled now: under-voltage, throttled"]
+    # throttled for a moment between the two readings: only the sticky bit shows it
+    during = c.chunk_issues(ok, {"throttled": c.parse_throttled("throttled=0x80000")})
+    assert during == ["during the chunk: soft temperature limit"]
+    old = {"throttled": c.parse_throttled("throttled=0x80000")}  # since boot, before the chunk
+    assert c.chunk_issues(old, old) == []
+    assert c.load_issue(2.5, 2) and "2.50 on 2 cores" in c.load_issue(2.5, 2)
+    assert c.load_issue(1.9, 2) is None and c.load_issue(None, 2) is None
+
+
+def test_runner_records_conditions_per_chunk(tmp_path, onnx_dir):
+    """Each chunk gets a start and an end record with the clock, temperature, throttling
+    and load; a throttled board gives a warning line, and the host one line naming it."""
+    from hwnas.profile import conditions_warning
+
+    proto = Protocol.quick(chunk=4)
+    make_bundle(tmp_path, onnx_dir, protocol=proto.to_dict())
+    root = sys_fixture(tmp_path / "root")
+    r = run_py(tmp_path, "--sys-root", str(root), "--vcgencmd", "echo throttled=0x50005")
+    assert r.returncode == 0, r.stderr
+    recs = read_records(str(tmp_path / "results.jsonl"))
+    chunks = [x for x in recs if x["type"] == "chunk"]
+    n_chunks = -(-len(PIECES) // 4)
+    assert [(x["chunk"], x["at"]) for x in chunks] == [
+        (k, at) for k in range(1, n_chunks + 1) for at in ("start", "end")]
+    assert sum(x["entries"] for x in chunks if x["at"] == "start") == len(PIECES)
+    for x in chunks:
+        cond = x["conditions"]
+        assert cond["freq_mhz"] == {"cpu0": 1500, "cpu1": 1500}
+        assert cond["temp_c"] == {"cpu-thermal": 52.6} and cond["load1"] == 0.42
+        assert cond["throttled"]["raw"] == "0x50005"
+    assert all(x["issues"] == ["throttled now: under-voltage, throttled"]
+               for x in chunks if x["at"] == "end")
+    assert r.stdout.count("warning: chunk") == n_chunks  # printed for a person at the board
+    assert "RECORD " + json.dumps(chunks[0], separators=(",", ":")) in r.stdout  # for the host
+    w = conditions_warning(recs, "pi4")
+    assert w and "\n" not in w and f"{n_chunks} of {n_chunks} chunk" in w
+    assert "under-voltage" in w and "pi4" in w
+    # a quiet board: records, no issues, no warning
+    (tmp_path / "results.jsonl").unlink()
+    r = run_py(tmp_path, "--sys-root", str(root), "--vcgencmd", "echo throttled=0x0")
+    assert r.returncode == 0 and "warning" not in r.stdout
+    assert conditions_warning(read_records(str(tmp_path / "results.jsonl")), "pi4") is None
+    # the clock fell during a chunk (a killed run has only its start record: judged alone)
+    start = {"type": "chunk", "chunk": 1, "at": "start", "conditions": {"freq_mhz": {"cpu0": 1500}}}
+    end = {"type": "chunk", "chunk": 1, "at": "end", "conditions": {"freq_mhz": {"cpu0": 1000}}}
+    w = conditions_warning([start, end], "pi4")
+    assert "1500 -> 1000 MHz" in w and "1 of 1 chunk" in w
+    assert conditions_warning([start], "pi4") is None

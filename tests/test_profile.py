@@ -399,3 +399,53 @@ def test_composed_network_matches_exported_graph(tmp_path, home, tiny):
         sess = ort.InferenceSession(composed.SerializeToString(), providers=["CPUExecutionProvider"])
         x = np.zeros((1, a.channels, a.resolution, a.resolution), np.float32)
         assert sess.run(None, {sess.get_inputs()[0].name: x})[0].shape == (1, a.classes)
+
+
+# ---- throttling and load --------------------------------------------------------------------------
+
+def test_busy_local_device_gets_one_warning_line(home, tiny, dev, monkeypatch, caplog):
+    import logging
+
+    import hwnas.device.conditions as cond
+    from hwnas.export import export_piece
+    from hwnas.profile import make_protocol, measure_onnx
+
+    f = home / "b.onnx"
+    export_piece(tiny.pieces(32)[0], f)
+    quick = make_protocol(1, quick=True)
+    cores = os.cpu_count()
+    for load, warned in ((cores + 0.5, True), (cores - 0.5, False)):
+        monkeypatch.setattr(cond, "read_load", lambda root="/", v=load: v)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="hwnas"):
+            st = measure_onnx(dev, [f], protocol=quick, progress=False)
+        assert st[str(f)].min_ms > 0
+        lines = [r.getMessage() for r in caplog.records if "load average" in r.getMessage()]
+        assert len(lines) == int(warned), lines
+        if warned:
+            assert f"{load:.2f} on {cores} cores" in lines[0] and "'ref'" in lines[0]
+            assert "\n" not in lines[0]
+
+
+def test_profile_keeps_chunk_conditions_with_its_results(cli, home, tiny, dev):
+    """The chunk records (clock, temperature, throttling, load where readable) stay in the
+    profile's results file next to the measurements."""
+    cli("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "1", *QUICK,
+        "--chunk", "8", check=0)
+    recs = read_records(str(bundle_dir(home) / "results.jsonl"))
+    chunks = [r for r in recs if r["type"] == "chunk"]
+    n = -(-(len(tiny.pieces(32)) + 1) // 8)
+    assert [(r["chunk"], r["at"]) for r in chunks] == [
+        (k, at) for k in range(1, n + 1) for at in ("start", "end")]
+    load = cond_load()
+    for r in chunks:
+        assert "time" in r["conditions"]
+        if load is not None:  # /proc/loadavg is readable here
+            assert r["conditions"]["load1"] >= 0
+    assert all(isinstance(r["issues"], list) for r in chunks if r["at"] == "end")
+
+
+def cond_load():
+    from hwnas.device.conditions import read_load
+
+    return read_load()

@@ -2,5 +2,7 @@
 
 Copied into every bundle as ``hwnas_device/`` next to ``run.py`` (see
 :func:`hwnas.bundle.write_runner`); nothing here may import other ``hwnas`` modules.
-``bench`` times one ONNX model and describes the machine; ``runner`` runs a bundle.
+``bench`` times one ONNX model and describes the machine; ``runner`` runs a bundle;
+``weights`` writes the generated weights of graph-only models; ``conditions`` reads the
+clock, temperature, throttling and load around each chunk.
 """

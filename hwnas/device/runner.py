@@ -7,7 +7,10 @@ Runs on the board (numpy + onnxruntime + standard library only). A bundle direct
 Interleaving and resume
 -----------------------
 Pending entries are taken in manifest order in *chunks* (at most ``chunk`` models and
-``chunk_mb`` MB of ONNX, their sessions kept in memory). Within a chunk the runner makes
+``chunk_mb`` MB of ONNX and weights, their sessions kept in memory). A model whose entry
+says ``"weights": "generated"`` is a graph whose weights are external data: the runner
+writes that file (seeded random normal values, see weights.py) just before it creates the
+session and deletes it after the chunk, so only one chunk's weights are ever on disk. Within a chunk the runner makes
 ``passes`` passes; each pass gives every model one short burst (see bench.py), so a
 model's samples are spread over the whole chunk and slow drift of the machine is shared
 by all the models of the chunk instead of biasing one.
@@ -15,6 +18,11 @@ by all the models of the chunk instead of biasing one.
 The results file is JSON lines, appended with one ``write`` per line:
 
 * ``{"type": "provenance", ...}`` -- once per start: machine, versions, threads, protocol;
+* ``{"type": "chunk", "chunk", "at": "start"|"end", "entries", "conditions", "issues"}``
+  -- before the first and after the last pass of every chunk: CPU frequency, temperature,
+  ``vcgencmd get_throttled`` and load average where readable (see conditions.py); the end
+  record's ``issues`` name what makes the chunk's timings suspect (throttling, a CPU
+  frequency that fell by more than 5 %), also printed as a ``warning:`` line;
 * ``{"type": "pass", "id", "pass", "loops", "samples_ms"}`` -- after every burst;
 * ``{"type": "result", "id", "kind", "min_ms", "p10_ms", "median_ms", "iqr_ms", "n",
   "runs"}`` -- after an entry's last pass (fsync'd).
@@ -44,12 +52,13 @@ import shutil
 import sys
 import time
 
-from . import bench
+from . import bench, conditions, weights
 from .bench import Protocol
 
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
-SCHEMA = 1
+SCHEMA = 2  # 2: models may be graphs whose weights the runner generates (weights.py)
+SCHEMAS = (1, 2)  # manifests this runner reads
 
 
 class RunnerError(Exception):
@@ -151,8 +160,9 @@ def load_manifest(bundle: str) -> dict:
         raise RunnerError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(m, dict) or m.get("kind") != "hwnas-bundle" or not isinstance(m.get("entries"), list):
         raise RunnerError(f"{path}: not an hwnas bundle manifest")
-    if m.get("schema") != SCHEMA:
-        raise RunnerError(f"{path}: schema {m.get('schema')!r}, this runner reads schema {SCHEMA}")
+    if m.get("schema") not in SCHEMAS:
+        raise RunnerError(f"{path}: schema {m.get('schema')!r}, this runner reads schema "
+                          f"{' and '.join(map(str, SCHEMAS))}")
     ids = set()
     for i, e in enumerate(m["entries"]):
         if not isinstance(e, dict) or not all(k in e for k in ("id", "kind", "file")):
@@ -160,6 +170,10 @@ def load_manifest(bundle: str) -> dict:
         if e["id"] in ids:
             raise RunnerError(f"{path}: entries[{i}]: duplicate id {e['id']}")
         ids.add(e["id"])
+        try:
+            weights.spec_of(e)
+        except weights.WeightsError as ex:
+            raise RunnerError(f"{path}: entries[{i}]: {ex}") from None
     return m
 
 
@@ -172,6 +186,7 @@ def _chunks(entries: list, bundle: str, p: Protocol) -> list:
             mb = os.path.getsize(os.path.join(bundle, e["file"])) / 2**20
         except OSError:
             mb = 0.0
+        mb += weights.data_bytes(e) / 2**20
         if cur and (len(cur) >= p.chunk or cur_mb + mb > p.chunk_mb):
             out.append(cur)
             cur, cur_mb = [], 0.0
@@ -208,8 +223,28 @@ class Reporter:
         self.emit(f"PROGRESS {done:.2f} {self.total} {eta:.0f}")
 
 
-def run(bundle: str, results: str, p: Protocol, log=None, exit_with_parent: bool = False) -> int:
-    """Measure every pending entry of ``bundle``; returns the exit status."""
+def _first_line(ex: Exception) -> str:
+    return str(ex).splitlines()[0] if str(ex) else type(ex).__name__
+
+
+def _load(bundle: str, e: dict, p: Protocol, written: list) -> bench.Model:
+    """Write the entry's generated weights (if any) and load its session, warmed up."""
+    try:
+        path = weights.write_data(bundle, e)
+    except OSError as ex:  # disk full: stop, like a results file that cannot be written
+        raise RunnerError(f"cannot write the weights of {e['file']}: {ex.strerror or ex}", 4) from None
+    if path:
+        written.append(e)
+    m = bench.Model(os.path.join(bundle, e["file"]), e.get("input_shape"), p.threads,
+                    p.graph_optimization)
+    m.warm(p.warmup)
+    return m
+
+
+def run(bundle: str, results: str, p: Protocol, log=None, exit_with_parent: bool = False,
+        sys_root: str = "/", vcgencmd=conditions.VCGENCMD) -> int:
+    """Measure every pending entry of ``bundle``; returns the exit status. ``sys_root`` and
+    ``vcgencmd`` say where the chunk records read the clock, temperature and throttling."""
     log = log or (lambda msg: print(msg, flush=True))  # stdout: stderr is for the error line
     p.validate()
     manifest = load_manifest(bundle)
@@ -246,40 +281,56 @@ def run(bundle: str, results: str, p: Protocol, log=None, exit_with_parent: bool
         rep.progress(rep.start_done, force=True)
         failed = []
         finished = len(entries) - len(pending)
-        for chunk in _chunks(pending, bundle, p):
-            models = {}
-            for e in chunk:
-                try:
-                    m = bench.Model(os.path.join(bundle, e["file"]), e.get("input_shape"),
-                                    p.threads, p.graph_optimization)
-                    m.warm(p.warmup)
-                    models[e["id"]] = m
-                except Exception as ex:  # noqa: BLE001 - a model onnxruntime cannot load/run
-                    failed.append((e["id"], str(ex).splitlines()[0] if str(ex) else type(ex).__name__))
-            todo = [e for e in chunk if e["id"] in models]
-            while todo:
-                for e in todo:
-                    i = e["id"]
-                    m = models[i]
-                    s = m.burst(p)
-                    loops = m.last_loops
-                    passes[i] = passes.get(i, 0) + 1
-                    samples.setdefault(i, []).extend(s)
-                    runs[i] = runs.get(i, 0) + loops * len(s)
+        for k, chunk in enumerate(_chunks(pending, bundle, p), 1):
+            models, written = {}, []
+            try:
+                for e in chunk:
+                    try:
+                        models[e["id"]] = _load(bundle, e, p, written)
+                    except RunnerError:
+                        raise
+                    except Exception as ex:  # noqa: BLE001 - a model onnxruntime cannot load/run
+                        failed.append((e["id"], _first_line(ex)))
+                todo = [e for e in chunk if e["id"] in models]
+                if todo:
+                    start = conditions.snapshot(sys_root, vcgencmd)
                     rep.emit("RECORD " + writer.append(
-                        {"type": "pass", "id": i, "pass": passes[i], "loops": loops,
-                         "samples_ms": [round(x, 6) for x in s]}))
-                    if passes[i] >= p.passes:
-                        res = {"type": "result", "id": i, "kind": e["kind"]}
-                        res.update(bench.summarize(samples.pop(i)))
-                        res["runs"] = runs.pop(i)
-                        rep.emit("RESULT " + writer.append(res, sync=True))
-                        finished += 1
-                    inflight = sum(passes.get(x["id"], 0) / p.passes for x in todo
-                                   if passes.get(x["id"], 0) < p.passes)
-                    rep.progress(finished + inflight)
-                todo = [e for e in todo if passes.get(e["id"], 0) < p.passes]
-            models.clear()
+                        {"type": "chunk", "chunk": k, "at": "start", "entries": len(todo),
+                         "conditions": start}))
+                while todo:
+                    for e in todo:
+                        i = e["id"]
+                        m = models[i]
+                        s = m.burst(p)
+                        loops = m.last_loops
+                        passes[i] = passes.get(i, 0) + 1
+                        samples.setdefault(i, []).extend(s)
+                        runs[i] = runs.get(i, 0) + loops * len(s)
+                        rep.emit("RECORD " + writer.append(
+                            {"type": "pass", "id": i, "pass": passes[i], "loops": loops,
+                             "samples_ms": [round(x, 6) for x in s]}))
+                        if passes[i] >= p.passes:
+                            res = {"type": "result", "id": i, "kind": e["kind"]}
+                            res.update(bench.summarize(samples.pop(i)))
+                            res["runs"] = runs.pop(i)
+                            rep.emit("RESULT " + writer.append(res, sync=True))
+                            finished += 1
+                        inflight = sum(passes.get(x["id"], 0) / p.passes for x in todo
+                                       if passes.get(x["id"], 0) < p.passes)
+                        rep.progress(finished + inflight)
+                    todo = [e for e in todo if passes.get(e["id"], 0) < p.passes]
+                    if not todo:
+                        end = conditions.snapshot(sys_root, vcgencmd)
+                        issues = conditions.chunk_issues(start, end)
+                        rep.emit("RECORD " + writer.append(
+                            {"type": "chunk", "chunk": k, "at": "end", "conditions": end,
+                             "issues": issues}))
+                        if issues:
+                            log(f"warning: chunk {k}: " + "; ".join(issues))
+            finally:
+                models.clear()
+                for e in written:
+                    weights.remove_data(bundle, e)
         writer.close()
         rep.progress(finished, force=True)
         if failed:
@@ -305,6 +356,12 @@ def parse_args(argv: list | None) -> argparse.Namespace:
     ap.add_argument("--exit-with-parent", action="store_true",
                     help="stop when the process that started the runner exits (hwnas passes "
                     "this; without it a run started with nohup survives logging out)")
+    ap.add_argument("--sys-root", default="/", metavar="DIR",
+                    help="read cpufreq, thermal zones and the load average under DIR instead "
+                    "of / (tests, containers)")
+    ap.add_argument("--vcgencmd", default=" ".join(conditions.VCGENCMD), metavar="CMD",
+                    help="the command that prints throttled=0x... ('' = none; default: "
+                    "%(default)s, where installed)")
     for name, typ in (("warmup", int), ("min-repeats", int), ("min-time", float), ("passes", int),
                       ("burst-warmup", int), ("sample-ms", float), ("chunk", int),
                       ("chunk-mb", float)):
@@ -345,6 +402,7 @@ def main(argv: list | None = None, bundle_dir: str | None = None) -> int:
         except OSError:
             pass
         info["runner_schema"] = SCHEMA
+        info["conditions"] = conditions.snapshot(args.sys_root, args.vcgencmd.split())
         print("INFO " + json.dumps(info), flush=True)
         return 0
     try:
@@ -355,7 +413,8 @@ def main(argv: list | None = None, bundle_dir: str | None = None) -> int:
         except ValueError as e:
             raise RunnerError(f"protocol: {e}") from None
         results = os.path.abspath(args.results) if args.results else os.path.join(bundle, RESULTS)
-        return run(bundle, results, p, exit_with_parent=args.exit_with_parent)
+        return run(bundle, results, p, exit_with_parent=args.exit_with_parent,
+                   sys_root=args.sys_root, vcgencmd=args.vcgencmd.split())
     except RunnerError as e:
         return err(str(e), e.code)
     except KeyboardInterrupt:
