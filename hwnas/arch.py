@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -201,16 +201,24 @@ _REQUIRED = {
 }
 
 
+def check_keys(d: dict, allowed: Iterable[str], required: Iterable[str], where: str,
+               sep: str = ".") -> None:
+    """HwnasError naming the first key of ``d`` not in ``allowed`` (listed in that order), or
+    the first of ``required`` that ``d`` lacks (as ``<where><sep><key>: missing``)."""
+    allowed = list(allowed)
+    for k in d:
+        if k not in allowed:
+            raise HwnasError(f"{where}: unknown key '{k}' (allowed: {', '.join(allowed)})")
+    for k in required:
+        if k not in d:
+            raise HwnasError(f"{where}{sep}{k}: missing")
+
+
 def check_section(d: Any, kind: str, where: str) -> dict:
     if not isinstance(d, dict):
         raise HwnasError(f"{where}: must be a mapping, got {type(d).__name__}")
     spec = _FIELDS[kind]
-    for k in d:
-        if k not in spec:
-            raise HwnasError(f"{where}: unknown key '{k}' (allowed: {', '.join(spec)})")
-    for k in _REQUIRED[kind]:
-        if k not in d:
-            raise HwnasError(f"{where}.{k}: missing")
+    check_keys(d, spec, _REQUIRED[kind], where)
     out = {}
     for k, v in d.items():
         t = spec[k]
@@ -245,12 +253,7 @@ def from_dict(d: Any, source: str = "arch") -> Arch:
     """Build and validate an Arch; errors name ``source`` and the field."""
     if not isinstance(d, dict):
         raise HwnasError(f"{source}: must be a mapping with keys {sorted(_TOP)}")
-    for k in d:
-        if k not in _TOP:
-            raise HwnasError(f"{source}: unknown key '{k}' (allowed: {', '.join(sorted(_TOP))})")
-    for k in ("input", "stem", "blocks"):
-        if k not in d:
-            raise HwnasError(f"{source}: {k}: missing")
+    check_keys(d, sorted(_TOP), ("input", "stem", "blocks"), source, ": ")
     inp = check_section(d["input"], "input", f"{source}: input")
     stem = check_section(d["stem"], "stem", f"{source}: stem")
     if not isinstance(d["blocks"], list) or not d["blocks"]:
@@ -385,7 +388,7 @@ def save_arch(arch: Arch, path: str | Path) -> Path:
 _num = num_str
 
 __all__ = [
-    "ACTS", "ACT_CODE", "CODE_ACT", "Arch", "Block", "Head", "Stem", "check_section",
+    "ACTS", "ACT_CODE", "CODE_ACT", "Arch", "Block", "Head", "Stem", "check_keys", "check_section",
     "check_values", "dump_arch", "from_dict", "load_arch", "make_divisible", "num_str",
     "out_size", "parse_string", "save_arch", "validate",
 ]

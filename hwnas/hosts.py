@@ -291,6 +291,14 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def _bundle_dir(path: Path) -> Path:
+    """``path`` if it holds a bundle's runner (run.py), else HwnasError."""
+    path = Path(path)
+    if not (path / "run.py").is_file():
+        raise HwnasError(f"{path}: not a bundle (no run.py)")
+    return path
+
+
 def _last_line(lines: list[str]) -> str:
     for line in reversed(lines):
         if line.strip():
@@ -310,9 +318,7 @@ class LocalConnection(Connection):
         return "local"
 
     def run_bundle(self, bundle_dir: Path, args: list[str], on_line: Callable[[str], None]) -> int:
-        bundle_dir = Path(bundle_dir)
-        if not (bundle_dir / "run.py").is_file():
-            raise HwnasError(f"{bundle_dir}: not a bundle (no run.py)")
+        bundle_dir = _bundle_dir(bundle_dir)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         argv = [self.python, "-u", "run.py", *map(str, args)]
         log.debug("local: %s (in %s)", shlex.join(argv), bundle_dir)
@@ -477,9 +483,7 @@ class SSHConnection(Connection):
             log.warning("could not remove %s on %s: %s", remote_dir, self.target.display, e)
 
     def run_bundle(self, bundle_dir: Path, args: list[str], on_line: Callable[[str], None]) -> int:
-        bundle_dir = Path(bundle_dir)
-        if not (bundle_dir / "run.py").is_file():
-            raise HwnasError(f"{bundle_dir}: not a bundle (no run.py)")
+        bundle_dir = _bundle_dir(bundle_dir)
         remote_dir = self.upload(bundle_dir)
         log.debug("bundle copied to %s:%s", self.target.display, remote_dir)
         try:

@@ -175,7 +175,7 @@ def compose_network(arch: Arch, piece_file: Callable[[Piece], Path]) -> bytes:
     import onnx
     from onnx import compose, helper
 
-    from .pieces import arch_pieces
+    from .keys import arch_pieces
 
     nodes, inits = [], []
     prev = first_in = last_out = None

@@ -36,6 +36,7 @@ from .arch import (
     Block,
     Head,
     Stem,
+    check_keys,
     check_section,
     check_values,
     make_divisible,
@@ -230,12 +231,7 @@ def _list(v: Any, where: str, typ: type | tuple, check=None) -> tuple:
 def space_from_dict(d: Any, source: str) -> SearchSpace:
     if not isinstance(d, dict):
         raise HwnasError(f"{source}: must be a mapping")
-    for k in d:
-        if k not in _TOP:
-            raise HwnasError(f"{source}: unknown key '{k}' (allowed: {', '.join(sorted(_TOP))})")
-    for k in ("name", "resolutions", "stem", "stages"):
-        if k not in d:
-            raise HwnasError(f"{source}: {k}: missing")
+    check_keys(d, sorted(_TOP), ("name", "resolutions", "stem", "stages"), source, ": ")
     def pos(x):
         return (None if x > 0 else "must be positive")
     res = _list(d["resolutions"], f"{source}: resolutions", int, pos)
@@ -253,12 +249,7 @@ def space_from_dict(d: Any, source: str) -> SearchSpace:
         w = f"{source}: stages[{j - 1}]"
         if not isinstance(s, dict):
             raise HwnasError(f"{w}: must be a mapping")
-        for k in s:
-            if k not in _STAGE:
-                raise HwnasError(f"{w}: unknown key '{k}' (allowed: {', '.join(sorted(_STAGE))})")
-        for k in ("out", "stride", "kernel", "expand"):
-            if k not in s:
-                raise HwnasError(f"{w}.{k}: missing")
+        check_keys(s, sorted(_STAGE), ("out", "stride", "kernel", "expand"), w)
         def odd(x):
             return (None if x >= 1 and x % 2 == 1 else "must be an odd positive integer")
         depth = _list(s.get("depth", 1), f"{w}.depth", int, pos)

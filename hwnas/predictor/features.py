@@ -213,49 +213,40 @@ class ArchFeatures(TransformerMixin, BaseEstimator):
         get = self.index_.get
         ids: list[int | None] = []
         levels: list[int] = []
-        add_id, add_lv = ids.append, levels.append
+        add_id = ids.append
         offsets = np.empty(len(archs) + 1, dtype=np.int64)
         miss: list[tuple[int, tuple]] = []  # (position in ids, cache key) of unseen pieces
-        # the hot loop of the search: one dict lookup per piece. Keys: (H, C_in, Block) for
-        # a block, (tag, H, C_in, Stem | Head | classes) for the others
+        # the hot loop of the search: an arch's cache keys, then one dict lookup per piece
+        # (out_size inlined). Keys: (H, C_in, Block) for a block, (tag, H, C_in, Stem | Head |
+        # classes) for the others
         for j, a in enumerate(archs):
             offsets[j] = len(ids)
             st = a.stem
-            k: tuple = (0, a.resolution, a.channels, st)
-            i = get(k)
-            if i is None:
-                miss.append((len(ids), k))
-            add_id(i)
-            add_lv(0)
+            keys: list[tuple] = [(0, a.resolution, a.channels, st)]
+            lv = [0]
             h = (a.resolution + 2 * (st.kernel // 2) - st.kernel) // st.stride + 1
             c = st.out
             level = 1 if st.stride == 2 else 0
             for b in a.blocks:
-                k = (h, c, b)
-                i = get(k)
-                if i is None:
-                    miss.append((len(ids), k))
-                add_id(i)
-                add_lv(level)
+                keys.append((h, c, b))
+                lv.append(level)
                 s = b.stride
                 if s == 2:
                     level += 1
                 h = (h + 2 * (b.kernel // 2) - b.kernel) // s + 1
                 c = b.out
             if a.head is not None:
-                k = (2, h, c, a.head)
+                keys.append((2, h, c, a.head))
+                lv.append(level)
+                c = a.head.out
+            keys.append((3, h, c, a.classes))
+            lv.append(level)
+            for k in keys:
                 i = get(k)
                 if i is None:
                     miss.append((len(ids), k))
                 add_id(i)
-                add_lv(level)
-                c = a.head.out
-            k = (3, h, c, a.classes)
-            i = get(k)
-            if i is None:
-                miss.append((len(ids), k))
-            add_id(i)
-            add_lv(level)
+            levels.extend(lv)
         offsets[-1] = len(ids)
         if miss:
             index = self.index_
