@@ -66,6 +66,8 @@ def test_old_import_paths_give_the_same_objects():
         assert getattr(hwnas.devices, name) is getattr(hwnas.hosts, name)
     for name in hwnas.predictor.__all__:
         assert getattr(hwnas.predictor, name) is not None
+    # the function, not its submodule of the same name (hwnas.predictor.evaluate in the README)
+    assert hwnas.predictor.evaluate is sys.modules["hwnas.predictor.evaluate"].evaluate
 
 
 @pytest.mark.parametrize("name", ["mbv2-0.35", "mbv3-small"])

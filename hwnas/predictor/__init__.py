@@ -17,7 +17,9 @@ Two scikit-learn estimators, and what joins them:
   training measurements + settings as JSON, refitted deterministically on load; no pickle).
 
 :func:`evaluate` (:mod:`.evaluate`) scores it and three simpler predictors on held-out
-networks. Costs are counted analytically by :mod:`hwnas.costs` (:func:`piece_costs`).
+networks (``hwnas.predictor.evaluate`` is that function; its module is
+``sys.modules["hwnas.predictor.evaluate"]``). Costs are counted analytically by
+:mod:`hwnas.costs` (:func:`piece_costs`).
 """
 
 from ..costs import PieceCosts, piece_costs, piece_peak_bytes
