@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,8 @@ import yaml
 from .errors import HwnasError
 
 ACTS = ("relu", "relu6", "hswish")
-_ACT_CODE = {"relu": "re", "relu6": "r6", "hswish": "hs"}
-_CODE_ACT = {v: k for k, v in _ACT_CODE.items()}
+ACT_CODE = {"relu": "re", "relu6": "r6", "hswish": "hs"}
+CODE_ACT = {v: k for k, v in ACT_CODE.items()}
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -39,7 +39,7 @@ def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> 
     return new_v
 
 
-def _num(x: float) -> str:
+def num_str(x: float) -> str:
     """Shortest exact text of a number: 6 -> '6', 2.5 -> '2.5'."""
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
@@ -93,19 +93,19 @@ class Arch:
     # ---- derived shapes -------------------------------------------------------------
     def stages(self) -> Iterator[tuple[int, int, int, Block]]:
         """Yield (index, input H(=W), input channels, block) for every block."""
-        h = _out_size(self.resolution, self.stem.kernel, self.stem.stride)
+        h = out_size(self.resolution, self.stem.kernel, self.stem.stride)
         c = self.stem.out
         for i, b in enumerate(self.blocks):
             yield i, h, c, b
-            h = _out_size(h, b.kernel, b.stride)
+            h = out_size(h, b.kernel, b.stride)
             c = b.out
 
     def final_size(self) -> tuple[int, int]:
         """(H, channels) of the feature map entering the head."""
-        h = _out_size(self.resolution, self.stem.kernel, self.stem.stride)
+        h = out_size(self.resolution, self.stem.kernel, self.stem.stride)
         c = self.stem.out
         for b in self.blocks:
-            h, c = _out_size(h, b.kernel, b.stride), b.out
+            h, c = out_size(h, b.kernel, b.stride), b.out
         return h, c
 
     @property
@@ -124,15 +124,15 @@ class Arch:
         """
         parts = [f"r{self.resolution}c{self.channels}"]
         st = self.stem
-        parts.append(f"s{st.out}k{st.kernel}s{st.stride}{_ACT_CODE[st.act]}")
+        parts.append(f"s{st.out}k{st.kernel}s{st.stride}{ACT_CODE[st.act]}")
         act, se = st.act, 0.0
         toks: list[str] = []
         for b in self.blocks:
-            t = f"k{b.kernel}e{_num(b.expand)}c{b.out}s{b.stride}"
+            t = f"k{b.kernel}e{num_str(b.expand)}c{b.out}s{b.stride}"
             if b.se != se:
-                t += f"q{_num(b.se)}"
+                t += f"q{num_str(b.se)}"
             if b.act != act:
-                t += _ACT_CODE[b.act]
+                t += ACT_CODE[b.act]
             act, se = b.act, b.se
             toks.append(t)
         # run-length: consecutive identical tokens (only possible once se/act are settled)
@@ -143,7 +143,7 @@ class Arch:
                 j += 1
             parts.append(toks[i] + (f"x{j - i}" if j - i > 1 else ""))
             i = j
-        parts.append(f"h{self.head.out}{_ACT_CODE[self.head.act]}" if self.head else "h0")
+        parts.append(f"h{self.head.out}{ACT_CODE[self.head.act]}" if self.head else "h0")
         parts.append(f"n{self.classes}")
         return "_".join(parts)
 
@@ -178,8 +178,9 @@ class Arch:
         return a
 
 
-def _out_size(h: int, k: int, s: int) -> int:
-    # padding k//2 (odd kernels): out = floor((h + 2*(k//2) - k)/s) + 1 = ceil(h/s)
+def out_size(h: int, k: int, s: int) -> int:
+    """Output height of a k x k conv with stride s and padding k // 2 (odd kernels):
+    floor((h + 2*(k//2) - k)/s) + 1 = ceil(h/s)."""
     return (h + 2 * (k // 2) - k) // s + 1
 
 
@@ -200,16 +201,24 @@ _REQUIRED = {
 }
 
 
-def _check_section(d: Any, kind: str, where: str) -> dict:
+def check_keys(d: dict, allowed: Iterable[str], required: Iterable[str], where: str,
+               sep: str = ".") -> None:
+    """HwnasError naming the first key of ``d`` not in ``allowed`` (listed in that order), or
+    the first of ``required`` that ``d`` lacks (as ``<where><sep><key>: missing``)."""
+    allowed = list(allowed)
+    for k in d:
+        if k not in allowed:
+            raise HwnasError(f"{where}: unknown key '{k}' (allowed: {', '.join(allowed)})")
+    for k in required:
+        if k not in d:
+            raise HwnasError(f"{where}{sep}{k}: missing")
+
+
+def check_section(d: Any, kind: str, where: str) -> dict:
     if not isinstance(d, dict):
         raise HwnasError(f"{where}: must be a mapping, got {type(d).__name__}")
     spec = _FIELDS[kind]
-    for k in d:
-        if k not in spec:
-            raise HwnasError(f"{where}: unknown key '{k}' (allowed: {', '.join(spec)})")
-    for k in _REQUIRED[kind]:
-        if k not in d:
-            raise HwnasError(f"{where}.{k}: missing")
+    check_keys(d, spec, _REQUIRED[kind], where)
     out = {}
     for k, v in d.items():
         t = spec[k]
@@ -223,7 +232,7 @@ def _check_section(d: Any, kind: str, where: str) -> dict:
     return out
 
 
-def _check_values(where: str, **kw: Any) -> None:
+def check_values(where: str, **kw: Any) -> None:
     for name, v in kw.items():
         w = f"{where}.{name}"
         if name in ("out", "resolution", "channels", "classes") and v <= 0:
@@ -244,20 +253,15 @@ def from_dict(d: Any, source: str = "arch") -> Arch:
     """Build and validate an Arch; errors name ``source`` and the field."""
     if not isinstance(d, dict):
         raise HwnasError(f"{source}: must be a mapping with keys {sorted(_TOP)}")
-    for k in d:
-        if k not in _TOP:
-            raise HwnasError(f"{source}: unknown key '{k}' (allowed: {', '.join(sorted(_TOP))})")
-    for k in ("input", "stem", "blocks"):
-        if k not in d:
-            raise HwnasError(f"{source}: {k}: missing")
-    inp = _check_section(d["input"], "input", f"{source}: input")
-    stem = _check_section(d["stem"], "stem", f"{source}: stem")
+    check_keys(d, sorted(_TOP), ("input", "stem", "blocks"), source, ": ")
+    inp = check_section(d["input"], "input", f"{source}: input")
+    stem = check_section(d["stem"], "stem", f"{source}: stem")
     if not isinstance(d["blocks"], list) or not d["blocks"]:
         raise HwnasError(f"{source}: blocks: must be a non-empty list")
-    blocks = [_check_section(b, "block", f"{source}: blocks[{i}]") for i, b in enumerate(d["blocks"])]
+    blocks = [check_section(b, "block", f"{source}: blocks[{i}]") for i, b in enumerate(d["blocks"])]
     head = d.get("head")
     if head is not None:
-        head = _check_section(head, "head", f"{source}: head")
+        head = check_section(head, "head", f"{source}: head")
     classes = d.get("classes", 1000)
     if isinstance(classes, bool) or not isinstance(classes, int):
         raise HwnasError(f"{source}: classes: must be an integer, got {classes!r}")
@@ -274,13 +278,13 @@ def from_dict(d: Any, source: str = "arch") -> Arch:
 
 
 def validate(a: Arch, source: str = "arch") -> None:
-    _check_values(f"{source}: input", resolution=a.resolution, channels=a.channels)
-    _check_values(f"{source}: stem", **asdict(a.stem))
+    check_values(f"{source}: input", resolution=a.resolution, channels=a.channels)
+    check_values(f"{source}: stem", **asdict(a.stem))
     for i, b in enumerate(a.blocks):
-        _check_values(f"{source}: blocks[{i}]", **asdict(b))
+        check_values(f"{source}: blocks[{i}]", **asdict(b))
     if a.head is not None:
-        _check_values(f"{source}: head", **asdict(a.head))
-    _check_values(source, classes=a.classes)
+        check_values(f"{source}: head", **asdict(a.head))
+    check_values(source, classes=a.classes)
     # resolution too small for the strides: every feature map must stay >= 1 pixel
     # and the input must be divisible enough that no stride sees a 1-pixel map.
     total = a.stem.stride
@@ -312,7 +316,7 @@ def parse_string(s: str) -> Arch:
     m_h, m_n = _RE_HEAD.match(toks[-2]), _RE_CLS.match(toks[-1])
     if not (m_in and m_st and m_h and m_n):
         raise bad
-    stem = Stem(out=int(m_st[1]), kernel=int(m_st[2]), stride=int(m_st[3]), act=_CODE_ACT[m_st[4]])
+    stem = Stem(out=int(m_st[1]), kernel=int(m_st[2]), stride=int(m_st[3]), act=CODE_ACT[m_st[4]])
     act, se = stem.act, 0.0
     blocks: list[Block] = []
     for t in toks[2:-2]:
@@ -322,7 +326,7 @@ def parse_string(s: str) -> Arch:
         if m[5] is not None:
             se = float(m[5])
         if m[6] is not None:
-            act = _CODE_ACT[m[6]]
+            act = CODE_ACT[m[6]]
         b = Block(kernel=int(m[1]), expand=float(m[2]), out=int(m[3]), stride=int(m[4]), se=se, act=act)
         blocks.extend([b] * int(m[7] or 1))
     if m_h[1] == "0":
@@ -330,7 +334,7 @@ def parse_string(s: str) -> Arch:
     else:
         if m_h[2] is None:
             raise bad
-        head = Head(out=int(m_h[1]), act=_CODE_ACT[m_h[2]])
+        head = Head(out=int(m_h[1]), act=CODE_ACT[m_h[2]])
     arch = Arch(resolution=int(m_in[1]), channels=int(m_in[2]), stem=stem, blocks=tuple(blocks),
                 head=head, classes=int(m_n[1]))
     validate(arch, f"'{s}'")
@@ -370,7 +374,7 @@ def dump_arch(arch: Arch, fmt: str = "yaml") -> str:
 
 
 def _flow(d: dict) -> str:
-    return "{" + ", ".join(f"{k}: {_num(v) if isinstance(v, (int, float)) else v}" for k, v in d.items()) + "}"
+    return "{" + ", ".join(f"{k}: {num_str(v) if isinstance(v, (int, float)) else v}" for k, v in d.items()) + "}"
 
 
 def save_arch(arch: Arch, path: str | Path) -> Path:
@@ -380,28 +384,11 @@ def save_arch(arch: Arch, path: str | Path) -> Path:
     return atomic_write_text(p, dump_arch(arch, "json" if p.suffix == ".json" else "yaml"))
 
 
-def resolve_arch(spec: str) -> Arch:
-    """An ARCH argument: a file path, a baseline name (``mbv2-0.5``, ``mbv2-0.5@160``) or a
-    canonical string."""
-    p = Path(spec)
-    if p.suffix in (".yaml", ".yml", ".json") or p.exists():
-        return load_arch(p)
-    from .baselines import BASELINES, baseline
-
-    name = spec.split("@")[0]
-    if name in BASELINES:
-        res = spec.split("@")[1] if "@" in spec else None
-        if res is not None and not res.isdigit():
-            raise HwnasError(f"'{spec}': resolution after '@' must be an integer")
-        return baseline(name, int(res) if res else None)
-    if spec.startswith("r") and "_" in spec:
-        return parse_string(spec)
-    raise HwnasError(
-        f"'{spec}': not an arch file, a baseline ({', '.join(BASELINES)}) or a canonical arch string"
-    )
-
+#: the old private name (hwnas.search imports it)
+_num = num_str
 
 __all__ = [
-    "ACTS", "Arch", "Block", "Head", "Stem", "dump_arch", "from_dict", "load_arch",
-    "make_divisible", "parse_string", "resolve_arch", "save_arch", "validate",
+    "ACTS", "ACT_CODE", "CODE_ACT", "Arch", "Block", "Head", "Stem", "check_keys", "check_section",
+    "check_values", "dump_arch", "from_dict", "load_arch", "make_divisible", "num_str",
+    "out_size", "parse_string", "save_arch", "validate",
 ]

@@ -3,11 +3,16 @@
 MobileNetV2: Sandler et al. 2018, Table 2 (t, c, n, s); channels ``make_divisible(c * w, 8)``,
 the last conv keeps 1280 for widths <= 1.0. MobileNetV3-small: Howard et al. 2019, Table 2,
 without the extra 1x1 conv after pooling (this builder has one head conv), hence "-like".
+
+:func:`resolve_arch` reads an ARCH argument of the command line: a file, a baseline name or a
+canonical string (it lives here, not in :mod:`hwnas.arch`, which knows no baselines).
 """
 
 from __future__ import annotations
 
-from .arch import Arch, Block, Head, Stem, make_divisible, validate
+from pathlib import Path
+
+from .arch import Arch, Block, Head, Stem, load_arch, make_divisible, parse_string, validate
 from .errors import HwnasError
 
 _MBV2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -55,3 +60,25 @@ def baseline(name: str, resolution: int | None = None, classes: int = 1000) -> A
     if name not in BASELINES:
         raise HwnasError(f"unknown baseline '{name}' (known: {', '.join(BASELINES)})")
     return BASELINES[name](resolution, classes)
+
+
+def resolve_arch(spec: str) -> Arch:
+    """An ARCH argument: a file path, a baseline name (``mbv2-0.5``, ``mbv2-0.5@160``) or a
+    canonical string."""
+    p = Path(spec)
+    if p.suffix in (".yaml", ".yml", ".json") or p.exists():
+        return load_arch(p)
+    name = spec.split("@")[0]
+    if name in BASELINES:
+        res = spec.split("@")[1] if "@" in spec else None
+        if res is not None and not res.isdigit():
+            raise HwnasError(f"'{spec}': resolution after '@' must be an integer")
+        return baseline(name, int(res) if res else None)
+    if spec.startswith("r") and "_" in spec:
+        return parse_string(spec)
+    raise HwnasError(
+        f"'{spec}': not an arch file, a baseline ({', '.join(BASELINES)}) or a canonical arch string"
+    )
+
+
+__all__ = ["BASELINES", "baseline", "mobilenet_v2", "mobilenet_v3_small", "resolve_arch"]

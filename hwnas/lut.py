@@ -22,15 +22,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from . import paths
-from .device.bench import COMPARABLE, PROTOCOL_COMPARABLE, incompatibility
+from .device.bench import COMPARABLE, PROTOCOL_COMPARABLE, STATISTICS, incompatibility
 from .errors import HwnasError
 from .io import atomic_write_json
+from .pieces import arch_pieces
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,32 @@ SCHEMA = 1
 KIND = "hwnas-lut"
 BLOCKS_FILE = "blocks.json"
 NETWORKS_FILE = "networks.json"
-STATISTICS = ("min", "p10", "median")
 #: the statistic new tables use (chosen from benchmarks/profile_bench.py: on a shared VM the
 #: minimum over interleaved passes repeats best; see the README's benchmark section)
 DEFAULT_STATISTIC = "min"
 SOURCES = ("profile", "measure", "retrain", "import")
 __all__ = ["Stats", "LatencyTable", "STATISTICS", "DEFAULT_STATISTIC", "table_dir", "COMPARABLE",
-           "PROTOCOL_COMPARABLE",
-           "incompatibility"]
+           "PROTOCOL_COMPARABLE", "check_statistic", "incompatibility", "lut_sum"]
+
+
+def check_statistic(statistic: str) -> str:
+    """``statistic`` if it is one of :data:`STATISTICS` (defined once, in
+    :mod:`hwnas.device.bench`: the board computes them), else HwnasError."""
+    if statistic not in STATISTICS:
+        raise HwnasError(f"unknown statistic '{statistic}' (known: {', '.join(STATISTICS)})")
+    return statistic
+
+
+def lut_sum(blocks: Mapping[str, float], arch) -> float | None:
+    """The LUT estimate of ``arch``: the latencies ``blocks`` (block key -> ms) holds for
+    its pieces (stem, blocks, head, classifier) added up; None if a piece is missing."""
+    total = 0.0
+    for p in arch_pieces(arch):
+        v = blocks.get(p.key)
+        if v is None:
+            return None
+        total += v
+    return float(total)
 
 
 @dataclass(frozen=True)
@@ -59,9 +78,7 @@ class Stats:
     n: int
 
     def value(self, statistic: str) -> float:
-        if statistic not in STATISTICS:
-            raise HwnasError(f"unknown statistic '{statistic}' (known: {', '.join(STATISTICS)})")
-        return getattr(self, f"{statistic}_ms")
+        return getattr(self, f"{check_statistic(statistic)}_ms")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,8 +117,7 @@ class LatencyTable:
                  provenance: dict | None = None, blocks: dict[str, Stats] | None = None,
                  networks: dict[str, Stats] | None = None,
                  network_sources: dict[str, str] | None = None):
-        if statistic not in STATISTICS:
-            raise HwnasError(f"unknown statistic '{statistic}' (known: {', '.join(STATISTICS)})")
+        check_statistic(statistic)
         self.device = device
         self.statistic = statistic
         self.provenance: dict = dict(provenance or {})
@@ -204,24 +220,23 @@ class LatencyTable:
         s = self.networks.get(arch_string)
         return None if s is None else s.value(self.statistic)
 
-    def missing_keys(self, arch) -> list[str]:
-        from .keys import arch_pieces
+    def latencies(self, statistic: str | None = None
+                  ) -> tuple[dict[str, float], dict[str, float]]:
+        """(block key -> ms, arch string -> ms) at ``statistic`` (default: the table's): the
+        plain data the predictor is fitted on."""
+        stat = check_statistic(statistic or self.statistic)
+        return ({k: s.value(stat) for k, s in self.blocks.items()},
+                {k: s.value(stat) for k, s in self.networks.items()})
 
+    def missing_keys(self, arch) -> list[str]:
         return [p.key for p in arch_pieces(arch) if p.key not in self.blocks]
 
     def lut_sum(self, arch) -> float:
-        """Sum of the table's block latencies over the arch's pieces (stem, blocks, head,
-        classifier); HwnasError naming the first missing key and how many are missing."""
-        from .keys import arch_pieces
-
-        total, missing = 0.0, []
-        for p in arch_pieces(arch):
-            s = self.blocks.get(p.key)
-            if s is None:
-                missing.append(p.key)
-            else:
-                total += s.value(self.statistic)
-        if missing:
+        """:func:`lut_sum` at the table's statistic, but a missing block is an error here:
+        HwnasError naming the first missing key and how many are missing."""
+        total = lut_sum(self.latencies()[0], arch)
+        if total is None:
+            missing = self.missing_keys(arch)
             raise HwnasError(f"latency table of '{self.device}' lacks block {missing[0]} "
                              f"({len(set(missing))} missing for {arch.to_string()[:60]}...; "
                              f"profile that space and resolution first)")

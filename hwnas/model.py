@@ -1,18 +1,20 @@
-"""Torch builder: Arch (or one Piece) -> nn.Module; params, MACs, peak activation memory.
+"""Torch builder: Arch (or one Piece) -> nn.Module; params and MACs counted by torch.
 
-Plain, readable modules in the style of timm's efficientnet blocks. MACs come from
-``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2), not a hand-written walker.
+Plain, readable modules in the style of timm's efficientnet blocks. :func:`arch_costs`
+counts params on the module and MACs with ``torch.utils.flop_counter.FlopCounterMode``
+(FLOPs / 2), not a hand-written walker: the check on :mod:`hwnas.costs`, the analytical
+count everything else uses (peak activation memory has no torch counterpart; it comes
+from there).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .arch import Arch
-from .keys import Piece, arch_pieces, piece_peak_bytes
+from .costs import Costs, peak_activation_bytes, piece_peak_bytes
+from .pieces import Piece, arch_pieces
 
 
 def make_act(name: str) -> nn.Module:
@@ -139,18 +141,13 @@ def count_macs(m: nn.Module, x: torch.Tensor) -> int:
     return fc.get_total_flops() // 2
 
 
-def peak_activation_bytes(arch: Arch) -> int:
-    """Peak activation memory at batch 1, float32 (see :func:`piece_peak_bytes`)."""
-    return max(piece_peak_bytes(p) for p in arch_pieces(arch))
-
-
-@dataclass(frozen=True)
-class Costs:
-    params: int
-    macs: int
-    peak_act_bytes: int
-
-
 def arch_costs(arch: Arch) -> Costs:
+    """Params and MACs counted by torch on the built network; peak activation memory as
+    :func:`hwnas.costs.peak_activation_bytes`."""
     net = build(arch)
     return Costs(count_params(net), count_macs(net, input_tensor(arch)), peak_activation_bytes(arch))
+
+
+__all__ = ["Classifier", "ConvBNAct", "Costs", "MBConv", "Net", "SqueezeExcite", "arch_costs",
+           "build", "build_piece", "count_macs", "count_params", "input_tensor", "make_act",
+           "peak_activation_bytes", "piece_input", "piece_peak_bytes"]

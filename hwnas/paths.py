@@ -26,6 +26,16 @@ def spaces_dirs() -> list[Path]:
     return out
 
 
+def space_files() -> dict[str, Path]:
+    """Every space file by name (``<name>.yaml``): ``$HWNAS_HOME/search_spaces`` first, so a
+    file there hides a shipped one of the same name; sorted by name."""
+    found: dict[str, Path] = {}
+    for d in spaces_dirs():
+        for f in sorted(d.glob("*.yaml")):
+            found.setdefault(f.stem, f)
+    return dict(sorted(found.items()))
+
+
 def tables_dir() -> Path:
     return home() / "latency_tables"
 

@@ -36,11 +36,12 @@ from pathlib import Path
 from . import paths
 from .arch import Arch
 from .bundle import DATA_SUFFIX, MANIFEST, RESULTS, build_bundle, compose_network, write_archive
+from .context import Device
 from .device.bench import Protocol, incompatibility
 from .device.runner import Lock, ResultsWriter, RunnerError, read_records
 from .errors import HwnasError
-from .keys import Piece
 from .lut import LatencyTable, Stats
+from .pieces import Piece
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class _Lines:
 def run_bundle(cfg, bundle: Path, progress: bool = True, desc: str = "measure") -> int:
     """Run ``bundle`` on the device of ``cfg`` (a DeviceConfig), resuming from its results
     file; returns how many results arrived in this run. HwnasError on failure."""
-    from .devices import connect
+    from .hosts import connect
 
     conn = connect(cfg)
     results = bundle / RESULTS
@@ -346,14 +347,17 @@ def _valid_block(s: str) -> bool:
         return False
 
 
-def merge_results(device: str, rs: ResultSet, *, replace: bool = False, statistic: str | None = None,
-                  source: str = "profile", only: Iterable[str] | None = None) -> tuple[int, int]:
+def merge_results(device: str | Device, rs: ResultSet, *, replace: bool = False,
+                  statistic: str | None = None, source: str = "profile",
+                  only: Iterable[str] | None = None) -> tuple[int, int]:
     """Add the blocks and networks of ``rs`` to the device's table (refusing another machine,
     onnxruntime version, thread count or protocol unless ``replace``, which starts a new
     table and keeps the old files as ``*.bak-<date>``). Returns (blocks, networks) added."""
     if rs.inconsistent:
         raise HwnasError(f"{rs.path}: mixes measurements with different {rs.inconsistent}; "
                          "import them into different devices")
+    device = Device.of(device).name
+    # read afresh, not from a Device: what was measured meanwhile (another run) must be kept
     table = LatencyTable.load_or_new(device, statistic)
     if replace and LatencyTable.exists(device):
         table = LatencyTable(device, statistic or table.statistic)
@@ -377,7 +381,7 @@ def merge_results(device: str, rs: ResultSet, *, replace: bool = False, statisti
     if not blocks and not nets:
         return 0, 0
     if replace and LatencyTable.exists(device):
-        b = LatencyTable.load(device).backup()
+        b = table.backup()
         log.warning("replaced the latency table of '%s'; the old one is kept as %s.*", device,
                     b.name.split(".json")[0] + ".json" if b else "?")
     if statistic:
@@ -412,18 +416,9 @@ class ProfileReport:
                 f"in {self.seconds:.0f} s -> {paths.tables_dir() / self.device}")
 
 
-def _device_or_default(device: str):
-    from .devices import DeviceConfig, device_file, load_device, validate_name
-
-    validate_name(device)
-    if device_file(device).is_file():
-        return load_device(device)
-    return DeviceConfig(name=device)
-
-
 def _precheck(cfg, protocol: Protocol, table: LatencyTable, bundle: Path, replace: bool) -> dict:
     """Reach the device, compare it with its table and the bundle's results; the INFO dict."""
-    from .devices import connect
+    from .hosts import connect
 
     info = connect(cfg).check()
     info["threads"] = protocol.threads
@@ -441,19 +436,18 @@ def _precheck(cfg, protocol: Protocol, table: LatencyTable, bundle: Path, replac
     return info
 
 
-def profile(device: str, space, resolution: int, *, networks: int = DEFAULT_NETWORKS,
+def profile(device: str | Device, space, resolution: int, *, networks: int = DEFAULT_NETWORKS,
             archs: Sequence[Arch] = (), seed: int = 0, protocol: Protocol | None = None,
             statistic: str | None = None, replace: bool = False,
             bundle_only: str | Path | None = None, progress: bool = True) -> ProfileReport:
     """Profile ``space`` at ``resolution`` on ``device`` (see the module docstring)."""
     t0 = time.monotonic()
-    cfg = _device_or_default(device)
-    if bundle_only is None:
-        from .devices import load_device
-
-        cfg = load_device(device)  # measuring needs a registered device
+    dev = Device.of(device)
+    device = dev.name
+    # measuring needs a registered device; writing a bundle for running by hand does not
+    cfg = dev.config_or_default if bundle_only is not None else dev.config
     protocol = protocol or make_protocol(cfg.threads)
-    table = LatencyTable.load_or_new(device, statistic)
+    table = dev.table_or_new(statistic)
     pl = plan(space, resolution, networks, archs, seed, None if replace else table)
     entries = pl.entries
     rep = ProfileReport(device, space.name, resolution, pl.blocks, pl.networks, pl.have)
@@ -489,7 +483,7 @@ def profile(device: str, space, resolution: int, *, networks: int = DEFAULT_NETW
     rs = read_results(bundle) if (bundle / RESULTS).is_file() else None
     if rs is not None:
         rep.measured_blocks, rep.measured_networks = merge_results(
-            device, rs, replace=replace, statistic=statistic, only=[e.id for e in entries])
+            dev, rs, replace=replace, statistic=statistic, only=[e.id for e in entries])
         _prune(bundle, entries, rs)
     if err is not None:
         raise err
@@ -528,7 +522,7 @@ def _prune(bundle: Path, entries: Sequence[Entry], rs: ResultSet) -> None:
 def import_results(device: str, path: str | Path, *, replace: bool = False,
                    statistic: str | None = None) -> tuple[ResultSet, int, int]:
     """``hwnas lut import``: merge a bundle's results file into the device's table."""
-    from .devices import validate_name
+    from .hosts import validate_name
 
     validate_name(device)
     rs = read_results(path)
@@ -546,11 +540,9 @@ def import_results(device: str, path: str | Path, *, replace: bool = False,
 
 # ---- measuring a few networks ------------------------------------------------------------------
 
-def _measure(device: str, entries: list[Entry], protocol: Protocol | None, quick: bool,
+def _measure(dev: Device, entries: list[Entry], protocol: Protocol | None, quick: bool,
              progress: bool, keep: bool = False) -> tuple[dict[str, Stats], dict]:
-    from .devices import load_device
-
-    cfg = load_device(device)
+    device, cfg = dev.name, dev.config
     protocol = protocol or make_protocol(cfg.threads, quick=quick)
     ident = _hash(json.dumps([sorted(e.id for e in entries), protocol.to_dict()]), 12)
     bundle = work_root(device) / f"measure-{ident}"
@@ -570,7 +562,7 @@ def _measure(device: str, entries: list[Entry], protocol: Protocol | None, quick
     return {e.id: rs.stats[e.id] for e in entries}, rs.provenance
 
 
-def measure_archs(device: str, archs: Sequence[Arch], *, onnx: dict[str, str | Path] | None = None,
+def measure_archs(device: str | Device, archs: Sequence[Arch], *, onnx: dict[str, str | Path] | None = None,
                   protocol: Protocol | None = None, quick: bool = False, source: str | None = None,
                   replace: bool = False, progress: bool = True) -> dict[str, Stats]:
     """Time whole networks on ``device`` with the profiling protocol (interleaved): Stats per
@@ -587,27 +579,26 @@ def measure_archs(device: str, archs: Sequence[Arch], *, onnx: dict[str, str | P
             entries.append(network_entry(a, onnx.get(s)))
     if not entries:
         return {}
+    dev = Device.of(device)
     if source is not None and not replace:  # refuse another protocol before measuring
-        from .devices import load_device
-
-        table = LatencyTable.load_or_new(device)
-        p = protocol or make_protocol(load_device(device).threads, quick=quick)
+        table = dev.table_or_new()
+        p = protocol or make_protocol(dev.config.threads, quick=quick)
         table.check_compatible({**table.provenance, "threads": p.threads, "protocol": p.to_dict()},
                                "these measurements")
-    stats, prov = _measure(device, entries, protocol, quick, progress, keep=False)
+    stats, prov = _measure(dev, entries, protocol, quick, progress, keep=False)
     if source is not None:
-        rs = ResultSet(Path(f"measure on {device}"), prov, stats, {k: "network" for k in stats})
-        merge_results(device, rs, replace=replace, source=source)
+        rs = ResultSet(Path(f"measure on {dev.name}"), prov, stats, {k: "network" for k in stats})
+        merge_results(dev, rs, replace=replace, source=source)
     return stats
 
 
-def measure_onnx(device: str, files: Sequence[str | Path], *, protocol: Protocol | None = None,
+def measure_onnx(device: str | Device, files: Sequence[str | Path], *, protocol: Protocol | None = None,
                  quick: bool = False, progress: bool = True) -> dict[str, Stats]:
     """Time ONNX files on ``device`` with the profiling protocol: Stats per given path."""
     entries = [onnx_entry(f) for f in files]
     if not entries:
         return {}
-    stats, _ = _measure(device, entries, protocol, quick, progress)
+    stats, _ = _measure(Device.of(device), entries, protocol, quick, progress)
     return {str(f): stats[e.id] for f, e in zip(files, entries, strict=True)}
 
 

@@ -19,6 +19,7 @@ Parameters with a single choice are fixed and not sampled.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import re
@@ -29,10 +30,25 @@ from typing import Any
 
 import yaml
 
-from .arch import ACTS, Arch, Block, Head, Stem, _num, _out_size, make_divisible, validate
+from .arch import (
+    ACTS,
+    Arch,
+    Block,
+    Head,
+    Stem,
+    check_keys,
+    check_section,
+    check_values,
+    make_divisible,
+    num_str,
+    out_size,
+    validate,
+)
 from .errors import HwnasError
-from .keys import Piece
-from .paths import spaces_dirs
+from .paths import space_files
+from .pieces import Piece, block_piece, cls_piece, head_piece, stem_piece
+
+log = logging.getLogger(__name__)
 
 SKIP = "skip"
 _LAYER_RE = re.compile(r"^k(\d+)e(\d+(?:\.\d+)?)$")
@@ -55,7 +71,7 @@ class Stage:
 
     @property
     def layer_choices(self) -> list[str]:
-        return [f"k{k}e{_num(e)}" for k in self.kernel for e in self.expand]
+        return [f"k{k}e{num_str(e)}" for k in self.kernel for e in self.expand]
 
 
 @dataclass(frozen=True)
@@ -79,7 +95,7 @@ class SearchSpace:
             if len(st.outs) > 1:
                 out.append((f"s{j}_out", st.outs))
             if len(st.se) > 1:
-                out.append((f"s{j}_se", [_num(s) for s in st.se]))
+                out.append((f"s{j}_se", [num_str(s) for s in st.se]))
             if len(st.act) > 1:
                 out.append((f"s{j}_act", list(st.act)))
             for layer in range(st.depth[1]):
@@ -140,29 +156,27 @@ class SearchSpace:
         def add(p: Piece) -> None:
             found.setdefault(p.key, p)
 
-        add(Piece("stem", resolution, self.channels, st.out, st.kernel, st.stride, act=st.act))
-        h = _out_size(resolution, st.kernel, st.stride)
+        add(stem_piece(resolution, self.channels, st))
+        h = out_size(resolution, st.kernel, st.stride)
         prev_outs = [st.out]
         for stage in self.stages:
-            h_next = _out_size(h, max(stage.kernel), stage.stride)
+            h_next = out_size(h, max(stage.kernel), stage.stride)
             for cin in prev_outs:
                 for cout in stage.outs:
                     for b in self._stage_blocks(stage, cout, stage.stride):
-                        add(Piece("mb", h, cin, cout, b.kernel, b.stride, b.hidden(cin),
-                                  b.se_channels(cin), b.act, b.residual(cin)))
+                        add(block_piece(h, cin, b))
             if stage.depth[1] > 1:
                 for cout in stage.outs:
                     for b in self._stage_blocks(stage, cout, 1):
-                        add(Piece("mb", h_next, cout, cout, b.kernel, 1, b.hidden(cout),
-                                  b.se_channels(cout), b.act, True))
+                        add(block_piece(h_next, cout, b))
             h, prev_outs = h_next, stage.outs
         if self.head is not None:
             for cin in prev_outs:
-                add(Piece("head", h, cin, self.head.out, act=self.head.act))
-            add(Piece("cls", h, self.head.out, self.classes))
+                add(head_piece(h, cin, self.head))
+            add(cls_piece(h, self.head.out, self.classes))
         else:
             for cin in prev_outs:
-                add(Piece("cls", h, cin, self.classes))
+                add(cls_piece(h, cin, self.classes))
         return list(found.values())
 
 
@@ -185,8 +199,8 @@ class SearchSpace:
         for j, s in enumerate(self.stages, 1):
             lines.append(
                 f"  s{j:<5} {','.join(map(str, s.outs)):<15} {s.stride:<7} {s.depth[0]}-{s.depth[1]:<4}"
-                f" {','.join(map(str, s.kernel)):<8} {','.join(_num(e) for e in s.expand):<8}"
-                f" {','.join(_num(e) for e in s.se):<9} {','.join(s.act)}"
+                f" {','.join(map(str, s.kernel)):<8} {','.join(num_str(e) for e in s.expand):<8}"
+                f" {','.join(num_str(e) for e in s.se):<9} {','.join(s.act)}"
             )
         lines.append(f"  head: {self.head.out} {self.head.act}" if self.head else "  head: none")
         lines.append(f"  parameters: {len(self.params())}, configurations: {self.size():.3e}")
@@ -217,23 +231,16 @@ def _list(v: Any, where: str, typ: type | tuple, check=None) -> tuple:
 def space_from_dict(d: Any, source: str) -> SearchSpace:
     if not isinstance(d, dict):
         raise HwnasError(f"{source}: must be a mapping")
-    for k in d:
-        if k not in _TOP:
-            raise HwnasError(f"{source}: unknown key '{k}' (allowed: {', '.join(sorted(_TOP))})")
-    for k in ("name", "resolutions", "stem", "stages"):
-        if k not in d:
-            raise HwnasError(f"{source}: {k}: missing")
-    from .arch import _check_section, _check_values
-
+    check_keys(d, sorted(_TOP), ("name", "resolutions", "stem", "stages"), source, ": ")
     def pos(x):
         return (None if x > 0 else "must be positive")
     res = _list(d["resolutions"], f"{source}: resolutions", int, pos)
-    stem = _check_section(d["stem"], "stem", f"{source}: stem")
-    _check_values(f"{source}: stem", **stem)
+    stem = check_section(d["stem"], "stem", f"{source}: stem")
+    check_values(f"{source}: stem", **stem)
     head = None
     if d.get("head") is not None:
-        hd = _check_section(d["head"], "head", f"{source}: head")
-        _check_values(f"{source}: head", **hd)
+        hd = check_section(d["head"], "head", f"{source}: head")
+        check_values(f"{source}: head", **hd)
         head = Head(**hd)
     if not isinstance(d["stages"], list) or not d["stages"]:
         raise HwnasError(f"{source}: stages: must be a non-empty list")
@@ -242,12 +249,7 @@ def space_from_dict(d: Any, source: str) -> SearchSpace:
         w = f"{source}: stages[{j - 1}]"
         if not isinstance(s, dict):
             raise HwnasError(f"{w}: must be a mapping")
-        for k in s:
-            if k not in _STAGE:
-                raise HwnasError(f"{w}: unknown key '{k}' (allowed: {', '.join(sorted(_STAGE))})")
-        for k in ("out", "stride", "kernel", "expand"):
-            if k not in s:
-                raise HwnasError(f"{w}.{k}: missing")
+        check_keys(s, sorted(_STAGE), ("out", "stride", "kernel", "expand"), w)
         def odd(x):
             return (None if x >= 1 and x % 2 == 1 else "must be an odd positive integer")
         depth = _list(s.get("depth", 1), f"{w}.depth", int, pos)
@@ -288,14 +290,11 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     """A space by name (a file in search_spaces/) or by path to a YAML file."""
     p = Path(name_or_path)
     if not p.suffix:
-        for d in spaces_dirs():
-            if (d / f"{p.name}.yaml").is_file():
-                p = d / f"{p.name}.yaml"
-                break
-        else:
-            known = sorted({f.stem for d in spaces_dirs() for f in d.glob("*.yaml")})
-            raise HwnasError(f"unknown space '{name_or_path}' (known: {', '.join(known) or 'none'}; "
+        files = space_files()
+        if p.name not in files:
+            raise HwnasError(f"unknown space '{name_or_path}' (known: {', '.join(files) or 'none'}; "
                              "or give a path to a YAML file)")
+        p = files[p.name]
     if not p.is_file():
         raise HwnasError(f"{p}: no such space file")
     try:
@@ -303,3 +302,18 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     except yaml.YAMLError as e:
         raise HwnasError(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
     return space_from_dict(d, str(p))
+
+
+def load_spaces() -> list[SearchSpace]:
+    """Every space of :func:`hwnas.paths.space_files` that loads, by name (a file that does
+    not is left out, with a debug log line)."""
+    out = []
+    for name, f in space_files().items():
+        try:
+            out.append(load_space(f))
+        except HwnasError as e:
+            log.debug("space %s left out: %s", name, e)
+    return out
+
+
+__all__ = ["SKIP", "SearchSpace", "Stage", "load_space", "load_spaces", "space_from_dict"]

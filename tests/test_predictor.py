@@ -478,3 +478,50 @@ def test_real_profile_then_predict_and_eval(cli, home):
     assert [ms for _, ms, _ in rows] == [t.block_ms(p.key) for p in arch_pieces(archs[0])]
     r = cli("predictor", "eval", "--device", "loc", "--folds", "3", check=0)
     assert "ptiny@32" in r.stdout and "full predictor" in r.stdout
+
+
+# ---- the device as an object: read once, passed along --------------------------------------------
+
+def test_device_reads_its_table_once_and_keeps_its_predictor(home, synth, monkeypatch):
+    from hwnas.context import Device
+    from hwnas.lut import LatencyTable
+
+    dev = _write_table(home, synth)
+    reads = []
+    real = LatencyTable.load.__func__
+    monkeypatch.setattr(LatencyTable, "load",
+                        classmethod(lambda cls, name: reads.append(name) or real(cls, name)))
+    d = Device.load(dev)
+    pred = d.predictor()
+    assert d.predictor() is pred and d.table is d.table
+    assert reads == [dev]  # fitting, the device check and .table share one read
+    _, _, held = synth
+    fresh = LatencyPredictor.for_device(dev)
+    assert np.allclose(pred.predict(held[:5]), fresh.predict(held[:5]))
+    median = d.predictor("median")
+    assert median is not pred and median.statistic == "median"
+    with pytest.raises(HwnasError, match="unknown device"):
+        d.config  # noqa: B018 -- no device.json
+    assert d.config_or_default.target == "local"
+    with pytest.raises(HwnasError, match="no latency table"):
+        Device.load("nosuch").table  # noqa: B018
+    with pytest.raises(HwnasError, match="bad device name"):
+        Device.load("../up")
+
+
+def test_lut_sum_has_one_contract(synth):
+    """The function: None when a piece is missing; the table's method: an error naming it."""
+    from hwnas.lut import LatencyTable, Stats, lut_sum
+
+    blocks, _, held = synth
+    a = held[0]
+    want = sum(blocks[p.key] for p in arch_pieces(a))
+    assert lut_sum(blocks, a) == pytest.approx(want)
+    first = arch_pieces(a)[0].key
+    assert lut_sum({k: v for k, v in blocks.items() if k != first}, a) is None
+    t = LatencyTable("t", "median", {}, {k: Stats(v / 2, v / 2, v, 0.0, 3) for k, v in blocks.items()})
+    assert t.lut_sum(a) == pytest.approx(want)
+    assert t.latencies("min")[0] == {k: v / 2 for k, v in blocks.items()}
+    del t.blocks[first]
+    with pytest.raises(HwnasError, match=first):
+        t.lut_sum(a)

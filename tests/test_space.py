@@ -72,3 +72,22 @@ def test_bad_spaces(tmp_path):
         load_space(p)
     with pytest.raises(HwnasError, match="unknown space"):
         load_space("no-such-space")
+
+
+def test_space_files_home_first_and_load_spaces_skips_broken(home):
+    from conftest import tiny_space
+
+    from hwnas.paths import PACKAGE_ROOT, space_files
+    from hwnas.space import load_spaces
+
+    assert space_files()["mobilenetv2"] == PACKAGE_ROOT / "search_spaces" / "mobilenetv2.yaml"
+    d = home / "search_spaces"
+    d.mkdir()
+    (d / "mobilenetv2.yaml").write_text(tiny_space("mine"))  # hides the shipped one
+    (d / "broken.yaml").write_text("name: [\n")
+    files = space_files()
+    assert files["mobilenetv2"] == d / "mobilenetv2.yaml"
+    assert list(files) == sorted(files) and "broken" in files
+    assert load_space("mobilenetv2").name == "mine"
+    names = [sp.name for sp in load_spaces()]
+    assert "mine" in names and "mobilenetv3" in names and len(names) == len(files) - 1

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from hwnas.accuracy import ScoreCache, make_estimator
-from hwnas.arch import parse_string, resolve_arch
+from hwnas.arch import parse_string
+from hwnas.baselines import resolve_arch
 from hwnas.data import load_dataset
 from hwnas.errors import HwnasError
 from hwnas.train import Recipe, evaluate, load_trained, train_arch

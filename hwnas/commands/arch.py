@@ -80,9 +80,9 @@ def cmd_arch_sample(args) -> None:
 
 
 def cmd_arch_info(args) -> None:
-    from ..arch import resolve_arch
-    from ..keys import arch_pieces
+    from ..baselines import resolve_arch
     from ..model import arch_costs
+    from ..pieces import arch_pieces
 
     a = resolve_arch(args.arch)
     c = arch_costs(a)
@@ -108,7 +108,7 @@ def cmd_arch_baseline(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from ..arch import resolve_arch
+    from ..baselines import resolve_arch
     from ..errors import HwnasError
     from ..export import export_arch
 

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_add(args) -> None:
-    from ..devices import DeviceConfig, device_file, save_device
+    from ..hosts import DeviceConfig, device_file, save_device
 
     cfg = DeviceConfig(name=args.name, target=args.target, threads=args.threads,
                        python=args.python).validate()
@@ -55,7 +55,7 @@ def cmd_add(args) -> None:
 
 
 def cmd_list(args) -> None:
-    from ..devices import list_devices
+    from ..hosts import list_devices
     from ..paths import tables_dir
 
     devs = list_devices()
@@ -70,7 +70,7 @@ def cmd_list(args) -> None:
 
 
 def cmd_check(args) -> None:
-    from ..devices import connect, load_device
+    from ..hosts import connect, load_device
 
     cfg = load_device(args.name)
     info = connect(cfg).check()

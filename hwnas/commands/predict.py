@@ -69,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(device: str, statistic: str | None, predictor_file: str | None = None):
+    from ..context import Device
     from ..predictor import LatencyPredictor
 
     if predictor_file:
@@ -84,11 +85,11 @@ def _load(device: str, statistic: str | None, predictor_file: str | None = None)
             raise HwnasError(f"{predictor_file}: was fitted for device '{pred.device_}', "
                              f"not '{device}'")
         return pred
-    return LatencyPredictor.for_device(device, statistic)
+    return Device.load(device).predictor(statistic)
 
 
 def cmd_predict(args) -> None:
-    from ..arch import resolve_arch
+    from ..baselines import resolve_arch
 
     arch = resolve_arch(args.arch)
     pred = _load(args.device, args.statistic, args.predictor)
@@ -123,13 +124,14 @@ def cmd_predict(args) -> None:
 def cmd_fit(args) -> None:
     import time
 
-    from ..lut import table_dir
-    from ..predictor import PREDICTOR_FILE, LatencyPredictor
+    from ..context import Device
+    from ..predictor import PREDICTOR_FILE
 
+    dev = Device.load(args.device)
     t = time.perf_counter()
-    pred = LatencyPredictor.for_device(args.device, args.statistic)
+    pred = dev.predictor(args.statistic)
     took = time.perf_counter() - t
-    out = args.output or table_dir(args.device) / PREDICTOR_FILE
+    out = args.output or dev.dir / PREDICTOR_FILE
     pred.save(out)
     nm = pred.network_model_
     print(f"fitted the latency predictor of '{args.device}' ({pred.statistic} latency) on "
@@ -141,27 +143,19 @@ def cmd_fit(args) -> None:
 
 
 def cmd_eval(args) -> None:
+    from ..context import Device
     from ..errors import HwnasError
     from ..io import atomic_write_text
-    from ..lut import LatencyTable, table_dir
-    from ..paths import spaces_dirs
-    from ..predictor import evaluate, network_groups, stored_settings
-    from ..space import load_space
+    from ..predictor import evaluate, network_groups
+    from ..space import load_space, load_spaces
 
     if args.folds < 2:
         raise HwnasError(f"--folds must be >= 2, got {args.folds}")
     if args.resolution and not args.space:
         raise HwnasError("--resolution needs --space")
-    table = LatencyTable.load(args.device)
-    if args.space:
-        spaces = [load_space(args.space)]
-    else:
-        spaces = []
-        for name in sorted({f.stem for d in spaces_dirs() for f in d.glob("*.yaml")}):
-            try:
-                spaces.append(load_space(name))
-            except HwnasError:
-                continue
+    dev = Device.load(args.device)
+    table = dev.table
+    spaces = [load_space(args.space)] if args.space else load_spaces()
     groups = network_groups(table.networks, spaces)
     test_groups = None
     if args.space:
@@ -175,17 +169,16 @@ def cmd_eval(args) -> None:
                              f"{sp.name}{' at ' + str(args.resolution) if args.resolution else ''} "
                              f"(it has: {known}); run hwnas profile --device {args.device} "
                              f"--space {sp.name} --resolution R")
-    settings = stored_settings(args.device)
+    settings = dev.predictor_settings()
     stat = args.statistic or settings.get("statistic") or table.statistic
     settings["statistic"] = stat
-    blocks = {k: s.value(stat) for k, s in table.blocks.items()}
-    nets = {k: s.value(stat) for k, s in table.networks.items()}
+    blocks, nets = table.latencies(stat)
     ev = evaluate(blocks, nets, groups, test_groups=test_groups, folds=args.folds,
                   random_state=args.seed, settings=settings)
     print(f"device {args.device}: {stat} latency, {len(blocks)} blocks, {len(nets)} networks; "
           f"{args.folds}-fold over space networks, baselines/others held out")
     print(ev.table())
-    out = args.output or table_dir(args.device) / "predictor_eval.csv"
+    out = args.output or dev.dir / "predictor_eval.csv"
     atomic_write_text(out, ev.to_csv())
     print(f"wrote {out}")
     if args.predictions:

@@ -119,16 +119,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_profile(args) -> None:
     from pathlib import Path
 
-    from ..arch import resolve_arch
-    from ..profile import DEFAULT_NETWORKS, _device_or_default, profile
+    from ..baselines import resolve_arch
+    from ..context import Device
+    from ..profile import DEFAULT_NETWORKS, profile
     from ..space import load_space
 
     space = load_space(args.space)
     archs = [resolve_arch(a) for a in args.archs]
-    cfg = _device_or_default(args.device)
-    rep = profile(args.device, space, args.resolution,
+    dev = Device.load(args.device)
+    rep = profile(dev, space, args.resolution,
                   networks=DEFAULT_NETWORKS if args.networks is None else args.networks,
-                  archs=archs, seed=args.seed, protocol=_protocol(args, cfg.threads),
+                  archs=archs, seed=args.seed,
+                  protocol=_protocol(args, dev.config_or_default.threads),
                   statistic=args.statistic, replace=args.replace, bundle_only=args.bundle_only)
     if args.bundle_only:
         out = Path(args.bundle_only)
@@ -154,12 +156,12 @@ def cmd_profile(args) -> None:
 def cmd_measure(args) -> None:
     from pathlib import Path
 
-    from ..arch import resolve_arch
-    from ..devices import load_device
+    from ..baselines import resolve_arch
+    from ..context import Device
     from ..profile import describe_stats, measure_archs, measure_onnx
 
-    cfg = load_device(args.device)
-    protocol = _protocol(args, cfg.threads)
+    dev = Device.load(args.device)
+    protocol = _protocol(args, dev.config.threads)
     onnx = [m for m in args.models if m.endswith(".onnx")]
     archs = [resolve_arch(m) for m in args.models if not m.endswith(".onnx")]
     for m in onnx:
@@ -169,11 +171,11 @@ def cmd_measure(args) -> None:
             raise HwnasError(f"{m}: no such ONNX file")
     res = {}
     if archs:
-        st = measure_archs(args.device, archs, protocol=protocol,
+        st = measure_archs(dev, archs, protocol=protocol,
                            source="measure" if args.save else None)
         res.update({a.to_string(): st[a.to_string()] for a in archs})
     if onnx:
-        res.update(measure_onnx(args.device, onnx, protocol=protocol))
+        res.update(measure_onnx(dev, onnx, protocol=protocol))
     for spec in args.models:
         key = spec if spec.endswith(".onnx") else resolve_arch(spec).to_string()
         print(f"{spec}: {describe_stats(res[key])}")
@@ -183,8 +185,7 @@ def cmd_measure(args) -> None:
 def cmd_lut_show(args) -> None:
     from ..errors import HwnasError
     from ..lut import LatencyTable
-    from ..paths import spaces_dirs
-    from ..space import load_space
+    from ..space import load_space, load_spaces
 
     t = LatencyTable.load(args.device)
     pairs = []
@@ -195,12 +196,7 @@ def cmd_lut_show(args) -> None:
     elif args.resolution:
         raise HwnasError("--resolution needs --space")
     else:
-        names = sorted({f.stem for d in spaces_dirs() for f in d.glob("*.yaml")})
-        for n in names:
-            try:
-                sp = load_space(n)
-            except HwnasError:
-                continue
+        for sp in load_spaces():
             pairs += [(sp, r) for r in sp.resolutions if t.coverage(sp, r)[0] > 0]
     print(t.describe(pairs))
     if args.entries:

@@ -63,7 +63,7 @@ def _positive(**kw: int | None) -> None:
 def cmd_train(args) -> None:
     from pathlib import Path
 
-    from ..arch import resolve_arch
+    from ..baselines import resolve_arch
     from ..data import load_dataset
     from ..train import Recipe, adapt_arch, train_arch
 
@@ -90,7 +90,7 @@ def cmd_train(args) -> None:
 
 def cmd_score(args) -> None:
     from ..accuracy import make_estimator
-    from ..arch import resolve_arch
+    from ..baselines import resolve_arch
 
     _positive(resolution=args.resolution, epochs=args.epochs, batch_size=args.batch_size,
               threads=args.threads)

@@ -1,0 +1,203 @@
+"""The two estimators of the latency predictor (scikit-learn: ``fit`` returns self, fitted
+state in attributes ending with ``_``).
+
+* :class:`BlockModel` -- latency of one piece (block key) from its shape. A non-negative
+  linear model over analytical op costs (MACs of pointwise / depthwise / dense convs,
+  activation elements, bytes moved, op count) gives a baseline that extrapolates
+  sensibly; a gradient-boosted model corrects it in log space from shape features
+  (H, C_in, C_out, expansion channels, kernel, stride, SE, activation, ...). It answers
+  for keys the table lacks and says when a key lies far outside what was measured.
+* :class:`NetworkModel` -- measured whole-network latency from
+  :class:`~hwnas.predictor.features.ArchFeatures`. A weighted ridge regression: it learns
+  the per-inference overhead and the effects between blocks that a plain sum misses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ..costs import piece_costs
+from ..errors import HwnasError
+from ..pieces import Piece
+from .features import ARCH_FEATURES, PieceFeatures, as_pieces, operator_of
+
+MIN_NETWORKS = 20  # whole-network measurements needed to fit the network model
+
+
+# ---- the block model ----------------------------------------------------------------------------
+
+_RANGE_FIELDS = ("h", "cin", "cout", "hidden")
+
+
+class BlockModel(RegressorMixin, BaseEstimator):
+    """Latency (ms) of one piece from its block key.
+
+    A non-negative linear model over the analytical costs (:data:`COST_FEATURES`, fitted
+    for relative error) times a gradient-boosted correction ``exp(g(shape features))``
+    fitted on the log ratio of measured to linear. The linear part extrapolates in
+    proportion to work; the correction learns how efficient each shape is. Deterministic
+    for a given ``random_state``; fits in a fraction of a second on ~2,000 blocks.
+
+    ``correction=False`` keeps only the linear part. ``extrapolation_factor``: a key is
+    flagged as extrapolating when H, C_in, C_out, expansion channels or MACs lie more than
+    this factor outside the range measured for its op type, or its kernel outside the
+    measured kernels.
+    """
+
+    def __init__(self, correction: bool = True, max_iter: int = 100, learning_rate: float = 0.1,
+                 max_leaf_nodes: int = 15, min_samples_leaf: int = 5, random_state: int = 0,
+                 extrapolation_factor: float = 1.5):
+        self.correction = correction
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.random_state = random_state
+        self.extrapolation_factor = extrapolation_factor
+
+    def fit(self, X: Iterable[str | Piece], y: Sequence[float]) -> BlockModel:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+        from sklearn.linear_model import LinearRegression
+        from threadpoolctl import threadpool_limits
+
+        ps = as_pieces(X)
+        y = np.asarray(y, dtype=float)
+        if len(ps) != len(y) or not len(ps):
+            raise HwnasError(f"block model: need block keys and latencies of equal, non-zero length "
+                             f"(got {len(ps)} and {len(y)})")
+        if np.any(~np.isfinite(y)) or np.any(y <= 0):
+            raise HwnasError("block model: latencies must be positive numbers")
+        self.cost_features_ = PieceFeatures("cost").fit(ps)
+        self.shape_features_ = PieceFeatures("shape").fit(ps)
+        C = self.cost_features_.transform(ps)
+        scale = C.max(axis=0)
+        scale[scale <= 0] = 1.0
+        self.cost_scale_ = scale
+        w = 1.0 / y ** 2  # relative error
+        self.linear_ = LinearRegression(positive=True, fit_intercept=False).fit(C / scale, y,
+                                                                                sample_weight=w)
+        self.floor_ms_ = float(y.min()) / 4
+        if self.correction:
+            base = self._linear(C)
+            # one thread: fitting is tiny, and OpenMP threads on a busy 2-core box cost seconds
+            with threadpool_limits(1):
+                self.gbm_ = HistGradientBoostingRegressor(
+                    max_iter=self.max_iter, learning_rate=self.learning_rate,
+                    max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
+                    early_stopping=False, random_state=self.random_state,
+                ).fit(self.shape_features_.transform(ps), np.log(y / base))
+        else:
+            self.gbm_ = None
+        # what was measured: operators, and per op type the ranges of the shape fields
+        self.operators_ = sorted({operator_of(p) for p in ps})
+        ranges: dict[str, dict[str, list[float]]] = {}
+        for p in ps:
+            r = ranges.setdefault(p.kind, {})
+            vals = {f: getattr(p, f) for f in _RANGE_FIELDS}
+            vals["macs"] = piece_costs(p).macs
+            for f, v in vals.items():
+                lo_hi = r.setdefault(f, [v, v])
+                lo_hi[0], lo_hi[1] = min(lo_hi[0], v), max(lo_hi[1], v)
+            r.setdefault("kernels", [])
+            if p.kernel not in r["kernels"]:
+                r["kernels"].append(p.kernel)
+        self.ranges_ = ranges
+        self.n_train_ = len(ps)
+        return self
+
+    def _linear(self, C: np.ndarray) -> np.ndarray:
+        return np.maximum(self.linear_.predict(C / self.cost_scale_), self.floor_ms_)
+
+    def predict(self, X: Iterable[str | Piece]) -> np.ndarray:
+        check_is_fitted(self, "linear_")
+        ps = as_pieces(X)
+        if not ps:
+            return np.zeros(0)
+        out = self._linear(self.cost_features_.transform(ps))
+        if self.gbm_ is not None:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(1):
+                out = out * np.exp(self.gbm_.predict(self.shape_features_.transform(ps)))
+        return out
+
+    def uncovered(self, p: Piece) -> str | None:
+        """Why the model cannot answer for ``p`` (an operator never measured), or None."""
+        check_is_fitted(self, "operators_")
+        sig = operator_of(p)
+        if sig in self.operators_:
+            return None
+        return (f"block {p.key} needs a {sig.replace('/', ' ')} operator, which was never measured "
+                f"(measured: {', '.join(self.operators_)})")
+
+    def extrapolation(self, p: Piece) -> str | None:
+        """Why ``p`` lies far outside what was measured, or None."""
+        check_is_fitted(self, "ranges_")
+        r = self.ranges_.get(p.kind)
+        if r is None:
+            return f"no {p.kind} block was measured"
+        ks = r["kernels"]
+        if p.kernel < min(ks) or p.kernel > max(ks):
+            return f"kernel {p.kernel} is outside the measured kernels {sorted(ks)}"
+        f = self.extrapolation_factor
+        vals = {k: getattr(p, k) for k in _RANGE_FIELDS}
+        vals["macs"] = piece_costs(p).macs
+        for k, v in vals.items():
+            lo, hi = r[k]
+            if v > hi * f or v < lo / f:
+                return f"{k}={v} is far outside the measured {lo:g}..{hi:g}"
+        return None
+
+
+# ---- the network model ----------------------------------------------------------------------------
+
+DEFAULT_NETWORK_FEATURES = ("block_sum", "pieces", "params", "bytes")
+
+
+class NetworkModel(RegressorMixin, BaseEstimator):
+    """Whole-network latency (ms) from :class:`ArchFeatures` columns.
+
+    A ridge regression on the chosen ``features`` (standardised), weighted for relative
+    error, with the penalty picked by efficient leave-one-out CV among ``alphas``. On top
+    of the block sum it learns the per-inference overhead and the effects between blocks
+    a sum misses (per-block session overhead that a network does not pay, weights falling
+    out of cache in a big network).
+    """
+
+    def __init__(self, features: Sequence[str] = DEFAULT_NETWORK_FEATURES,
+                 alphas: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)):
+        self.features = features
+        self.alphas = alphas
+
+    def _cols(self) -> list[int]:
+        unknown = [f for f in self.features if f not in ARCH_FEATURES]
+        if unknown or not self.features:
+            raise HwnasError(f"network model: unknown feature(s) {unknown} "
+                             f"(known: {', '.join(ARCH_FEATURES)})")
+        return [ARCH_FEATURES.index(f) for f in self.features]
+
+    def fit(self, X: np.ndarray, y: Sequence[float]) -> NetworkModel:
+        from sklearn.linear_model import RidgeCV
+        from sklearn.preprocessing import StandardScaler
+
+        y = np.asarray(y, dtype=float)
+        Z = np.asarray(X, dtype=float)[:, self._cols()]
+        self.scaler_ = StandardScaler().fit(Z)
+        self.ridge_ = RidgeCV(alphas=tuple(self.alphas)).fit(self.scaler_.transform(Z), y,
+                                                             sample_weight=1.0 / y ** 2)
+        # the fitted map in raw units: y = Z @ coef_ + intercept_ (fast predict, readable)
+        self.coef_ = self.ridge_.coef_ / self.scaler_.scale_
+        self.intercept_ = float(self.ridge_.intercept_ - self.coef_ @ self.scaler_.mean_)
+        self.alpha_ = float(self.ridge_.alpha_)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "coef_")
+        return np.asarray(X, dtype=float)[:, self._cols()] @ self.coef_ + self.intercept_
+
+
+__all__ = ["DEFAULT_NETWORK_FEATURES", "MIN_NETWORKS", "BlockModel", "NetworkModel"]
