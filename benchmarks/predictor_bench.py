@@ -134,7 +134,7 @@ def bench_targets(table, ev, groups, spaces) -> list[str]:
 
 def bench_repeat(args, table, ev) -> list[str]:
     from hwnas.arch import parse_string
-    from hwnas.devices import load_device
+    from hwnas.hosts import load_device
     from hwnas.predictor import latency_metrics
     from hwnas.profile import make_protocol, measure_archs
 

@@ -94,7 +94,7 @@ def _timed(fn, spent: dict):
 
 def bench_profile(args, protocol, work: Path) -> list[str]:
     import hwnas.profile as prof
-    from hwnas.devices import DeviceConfig, save_device
+    from hwnas.hosts import DeviceConfig, save_device
     from hwnas.space import load_space
 
     rows = ["| space | resolution | distinct blocks | networks | measurements | export s | "

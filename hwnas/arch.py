@@ -384,9 +384,6 @@ def save_arch(arch: Arch, path: str | Path) -> Path:
     return atomic_write_text(p, dump_arch(arch, "json" if p.suffix == ".json" else "yaml"))
 
 
-#: the old private name (hwnas.search imports it)
-_num = num_str
-
 __all__ = [
     "ACTS", "ACT_CODE", "CODE_ACT", "Arch", "Block", "Head", "Stem", "check_keys", "check_section",
     "check_values", "dump_arch", "from_dict", "load_arch", "make_divisible", "num_str",

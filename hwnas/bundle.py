@@ -82,7 +82,7 @@ def compose_network(arch, piece_file: Callable) -> bytes:
     import onnx
     from onnx import compose, helper
 
-    from .keys import arch_pieces
+    from .pieces import arch_pieces
 
     nodes, inits = [], []
     prev = first_in = last_out = None

@@ -123,7 +123,7 @@ def _table_files(d: Path) -> list[Path]:
 def choose_device(plan: DemoPlan, threads: int = 1) -> DeviceChoice:
     """The device the demo measures on (see the module docstring); registers it as local."""
     from .device.bench import Protocol, incompatibility
-    from .devices import DeviceConfig, device_file, load_device, save_device
+    from .hosts import DeviceConfig, device_file, load_device, save_device
     from .lut import LatencyTable, table_dir
     from .profile import make_protocol
 

@@ -18,8 +18,8 @@ from torch import nn
 from .arch import Arch
 from .errors import HwnasError
 from .io import atomic_write_bytes
-from .keys import Piece
 from .model import build, build_piece, input_tensor, piece_input
+from .pieces import Piece
 
 OPSET = 17
 

@@ -320,7 +320,7 @@ def measurement_protocol(device: str, quick: bool = False, **overrides):
     (so the measurement compares with the table, and ``--feedback`` can join it) at the
     device's thread count -- else the profiler's default, or its quick preset with ``quick``
     -- with ``overrides`` (``warmup``, ``min_repeats``, ``min_time_s``, ``passes``, ...)."""
-    from .devices import load_device
+    from .hosts import load_device
     from .lut import LatencyTable
     from .profile import make_protocol
 
@@ -588,7 +588,7 @@ def _recipe_text(r) -> str:
 def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResult:
     """Train, export, measure, predict and tabulate (see the module docstring)."""
     from .data import load_dataset
-    from .devices import load_device
+    from .hosts import load_device
     from .train import Recipe, adapt_arch
 
     settings.validate()

@@ -80,7 +80,7 @@ def test_generated_values_have_a_sensible_scale(tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    from hwnas.keys import Piece
+    from hwnas.pieces import Piece
 
     (tmp_path / "models").mkdir()
     p = Piece("mb", 16, 32, 32, 5, 1, 192, 8, "hswish", True)

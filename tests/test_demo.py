@@ -28,7 +28,7 @@ def _this_machine(protocol):
 
 def test_reference_table_used_only_on_a_machine_like_it(home, monkeypatch, tmp_path):
     from hwnas import demo, paths
-    from hwnas.devices import load_device
+    from hwnas.hosts import load_device
     from hwnas.profile import make_protocol
 
     ref = paths.REFERENCE_DEVICE

@@ -19,7 +19,7 @@ from hwnas.bundle import write_runner
 from hwnas.device import bench
 from hwnas.device.bench import Protocol, summarize
 from hwnas.device.runner import read_records
-from hwnas.keys import Piece
+from hwnas.pieces import Piece
 
 DEVICE_DIR = Path(bench.__file__).resolve().parent
 

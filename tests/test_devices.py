@@ -10,7 +10,8 @@ import pytest
 from conftest import assert_one_line_error
 from sshd import SSHServer, free_port, new_key, sshd_fixture
 
-from hwnas.devices import (
+from hwnas.errors import HwnasError
+from hwnas.hosts import (
     DeviceConfig,
     SSHConnection,
     connect,
@@ -19,7 +20,6 @@ from hwnas.devices import (
     parse_target,
     save_device,
 )
-from hwnas.errors import HwnasError
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ import torch
 
 from hwnas.baselines import baseline
 from hwnas.export import check_onnx, export_arch, export_piece
-from hwnas.keys import arch_pieces
 from hwnas.model import arch_costs, build, build_piece, input_tensor, piece_input
+from hwnas.pieces import arch_pieces
 from hwnas.space import load_space
 
 

@@ -19,7 +19,7 @@ from conftest import assert_one_line_error
 
 from hwnas.arch import Arch, Block, parse_string
 from hwnas.errors import HwnasError
-from hwnas.keys import Piece, arch_pieces
+from hwnas.pieces import Piece, arch_pieces
 from hwnas.predictor import (
     PREDICTORS,
     ArchFeatures,
@@ -403,7 +403,7 @@ def test_cli_block_not_in_table_is_marked(main, home, synth):
 def test_warns_on_other_onnxruntime_or_threads(home, synth, caplog):
     """Fitted on measurements made with onnxruntime 0.0.1 and 1 thread; the device is now
     local (this machine's onnxruntime) with 2 threads: both are named in a warning."""
-    from hwnas.devices import DeviceConfig, save_device
+    from hwnas.hosts import DeviceConfig, save_device
 
     dev = _write_table(home, synth)
     save_device(DeviceConfig(dev, "local", threads=2))
@@ -421,7 +421,7 @@ def test_warns_on_other_onnxruntime_or_threads(home, synth, caplog):
 def test_no_warning_when_device_matches(home, synth, caplog):
     from importlib.metadata import version
 
-    from hwnas.devices import DeviceConfig, save_device
+    from hwnas.hosts import DeviceConfig, save_device
 
     prov = {"onnxruntime": version("onnxruntime"), "threads": 1}
     dev = _write_table(home, synth, provenance=prov)

@@ -16,8 +16,8 @@ from conftest import assert_one_line_error, run_cli, tiny_space
 from hwnas.arch import Arch
 from hwnas.device.runner import read_records
 from hwnas.errors import HwnasError
-from hwnas.keys import arch_pieces
 from hwnas.lut import LatencyTable, Stats
+from hwnas.pieces import arch_pieces
 
 TINY = tiny_space("tiny")
 QUICK = ("--quick",)

@@ -464,8 +464,8 @@ def syn_device(env):
     whole networks), enough for LatencyPredictor.for_device."""
     import random
 
-    from hwnas.keys import arch_pieces
     from hwnas.lut import LatencyTable, Stats
+    from hwnas.pieces import arch_pieces
     from hwnas.predictor import piece_costs
     from hwnas.space import load_space
 

@@ -2,7 +2,7 @@ import optuna
 import pytest
 
 from hwnas.errors import HwnasError
-from hwnas.keys import Piece, arch_pieces
+from hwnas.pieces import Piece, arch_pieces
 from hwnas.space import SKIP, load_space
 
 SPACES = ["mobilenetv2", "mobilenetv3"]

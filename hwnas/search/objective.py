@@ -24,7 +24,7 @@ import numpy as np
 
 from ..arch import Arch
 from ..errors import HwnasError
-from ..keys import Piece, arch_pieces
+from ..pieces import Piece, arch_pieces
 from ..runs import METRICS, SEED_ATTR, WORKER_ATTR
 from ..space import SearchSpace
 from .settings import OBJECTIVES, AccuracyFn, LatencyFn, SearchSettings
@@ -121,7 +121,7 @@ def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path) -
     except Exception as e:
         log.debug("no table provenance for %s: %s", settings.device, e)
     try:
-        from ..devices import load_device
+        from ..hosts import load_device
 
         info["device_config"] = _jsonable(load_device(settings.device))
     except Exception as e:

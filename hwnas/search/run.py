@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..arch import _num, parse_string
+from ..arch import num_str, parse_string
 from ..errors import HwnasError
 from ..io import atomic_write_json
 from ..paths import runs_dir
@@ -194,7 +194,7 @@ def _check_budgets(settings: SearchSettings, space: SearchSpace, resolution: int
         i = int(np.argmin(lats))
         if lats[i] > settings.latency_budget_ms:
             raise HwnasError(
-                f"--latency-budget {_num(settings.latency_budget_ms)}ms is below the cheapest "
+                f"--latency-budget {num_str(settings.latency_budget_ms)}ms is below the cheapest "
                 f"arch of {space.name} at {resolution} on {settings.device}: predicted "
                 f"{lats[i]:.2f} ms ({cheap[i].to_string()})")
     if settings.max_params is not None:

@@ -19,7 +19,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from ..arch import Arch, _num, make_divisible
+from ..arch import Arch, make_divisible, num_str
 from ..paths import DEMO_RESOLUTION
 from ..runs import SEED_ATTR
 from ..space import SKIP, SearchSpace
@@ -71,7 +71,7 @@ def seed_params(space: SearchSpace) -> list[tuple[str, dict[str, Any]]]:
             for layer in range(st.depth[1]):
                 if f"s{j}_l{layer}" in names:
                     p[f"s{j}_l{layer}"] = _layer_choice(names[f"s{j}_l{layer}"], 3, 6)
-        out.append((f"mbv2-like-w{_num(w)}", p))
+        out.append((f"mbv2-like-w{num_str(w)}", p))
     out.append(("cheapest", cheapest_params(space)))
     seen, unique = set(), []
     for label, p in out:
