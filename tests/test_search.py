@@ -488,6 +488,38 @@ def syn_device(env):
     return "syn"
 
 
+def test_a_search_reads_the_device_once(env, syn_device, monkeypatch):
+    """The resolution, the predictor and the provenance in config.json come from one read of
+    the device's table (and of its device.json); the accuracy estimator is a cheap stand-in."""
+    import hwnas.accuracy
+    import hwnas.context
+    from hwnas.hosts import DeviceConfig, save_device
+    from hwnas.lut import LatencyTable
+    from hwnas.search import SearchSettings, arch_costs_fast, run_search
+
+    save_device(DeviceConfig(syn_device, "local", 1))
+    reads, configs = [], []
+    real_load, real_config = LatencyTable.load.__func__, hwnas.context.load_device
+    monkeypatch.setattr(LatencyTable, "load",
+                        classmethod(lambda cls, name: reads.append(name) or real_load(cls, name)))
+    monkeypatch.setattr(hwnas.context, "load_device",
+                        lambda name: configs.append(name) or real_config(name))
+
+    class Params:  # "accuracy": fewer params score higher
+        name, classes = "params-stand-in", 10
+
+        def score(self, archs):
+            return [-float(arch_costs_fast(a)[0]) for a in archs]
+
+    monkeypatch.setattr(hwnas.accuracy, "make_estimator", lambda *a, **k: Params())
+    res = run_search(SearchSettings(space="tiny", device=syn_device, name="once", trials=4),
+                     progress=False)
+    assert res.complete == 4 and res.resolution == 32  # the resolution the table covers
+    assert res.config["device_provenance"]["cpu_model"] == "synthetic"
+    assert res.config["device_config"]["threads"] == 1
+    assert reads == [syn_device] and configs == [syn_device]
+
+
 @pytest.mark.slow
 def test_cli_search_with_the_predictor_and_zero_cost_proxy(env, syn_device, capsys):
     from hwnas.arch import parse_string

@@ -3,7 +3,7 @@
 The search needs two calls (the Once-for-All shape): ``latency_fn(archs) -> ms`` and
 ``accuracy_fn(archs) -> scores`` (higher is better); :func:`build_estimators` builds them from
 a device's latency predictor and an accuracy estimator (or the caller injects them). Params,
-MACs and peak activation memory come from :func:`arch_costs_fast`.
+MACs and peak activation memory come from :func:`hwnas.costs.arch_costs` (``arch_costs_fast``).
 
 Constraints are ``trial.set_constraint`` (Optuna 5; ``constraints_func`` is deprecated) with
 relative violations ``latency / budget - 1`` and ``params / max_params - 1`` so that the
@@ -16,15 +16,15 @@ import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field, replace
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..arch import Arch
+from ..context import Device
+from ..costs import arch_costs
 from ..errors import HwnasError
-from ..pieces import Piece, arch_pieces
 from ..runs import METRICS, SEED_ATTR, WORKER_ATTR
 from ..space import SearchSpace
 from .settings import OBJECTIVES, AccuracyFn, LatencyFn, SearchSettings
@@ -51,26 +51,9 @@ class Metrics:
         return float(getattr(self, OBJECTIVES[name][1]))
 
 
-@cache
-def _piece_costs(key: str) -> tuple[int, int, int]:
-    from ..predictor import piece_costs  # analytical: microseconds, no torch module built
-
-    c = piece_costs(Piece.from_key(key))
-    return int(c.params), int(c.macs), int(c.peak_bytes)
-
-
-def arch_costs_fast(arch: Arch) -> tuple[int, int, int]:
-    """(params, MACs, peak activation bytes) of ``arch``, summed from cached per-piece counts.
-
-    The same counts as :func:`hwnas.model.arch_costs` (a network is the sequence of its
-    pieces; ``tests/test_search.py`` checks the equality) without building the network:
-    the predictor's analytical per-piece counts, cached per block key.
-    """
-    params = macs = peak = 0
-    for p in arch_pieces(arch):
-        a, b, c = _piece_costs(p.key)
-        params, macs, peak = params + a, macs + b, max(peak, c)
-    return params, macs, peak
+#: the search's name for :func:`hwnas.costs.arch_costs`: (params, MACs, peak activation bytes),
+#: analytical, cached per piece, no torch
+arch_costs_fast = arch_costs
 
 
 class Evaluator:
@@ -81,7 +64,7 @@ class Evaluator:
         self.accuracy_fn = accuracy_fn
 
     def __call__(self, arch: Arch) -> Metrics:
-        params, macs, mem = arch_costs_fast(arch)
+        params, macs, mem = arch_costs(arch)
         lat = float(np.asarray(self.latency_fn([arch]), dtype=float).reshape(-1)[0])
         acc = float(np.asarray(self.accuracy_fn([arch]), dtype=float).reshape(-1)[0])
         if not (math.isfinite(lat) and math.isfinite(acc)):
@@ -98,12 +81,15 @@ class Estimators:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path) -> Estimators:
-    """The device's latency predictor and the accuracy estimator of ``settings``."""
+def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path,
+                     device: Device | None = None) -> Estimators:
+    """The device's latency predictor and the accuracy estimator of ``settings``; ``device``
+    (default: ``settings.device``, loaded) is read once: its table serves the predictor and
+    the provenance recorded in the run."""
     from ..accuracy import make_estimator
-    from ..predictor import LatencyPredictor
 
-    predictor = LatencyPredictor.for_device(settings.device)
+    dev = device or Device.load(settings.device)
+    predictor = dev.predictor()
     est = make_estimator(settings.accuracy, settings.data, resolution, seed=settings.seed,
                          cache_path=run_dir / "accuracy_cache.json")
     classes = getattr(est, "classes", None) or getattr(getattr(est, "data", None), "classes", None)
@@ -112,20 +98,13 @@ def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path) -
 
         classes = load_dataset(settings.data, resolution, settings.seed).classes
     info: dict[str, Any] = {"accuracy_estimator": getattr(est, "name", settings.accuracy)}
+    table = dev.table  # the one the predictor was fitted on
+    info["device_provenance"] = dict(table.provenance or {})
+    info["latency_statistic"] = table.statistic
     try:
-        from ..lut import LatencyTable
-
-        t = LatencyTable.load(settings.device)
-        info["device_provenance"] = dict(t.provenance or {})
-        info["latency_statistic"] = getattr(t, "statistic", None)
-    except Exception as e:
-        log.debug("no table provenance for %s: %s", settings.device, e)
-    try:
-        from ..hosts import load_device
-
-        info["device_config"] = _jsonable(load_device(settings.device))
-    except Exception as e:
-        log.debug("no device config for %s: %s", settings.device, e)
+        info["device_config"] = _jsonable(dev.config)
+    except HwnasError as e:  # no (or a bad) device.json: a table imported or made by hand
+        log.debug("no device config for %s: %s", dev.name, e)
     return Estimators(predictor.predict, est.score, int(classes), info)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..arch import num_str, parse_string
+from ..context import Device
 from ..errors import HwnasError
 from ..io import atomic_write_json
 from ..paths import runs_dir
@@ -84,7 +85,10 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
 
     settings.validate()
     space = load_space(settings.space)
-    resolution = settings.resolution or default_resolution(space, settings.device)
+    injected = latency_fn is not None and accuracy_fn is not None
+    # the device is read once: its table gives the resolution, the predictor and provenance
+    dev = settings.device if injected else Device.load(settings.device)
+    resolution = settings.resolution or default_resolution(space, dev)
     if resolution not in space.resolutions:
         log.info("resolution %d is not among the space's (%s); searching at %d anyway",
                  resolution, ", ".join(map(str, space.resolutions)), resolution)
@@ -92,7 +96,6 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
         raise HwnasError(f"--resolution {resolution} is below the space's total stride "
                          f"{space.min_resolution()}")
     run_dir = runs_dir() / settings.name
-    injected = latency_fn is not None and accuracy_fn is not None
     # refuse a mismatching existing run before anything heavy (classes follow from the data)
     pre = identity(settings, space, resolution, 0)
     check_existing_run(run_dir, pre, settings.storage, skip=("classes",))
@@ -102,7 +105,7 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
         info = dict(device_info or {})
         n_classes = int(classes or space.classes)
     else:
-        est = build_estimators(settings, resolution, run_dir)
+        est = build_estimators(settings, resolution, run_dir, dev)
         latency_fn = latency_fn or est.latency_fn
         accuracy_fn = accuracy_fn or est.accuracy_fn
         info, n_classes = est.info, est.classes

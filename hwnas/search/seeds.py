@@ -20,6 +20,8 @@ from dataclasses import replace
 from typing import Any
 
 from ..arch import Arch, make_divisible, num_str
+from ..context import Device
+from ..errors import HwnasError
 from ..paths import DEMO_RESOLUTION
 from ..runs import SEED_ATTR
 from ..space import SKIP, SearchSpace
@@ -88,24 +90,23 @@ def cheapest_archs(space: SearchSpace, resolution: int, classes: int) -> list[Ar
             for a in acts]
 
 
-def default_resolution(space: SearchSpace, device: str | None = None) -> int:
+def default_resolution(space: SearchSpace, device: str | Device | None = None) -> int:
     """The resolution of ``space`` the device's table covers best (the one it was profiled
     at; the demo resolution on a tie), else the demo resolution (or the space's nearest)."""
     if device:
         try:
-            from ..lut import LatencyTable
-
-            t = LatencyTable.load(device)
+            table = Device.of(device).table
+        except HwnasError as e:  # no table (yet), or none that reads: fall back
+            log.debug("default resolution from the table of %s: %s", device, e)
+        else:
             cover = {}
             for r in space.resolutions:
-                have, total = t.coverage(space, r)
+                have, total = table.coverage(space, r)
                 cover[r] = have / total if total else 0.0
             best = max(cover.values(), default=0.0)
             if best > 0:
                 return min((r for r, c in cover.items() if c == best),
                            key=lambda r: (r != DEMO_RESOLUTION, r))
-        except Exception as e:  # no table (yet): fall back
-            log.debug("default resolution from the table of %s: %s", device, e)
     if DEMO_RESOLUTION in space.resolutions:
         return DEMO_RESOLUTION
     return min(space.resolutions, key=lambda r: (abs(r - DEMO_RESOLUTION), r))
