@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from .arch import Arch
+from .context import Device
 from .errors import HwnasError
 from .io import atomic_write_json, atomic_write_text
 from .runs import RETRAIN_FILE, csv_text, load_retrain, load_run, retrain_labels, winner_arch
@@ -315,49 +316,49 @@ def _train_all(models: list[Model], data, data_spec: str, recipe, seeds: Sequenc
 
 # ---- measuring and predicting -----------------------------------------------------------------------
 
-def measurement_protocol(device: str, quick: bool = False, **overrides):
+def measurement_protocol(device: str | Device, quick: bool = False, **overrides):
     """The protocol to measure with: the one the device's latency table was measured with
     (so the measurement compares with the table, and ``--feedback`` can join it) at the
     device's thread count -- else the profiler's default, or its quick preset with ``quick``
     -- with ``overrides`` (``warmup``, ``min_repeats``, ``min_time_s``, ``passes``, ...)."""
-    from .hosts import load_device
-    from .lut import LatencyTable
     from .profile import make_protocol
 
-    cfg = load_device(device)
+    dev = Device.of(device)
+    cfg = dev.config
     base: dict[str, Any] = {}
-    if not quick and LatencyTable.exists(device):
-        base = dict(LatencyTable.load(device).provenance.get("protocol") or {})
+    if not quick and dev.has_table:
+        base = dict(dev.table.provenance.get("protocol") or {})
         base.pop("threads", None)
     base.update({k: v for k, v in overrides.items() if v is not None})
     return make_protocol(cfg.threads, quick=quick, **base)
 
 
-def _protocol_matches_table(device: str, protocol) -> bool | None:
+def _protocol_matches_table(dev: Device, protocol) -> bool | None:
     """Whether ``protocol`` is the one the device's table was measured with (None: no table);
     a warning when it is not: the predictor learnt the table's numbers."""
-    from .lut import LatencyTable, incompatibility
+    from .lut import incompatibility
 
-    if not LatencyTable.exists(device):
+    if not dev.has_table:
         return None
-    prov = LatencyTable.load(device).provenance
+    prov = dev.table.provenance
     if not prov.get("protocol"):
         return None
     why = incompatibility(prov, {**prov, "threads": protocol.threads,
                                  "protocol": protocol.to_dict()})
     if why:
         log.warning("measuring with another protocol than the table of '%s' (%s): predicted "
-                    "and measured latencies (error_pct) compare different protocols", device, why)
+                    "and measured latencies (error_pct) compare different protocols", dev.name, why)
     return why is None
 
 
-def _measure(device: str, models: list[Model], run_dir: Path, protocol, feedback: bool,
+def _measure(dev: Device, models: list[Model], run_dir: Path, protocol, feedback: bool,
              progress: bool) -> dict[str, Any]:
     """Stats per arch string, measured in one interleaved call (or the stored measurement of
     exactly these archs with this protocol)."""
     from .lut import Stats
     from .profile import measure_archs
 
+    device = dev.name
     archs = {m.arch.to_string(): m for m in models}
     cache = run_dir / "retrain" / f"measured-{device}.json"
     proto = protocol.to_dict()
@@ -376,7 +377,7 @@ def _measure(device: str, models: list[Model], run_dir: Path, protocol, feedback
     onnx = {s: run_dir / m.onnx_rel for s, m in archs.items()}
     log.info("measuring %d models on %s, interleaved (%d passes, >= %d samples each)",
              len(archs), device, protocol.passes, protocol.min_repeats)
-    stats = measure_archs(device, [m.arch for m in archs.values()], onnx=onnx, protocol=protocol,
+    stats = measure_archs(dev, [m.arch for m in archs.values()], onnx=onnx, protocol=protocol,
                           source="retrain" if feedback else None, progress=progress)
     atomic_write_json(cache, {"format": MEASURE_FORMAT, "device": device, "protocol": proto,
                               "feedback": feedback, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -384,34 +385,25 @@ def _measure(device: str, models: list[Model], run_dir: Path, protocol, feedback
     return stats
 
 
-def _predict(device: str, archs: list[Arch]) -> tuple[list[float | None], str, str]:
+def _predict(dev: Device, archs: list[Arch]) -> tuple[list[float | None], str, str]:
     """(predicted ms per arch, what predicted them, the statistic predicted)."""
     import numpy as np
 
-    from .lut import DEFAULT_STATISTIC, LatencyTable
+    from .lut import DEFAULT_STATISTIC, lut_sum
 
-    statistic = DEFAULT_STATISTIC
-    table = None
-    if LatencyTable.exists(device):
-        table = LatencyTable.load(device)
-        statistic = table.statistic
-    from .predictor import LatencyPredictor
-
+    table = dev.table if dev.has_table else None
+    statistic = table.statistic if table is not None else DEFAULT_STATISTIC
     try:
-        pred = LatencyPredictor.for_device(device)
+        pred = dev.predictor()
         vals = np.asarray(pred.predict(archs), dtype=float).reshape(-1)
         statistic = getattr(pred, "statistic", None) or statistic
         return [float(v) if math.isfinite(v) else None for v in vals], "predictor", statistic
     except HwnasError as e:
         log.warning("no latency predictor for '%s' (%s); predicting with the table's block sum",
-                    device, str(e).splitlines()[0] if str(e) else type(e).__name__)
-    out: list[float | None] = []
-    for a in archs:
-        try:
-            out.append(table.lut_sum(a) if table is not None else None)
-        except HwnasError:
-            out.append(None)
-    return out, ("lut-sum" if table is not None else "none"), statistic
+                    dev.name, str(e).splitlines()[0] if str(e) else type(e).__name__)
+    blocks = table.latencies()[0] if table is not None else {}
+    return ([lut_sum(blocks, a) for a in archs],  # None where the table lacks a block
+            "lut-sum" if table is not None else "none", statistic)
 
 
 # ---- rows and summary ---------------------------------------------------------------------------------
@@ -588,7 +580,6 @@ def _recipe_text(r) -> str:
 def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResult:
     """Train, export, measure, predict and tabulate (see the module docstring)."""
     from .data import load_dataset
-    from .hosts import load_device
     from .train import Recipe, adapt_arch
 
     settings.validate()
@@ -597,15 +588,16 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     device = settings.device or cfg.get("device")
     if not device:
         raise HwnasError(f"run '{run.name}' names no device; give --device")
-    dev = load_device(device)  # measuring needs a registered device: fail before training
+    dev = Device.load(device)
+    target = dev.config.target  # measuring needs a registered device: fail before training
     resolution = int(cfg.get("resolution") or 0)
     if resolution <= 0:
         raise HwnasError(f"{run.path / 'config.json'}: no resolution")
     data_spec = settings.data or cfg.get("data") or "digits"
     recipe = settings.recipe or Recipe()
-    protocol = settings.protocol or measurement_protocol(device, settings.quick,
+    protocol = settings.protocol or measurement_protocol(dev, settings.quick,
                                                          **settings.protocol_overrides)
-    same = _protocol_matches_table(device, protocol)
+    same = _protocol_matches_table(dev, protocol)
     data = load_dataset(data_spec, resolution, 0)  # the fixed split: one test set for all
 
     def adapt(a: Arch) -> Arch:
@@ -620,11 +612,13 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     before = sum((run.path / "retrain" / rid / m.name / f"seed{s}.json").is_file()
                  for m in models for s in settings.seeds)
     results = _train_all(models, data, data_spec, recipe, settings.seeds, run.path, rid, progress)
-    stats = _measure(device, models, run.path, protocol, settings.feedback, progress)
-    predicted, predicted_by, statistic = _predict(device, [m.arch for m in models])
+    stats = _measure(dev, models, run.path, protocol, settings.feedback, progress)
+    if settings.feedback:  # the measurements joined (or made) the table: read it afresh
+        dev = Device.load(device)
+    predicted, predicted_by, statistic = _predict(dev, [m.arch for m in models])
     rows = _rows(models, results, stats, predicted, predicted_by, statistic, settings.seeds,
                  recipe.epochs)
-    meta = {"run": run.name, "device": device, "target": getattr(dev, "target", "?"),
+    meta = {"run": run.name, "device": device, "target": target,
             "protocol": protocol.to_dict(), "statistic": statistic,
             "predicted_by": predicted_by, "protocol_matches_table": same, "data": data_spec, "resolution": resolution,
             "recipe": recipe.to_dict(), "recipe_id": rid, "recipe_text": _recipe_text(recipe),
