@@ -73,28 +73,13 @@ def fmt(r: dict) -> str:
             f"{r['within10_pct']:.1f} | {r['kendall_tau']:.3f}")
 
 
-def spaces_list():
-    from hwnas.errors import HwnasError
-    from hwnas.paths import spaces_dirs
-    from hwnas.space import load_space
+def bench_accuracy(args, dev, spaces) -> tuple[list[str], object, dict]:
+    from hwnas.predictor import PREDICTOR_NAMES, evaluate, network_groups
 
-    out = []
-    for name in sorted({f.stem for d in spaces_dirs() for f in d.glob("*.yaml")}):
-        try:
-            out.append(load_space(name))
-        except HwnasError:
-            pass
-    return out
-
-
-def bench_accuracy(args, table, spaces) -> tuple[list[str], object, dict]:
-    from hwnas.predictor import PREDICTOR_NAMES, evaluate, network_groups, stored_settings
-
-    settings = stored_settings(args.device)
-    stat = args.statistic or settings.get("statistic") or table.statistic
+    settings = dev.predictor_settings()
+    stat = args.statistic or settings.get("statistic") or dev.table.statistic
     settings["statistic"] = stat
-    blocks = {k: s.value(stat) for k, s in table.blocks.items()}
-    nets = {k: s.value(stat) for k, s in table.networks.items()}
+    blocks, nets = dev.table.latencies(stat)
     groups = network_groups(nets, spaces)
     t = time.perf_counter()
     ev = evaluate(blocks, nets, groups, folds=args.folds, settings=settings)
@@ -132,13 +117,12 @@ def bench_targets(table, ev, groups, spaces) -> list[str]:
     return rows
 
 
-def bench_repeat(args, table, ev) -> list[str]:
+def bench_repeat(args, dev, ev) -> list[str]:
     from hwnas.arch import parse_string
-    from hwnas.hosts import load_device
     from hwnas.predictor import latency_metrics
     from hwnas.profile import make_protocol, measure_archs
 
-    cfg = load_device(args.device)
+    cfg, table = dev.config, dev.table
     if not cfg.is_local:
         return [f"(repeatability floor skipped: device '{args.device}' is not local)"]
     stat = args.statistic
@@ -153,7 +137,7 @@ def bench_repeat(args, table, ev) -> list[str]:
         pick = random.Random(0).sample(sorted(members), min(args.repeat, len(members)))
         archs = [parse_string(s) for s in pick]
         t = time.monotonic()
-        st = measure_archs(args.device, archs, protocol=make_protocol(cfg.threads),
+        st = measure_archs(dev, archs, protocol=make_protocol(cfg.threads),
                            progress=False)
         print(f"re-measured {len(pick)} networks of {g} in {time.monotonic() - t:.0f} s",
               file=sys.stderr, flush=True)
@@ -202,13 +186,15 @@ def bench_speed(args, spaces) -> list[str]:
 
 def main() -> int:
     args = parse_args()
+    from hwnas.context import Device
     from hwnas.device.bench import provenance
-    from hwnas.lut import LatencyTable
+    from hwnas.space import load_spaces
 
-    table = LatencyTable.load(args.device)
+    dev = Device.load(args.device)
+    table = dev.table
     pv = table.provenance
     here = provenance()
-    spaces = spaces_list()
+    spaces = load_spaces()
     head = [f"Latency predictor benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}",
             f"table: {args.device} ({len(table.blocks)} blocks, {len(table.networks)} networks; "
             f"measured on {pv.get('cpu_model')}, {pv.get('machine')}, onnxruntime "
@@ -217,10 +203,10 @@ def main() -> int:
             f"{here['python']}",
             f"load average at start: {load()}", ""]
     body: list[str] = []
-    acc, ev, groups = bench_accuracy(args, table, spaces)
+    acc, ev, groups = bench_accuracy(args, dev, spaces)
     body += acc + [""] + bench_targets(table, ev, groups, spaces) + [""]
     if args.repeat:
-        body += bench_repeat(args, table, ev) + [""]
+        body += bench_repeat(args, dev, ev) + [""]
     body += bench_speed(args, spaces) + [""]
     text = "\n".join(head + body + [f"load average at end: {load()}"]) + "\n"
     print(text)

@@ -5,7 +5,6 @@ and :func:`write_report`, which writes ``runs/RUN/report.html``."""
 from __future__ import annotations
 
 import html
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -16,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from ..arch import parse_string
+from ..context import Device
 from ..errors import HwnasError
 from ..io import atomic_write_bytes, atomic_write_text
-from ..lut import LatencyTable, table_dir
 from ..runs import load_run
 from ..space import load_space
 from .data import (
@@ -46,26 +45,23 @@ FIGURE_IDS = {"objective": "fig-objective", "parity": "fig-parity", "hypervolume
 
 # ---- gathering a run -------------------------------------------------------------------------
 
-def device_parity(device: str, table: Any, spaces: Sequence[Any] = ()
+def device_parity(device: str | Device, table: Any, spaces: Sequence[Any] = ()
                   ) -> tuple[dict[str, float], Callable | None, bool, str]:
-    """(measured networks, predict(arch strings), in-sample?, note) for ``device``: held-out
+    """(measured networks, predict(arch strings), in-sample?, note) for ``device`` and its
+    latency ``table`` (None: it has none): held-out
     predictions (:func:`hwnas.predictor.evaluate`, 5-fold) where possible, else the predictions
     of the predictor fitted on all of them. Networks of ``spaces`` (SearchSpace objects) are
     cross-validated; baselines and other networks are predicted by a predictor fitted on all
     the space's networks."""
+    dev = Device.of(device)
     if table is None or not getattr(table, "networks", None):
-        return {}, None, True, f"device '{device}' has no whole-network measurements"
+        return {}, None, True, f"device '{dev.name}' has no whole-network measurements"
     stat = table.statistic
-    blocks = {k: s.value(stat) for k, s in table.blocks.items()}
-    nets = {k: s.value(stat) for k, s in table.networks.items()}
-    from ..predictor import PREDICTOR_FILE, LatencyPredictor, evaluate, network_groups
+    blocks, nets = table.latencies(stat)
+    from ..predictor import evaluate, network_groups
 
     try:
-        settings: dict[str, Any] = {}
-        stored = table_dir(device) / PREDICTOR_FILE
-        if stored.is_file():
-            settings = dict(json.loads(stored.read_text()).get("settings") or {})
-        settings["statistic"] = stat
+        settings = {**dev.predictor_settings(), "statistic": stat}
         groups = network_groups(nets, list(spaces))
         if sum(g not in ("baselines", "other") for g in groups.values()) < 10:
             # no (or too few) networks of the run's space: cross-validate them all
@@ -76,11 +72,11 @@ def device_parity(device: str, table: Any, spaces: Sequence[Any] = ()
         if held:
             return ({k: nets[k] for k in held}, lambda keys: [held[k] for k in keys], False, "")
     except HwnasError as e:
-        log.info("held-out predictions for %s: %s; showing the in-sample fit", device, e)
+        log.info("held-out predictions for %s: %s; showing the in-sample fit", dev.name, e)
     try:
-        pred = LatencyPredictor.for_device(device)
+        pred = dev.predictor()
     except HwnasError as e:
-        return {}, None, True, f"no latency predictor for '{device}' ({e})"
+        return {}, None, True, f"no latency predictor for '{dev.name}' ({e})"
 
     def predict(keys: list[str]) -> list[float]:
         archs = [parse_string(k) for k in keys]
@@ -111,11 +107,11 @@ def build_report(run: str | Path, *, predictor: bool = True) -> ReportData:
     cfg = r.config
     device = str(cfg.get("device", ""))
     notes: list[str] = []
-    table = None
+    table = dev = None
     if device:
         try:
-            if LatencyTable.exists(device):
-                table = LatencyTable.load(device)
+            dev = Device.load(device)
+            table = dev.table if dev.has_table else None
         except HwnasError as e:
             notes.append(f"the latency table of '{device}' cannot be read: {e}")
     meas = measurement_info(cfg, table)
@@ -127,8 +123,8 @@ def build_report(run: str | Path, *, predictor: bool = True) -> ReportData:
         notes.append(f"run '{r.name}' has no retrain results yet (hwnas retrain {r.name})")
     obj = objective_space_data(r.trials, r.pareto, cfg, retrain or [], meas)
     measured, predict, in_sample, why = ({}, None, True, "")
-    if predictor and device:
-        measured, predict, in_sample, why = device_parity(device, table, _run_spaces(cfg))
+    if predictor and dev is not None:
+        measured, predict, in_sample, why = device_parity(dev, table, _run_spaces(cfg))
     if why:
         notes.append(f"parity plot without profiled networks: {why}")
     par = parity_data(measured, predict, retrain or [], measurement=meas, in_sample=in_sample,
