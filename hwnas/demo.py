@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
+from .context import Device
 from .errors import HwnasError
 
 log = logging.getLogger(__name__)
@@ -123,8 +124,7 @@ def _table_files(d: Path) -> list[Path]:
 def choose_device(plan: DemoPlan, threads: int = 1) -> DeviceChoice:
     """The device the demo measures on (see the module docstring); registers it as local."""
     from .device.bench import Protocol, incompatibility
-    from .hosts import DeviceConfig, device_file, load_device, save_device
-    from .lut import LatencyTable, table_dir
+    from .hosts import DeviceConfig, save_device
     from .profile import make_protocol
 
     fresh_protocol = make_protocol(threads, quick=plan.quick)
@@ -132,16 +132,15 @@ def choose_device(plan: DemoPlan, threads: int = 1) -> DeviceChoice:
     ref = paths.REFERENCE_DEVICE
     name, reason, protocol = this_machine_name(mine, plan.quick), "", fresh_protocol
     if not plan.quick:
-        home_dir = table_dir(ref)
+        ref_dev = Device.load(ref)
+        home_dir = ref_dev.dir
         shipped = paths.PACKAGE_ROOT / "latency_tables" / ref
         src = home_dir if _table_files(home_dir) else shipped if _table_files(shipped) else None
-        ref_local = True
-        if device_file(ref).is_file():
-            ref_local = load_device(ref).is_local
+        ref_local = ref_dev.config.is_local if ref_dev.has_config else True
         if src is not None and ref_local:
             try:
                 if src == home_dir:
-                    prov = LatencyTable.load(ref).provenance
+                    prov = ref_dev.table.provenance
                 else:
                     import json
 
@@ -168,8 +167,9 @@ def choose_device(plan: DemoPlan, threads: int = 1) -> DeviceChoice:
             reason = f"no shipped reference table: profiling this machine as '{name}'"
     else:
         reason = f"quick measurement protocol: profiling this machine as '{name}'"
-    if device_file(name).is_file():
-        cfg = load_device(name)
+    chosen = Device.load(name)
+    if chosen.has_config:
+        cfg = chosen.config
         if not cfg.is_local:
             raise HwnasError(f"device '{name}' exists with target {cfg.target}; the demo needs it "
                              f"local (remove latency_tables/{name}/device.json)")
@@ -190,15 +190,14 @@ def ensure_space(plan: DemoPlan):
     import yaml
 
     want = space_from_dict(yaml.safe_load(QUICK_SPACE), "the demo's quick space")
-    for d in paths.spaces_dirs():
-        p = d / f"{plan.space}.yaml"
-        if p.is_file():
-            have = load_space(p)
-            if have.params() != want.params() or have.resolutions != want.resolutions or \
-                    (have.stem, have.head, have.classes) != (want.stem, want.head, want.classes):
-                raise HwnasError(f"{p} is not the demo's quick space (edited?); remove it and "
-                                 "run hwnas demo --quick again")
-            return have
+    p = paths.space_files().get(plan.space)
+    if p is not None:
+        have = load_space(p)
+        if have.params() != want.params() or have.resolutions != want.resolutions or \
+                (have.stem, have.head, have.classes) != (want.stem, want.head, want.classes):
+            raise HwnasError(f"{p} is not the demo's quick space (edited?); remove it and "
+                             "run hwnas demo --quick again")
+        return have
     from .io import atomic_write_text
 
     p = paths.home() / "search_spaces" / f"{plan.space}.yaml"
@@ -224,6 +223,7 @@ class DemoResult:
     def summary(self) -> str:
         from .report import fmt as _fmt
         from .report import fmt_count as _fmt_count
+        from .runs import retrain_labels
 
         lines = [f"report: {self.report}", "",
                  f"{self.plan.run}: {self.plan.trials} trials of {self.plan.space} at "
@@ -231,14 +231,13 @@ class DemoResult:
                  + (f", latency budget {self.budget_ms:g} ms" if self.budget_ms else ""),
                  f"  {'model':<24} {'kind':<8} {'accuracy':>16} {'measured':>10} "
                  f"{'predicted':>10} {'error':>7} {'params':>9}"]
-        labels, archs = {}, []
-        for r in self.rows:
-            if r.get("kind") == "winner":
-                labels[id(r)] = f"W{len(archs) + 1}"
-                archs.append(f"  W{len(archs) + 1} = {r.get('arch')}")
+        labels = retrain_labels(self.rows)  # W1, W2, ... by measured latency, as retrain/report
+        winners = sorted((r for r in self.rows if r.get("kind") == "winner"),
+                         key=lambda r: int(labels[str(r.get("name"))][1:]))
+        archs = [f"  {labels[str(r.get('name'))]} = {r.get('arch')}" for r in winners]
         for r in self.rows:
             lines.append(
-                f"  {labels.get(id(r), str(r.get('name')))[:24]:<24} {str(r.get('kind')):<8} "
+                f"  {labels[str(r.get('name'))][:24]:<24} {str(r.get('kind')):<8} "
                 f"{_fmt(r.get('acc_mean'), '.3f')} +- {_fmt(r.get('acc_std'), '.3f'):<5}   "
                 f"{_fmt(r.get('measured_stat_ms') or r.get('measured_median_ms'), '.3f'):>7} ms "
                 f"{_fmt(r.get('predicted_ms'), '.3f'):>7} ms {_fmt(r.get('error_pct'), '+.1f'):>6}% "
@@ -260,7 +259,7 @@ def _step(i: int, n: int, text: str) -> None:
     log.info("[%d/%d] %s", i, n, text)
 
 
-def _budget(plan: DemoPlan, space, device: str) -> float:
+def _budget(plan: DemoPlan, space, device: Device) -> float:
     """``budget_quantile`` of the predicted latency of 200 seeded samples of the space, to
     2 significant digits (an existing run keeps its own)."""
     import json
@@ -277,20 +276,17 @@ def _budget(plan: DemoPlan, space, device: str) -> float:
             pass
     from dataclasses import replace
 
-    from .predictor import LatencyPredictor
-
-    pred = LatencyPredictor.for_device(device)
+    pred = device.predictor()
     archs = [replace(a, classes=10) for a in space.sample(seed=0, n=200, resolution=plan.resolution)]
     q = float(np.quantile(np.asarray(pred.predict(archs), dtype=float), plan.budget_quantile))
     return float(f"{q:.2g}")
 
 
-def _predictor_check(device: str, spaces) -> str:
+def _predictor_check(device: Device, spaces) -> str:
     """The held-out accuracy of the predictor on the device's networks (as in the report)."""
-    from .lut import LatencyTable
     from .report import device_parity, parity_metrics
 
-    measured, predict, in_sample, why = device_parity(device, LatencyTable.load(device), spaces)
+    measured, predict, in_sample, why = device_parity(device, device.table, spaces)
     if predict is None:
         return f"not evaluated ({why})"
     keys = sorted(measured)
@@ -354,8 +350,9 @@ def _run(plan: DemoPlan, progress: bool) -> DemoResult:
 
     t = time.monotonic()
     _step(3, n, f"fit the latency predictor of {dev.name}")
-    check = _predictor_check(dev.name, [space, searched])
-    budget = _budget(plan, space, dev.name)
+    profiled = Device.load(dev.name)  # read once, after profiling into it
+    check = _predictor_check(profiled, [space, searched])
+    budget = _budget(plan, space, profiled)
     log.info("      held out: %s; latency budget %g ms (median predicted latency of the space)",
              check, budget)
     times["predictor"] = time.monotonic() - t

@@ -84,6 +84,24 @@ def _rows(p):
         return list(csv.DictReader(f))
 
 
+def test_summary_numbers_winners_by_measured_latency_like_retrain_and_report():
+    from pathlib import Path
+
+    from hwnas.demo import QUICK, DemoResult
+    from hwnas.runs import retrain_labels
+
+    rows = [{"name": "w-slow", "kind": "winner", "arch": "ARCH-SLOW", "measured_median_ms": 3.0},
+            {"name": "w-fast", "kind": "winner", "arch": "ARCH-FAST", "measured_median_ms": 1.0},
+            {"name": "mbv2-0.35", "kind": "baseline", "arch": "ARCH-B", "measured_median_ms": 2.0}]
+    text = DemoResult(QUICK, "dev", "", Path("r.html"), rows, {}, None, "here").summary()
+    assert retrain_labels(rows) == {"w-fast": "W1", "w-slow": "W2", "mbv2-0.35": "mbv2-0.35"}
+    assert "  W1 = ARCH-FAST" in text and "  W2 = ARCH-SLOW" in text
+    assert text.index("W1 = ") < text.index("W2 = ")
+    table = [line.split()[0] for line in text.splitlines() if line.startswith("  ") and
+             " = " not in line][1:]
+    assert table == ["W2", "W1", "mbv2-0.35"]  # rows in retrain.csv order, labelled alike
+
+
 @pytest.mark.slow
 def test_demo_quick_end_to_end_and_resume(home, cli):
     from hwnas.demo import QUICK
