@@ -213,7 +213,8 @@ _ARM_PARTS = {
 }
 
 
-def _read(path: str) -> str | None:
+def read_file(path: str) -> str | None:
+    """The text of a system file (``/proc``, ``/sys``), stripped; None if it cannot be read."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             return f.read().strip().strip("\x00")
@@ -223,14 +224,14 @@ def _read(path: str) -> str | None:
 
 def cpu_model() -> str:
     """'AMD EPYC', or on ARM boards e.g. 'Cortex-A72 (Raspberry Pi 4 Model B Rev 1.4)'."""
-    info = _read("/proc/cpuinfo") or ""
+    info = read_file("/proc/cpuinfo") or ""
     fields_: dict = {}
     for line in info.splitlines():
         if ":" in line:
             k, v = line.split(":", 1)
             fields_.setdefault(k.strip().lower(), v.strip())
     name = fields_.get("model name") or ""
-    board = _read("/proc/device-tree/model") or fields_.get("model") or ""
+    board = read_file("/proc/device-tree/model") or fields_.get("model") or ""
     if board.isdigit():  # x86 "model" is a number, not a board name
         board = ""
     if not name or name.lower().startswith("armv"):
@@ -244,7 +245,7 @@ def cpu_model() -> str:
 
 
 def _os_name() -> str:
-    rel = _read("/etc/os-release") or ""
+    rel = read_file("/etc/os-release") or ""
     for line in rel.splitlines():
         if line.startswith("PRETTY_NAME="):
             return line.split("=", 1)[1].strip().strip('"')
@@ -256,19 +257,19 @@ def provenance(threads: int | None = None) -> dict:
     import numpy as np
     import onnxruntime as ort
 
-    gov = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
-    freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
-    fmax = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_max_freq")
+    gov = read_file("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    freq = read_file("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+    fmax = read_file("/sys/devices/system/cpu/cpu0/cpufreq/scaling_max_freq")
     freq_mhz = round(int(freq) / 1000) if freq and freq.isdigit() else None
     if freq_mhz is None:  # e.g. a VM without cpufreq: the nominal clock from /proc/cpuinfo
-        for line in (_read("/proc/cpuinfo") or "").splitlines():
+        for line in (read_file("/proc/cpuinfo") or "").splitlines():
             if line.lower().startswith("cpu mhz"):
                 try:
                     freq_mhz = round(float(line.split(":", 1)[1]))
                 except ValueError:
                     pass
                 break
-    temp = _read("/sys/class/thermal/thermal_zone0/temp")
+    temp = read_file("/sys/class/thermal/thermal_zone0/temp")
     try:
         affinity = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

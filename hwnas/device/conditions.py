@@ -27,19 +27,13 @@ import shutil
 import subprocess
 import time
 
+from .bench import read_file
+
 #: bits of ``vcgencmd get_throttled``: bit n = now, bit n + 16 = has occurred since boot
 THROTTLE_BITS = {0: "under-voltage", 1: "frequency capped", 2: "throttled",
                  3: "soft temperature limit"}
 VCGENCMD = ("vcgencmd", "get_throttled")
 FREQ_DROP = 0.05  # a frequency this much below the chunk's start is a warning
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read().strip().strip("\x00")
-    except OSError:
-        return None
 
 
 def _sub(root: str, path: str) -> str:
@@ -56,7 +50,7 @@ def read_freqs(root: str = "/") -> dict:
     out = {}
     pattern = _sub(root, "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq")
     for p in sorted(glob.glob(pattern), key=_cpu_number):
-        v = _read(p)
+        v = read_file(p)
         if v and v.isdigit():
             out[f"cpu{_cpu_number(p)}"] = round(int(v) / 1000)
     return out
@@ -68,12 +62,12 @@ def read_temps(root: str = "/") -> dict:
     out = {}
     zones = glob.glob(_sub(root, "/sys/class/thermal/thermal_zone[0-9]*"))
     for z in sorted(zones, key=lambda z: int(z.rsplit("zone", 1)[-1] or 0)):
-        v = _read(os.path.join(z, "temp"))
+        v = read_file(os.path.join(z, "temp"))
         try:
             c = round(int(v) / 1000, 1)
         except (TypeError, ValueError):
             continue
-        name = _read(os.path.join(z, "type")) or os.path.basename(z)
+        name = read_file(os.path.join(z, "type")) or os.path.basename(z)
         if name in out:
             name = f"{name} ({os.path.basename(z)})"
         out[name] = c
@@ -82,7 +76,7 @@ def read_temps(root: str = "/") -> dict:
 
 def read_load(root: str = "/") -> float | None:
     """The 1-minute load average (``/proc/loadavg``)."""
-    v = _read(_sub(root, "/proc/loadavg"))
+    v = read_file(_sub(root, "/proc/loadavg"))
     try:
         return float(v.split()[0]) if v else None
     except ValueError:
