@@ -55,7 +55,7 @@ def _load(args):
 
 def bench_archs(space_name: str, n: int, resolution: int, seed: int = 0):
     """(label, Arch) of N random archs of the space plus the MobileNetV2 widths, 10 classes."""
-    from hwnas.arch import resolve_arch
+    from hwnas.baselines import resolve_arch
     from hwnas.space import load_space
 
     space = load_space(space_name)

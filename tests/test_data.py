@@ -141,7 +141,8 @@ def test_bad_dataset_specs_are_one_clear_line(cli, tmp_path):
         (f"cifar10:{tmp_path / 'empty'}", ("no data_batch_1", "cifar-10-batches-py")),
         ("imagefolder:/no/such/dir", ("imagefolder:/no/such/dir", "no such folder")),
         ("cifar10", ("needs a path",)),
-        ("mnist", ("unknown dataset 'mnist'", "digits")),
+        ("mnist", ("needs a path", "mnist:PATH")),  # a known kind since the idx reader
+        ("svhn", ("unknown dataset 'svhn'", "digits", "fashion-mnist")),
     ]:
         with pytest.raises(HwnasError) as e:
             load_dataset(spec, 32)
