@@ -212,7 +212,9 @@ def train_supernet(space: SearchSpace, data: Dataset, data_spec: str, resolution
             history = list(ck["history"])
             log.info("supernet %s: resuming after epoch %d of %d", sid, start, recipe.epochs)
         wall0 = float(meta.get("wall_seconds", 0.0))
-        meta.update(torch_device=str(dev), epochs_done=start)
+        meta["epochs_done"] = start
+        if start < recipe.epochs or not meta.get("torch_device"):
+            meta["torch_device"] = str(dev)  # where it trains (history: per epoch)
         store.write_meta(meta)  # the folder is ours from now on
         largest, smallest = net.largest(resolution), net.smallest(resolution)
         ce = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
