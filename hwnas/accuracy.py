@@ -5,7 +5,10 @@ better), for the search to call on one or many Archs.
   initialised network on a real minibatch;
 * :class:`ShortTraining` -- a few epochs of the project's training recipe
   (:mod:`hwnas.train`) on the training split minus a held-out validation part; the score is
-  the validation accuracy (the real test split stays unseen by the search).
+  the validation accuracy (the real test split stays unseen by the search);
+* :class:`SupernetEstimator` -- the Arch as a subnet of a trained weight-sharing supernet
+  (:mod:`hwnas.supernet`): inherited weights, BatchNorm statistics re-estimated on ~2,000
+  training images, accuracy on the validation part the supernet never trained on.
 
 Every Arch is first adapted to the dataset (its classes, 3 input channels) and, when the
 estimator has a ``resolution``, to that resolution; with ``resolution=None`` each Arch is
@@ -13,7 +16,9 @@ scored at its own. Scores are cached per canonical string of the adapted Arch an
 estimator's settings, in memory and, with ``cache_path``, in a JSON file that several
 processes can share (an exclusive lock around re-read + merge + atomic rewrite).
 
-Build one with :func:`make_estimator` (``kind`` = ``zero-cost`` | ``train``).
+Build one with :func:`make_estimator` (``kind`` = ``zero-cost`` | ``train`` | ``supernet``).
+Every estimator takes ``torch_device`` (``auto``/``cpu``/``cuda``/``mps``); a device other
+than the CPU enters the settings (the CPU is left out, so older caches keep their keys).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from .arch import Arch
 from .data import Dataset, load_dataset
 from .errors import HwnasError
 from .io import atomic_write_json
-from .train import Recipe, adapt_arch, torch_threads, train_arch
+from .train import Recipe, adapt_arch, resolve_torch_device, torch_threads, train_arch
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +145,9 @@ class _CachedEstimator:
     name = "base"
 
     def __init__(self, data: Dataset, data_spec: str, resolution: int | None, seed: int,
-                 cache_path: str | Path | None, threads: int | None):
+                 cache_path: str | Path | None, threads: int | None,
+                 torch_device: str | torch.device = "cpu"):
+        self.device = resolve_torch_device(torch_device)
         if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int)
                                        or resolution <= 0):
             raise HwnasError(f"estimator resolution must be a positive integer, got {resolution!r}")
@@ -157,8 +164,11 @@ class _CachedEstimator:
 
     def settings(self) -> dict[str, Any]:
         """Everything besides the Arch that changes a score (the cache key)."""
-        return {"estimator": self.name, "data": self.data_spec, "resolution": self.resolution,
-                "seed": self.seed}
+        d = {"estimator": self.name, "data": self.data_spec, "resolution": self.resolution,
+             "seed": self.seed}
+        if self.device.type != "cpu":
+            d["torch_device"] = str(self.device)
+        return d
 
     def settings_id(self) -> str:
         text = json.dumps(self.settings(), sort_keys=True)
@@ -214,8 +224,8 @@ class ZeroCostProxy(_CachedEstimator):
 
     def __init__(self, data: Dataset, data_spec: str, resolution: int | None = None,
                  seed: int = 0, cache_path: str | Path | None = None, batch_size: int = 64,
-                 threads: int | None = None):
-        super().__init__(data, data_spec, resolution, seed, cache_path, threads)
+                 threads: int | None = None, torch_device: str | torch.device = "cpu"):
+        super().__init__(data, data_spec, resolution, seed, cache_path, threads, torch_device)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
             raise HwnasError(f"zero-cost batch_size must be an integer >= 2, got {batch_size!r}")
         self.batch_size = batch_size
@@ -235,16 +245,20 @@ class ZeroCostProxy(_CachedEstimator):
         from .model import build
 
         torch.manual_seed(self.seed)
-        model = build(arch).train().to(memory_format=torch.channels_last)  # 2x faster on CPU
-        x = self.minibatch(arch.resolution).contiguous(memory_format=torch.channels_last)
+        model = build(arch).train().to(self.device, memory_format=torch.channels_last)  # 2x on CPU
+        x = self.minibatch(arch.resolution).to(self.device).contiguous(memory_format=torch.channels_last)
         n = len(x)
-        k = torch.zeros(n, n, dtype=torch.float64)
+        k = torch.zeros(n, n, dtype=torch.float64)  # on the CPU (MPS has no float64)
 
         def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
             # units in memory order (a view for NHWC maps; the order does not matter)
             c = (out > 0).permute(0, 2, 3, 1).reshape(len(out), -1).to(torch.float32)
-            s = c.sum(1, dtype=torch.float64)
-            agree1 = (c @ c.T).to(torch.float64)  # both active
+            if c.device.type == "cpu":
+                s = c.sum(1, dtype=torch.float64)
+                agree1 = (c @ c.T).to(torch.float64)  # both active
+            else:  # integer counts below 2^24: exact in float32
+                s = c.sum(1).to("cpu", torch.float64)
+                agree1 = (c @ c.T).to("cpu", torch.float64)
             # both inactive = D - s_i - s_j + agree1
             k.add_(2 * agree1 - s[:, None] - s[None, :] + c.shape[1])
 
@@ -272,8 +286,8 @@ class ShortTraining(_CachedEstimator):
                  seed: int = 0, cache_path: str | Path | None = None, epochs: int = 3,
                  subset: int | None = 5000, val_fraction: float = 0.2,
                  recipe: Recipe | None = None, threads: int | None = None,
-                 progress: bool = False):
-        super().__init__(data, data_spec, resolution, seed, cache_path, threads)
+                 progress: bool = False, torch_device: str | torch.device = "cpu"):
+        super().__init__(data, data_spec, resolution, seed, cache_path, threads, torch_device)
         if not (isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1):
             raise HwnasError(f"train val_fraction must be in (0, 1), got {val_fraction!r}")
         base = recipe or Recipe()
@@ -290,19 +304,79 @@ class ShortTraining(_CachedEstimator):
 
     def _compute(self, arch: Arch) -> float:
         return train_arch(arch, self.val_data, self.recipe, self.seed,
-                          progress=self.progress).test_acc
+                          progress=self.progress, device=self.device).test_acc
+
+
+# ---- weight sharing ----------------------------------------------------------------------------------------
+
+class SupernetEstimator(_CachedEstimator):
+    """The Arch as a subnet of a trained supernet (:mod:`hwnas.supernet`, Once-for-All /
+    BigNAS): it inherits the supernet's weights, its BatchNorm statistics are re-estimated on
+    ``bn_images`` training images (reset, cumulative average, train-mode forwards without
+    gradients), and the score is its accuracy (0..1) on the validation part that
+    ``hwnas supernet train`` held out of the training split (same fraction and seed; the
+    dataset's test split is never used), or on a stratified ``val_images`` of it.
+
+    The supernet is ``supernet`` (an id in runs/supernets/ or a folder), else the newest
+    complete one of ``space`` (name, YAML path or SearchSpace) on ``data_spec`` at
+    ``resolution``. Without one, a supernet of another space, data or resolution, or an
+    unreadable one, an HwnasError says in one line what to do (nothing is written)."""
+
+    name = "supernet"
+
+    def __init__(self, data: Dataset, data_spec: str, resolution: int | None = None,
+                 seed: int = 0, cache_path: str | Path | None = None, space: Any = None,
+                 supernet: str | Path | None = None, bn_images: int = 2000,
+                 val_images: int | None = None, threads: int | None = None,
+                 torch_device: str | torch.device = "cpu"):
+        from .space import SearchSpace, load_space
+        from .supernet import find_supernet, load_supernet
+
+        super().__init__(data, data_spec, resolution, seed, cache_path, threads, torch_device)
+        if resolution is None:
+            raise HwnasError("the supernet estimator needs a resolution (-r): a supernet is "
+                             "trained at one")
+        if space is None:
+            raise HwnasError("the supernet estimator needs the search space (--space)")
+        for k, v in (("bn_images", bn_images), ("val_images", val_images)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise HwnasError(f"supernet {k} must be a positive integer, got {v!r}")
+        self.space = space if isinstance(space, SearchSpace) else load_space(space)
+        self.bn_images, self.val_images = bn_images, val_images
+        self.store = find_supernet(self.space, data_spec, resolution, supernet)
+        self.net, self.meta = load_supernet(self.store, self.device)
+        carve = self.meta["validation"]
+        if self.meta["seed"] != seed:  # digits' train/test split depends on the seed
+            self.data = load_dataset(data_spec, resolution, self.meta["seed"])
+        self.val_data = self.data.split_validation(carve["fraction"], carve["seed"])
+        if len(self.val_data.test_y) != carve["val_images"]:
+            raise HwnasError(f"{data_spec}: {len(self.val_data.test_y)} validation images, but "
+                             f"supernet {self.store.id} recorded {carve['val_images']} (the data "
+                             "changed since it was trained)")
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "supernet": self.store.id, "bn_images": self.bn_images,
+                "val_images": self.val_images, "torch_device": str(self.device)}
+
+    def _compute(self, arch: Arch) -> float:
+        from .supernet import subnet_accuracy
+
+        return subnet_accuracy(self.net, arch, self.val_data, self.bn_images, self.seed,
+                               arch.resolution, self.val_images)
 
 
 # ---- factory ---------------------------------------------------------------------------------------------
 
-ESTIMATORS: dict[str, type[_CachedEstimator]] = {"zero-cost": ZeroCostProxy, "train": ShortTraining}
+ESTIMATORS: dict[str, type[_CachedEstimator]] = {"zero-cost": ZeroCostProxy, "train": ShortTraining,
+                                                 "supernet": SupernetEstimator}
 
 
 def make_estimator(kind: str, data_spec: str, resolution: int | None, seed: int = 0,
                    cache_path: str | Path | None = None, **kw: Any) -> AccuracyEstimator:
-    """``kind`` "zero-cost" (NASWOT; options batch_size, threads) or "train" (short training;
-    options epochs, subset, val_fraction, recipe, threads, progress). The dataset is loaded
-    now, so a bad ``data_spec`` fails here."""
+    """``kind`` "zero-cost" (NASWOT; options batch_size, threads), "train" (short training;
+    options epochs, subset, val_fraction, recipe, threads, progress) or "supernet" (options
+    space (required), supernet, bn_images, val_images, threads); every kind takes
+    torch_device. The dataset is loaded now, so a bad ``data_spec`` fails here."""
     cls = ESTIMATORS.get(kind)
     if cls is None:
         raise HwnasError(f"unknown accuracy estimator '{kind}' (known: {', '.join(ESTIMATORS)})")
@@ -311,9 +385,11 @@ def make_estimator(kind: str, data_spec: str, resolution: int | None, seed: int 
     for k in kw:
         if k not in allowed:
             raise HwnasError(f"estimator '{kind}': unknown option '{k}' (allowed: {', '.join(allowed)})")
+    if kind == "supernet" and resolution is None:  # before loading the data at 224 px
+        raise HwnasError("the supernet estimator needs a resolution (-r): a supernet is trained at one")
     data = load_dataset(data_spec, resolution or ANY_RESOLUTION_LOAD, seed)
     return cls(data, data_spec, resolution, seed=seed, cache_path=cache_path, **kw)
 
 
-__all__ = ["ESTIMATORS", "AccuracyEstimator", "ScoreCache", "ShortTraining", "ZeroCostProxy",
-           "make_estimator"]
+__all__ = ["ESTIMATORS", "AccuracyEstimator", "ScoreCache", "ShortTraining", "SupernetEstimator",
+           "ZeroCostProxy", "make_estimator"]

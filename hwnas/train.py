@@ -17,6 +17,11 @@ with ``torch.save`` as a dict of state dicts and plain values; they are read onl
 ``torch.load(weights_only=True)``. Running again with the same checkpoint resumes (and
 continues bit-for-bit, RNG state included); a checkpoint of another arch, recipe, seed or
 dataset, or a corrupt / foreign file, is refused with one line.
+
+Devices: ``train_arch``, ``recalibrate_bn`` and ``evaluate`` take a torch ``device`` (default:
+the CPU, resp. the model's own device); :func:`resolve_torch_device` turns the CLI's
+``--torch-device auto|cpu|cuda|mps`` into one. Shuffling and augmentation stay on the CPU
+generator, so a seed draws the same batches on every device.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ OPTIMIZERS = ("sgd", "adamw")
 CHANNELS_LAST = torch.channels_last
 # recipe fields that do not change the result (threads may change float rounding only)
 _RESUME_FREE = {"threads"}
+TORCH_DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass
@@ -117,6 +123,7 @@ class TrainResult:
     checkpoint: Path | None = None
     resumed_from: int = 0  # epochs already done when this call started
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch: loss, lr
+    device: str = "cpu"  # the torch device it trained on
 
 
 def adapt_arch(arch: Arch, data: Dataset, resolution: int | None = None) -> Arch:
@@ -139,6 +146,44 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def resolve_torch_device(spec: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` (or None): CUDA if available, then Apple's MPS, then the CPU; ``cpu``,
+    ``cuda``, ``cuda:N`` or ``mps`` as asked, or one HwnasError line if this machine or this
+    torch build does not have it."""
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    name = (spec or "auto").strip().lower()
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps is not None and mps.is_available())
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if has_mps else "cpu")
+    kind, _, index = name.partition(":")
+    if kind not in TORCH_DEVICES[1:] or (index and (kind != "cuda" or not index.isdigit())):
+        raise HwnasError(f"--torch-device: '{spec}' is not one of {', '.join(TORCH_DEVICES)} "
+                         "(or cuda:N)")
+    if kind == "cuda":
+        if torch.version.cuda is None:
+            raise HwnasError(f"--torch-device {name}: this torch build ({torch.__version__}) has no "
+                             "CUDA support; use --torch-device cpu (or auto)")
+        if not torch.cuda.is_available():
+            raise HwnasError(f"--torch-device {name}: no CUDA GPU is available on this machine; "
+                             "use --torch-device cpu (or auto)")
+        if index and int(index) >= torch.cuda.device_count():
+            raise HwnasError(f"--torch-device {name}: this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+    if kind == "mps" and not has_mps:
+        raise HwnasError("--torch-device mps: Apple's MPS backend is not available on this "
+                         "machine; use --torch-device cpu (or auto)")
+    return torch.device(name)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 def _optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
@@ -166,10 +211,12 @@ def _schedule(r: Recipe, steps_per_epoch: int) -> Callable[[int], float]:
 
 def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
                checkpoint: Path | None = None, progress: bool = True,
-               on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
+               on_epoch: Callable[[int, float], None] | None = None,
+               device: str | torch.device = "cpu") -> TrainResult:
     """Train ``arch`` from scratch on ``data`` with ``recipe``; evaluate on the test split.
 
     ``on_epoch(epoch, train_loss)`` is called after each epoch (and its checkpoint).
+    ``device``: a torch device (or a spec for :func:`resolve_torch_device`).
     """
     if arch.classes != data.classes:
         raise HwnasError(f"arch has {arch.classes} classes but dataset '{data.name}' has "
@@ -179,6 +226,7 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
                          f"has {data.channels}")
     from tqdm import tqdm
 
+    dev = resolve_torch_device(device)
     t0 = time.perf_counter()
     train = data.subset(recipe.subset, seed)
     n = len(train.train_y)
@@ -186,7 +234,7 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
     steps = n // recipe.batch_size if drop_last else 1
     with torch_threads(recipe.threads):
         torch.manual_seed(seed)
-        model = build(arch).to(memory_format=CHANNELS_LAST)
+        model = build(arch).to(dev, memory_format=CHANNELS_LAST)
         opt = _optimizer(model, recipe)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(recipe, steps))
         gen = torch.Generator().manual_seed(seed)
@@ -213,7 +261,8 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
             for xb, yb in train.batches("train", recipe.batch_size, resolution=arch.resolution,
                                         shuffle=True, generator=gen, augment=recipe.augment,
                                         drop_last=drop_last):
-                loss = loss_fn(model(xb.contiguous(memory_format=CHANNELS_LAST)), yb)
+                xb, yb = xb.to(dev).contiguous(memory_format=CHANNELS_LAST), yb.to(dev)
+                loss = loss_fn(model(xb), yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -235,7 +284,7 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
                     "seed": seed, "recipe": recipe.to_dict(), "epoch": epoch + 1,
                     "train_loss": loss_avg, "history": history, "model": model.state_dict(),
                     "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "rng": gen.get_state(),
+                    "rng": gen.get_state(), "torch_device": str(dev),
                 })
             if on_epoch is not None:
                 on_epoch(epoch + 1, loss_avg)
@@ -253,22 +302,25 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
     return TrainResult(test_acc=acc, train_loss=loss_avg, epochs=recipe.epochs,
                        seconds=time.perf_counter() - t0, model=model, arch=arch,
                        checkpoint=Path(checkpoint) if checkpoint is not None else None,
-                       resumed_from=start, history=history)
+                       resumed_from=start, history=history, device=str(dev))
 
 
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, data: Dataset, images: int, resolution: int,
-                   seed: int = 0, batch_size: int = 256) -> None:
+                   seed: int = 0, batch_size: int = 256,
+                   device: str | torch.device | None = None) -> None:
     """Re-estimate every BatchNorm's running mean/var as an exact average over ``images``
     un-augmented training images (seeded, stratified), as Once-for-All does for its
     sub-networks (Cai et al., ICLR 2020). After a short training run the momentum-averaged
     statistics lag far behind the weights; without this, few-epoch test accuracy is
-    close to chance even when the training loss is low."""
+    close to chance even when the training loss is low. ``device``: where the images go
+    (default: the model's device)."""
     from .data import stratified_indices
 
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
+    dev = torch.device(device) if device is not None else _model_device(model)
     idx = stratified_indices(data.train_y, min(images, len(data.train_y)), seed)
     saved = [m.momentum for m in bns]
     for m in bns:
@@ -278,7 +330,7 @@ def recalibrate_bn(model: nn.Module, data: Dataset, images: int, resolution: int
     try:
         for xb, _ in data.batches("train", batch_size, resolution=resolution, indices=idx):
             if len(xb) > 1:
-                model(xb.contiguous(memory_format=CHANNELS_LAST))
+                model(xb.to(dev).contiguous(memory_format=CHANNELS_LAST))
     finally:
         for m, mom in zip(bns, saved, strict=True):
             m.momentum = mom
@@ -287,15 +339,19 @@ def recalibrate_bn(model: nn.Module, data: Dataset, images: int, resolution: int
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset, resolution: int | None = None,
-             batch_size: int = 256, split: str = "test") -> float:
+             batch_size: int = 256, split: str = "test",
+             device: str | torch.device | None = None) -> float:
     """Top-1 accuracy (0..1) of ``model`` on a split, at ``resolution`` (default: the
-    model's arch resolution, else the dataset's)."""
+    model's arch resolution, else the dataset's); images go to ``device`` (default: the
+    model's)."""
     arch = getattr(model, "arch", None)
     res = resolution or (arch.resolution if arch is not None else None) or data.resolution
+    dev = torch.device(device) if device is not None else _model_device(model)
     model.eval()
     correct = total = 0
     for xb, yb in data.batches(split, batch_size, resolution=res):
-        correct += (model(xb.contiguous(memory_format=CHANNELS_LAST)).argmax(1) == yb).sum().item()
+        out = model(xb.to(dev).contiguous(memory_format=CHANNELS_LAST))
+        correct += (out.argmax(1).cpu() == yb).sum().item()
         total += len(yb)
     return correct / max(1, total)
 
@@ -359,5 +415,6 @@ def load_trained(path: str | Path) -> tuple[Arch, Net, dict[str, Any]]:
     return arch, model, ck
 
 
-__all__ = ["CHECKPOINT_FORMAT", "Recipe", "TrainResult", "adapt_arch", "evaluate", "recalibrate_bn",
-           "load_checkpoint", "load_trained", "save_checkpoint", "torch_threads", "train_arch"]
+__all__ = ["CHECKPOINT_FORMAT", "TORCH_DEVICES", "Recipe", "TrainResult", "adapt_arch", "evaluate",
+           "load_checkpoint", "load_trained", "recalibrate_bn", "resolve_torch_device",
+           "save_checkpoint", "torch_threads", "train_arch"]

@@ -186,3 +186,26 @@ def test_score_command(cli):
     r = cli("score", TINY, "mbv2-0.35@32", "--data", "digits", "--batch-size", "16", check=0)
     lines = [x for x in r.stdout.splitlines() if not x.startswith("#")]
     assert len(lines) == 2 and all(math.isfinite(float(x.split()[0])) for x in lines)
+
+
+# ---- torch devices ---------------------------------------------------------------------------------
+
+def test_training_records_its_torch_device(digits, tiny, tmp_path):
+    ck = tmp_path / "d.pt"
+    r = train_arch(tiny, digits, replace(FAST, epochs=1, subset=200), seed=0, checkpoint=ck,
+                   progress=False, device="cpu")
+    assert r.device == "cpu" and next(r.model.parameters()).device.type == "cpu"
+    assert load_trained(ck)[2]["torch_device"] == "cpu"
+    assert evaluate(r.model, digits, device="cpu") == r.test_acc
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_train_and_score_refuse_cuda_in_one_line(cli):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(cli("train", TINY, "--data", "digits", "--torch-device", "cuda"),
+                          "--torch-device cuda", "use --torch-device cpu")
+    assert_one_line_error(cli("score", TINY, "--data", "digits", "--torch-device", "cuda"),
+                          "--torch-device cuda")
+    assert_one_line_error(cli("score", TINY, "--data", "digits", "--estimator", "supernet",
+                              "-r", "32"), "needs --space")

@@ -7,6 +7,7 @@ import argparse
 DATA_HELP = ("digits (bundled with scikit-learn), cifar10:PATH (the python-format folder "
              "cifar-10-batches-py) or imagefolder:PATH (PATH/<class>/<image>, or PATH/train and "
              "PATH/val)")
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu (default), cuda or mps"
 ARCH_HELP = ("an arch file (.yaml/.json), a baseline name (mbv2-0.5, mbv2-0.5@160, ...) or a "
              "canonical arch string; its classes are adapted to the dataset")
 
@@ -30,18 +31,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     tr.add_argument("-o", "--output", metavar="CHECKPOINT.pt",
                     help="checkpoint (state dicts, written each epoch; resumed if it exists)")
+    tr.add_argument("--torch-device", default="cpu", metavar="DEV", help=DEVICE_HELP)
     tr.set_defaults(func=cmd_train)
 
-    sc = sub.add_parser("score", help="estimate the accuracy of Archs (zero-cost proxy or short "
-                        "training)",
+    sc = sub.add_parser("score", help="estimate the accuracy of Archs (zero-cost proxy, short "
+                        "training or a supernet)",
                         description="Score each ARCH with an accuracy estimator, higher is "
                         "better: 'zero-cost' is NASWOT (Mellor et al., ICML 2021; log-determinant "
                         "of the activation-pattern kernel on one real minibatch, no training); "
                         "'train' is a few epochs of the recipe, scored on a held-out part of the "
-                        "training split.")
+                        "training split; 'supernet' scores ARCH as a subnet of the trained "
+                        "supernet of --space (hwnas supernet train): inherited weights, BatchNorm "
+                        "re-estimated, accuracy on the part of the training split the supernet "
+                        "held out.")
     sc.add_argument("archs", metavar="ARCH", nargs="+", help=ARCH_HELP)
     sc.add_argument("--data", required=True, metavar="DATA", help=DATA_HELP)
-    sc.add_argument("--estimator", choices=("zero-cost", "train"), default="zero-cost")
+    sc.add_argument("--estimator", choices=("zero-cost", "train", "supernet"), default="zero-cost")
     sc.add_argument("--resolution", "-r", type=int,
                     help="score every Arch at this resolution (default: each at its own)")
     sc.add_argument("--epochs", type=int, default=3, help="with --estimator train")
@@ -49,6 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc.add_argument("--seed", type=int, default=0)
     sc.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     sc.add_argument("--cache", metavar="FILE.json", help="score cache shared between runs")
+    sc.add_argument("--space", metavar="SPACE", help="with --estimator supernet: the search space")
+    sc.add_argument("--supernet", metavar="ID", help="with --estimator supernet: a supernet id or "
+                    "folder (default: the newest complete one of --space, --data and -r)")
+    sc.add_argument("--bn-images", type=int, default=2000, metavar="N",
+                    help="with --estimator supernet: images to re-estimate BatchNorm with (2000)")
+    sc.add_argument("--val-images", type=int, metavar="N", help="with --estimator supernet: "
+                    "score on a stratified N of the validation images (default: all)")
+    sc.add_argument("--torch-device", default="cpu", metavar="DEV", help=DEVICE_HELP)
     sc.set_defaults(func=cmd_score)
 
 
@@ -65,17 +78,19 @@ def cmd_train(args) -> None:
 
     from ..baselines import resolve_arch
     from ..data import load_dataset
-    from ..train import Recipe, adapt_arch, train_arch
+    from ..train import Recipe, adapt_arch, resolve_torch_device, train_arch
 
     _positive(resolution=args.resolution, epochs=args.epochs, batch_size=args.batch_size,
               subset=args.subset, threads=args.threads)
+    device = resolve_torch_device(args.torch_device)
     arch = resolve_arch(args.arch)
     data = load_dataset(args.data, args.resolution or arch.resolution, args.seed)
     arch = adapt_arch(arch, data, args.resolution)
     lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 0.002)
     recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                     lr=lr, augment=not args.no_augment, subset=args.subset, threads=args.threads)
-    r = train_arch(arch, data, recipe, args.seed, Path(args.output) if args.output else None)
+    r = train_arch(arch, data, recipe, args.seed, Path(args.output) if args.output else None,
+                   device=device)
     print(f"arch        {arch.to_string()}")
     print(f"data        {data.name}: {len(data.train_y)} train / {len(data.test_y)} test images, "
           f"{data.classes} classes, at {arch.resolution}x{arch.resolution}")
@@ -83,7 +98,7 @@ def cmd_train(args) -> None:
           f"{recipe.batch_size}, seed {args.seed}"
           + (f" (resumed after epoch {r.resumed_from})" if r.resumed_from else ""))
     print(f"train loss  {r.train_loss:.4f}")
-    print(f"test acc    {100 * r.test_acc:.2f} %  ({r.seconds:.1f} s)")
+    print(f"test acc    {100 * r.test_acc:.2f} %  ({r.seconds:.1f} s on {r.device})")
     if args.output:
         print(f"checkpoint  {args.output}")
 
@@ -91,16 +106,34 @@ def cmd_train(args) -> None:
 def cmd_score(args) -> None:
     from ..accuracy import make_estimator
     from ..baselines import resolve_arch
+    from ..errors import HwnasError
+    from ..train import resolve_torch_device
 
     _positive(resolution=args.resolution, epochs=args.epochs, batch_size=args.batch_size,
-              threads=args.threads)
+              threads=args.threads, bn_images=args.bn_images, val_images=args.val_images)
+    device = resolve_torch_device(args.torch_device)
     archs = [resolve_arch(a) for a in args.archs]
-    kw = ({"batch_size": args.batch_size} if args.estimator == "zero-cost"
-          else {"epochs": args.epochs, "progress": True})
+    if args.estimator == "supernet":
+        if not args.space:
+            raise HwnasError("--estimator supernet needs --space (the space the supernet covers)")
+        if not args.resolution:
+            raise HwnasError("--estimator supernet needs -r (the resolution the supernet trained at)")
+        kw = {"space": args.space, "supernet": args.supernet, "bn_images": args.bn_images,
+              "val_images": args.val_images}
+    elif args.space or args.supernet:
+        raise HwnasError("--space and --supernet go with --estimator supernet")
+    elif args.estimator == "zero-cost":
+        kw = {"batch_size": args.batch_size}
+    else:
+        kw = {"epochs": args.epochs, "progress": True}
     est = make_estimator(args.estimator, args.data, args.resolution, seed=args.seed,
-                         cache_path=args.cache, threads=args.threads, **kw)
+                         cache_path=args.cache, threads=args.threads, torch_device=device, **kw)
     scores = est.score(archs)
-    print(f"# {est.name} on {args.data}, seed {args.seed}; higher is better"
-          + ("; accuracy on a held-out part of the training split" if args.estimator == "train" else ""))
+    what = {"train": "; accuracy on a held-out part of the training split",
+            "supernet": f"; subnet accuracy on the part of the training split supernet "
+                        f"{getattr(est, 'store', None) and est.store.id} held out",
+            "zero-cost": ""}[args.estimator]
+    print(f"# {est.name} on {args.data}, seed {args.seed}, torch device {device}; higher is "
+          f"better{what}")
     for spec, s in zip(args.archs, scores, strict=True):
         print(f"{s:10.4f}  {spec}")
