@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..arch import Arch, Block, _num
+from ..arch import Arch, Block, num_str
 from ..errors import HwnasError
 from ..model import ConvBNAct, MBConv, Net, _init_weights
 from ..space import SKIP, SearchSpace, Stage
@@ -44,13 +44,13 @@ from .elastic import (
 
 
 def _block_token(b: Block) -> str:
-    return f"k{b.kernel}e{_num(b.expand)}c{b.out}s{b.stride}"
+    return f"k{b.kernel}e{num_str(b.expand)}c{b.out}s{b.stride}"
 
 
 def _allowed(st: Stage, first: bool) -> str:
     return (f"stride {st.stride if first else 1}, out {','.join(map(str, st.outs))}, kernel "
-            f"{','.join(map(str, st.kernel))}, expand {','.join(_num(e) for e in st.expand)}, se "
-            f"{','.join(_num(s) for s in st.se)}, act {','.join(st.act)}")
+            f"{','.join(map(str, st.kernel))}, expand {','.join(num_str(e) for e in st.expand)}, se "
+            f"{','.join(num_str(s) for s in st.se)}, act {','.join(st.act)}")
 
 
 def _misfit(b: Block, st: Stage, first: bool) -> str | None:
@@ -63,9 +63,9 @@ def _misfit(b: Block, st: Stage, first: bool) -> str | None:
     if b.kernel not in st.kernel:
         return f"kernel {b.kernel} is not a choice"
     if b.expand not in st.expand:
-        return f"expand {_num(b.expand)} is not a choice"
+        return f"expand {num_str(b.expand)} is not a choice"
     if b.se not in st.se:
-        return f"se {_num(b.se)} is not a choice"
+        return f"se {num_str(b.se)} is not a choice"
     if b.act not in st.act:
         return f"act {b.act} is not a choice"
     return None
@@ -244,18 +244,18 @@ class SuperNet(nn.Module):
         """Every stage at its widest, deepest, largest kernel and expansion, largest SE, first act."""
         p: dict[str, Any] = {}
         for j, st in enumerate(self.space.stages, 1):
-            p[f"s{j}_out"], p[f"s{j}_se"] = max(st.outs), _num(max(st.se))
+            p[f"s{j}_out"], p[f"s{j}_se"] = max(st.outs), num_str(max(st.se))
             for layer in range(st.depth[1]):
-                p[f"s{j}_l{layer}"] = f"k{max(st.kernel)}e{_num(max(st.expand))}"
+                p[f"s{j}_l{layer}"] = f"k{max(st.kernel)}e{num_str(max(st.expand))}"
         return self._arch(p, resolution)
 
     def smallest(self, resolution: int | None = None) -> Arch:
         """Every stage at its narrowest, shallowest, smallest kernel and expansion, smallest SE."""
         p: dict[str, Any] = {}
         for j, st in enumerate(self.space.stages, 1):
-            p[f"s{j}_out"], p[f"s{j}_se"] = min(st.outs), _num(min(st.se))
+            p[f"s{j}_out"], p[f"s{j}_se"] = min(st.outs), num_str(min(st.se))
             for layer in range(st.depth[1]):
-                p[f"s{j}_l{layer}"] = (f"k{min(st.kernel)}e{_num(min(st.expand))}"
+                p[f"s{j}_l{layer}"] = (f"k{min(st.kernel)}e{num_str(min(st.expand))}"
                                        if layer < st.depth[0] else SKIP)
         return self._arch(p, resolution)
 
