@@ -94,6 +94,7 @@ class RetrainSettings:
     quick: bool = False  # the quick measurement preset (tests, smoke runs)
     protocol_overrides: dict = field(default_factory=dict)  # warmup, passes, ... (None: keep)
     feedback: bool = False  # add the measurements to the device's networks.json
+    torch_device: str = "cpu"  # where to train: cpu, cuda, mps or auto (hwnas.train)
 
     def validate(self) -> RetrainSettings:
         if self.select not in SELECTIONS:
@@ -263,7 +264,8 @@ def _ensure_onnx(model: Model, result: dict, ckpt: Path, run_dir: Path, res_path
 
 
 def _train_all(models: list[Model], data, data_spec: str, recipe, seeds: Sequence[int],
-               run_dir: Path, rid: str, progress: bool) -> dict[str, list[dict]]:
+               run_dir: Path, rid: str, progress: bool,
+               torch_device: Any = "cpu") -> dict[str, list[dict]]:
     """Train every (model, seed) not finished yet; the results per model name."""
     from tqdm import tqdm
 
@@ -293,12 +295,14 @@ def _train_all(models: list[Model], data, data_spec: str, recipe, seeds: Sequenc
             bar.set_postfix_str(f"{label} seed {s}")
             ck = root / m.name / f"seed{s}.pt"
             ck.parent.mkdir(parents=True, exist_ok=True)
-            res = train_arch(m.arch, data, recipe, seed=s, checkpoint=ck, progress=progress)
+            res = train_arch(m.arch, data, recipe, seed=s, checkpoint=ck, progress=progress,
+                             device=torch_device)
             r = {"format": RESULT_FORMAT, "name": m.name, "kind": m.kind,
                  "arch": m.arch.to_string(), "seed": s, "data": data_spec,
                  "resolution": m.arch.resolution, "recipe": recipe.to_dict(),
                  "epochs": res.epochs, "test_acc": float(res.test_acc),
                  "train_loss": float(res.train_loss), "seconds": round(res.seconds, 2),
+                 "torch_device": str(torch_device),
                  "resumed_from": res.resumed_from, "checkpoint": ck.name,
                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             if s == seeds[0]:
@@ -580,7 +584,7 @@ def _recipe_text(r) -> str:
 def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResult:
     """Train, export, measure, predict and tabulate (see the module docstring)."""
     from .data import load_dataset
-    from .train import Recipe, adapt_arch
+    from .train import Recipe, adapt_arch, resolve_torch_device
 
     settings.validate()
     run = load_run(settings.run)
@@ -611,7 +615,9 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     rid = recipe_id(recipe, data_spec, resolution)
     before = sum((run.path / "retrain" / rid / m.name / f"seed{s}.json").is_file()
                  for m in models for s in settings.seeds)
-    results = _train_all(models, data, data_spec, recipe, settings.seeds, run.path, rid, progress)
+    torch_device = resolve_torch_device(settings.torch_device)  # fails before any training
+    results = _train_all(models, data, data_spec, recipe, settings.seeds, run.path, rid, progress,
+                         torch_device)
     stats = _measure(dev, models, run.path, protocol, settings.feedback, progress)
     if settings.feedback:  # the measurements joined (or made) the table: read it afresh
         dev = Device.load(device)

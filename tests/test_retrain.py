@@ -255,6 +255,12 @@ def test_bad_arguments_are_one_line(env, monkeypatch, capsys):
         err = capsys.readouterr().err
         assert_one_line_error(SimpleNamespace(returncode=rc, stderr=err), frag)
     assert not (home / "runs" / "args" / "retrain.csv").exists()
+    if not torch.cuda.is_available():  # refused before anything is trained
+        capsys.readouterr()
+        rc = main(["retrain", "args", "-q", "--torch-device", "cuda"])
+        err = capsys.readouterr().err
+        assert_one_line_error(SimpleNamespace(returncode=rc, stderr=err), "--torch-device cuda")
+        assert not (home / "runs" / "args" / "retrain").exists()
 
 
 # ---- selection, summary, parsing (no training) ------------------------------------------------------

@@ -65,7 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t = p.add_argument_group("training recipe (the same for every model)")
     t.add_argument("--data", metavar="SPEC",
-                   help="digits, cifar10:PATH or imagefolder:PATH (default: the run's dataset)")
+                   help="digits, fashion-mnist[:PATH], mnist:PATH, cifar10:PATH or imagefolder:PATH "
+                   "(default: the run's dataset)")
     t.add_argument("--epochs", type=int, default=10, help="epochs per model [10]")
     t.add_argument("--seeds", default="3", metavar="S",
                    help="a count (3 = seeds 0,1,2) or a comma list (0,5,7; one seed: 7,) [3]")
@@ -82,6 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--subset", type=int, metavar="N",
                    help="train on a stratified seeded subset of N training images (smoke runs)")
     t.add_argument("--threads", type=int, help="torch threads while training [torch's default]")
+    t.add_argument("--torch-device", default="cpu", metavar="DEV",
+                   help="where to train: auto (CUDA, then MPS, then CPU), cpu (default), cuda or "
+                   "mps; recorded in each training's result (the measurement is on --device)")
 
     m = p.add_argument_group(
         "measurement protocol",
@@ -128,7 +132,7 @@ def _retrain(args) -> None:
     settings = RetrainSettings(
         run=args.run, select=args.select or "top", top=args.top if args.top is not None else 3,
         seeds=parse_seeds(args.seeds), baselines=tuple(bl), device=args.device, data=args.data,
-        recipe=recipe, quick=args.quick, feedback=args.feedback,
+        recipe=recipe, quick=args.quick, feedback=args.feedback, torch_device=args.torch_device,
         protocol_overrides={"warmup": args.warmup, "min_repeats": args.min_repeats,
                             "min_time_s": args.min_time, "passes": args.passes})
     res = run_retrain(settings, progress=not args.quiet)

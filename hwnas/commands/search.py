@@ -52,11 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="nsga2 (default), nsga3, tpe, gp (its own cost is ~1-6 s per trial "
                    "here: worth it with --accuracy train) or random")
     p.add_argument("--accuracy", default="zero-cost", metavar="KIND",
-                   help="accuracy estimator: zero-cost (default; a training-free proxy) or "
-                   "train (a short training run per Arch)")
+                   help="accuracy estimator: zero-cost (default; a training-free proxy), "
+                   "supernet (a subnet of the weight-sharing supernet trained with 'hwnas "
+                   "supernet train' on this space, data and resolution: best ranking, ~1 s per "
+                   "Arch) or train (a short training run per Arch)")
     p.add_argument("--data", default="digits", metavar="SPEC",
-                   help="dataset for the estimator: digits (bundled, default), "
-                   "cifar10:PATH or imagefolder:PATH")
+                   help="dataset for the estimator: digits (bundled, default), fashion-mnist[:PATH], "
+                   "mnist:PATH, cifar10:PATH or imagefolder:PATH")
     p.add_argument("--resolution", type=int, metavar="PX",
                    help="input resolution searched at (default: the one the device's table "
                    "was profiled at, else 96)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-DATA_HELP = ("digits (bundled with scikit-learn), cifar10:PATH (the python-format folder "
+DATA_HELP = ("digits (bundled with scikit-learn), fashion-mnist (Debian's dataset-fashion-mnist, "
+             "or fashion-mnist:PATH), mnist:PATH (an idx folder), cifar10:PATH (the python-format folder "
              "cifar-10-batches-py) or imagefolder:PATH (PATH/<class>/<image>, or PATH/train and "
              "PATH/val)")
 DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu (default), cuda or mps"

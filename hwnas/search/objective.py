@@ -90,8 +90,10 @@ def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path,
 
     dev = device or Device.load(settings.device)
     predictor = dev.predictor()
+    # the supernet estimator scores subnets of the supernet trained on this space
+    kw: dict[str, Any] = {"space": settings.space} if settings.accuracy == "supernet" else {}
     est = make_estimator(settings.accuracy, settings.data, resolution, seed=settings.seed,
-                         cache_path=run_dir / "accuracy_cache.json")
+                         cache_path=run_dir / "accuracy_cache.json", **kw)
     classes = getattr(est, "classes", None) or getattr(getattr(est, "data", None), "classes", None)
     if not classes:
         from ..data import load_dataset

@@ -22,7 +22,7 @@ OBJECTIVES: dict[str, tuple[str, str, str]] = {
     "memory": ("minimize", "memory_bytes", "peak act. memory (bytes)"),
 }
 SAMPLERS = ("nsga2", "nsga3", "tpe", "gp", "random")
-ACCURACY_KINDS = ("zero-cost", "train")
+ACCURACY_KINDS = ("zero-cost", "train", "supernet")
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 __all__ = ["ACCURACY_KINDS", "OBJECTIVES", "SAMPLERS", "AccuracyFn", "LatencyFn", "SearchSettings",
