@@ -55,9 +55,9 @@ REJECTED = "results.rejected.jsonl"
 DRIFT_FILE = "drift.json"
 FORMAT = "hwnas-drift/1"
 
-__all__ = ["DEFAULT_SENTINELS", "DEFAULT_THRESHOLD", "MAX_RETRIES", "ChunkDrift", "Drift",
-           "DriftSettings", "chunk_drifts", "drift_of", "last", "layout", "record",
-           "sentinel_arch", "sentinel_id", "settle"]
+__all__ = ["DEFAULT_SENTINELS", "DEFAULT_THRESHOLD", "MAX_RETRIES", "MIN_SAMPLES", "ChunkDrift",
+           "Drift", "DriftSettings", "chunk_drifts", "corrected_error", "drift_of", "last",
+           "layout", "note", "record", "sentinel_arch", "sentinel_id", "settle"]
 
 
 @dataclass(frozen=True)
@@ -252,6 +252,29 @@ class Drift:
                 f"network(s) re-timed in {what}; threshold +-{100 * self.threshold:g} %): "
                 f"that usually means {why}; latencies predicted from the table are off by "
                 f"about as much{noise}")
+
+
+def note(d: Drift | dict | None) -> str:
+    """One line for the retrain summary, the demo and the report: the drift of the run that
+    measured the models, next to their prediction errors ('' for none)."""
+    if isinstance(d, dict):
+        d = Drift.from_dict(d)
+    if d is None:
+        return ""
+    how = (f"beyond +-{100 * d.threshold:g} %: the prediction errors include it"
+           if d.beyond else f"within +-{100 * d.threshold:g} %")
+    if d.beyond and not d.decisive:
+        how += f", but {d.samples} samples per sentinel may be noise"
+    return (f"drift {d.short()}: during this measurement the device ran {d.speed()} than "
+            f"when its latency table was measured ({how})")
+
+
+def corrected_error(predicted: float | None, measured: float | None, drift: float
+                    ) -> float | None:
+    """The error (%) of the drift-corrected prediction ``predicted * drift``."""
+    if predicted is None or measured is None or measured <= 0:
+        return None
+    return 100.0 * (predicted * drift - measured) / measured
 
 
 def drift_of(table, measured: Mapping[str, Any], threshold: float = DEFAULT_THRESHOLD

@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .arch import Arch
 from .bundle import RESULTS, build_bundle
@@ -27,7 +28,8 @@ from .lut import Stats
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Measured", "describe_stats", "measure", "measure_archs", "measure_onnx"]
+__all__ = ["Measured", "describe_stats", "measure", "measure_archs", "measure_onnx",
+           "measurement_protocol", "protocol_matches_table"]
 
 
 @dataclass
@@ -142,6 +144,41 @@ def measure_onnx(device: str | Device, files: Sequence[str | Path], *,
                  progress: bool = True) -> dict[str, Stats]:
     """:func:`measure` of ONNX files: Stats per given path."""
     return measure(device, files=files, protocol=protocol, quick=quick, progress=progress).stats
+
+
+def measurement_protocol(device: str | Device, quick: bool = False, **overrides):
+    """The protocol to measure with: the one the device's latency table was measured with
+    (so the measurement compares with the table, and ``--feedback`` can join it) at the
+    device's thread count -- else the profiler's default, or its quick preset with ``quick``
+    -- with ``overrides`` (``warmup``, ``min_repeats``, ``min_time_s``, ``passes``, ...)."""
+    from .profile import make_protocol
+
+    dev = Device.of(device)
+    cfg = dev.config
+    base: dict[str, Any] = {}
+    if not quick and dev.has_table:
+        base = dict(dev.table.provenance.get("protocol") or {})
+        base.pop("threads", None)
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return make_protocol(cfg.threads, quick=quick, **base)
+
+
+def protocol_matches_table(dev: Device, protocol) -> bool | None:
+    """Whether ``protocol`` is the one the device's table was measured with (None: no table);
+    a warning when it is not: the predictor learnt the table's numbers."""
+    from .lut import incompatibility
+
+    if not dev.has_table:
+        return None
+    prov = dev.table.provenance
+    if not prov.get("protocol"):
+        return None
+    why = incompatibility(prov, {**prov, "threads": protocol.threads,
+                                 "protocol": protocol.to_dict()})
+    if why:
+        log.warning("measuring with another protocol than the table of '%s' (%s): predicted "
+                    "and measured latencies (error_pct) compare different protocols", dev.name, why)
+    return why is None
 
 
 def describe_stats(s: Stats) -> str:

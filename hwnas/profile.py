@@ -574,19 +574,38 @@ def _prune(bundle: Path, entries: Sequence[Entry], rs: ResultSet) -> None:
 
 
 def import_results(device: str, path: str | Path, *, replace: bool = False,
-                   statistic: str | None = None) -> tuple[ResultSet, int, int]:
-    """``hwnas lut import``: merge a bundle's results file into the device's table."""
+                   statistic: str | None = None, drift: DriftSettings | None = None
+                   ) -> tuple[ResultSet, int, int]:
+    """``hwnas lut import``: merge a bundle's results file into the device's table, less
+    the chunks whose sentinels drifted beyond the threshold (unless ``drift.accept``)."""
+    from .drift import chunk_drifts, record
     from .hosts import validate_name
 
     validate_name(device)
+    drift = (drift or DriftSettings()).validate()
     rs = read_results(path)
     if not rs.stats:
         raise HwnasError(f"{rs.path}: holds no finished measurement yet")
-    nb, nn = merge_results(device, rs, replace=replace, statistic=statistic)
-    w = conditions_warning(read_records(str(rs.path)), device, rs.path)
+    records = read_records(str(rs.path))
+    refused: set[str] = set()
+    if not replace and LatencyTable.exists(device):
+        table = LatencyTable.load(device)
+        chunks = [c for c in chunk_drifts(records, table, drift.threshold) if c.drift]
+        bad = [c for c in chunks if c.drift.beyond and c.drift.decisive and not drift.accept]
+        refused = {i for c in bad for i in c.ids}
+        if chunks:
+            record(table.dir, device, Drift.pooled([c.drift for c in chunks]), "lut import")
+        pooled = Drift.pooled([c.drift for c in chunks if c.drift.beyond])
+        if pooled is not None:
+            log.warning("%s; %s", pooled.warning(device, f"{rs.path}"),
+                        f"not importing the {len(refused)} results of those {len(bad)} chunk(s) "
+                        "(--accept-drift imports them)" if bad else "imported anyway")
+    nb, nn = merge_results(device, rs, replace=replace, statistic=statistic,
+                           only=[k for k in rs.stats if k not in refused])
+    w = conditions_warning(records, device, rs.path)
     if w:
         log.warning("%s", w)
-    if nb == nn == 0:
+    if nb == nn == 0 and not refused:
         raise HwnasError(f"{rs.path}: no block or network measurement to import "
                          f"({len(rs.stats)} other results)")
     return rs, nb, nn
