@@ -139,7 +139,8 @@ def run_number(results: str | Path) -> int:
 def write_layout(bundle: Path, protocol, skip: set[str] = frozenset()) -> int:
     """Rewrite ``bundle``'s manifest for its next run: finished entries first, then the
     pending ones (less ``skip``) with the manifest's sentinel entries laid out in every
-    chunk (:func:`layout`). Returns how many entries are pending."""
+    chunk (:func:`layout`); a bundle of sentinels alone times them once. Returns how many
+    entries are pending."""
     from .bundle import MANIFEST, RESULTS, _manifest_text
     from .device import weights
     from .device.runner import read_records
@@ -160,11 +161,15 @@ def write_layout(bundle: Path, protocol, skip: set[str] = frozenset()) -> int:
             size = 0
         return (size + weights.data_bytes(e)) / 2**20
 
+    run = run_number(bundle / RESULTS)
     out = [e for e in real if e["id"] in done]
-    out += layout(pending, base, protocol.chunk, protocol.chunk_mb, mb,
-                  run_number(bundle / RESULTS)) if base else pending
+    if not real:  # sentinels only (the demo's check of a table): one chunk of them
+        out = [dict(s, id=sentinel_id(run, 1, str(a))) for a, s in sents.items() if a]
+    else:
+        out += layout(pending, base, protocol.chunk, protocol.chunk_mb, mb, run) if base \
+            else pending
     atomic_write_text(bundle / MANIFEST, _manifest_text(doc, out))
-    return len(pending)
+    return len(pending) if real else len(out)
 
 
 # ---- drift ----------------------------------------------------------------------------------------
