@@ -16,8 +16,13 @@ Running the same command again resumes: exported ONNX files are kept, finished e
 are skipped, entries are merged into the table at the end of every run (also a failed
 one), and the bundle's models are deleted once everything is in the table.
 
-``measure_archs()`` / ``measure_onnx()`` time a few whole networks with the same protocol
-(used by ``hwnas measure`` and the retrain step).
+Sentinels (:mod:`hwnas.drift`): every chunk also times a few networks of the device's
+table; after the run each chunk's drift (measured / table) is settled in the results file,
+and a chunk beyond the threshold is not merged but measured again later in the run (at most
+:data:`~hwnas.drift.MAX_RETRIES` times) unless ``accept``. A table without networks has none.
+
+``measure_archs()`` / ``measure_onnx()`` (:mod:`hwnas.measure`, importable from here) time
+a few whole networks with the same protocol (used by ``hwnas measure`` and the retrain step).
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@
    seed (:func:`hwnas.train.train_arch`; fixed seeds), evaluate on the dataset's test
    split, and export the first seed's trained network to ``runs/RUN/models/<name>.onnx``;
 3. **measure** all the ONNX files on the device in ONE interleaved call with the
-   profiler's protocol (:func:`hwnas.profile.measure_archs`; by default the protocol the
-   device's latency table was measured with, so measured and predicted are comparable);
+   profiler's protocol (:func:`hwnas.measure.measure`; by default the protocol the
+   device's latency table was measured with, so measured and predicted are comparable),
+   with the table's sentinels: the drift goes into retrain.json and the summary;
 4. **predict** each model's latency with the device's latency predictor;
 5. write ``runs/RUN/retrain.csv`` (:data:`COLUMNS`) and ``runs/RUN/retrain.json`` (settings,
    recipe, protocol, the summary of :func:`summarize`).

@@ -257,3 +257,35 @@ def test_retrain_summary_and_report_show_the_drift_beside_the_errors():
     assert any(c.startswith("drift-corrected") for c in tab.columns)
     assert "2.000 ms (+0.0 %)" in tab.rows[0] and "2.00x slower" in tab.caption
     assert "drift" not in " ".join(results_table([row]).columns)
+
+
+# ---- over SSH: the host's copy of the results is the one settled --------------------------------
+
+@pytest.fixture(scope="module")
+def ssh_server(tmp_path_factory):
+    from sshd import sshd_fixture
+
+    yield from sshd_fixture(tmp_path_factory)
+
+
+@pytest.mark.ssh
+def test_refused_chunks_are_measured_again_over_ssh(cli, home, ssh_server):
+    import sys
+
+    (home / "search_spaces").mkdir()
+    (home / "search_spaces" / "tiny.yaml").write_text(tiny_space("tiny"))
+    env = {"HWNAS_HOME": str(home), **ssh_server.env()}
+    cli("device", "add", "ref", "--target", ssh_server.target, "--python", sys.executable,
+        env=env, check=0)
+    proto = ["--warmup", "1", "--min-repeats", "10", "--passes", "2", "--burst-warmup", "0",
+             "--min-time", "0", "--sample-ms", "0"]
+    args = ["profile", "--device", "ref", "--space", "tiny", "-r", "32", *proto]
+    cli(*args, "--networks", "3", env=env, check=0)
+    _slow_down()
+    r = cli(*args, "--networks", "5", "--drift-threshold", "60", env=env, check=0)
+    assert f"{MAX_RETRIES} chunk(s) re-measured" in r.stdout
+    warned = [x for x in r.stderr.splitlines() if "refusing to merge" in x]
+    assert len(warned) == MAX_RETRIES + 1 and all("x slower" in x for x in warned)
+    assert [x["verdict"] for x in _records(home, "drift")] == \
+        ["re-measure"] * MAX_RETRIES + ["unmerged"]
+    assert len(LatencyTable.load("ref").networks) == 3
