@@ -3,8 +3,11 @@
 1. **device** -- this machine as a local device. If the reference table that ships in
    ``latency_tables/`` (:data:`~hwnas.paths.REFERENCE_DEVICE`) was measured on a machine
    like this one (same CPU model, architecture, onnxruntime version, threads and protocol)
-   the demo uses it (copied into ``$HWNAS_HOME`` when that is elsewhere) and profiles only
-   what it lacks; otherwise it profiles into a fresh device named for this machine
+   *and* its sentinel networks (:mod:`hwnas.drift`), timed here, run within the drift
+   threshold (+-8 %) of their table entries -- a cloud VM's CPU string is generic, and
+   another host with the same string can be 2x slower -- the demo uses it (copied into
+   ``$HWNAS_HOME`` when that is elsewhere) and profiles only what it lacks; otherwise it
+   profiles into a fresh device named for this machine
    (``<arch>-<cores>core-<cpu hash>``; ``-quick`` for the quick protocol), so that numbers
    of another CPU never mix with this one's;
 2. **profile** the demo space at a small resolution (blocks + a sample of whole networks),
@@ -37,6 +40,7 @@ from typing import Any
 
 from . import paths
 from .context import Device
+from .drift import Drift, DriftSettings
 from .errors import HwnasError
 
 log = logging.getLogger(__name__)
@@ -113,6 +117,7 @@ class DeviceChoice:
     name: str
     reason: str
     protocol: Any  # hwnas.device.bench.Protocol
+    drift: Drift | None = None  # the reference table's sentinels timed here (None: not timed)
 
 
 def _table_files(d: Path) -> list[Path]:
@@ -121,16 +126,45 @@ def _table_files(d: Path) -> list[Path]:
     return [d / n for n in (BLOCKS_FILE, NETWORKS_FILE) if (d / n).is_file()]
 
 
-def choose_device(plan: DemoPlan, threads: int = 1) -> DeviceChoice:
+def time_sentinels(name: str, table, protocol, threads: int = 1,
+                   drift: DriftSettings | None = None, progress: bool = False) -> Drift | None:
+    """Time the sentinels of ``table`` (a LatencyTable, e.g. the shipped reference one) on
+    this machine with ``protocol``, as a local device called ``name`` that need not be
+    registered: their drift, None if the table has no networks."""
+    from .device.runner import read_records
+    from .drift import chunk_drifts, write_layout
+    from .hosts import DeviceConfig
+    from .profile import RESULTS, build_bundle, run_bundle, sentinel_entries, work_root
+
+    drift = drift or DriftSettings()
+    sents = sentinel_entries(table.sentinels(drift.sentinels))
+    if not sents:
+        return None
+    bundle = work_root(name) / f"sentinels-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        build_bundle(bundle, sents, protocol, progress, {"device": name})
+        write_layout(bundle, protocol)
+        run_bundle(DeviceConfig(name=name, target="local", threads=threads), bundle, progress,
+                   desc="sentinels")
+        chunks = chunk_drifts(read_records(str(bundle / RESULTS)), table, drift.threshold)
+    finally:
+        shutil.rmtree(bundle, ignore_errors=True)
+    return Drift.pooled([c.drift for c in chunks])
+
+
+def choose_device(plan: DemoPlan, threads: int = 1, drift: DriftSettings | None = None,
+                  progress: bool = False) -> DeviceChoice:
     """The device the demo measures on (see the module docstring); registers it as local."""
     from .device.bench import Protocol, incompatibility
     from .hosts import DeviceConfig, save_device
+    from .lut import LatencyTable
     from .profile import make_protocol
 
     fresh_protocol = make_protocol(threads, quick=plan.quick)
     mine = _provenance(threads, fresh_protocol.to_dict())
     ref = paths.REFERENCE_DEVICE
     name, reason, protocol = this_machine_name(mine, plan.quick), "", fresh_protocol
+    timed = None
     if not plan.quick:
         ref_dev = Device.load(ref)
         home_dir = ref_dev.dir
@@ -151,6 +185,17 @@ def choose_device(plan: DemoPlan, threads: int = 1) -> DeviceChoice:
             proto = Protocol.from_dict({**(prov.get("protocol") or {}), "threads": threads})
             why = incompatibility(prov, {**mine, "protocol": proto.to_dict()}) if prov else \
                 "no provenance"
+            if why is None:  # provenance alike: do its sentinels run as fast here?
+                try:
+                    timed = time_sentinels(ref, LatencyTable.load(ref, where=src), proto,
+                                           threads, drift, progress)
+                except HwnasError as e:
+                    log.warning("reference table %s: its sentinels could not be timed (%s)", src, e)
+                if timed is not None and timed.beyond:
+                    why = (f"this machine's provenance, but its {len(timed.sentinels)} sentinel "
+                           f"networks run {timed.speed()} here (drift {timed.median:.3f}, beyond "
+                           f"+-{100 * timed.threshold:g} %): another host behind the same CPU "
+                           "string, or a busy or throttled machine")
             if why is None:
                 if src != home_dir:
                     home_dir.mkdir(parents=True, exist_ok=True)
@@ -158,8 +203,11 @@ def choose_device(plan: DemoPlan, threads: int = 1) -> DeviceChoice:
                         shutil.copyfile(f, home_dir / f.name)
                     log.info("copied the shipped latency table of %s into %s", ref, home_dir)
                 name, protocol = ref, proto
+                check = (f"its sentinels run within +-{100 * timed.threshold:g} % here "
+                         f"(drift {timed.median:.3f})" if timed is not None
+                         else "it has no networks to time, so by its provenance only")
                 reason = (f"the shipped reference table ({ref}) was measured on a machine like "
-                          "this one; only what it lacks is profiled")
+                          f"this one ({check}); only what it lacks is profiled")
             else:
                 reason = (f"the shipped reference table ({ref}) was measured with {why}: "
                           f"profiling this machine as '{name}' instead")
@@ -178,7 +226,7 @@ def choose_device(plan: DemoPlan, threads: int = 1) -> DeviceChoice:
                              f"with {threads}")
     else:
         save_device(DeviceConfig(name=name, target="local", threads=threads))
-    return DeviceChoice(name, reason, protocol)
+    return DeviceChoice(name, reason, protocol, timed)
 
 
 def ensure_space(plan: DemoPlan):
@@ -219,6 +267,7 @@ class DemoResult:
     budget_ms: float | None
     measurement: str
     predictor_check: str = ""
+    drift: dict | None = None  # the retrain measurement's drift (hwnas.drift.Drift.to_dict)
 
     def summary(self) -> str:
         from .report import fmt as _fmt
@@ -248,6 +297,10 @@ class DemoResult:
                   f"seed(s) {','.join(map(str, self.plan.seeds))}; latency: onnxruntime on "
                   f"{self.measurement}; measured = the table's statistic"
                   + (f" ({stat})" if stat else "") + ", error = (predicted - measured) / measured"]
+        if self.drift:
+            from .drift import note
+
+            lines.append(note(self.drift))
         if self.predictor_check:
             lines.append(f"predictor (held out): {self.predictor_check}")
         lines.append("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
@@ -298,8 +351,8 @@ def _predictor_check(device: Device, spaces) -> str:
             + ("(in-sample)" if in_sample else "(5-fold, held out)"))
 
 
-def run_demo(quick: bool = False, progress: bool = True, plan: DemoPlan | None = None
-             ) -> DemoResult:
+def run_demo(quick: bool = False, progress: bool = True, plan: DemoPlan | None = None,
+             drift: DriftSettings | None = None) -> DemoResult:
     """Run (or resume) the demo; returns where the report is and the retrain table."""
     import torch
 
@@ -309,12 +362,12 @@ def run_demo(quick: bool = False, progress: bool = True, plan: DemoPlan | None =
     # score and train several times faster than with a thread per core fighting for them
     torch.set_num_threads(TORCH_THREADS)
     try:
-        return _run(plan, progress)
+        return _run(plan, progress, (drift or DriftSettings()).validate())
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(plan: DemoPlan, progress: bool) -> DemoResult:
+def _run(plan: DemoPlan, progress: bool, drift: DriftSettings) -> DemoResult:
     import optuna
 
     from .profile import profile
@@ -328,7 +381,7 @@ def _run(plan: DemoPlan, progress: bool) -> DemoResult:
     t = time.monotonic()
     space = ensure_space(plan)
     _step(1, n, "device: this machine")
-    dev = choose_device(plan)
+    dev = choose_device(plan, drift=drift, progress=progress)
     log.info("      %s", dev.reason)
     times["device"] = time.monotonic() - t
 
@@ -344,7 +397,7 @@ def _run(plan: DemoPlan, progress: bool) -> DemoResult:
     classes = load_dataset(plan.data, plan.resolution).classes
     searched = replace(space, classes=classes)
     rep = profile(dev.name, searched, plan.resolution,
-                  networks=plan.networks, protocol=dev.protocol, progress=progress)
+                  networks=plan.networks, protocol=dev.protocol, progress=progress, drift=drift)
     log.info("      %s", rep.summary())
     times["profile"] = time.monotonic() - t
 
@@ -379,7 +432,7 @@ def _run(plan: DemoPlan, progress: bool) -> DemoResult:
           f"re-measure them on {dev.name}")
     rr = run_retrain(RetrainSettings(run=plan.run, select="top", top=plan.top, seeds=plan.seeds,
                                      baselines=plan.baselines, recipe=Recipe(epochs=plan.epochs),
-                                     protocol=dev.protocol, quick=plan.quick),
+                                     protocol=dev.protocol, quick=plan.quick, drift=drift),
                      progress=progress)
     times["retrain"] = time.monotonic() - t
 
@@ -390,4 +443,4 @@ def _run(plan: DemoPlan, progress: bool) -> DemoResult:
         log.info("      note: %s", note)
     times["report"] = time.monotonic() - t
     return DemoResult(plan, dev.name, dev.reason, out.path, rr.rows, times, budget,
-                      out.data.measurement.text(), check)
+                      out.data.measurement.text(), check, rr.meta.get("drift"))

@@ -136,9 +136,11 @@ class LatencyTable:
         return (d / BLOCKS_FILE).is_file() or (d / NETWORKS_FILE).is_file()
 
     @classmethod
-    def load(cls, device: str) -> LatencyTable:
-        d = table_dir(device)
-        if not cls.exists(device):
+    def load(cls, device: str, where: str | Path | None = None) -> LatencyTable:
+        """The table of ``device`` (from ``where``, a folder holding its files, instead of
+        ``latency_tables/<device>/``: e.g. a shipped table not copied yet)."""
+        d = Path(where) if where is not None else table_dir(device)
+        if not ((d / BLOCKS_FILE).is_file() or (d / NETWORKS_FILE).is_file()):
             raise HwnasError(f"device '{device}' has no latency table ({d / BLOCKS_FILE}): "
                              f"run hwnas profile --device {device} --space SPACE --resolution R")
         heads, entries = [], []
@@ -227,6 +229,21 @@ class LatencyTable:
         stat = check_statistic(statistic or self.statistic)
         return ({k: s.value(stat) for k, s in self.blocks.items()},
                 {k: s.value(stat) for k, s in self.networks.items()})
+
+    def sentinels(self, n: int = 3) -> list[str]:
+        """``n`` whole networks of the table spanning its latency range (at the quantiles
+        (i + 0.5) / n of its networks sorted by latency): the ones every measurement run
+        times again to see whether the device still runs as fast as when the table was
+        measured (:mod:`hwnas.drift`). Networks measured with generated weights (source
+        ``profile``/``measure``) are preferred; [] for a table without networks."""
+        nets = sorted((v, k) for k, v in self.latencies()[1].items() if v > 0)
+        pref = [x for x in nets if self.network_sources.get(x[1], "profile") in
+                ("profile", "measure")]
+        pool = pref if len(pref) >= n else nets
+        if n < 1 or not pool:
+            return []
+        picks = sorted({min(len(pool) - 1, int((i + 0.5) * len(pool) / n)) for i in range(n)})
+        return [pool[i][1] for i in picks]
 
     def missing_keys(self, arch) -> list[str]:
         return [p.key for p in arch_pieces(arch) if p.key not in self.blocks]

@@ -16,8 +16,13 @@ Running the same command again resumes: exported ONNX files are kept, finished e
 are skipped, entries are merged into the table at the end of every run (also a failed
 one), and the bundle's models are deleted once everything is in the table.
 
-``measure_archs()`` / ``measure_onnx()`` time a few whole networks with the same protocol
-(used by ``hwnas measure`` and the retrain step).
+Sentinels (:mod:`hwnas.drift`): every chunk also times a few networks of the device's
+table; after the run each chunk's drift (measured / table) is settled in the results file,
+and a chunk beyond the threshold is not merged but measured again later in the run (at most
+:data:`~hwnas.drift.MAX_RETRIES` times) unless ``accept``. A table without networks has none.
+
+``measure_archs()`` / ``measure_onnx()`` (:mod:`hwnas.measure`, importable from here) time
+a few whole networks with the same protocol (used by ``hwnas measure`` and the retrain step).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from .bundle import DATA_SUFFIX, MANIFEST, RESULTS, build_bundle, compose_networ
 from .context import Device
 from .device.bench import Protocol, incompatibility
 from .device.runner import Lock, ResultsWriter, RunnerError, read_records
+from .drift import Drift, DriftSettings
 from .errors import HwnasError
 from .lut import LatencyTable, Stats
 from .pieces import Piece
@@ -49,8 +55,9 @@ DEFAULT_NETWORKS = 150  # with mobilenetv2's 503 blocks: 653 measurements (targe
 
 __all__ = ["Entry", "Plan", "ResultSet", "ProfileReport", "DEFAULT_NETWORKS", "plan", "build_bundle",
            "run_bundle", "read_results", "merge_results", "profile", "import_results",
-           "measure_archs", "measure_onnx", "make_protocol", "work_root", "compose_network",
-           "write_archive", "conditions_warning"]
+           "make_protocol", "work_root", "compose_network", "write_archive", "conditions_warning",
+           "DriftSettings", "sentinel_entries"]
+# measure_archs, measure_onnx, measure, Measured, describe_stats: hwnas.measure (see the end)
 
 
 # ---- entries -------------------------------------------------------------------------------------
@@ -60,7 +67,7 @@ class Entry:
     """One model of a bundle: a block (piece) or a whole network."""
 
     id: str
-    kind: str  # "block" | "network" | "onnx"
+    kind: str  # "block" | "network" | "onnx" | "sentinel" (a table network timed again)
     file: str  # relative to the bundle: models/<name>.onnx
     input_shape: tuple[int, ...] | None
     piece: Piece | None = field(default=None, compare=False)
@@ -88,6 +95,19 @@ def network_entry(arch: Arch, onnx: str | Path | None = None) -> Entry:
     return Entry(s, "network", f"models/net-{_hash(s)}.onnx",
                  (1, arch.channels, arch.resolution, arch.resolution), arch=arch,
                  source=Path(onnx) if onnx else None)
+
+
+def sentinel_entries(archs: Iterable[str]) -> list[Entry]:
+    """The sentinel networks of a bundle (see :mod:`hwnas.drift`): one ONNX file each,
+    laid out in every chunk by :func:`hwnas.drift.write_layout`."""
+    from .drift import KIND, sentinel_id
+
+    out = []
+    for s in archs:
+        a = Arch.from_string(s)
+        out.append(Entry(sentinel_id(0, 0, s), KIND, f"models/sentinel-{_hash(s)}.onnx",
+                         (1, a.channels, a.resolution, a.resolution), arch=a))
+    return out
 
 
 def onnx_entry(path: str | Path) -> Entry:
@@ -298,6 +318,7 @@ class ResultSet:
     stats: dict[str, Stats]
     kinds: dict[str, str]
     inconsistent: str | None = None  # why two provenance records of the file disagree
+    sentinels: dict[str, Stats] = field(default_factory=dict)  # not settled yet (by id)
 
 
 def read_results(path: str | Path) -> ResultSet:
@@ -321,16 +342,20 @@ def read_results(path: str | Path) -> ResultSet:
     inconsistent = None
     for other in provs[1:]:
         inconsistent = inconsistent or incompatibility(provs[0], other)
-    stats, kinds = {}, {}
+    stats, kinds, sents = {}, {}, {}
     for r in results:
         try:
-            stats[r["id"]] = Stats.from_dict(r, f"{p}: result {r.get('id')}")
+            st = Stats.from_dict(r, f"{p}: result {r.get('id')}")
+            if r.get("kind") == "sentinel":  # a table network timed again: never merged
+                sents[r["id"]] = st
+                continue
+            stats[r["id"]] = st
             kinds[r["id"]] = str(r.get("kind", ""))
         except (HwnasError, KeyError, TypeError) as e:
             log.warning("%s: skipping a malformed result: %s", p, e)
     prov = {k: v for k, v in provs[-1].items() if k != "type"}
     prov["date"] = provs[0].get("date", prov.get("date"))
-    return ResultSet(p, prov, stats, kinds, inconsistent)
+    return ResultSet(p, prov, stats, kinds, inconsistent, sents)
 
 
 def _valid_network(s: str) -> bool:
@@ -408,12 +433,26 @@ class ProfileReport:
     bundle: Path | None = None
     seconds: float = 0.0
     archive: Path | None = None
+    drift: Drift | None = None  # every sentinel of the chunks settled in this run
+    chunks: int = 0  # chunks with sentinels settled in this run
+    remeasured: int = 0  # chunks refused for their drift and measured again
+    unmerged: int = 0  # entries whose chunks drifted too often: left for the next run
+    accepted: int = 0  # chunks beyond the threshold merged anyway (--accept-drift)
 
     def summary(self) -> str:
-        return (f"{self.device}: {self.space} at {self.resolution}: {self.blocks_total} distinct "
-                f"blocks + {self.networks_total} networks; {self.already} already in the table; "
-                f"added {self.measured_blocks} blocks and {self.measured_networks} networks "
-                f"in {self.seconds:.0f} s -> {paths.tables_dir() / self.device}")
+        s = (f"{self.device}: {self.space} at {self.resolution}: {self.blocks_total} distinct "
+             f"blocks + {self.networks_total} networks; {self.already} already in the table; "
+             f"added {self.measured_blocks} blocks and {self.measured_networks} networks "
+             f"in {self.seconds:.0f} s -> {paths.tables_dir() / self.device}")
+        if self.drift is not None:
+            s += (f"\ndrift: {self.drift.short()} over {self.chunks} chunk(s); "
+                  f"{self.remeasured} chunk(s) re-measured for drift beyond "
+                  f"+-{100 * self.drift.threshold:g} %")
+            if self.accepted:
+                s += f", {self.accepted} merged anyway (--accept-drift)"
+            if self.unmerged:
+                s += f"; {self.unmerged} entries left out of the table (measured next run)"
+        return s
 
 
 def _precheck(cfg, protocol: Protocol, table: LatencyTable, bundle: Path, replace: bool) -> dict:
@@ -439,9 +478,14 @@ def _precheck(cfg, protocol: Protocol, table: LatencyTable, bundle: Path, replac
 def profile(device: str | Device, space, resolution: int, *, networks: int = DEFAULT_NETWORKS,
             archs: Sequence[Arch] = (), seed: int = 0, protocol: Protocol | None = None,
             statistic: str | None = None, replace: bool = False,
-            bundle_only: str | Path | None = None, progress: bool = True) -> ProfileReport:
-    """Profile ``space`` at ``resolution`` on ``device`` (see the module docstring)."""
+            bundle_only: str | Path | None = None, progress: bool = True,
+            drift: DriftSettings | None = None) -> ProfileReport:
+    """Profile ``space`` at ``resolution`` on ``device`` (see the module docstring), with
+    the table's sentinels in every chunk (``drift``: :class:`hwnas.drift.DriftSettings`)."""
+    from .drift import report_drift, settle_bundle, write_layout
+
     t0 = time.monotonic()
+    drift = (drift or DriftSettings()).validate()
     dev = Device.of(device)
     device = dev.name
     # measuring needs a registered device; writing a bundle for running by hand does not
@@ -450,18 +494,22 @@ def profile(device: str | Device, space, resolution: int, *, networks: int = DEF
     table = dev.table_or_new(statistic)
     pl = plan(space, resolution, networks, archs, seed, None if replace else table)
     entries = pl.entries
+    # a first profile (no networks yet) or a new table (--replace) has no sentinels
+    sents = [] if replace else sentinel_entries(table.sentinels(drift.sentinels))
     rep = ProfileReport(device, space.name, resolution, pl.blocks, pl.networks, pl.have)
     info = {"space": space.name, "resolution": resolution, "device": device}
     if bundle_only is not None:
         out = Path(bundle_only)
         if out.name.endswith((".tar.gz", ".tgz")):
             with_dir = out.with_name("." + out.name + ".d")
-            build_bundle(with_dir, entries, protocol, progress, info)
+            build_bundle(with_dir, [*entries, *sents], protocol, progress, info)
+            write_layout(with_dir, protocol)
             rep.archive = write_archive(with_dir, out)
             shutil.rmtree(with_dir, ignore_errors=True)
             rep.bundle = out
         else:
-            rep.bundle = build_bundle(out, entries, protocol, progress, info)
+            rep.bundle = build_bundle(out, [*entries, *sents], protocol, progress, info)
+            write_layout(out, protocol)
         rep.seconds = time.monotonic() - t0
         return rep
     if not entries:
@@ -473,18 +521,29 @@ def profile(device: str | Device, space, resolution: int, *, networks: int = DEF
     bundle = work_root(device) / f"{space.name}-r{resolution}"
     _precheck(cfg, protocol, table, bundle, replace)
     _drop_stale_results(bundle, entries)
-    build_bundle(bundle, entries, protocol, progress, info)
+    build_bundle(bundle, [*entries, *sents], protocol, progress, info)
     rep.bundle = bundle
     err: HwnasError | None = None
-    try:
-        run_bundle(cfg, bundle, progress, desc=f"{device} {space.name}@{resolution}")
-    except HwnasError as e:
-        err = e
+    retries: dict[str, int] = {}
+    settled: list = []
+    given_up: set[str] = set()
+    desc = f"{device} {space.name}@{resolution}"
+    settled += settle_bundle(bundle, table, drift, retries, given_up)  # chunks of a killed run
+    while write_layout(bundle, protocol, given_up):
+        try:
+            run_bundle(cfg, bundle, progress, desc=desc)
+        except HwnasError as e:
+            err = e
+        new = settle_bundle(bundle, table, drift, retries, given_up)
+        settled += new
+        if err is not None or not any(c.verdict == "re-measure" for c in new):
+            break
     rs = read_results(bundle) if (bundle / RESULTS).is_file() else None
     if rs is not None:
         rep.measured_blocks, rep.measured_networks = merge_results(
             dev, rs, replace=replace, statistic=statistic, only=[e.id for e in entries])
-        _prune(bundle, entries, rs)
+        _prune(bundle, [*entries, *sents], rs)
+    report_drift(rep, dev, settled, bundle / RESULTS)
     if err is not None:
         raise err
     rep.seconds = time.monotonic() - t0
@@ -520,89 +579,51 @@ def _prune(bundle: Path, entries: Sequence[Entry], rs: ResultSet) -> None:
 
 
 def import_results(device: str, path: str | Path, *, replace: bool = False,
-                   statistic: str | None = None) -> tuple[ResultSet, int, int]:
-    """``hwnas lut import``: merge a bundle's results file into the device's table."""
+                   statistic: str | None = None, drift: DriftSettings | None = None
+                   ) -> tuple[ResultSet, int, int]:
+    """``hwnas lut import``: merge a bundle's results file into the device's table, less
+    the chunks whose sentinels drifted beyond the threshold (unless ``drift.accept``)."""
+    from .drift import chunk_drifts, record
     from .hosts import validate_name
 
     validate_name(device)
+    drift = (drift or DriftSettings()).validate()
     rs = read_results(path)
     if not rs.stats:
         raise HwnasError(f"{rs.path}: holds no finished measurement yet")
-    nb, nn = merge_results(device, rs, replace=replace, statistic=statistic)
-    w = conditions_warning(read_records(str(rs.path)), device, rs.path)
+    records = read_records(str(rs.path))
+    refused: set[str] = set()
+    if not replace and LatencyTable.exists(device):
+        table = LatencyTable.load(device)
+        chunks = [c for c in chunk_drifts(records, table, drift.threshold) if c.drift]
+        bad = [c for c in chunks if c.drift.beyond and c.drift.decisive and not drift.accept]
+        refused = {i for c in bad for i in c.ids}
+        if chunks:
+            record(table.dir, device, Drift.pooled([c.drift for c in chunks]), "lut import")
+        pooled = Drift.pooled([c.drift for c in chunks if c.drift.beyond])
+        if pooled is not None:
+            log.warning("%s; %s", pooled.warning(device, f"{rs.path}"),
+                        f"not importing the {len(refused)} results of those {len(bad)} chunk(s) "
+                        "(--accept-drift imports them)" if bad else "imported anyway")
+    nb, nn = merge_results(device, rs, replace=replace, statistic=statistic,
+                           only=[k for k in rs.stats if k not in refused])
+    w = conditions_warning(records, device, rs.path)
     if w:
         log.warning("%s", w)
-    if nb == nn == 0:
+    if nb == nn == 0 and not refused:
         raise HwnasError(f"{rs.path}: no block or network measurement to import "
                          f"({len(rs.stats)} other results)")
     return rs, nb, nn
 
 
-# ---- measuring a few networks ------------------------------------------------------------------
+# ---- measuring a few networks: hwnas.measure (importable from here as before) -----------------------
 
-def _measure(dev: Device, entries: list[Entry], protocol: Protocol | None, quick: bool,
-             progress: bool, keep: bool = False) -> tuple[dict[str, Stats], dict]:
-    device, cfg = dev.name, dev.config
-    protocol = protocol or make_protocol(cfg.threads, quick=quick)
-    ident = _hash(json.dumps([sorted(e.id for e in entries), protocol.to_dict()]), 12)
-    bundle = work_root(device) / f"measure-{ident}"
-    if (bundle / RESULTS).is_file():
-        done = read_results(bundle).stats
-    else:
-        done = {}
-    if not all(e.id in done for e in entries):
-        build_bundle(bundle, entries, protocol, progress, {"device": device})
-        run_bundle(cfg, bundle, progress, desc=f"{device} measure")
-    rs = read_results(bundle)
-    missing = [e.id for e in entries if e.id not in rs.stats]
-    if missing:
-        raise HwnasError(f"device '{device}': no result for {missing[0][:80]} ({len(missing)} missing)")
-    if not keep:
-        shutil.rmtree(bundle, ignore_errors=True)
-    return {e.id: rs.stats[e.id] for e in entries}, rs.provenance
+_MEASURE = ("Measured", "describe_stats", "measure", "measure_archs", "measure_onnx")
 
 
-def measure_archs(device: str | Device, archs: Sequence[Arch], *, onnx: dict[str, str | Path] | None = None,
-                  protocol: Protocol | None = None, quick: bool = False, source: str | None = None,
-                  replace: bool = False, progress: bool = True) -> dict[str, Stats]:
-    """Time whole networks on ``device`` with the profiling protocol (interleaved): Stats per
-    canonical arch string. ``onnx`` maps an arch string to an ONNX file to time instead of a
-    fresh export (e.g. trained weights). With ``source`` (``measure`` or ``retrain``) the
-    results are also added to the device's networks.json. Resumable: a killed call
-    continues where it stopped when called again with the same archs."""
-    onnx = onnx or {}
-    seen, entries = set(), []
-    for a in archs:
-        s = a.to_string()
-        if s not in seen:
-            seen.add(s)
-            entries.append(network_entry(a, onnx.get(s)))
-    if not entries:
-        return {}
-    dev = Device.of(device)
-    if source is not None and not replace:  # refuse another protocol before measuring
-        table = dev.table_or_new()
-        p = protocol or make_protocol(dev.config.threads, quick=quick)
-        table.check_compatible({**table.provenance, "threads": p.threads, "protocol": p.to_dict()},
-                               "these measurements")
-    stats, prov = _measure(dev, entries, protocol, quick, progress, keep=False)
-    if source is not None:
-        rs = ResultSet(Path(f"measure on {dev.name}"), prov, stats, {k: "network" for k in stats})
-        merge_results(dev, rs, replace=replace, source=source)
-    return stats
+def __getattr__(name: str):
+    if name in _MEASURE:
+        from . import measure as _m
 
-
-def measure_onnx(device: str | Device, files: Sequence[str | Path], *, protocol: Protocol | None = None,
-                 quick: bool = False, progress: bool = True) -> dict[str, Stats]:
-    """Time ONNX files on ``device`` with the profiling protocol: Stats per given path."""
-    entries = [onnx_entry(f) for f in files]
-    if not entries:
-        return {}
-    stats, _ = _measure(Device.of(device), entries, protocol, quick, progress)
-    return {str(f): stats[e.id] for f, e in zip(files, entries, strict=True)}
-
-
-def describe_stats(s: Stats) -> str:
-    return (f"median {s.median_ms:.3f} ms  IQR {s.iqr_ms:.3f} ms  n {s.n}  "
-            f"(min {s.min_ms:.3f}, p10 {s.p10_ms:.3f})")
-
+        return getattr(_m, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

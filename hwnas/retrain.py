@@ -10,8 +10,9 @@
    seed (:func:`hwnas.train.train_arch`; fixed seeds), evaluate on the dataset's test
    split, and export the first seed's trained network to ``runs/RUN/models/<name>.onnx``;
 3. **measure** all the ONNX files on the device in ONE interleaved call with the
-   profiler's protocol (:func:`hwnas.profile.measure_archs`; by default the protocol the
-   device's latency table was measured with, so measured and predicted are comparable);
+   profiler's protocol (:func:`hwnas.measure.measure`; by default the protocol the
+   device's latency table was measured with, so measured and predicted are comparable),
+   with the table's sentinels: the drift goes into retrain.json and the summary;
 4. **predict** each model's latency with the device's latency predictor;
 5. write ``runs/RUN/retrain.csv`` (:data:`COLUMNS`) and ``runs/RUN/retrain.json`` (settings,
    recipe, protocol, the summary of :func:`summarize`).
@@ -50,6 +51,7 @@ from .arch import Arch
 from .context import Device
 from .errors import HwnasError
 from .io import atomic_write_json, atomic_write_text
+from .measure import measurement_protocol, protocol_matches_table
 from .runs import RETRAIN_FILE, csv_text, load_retrain, load_run, retrain_labels, winner_arch
 from .search.pareto import knee_index, spread_indices
 
@@ -95,6 +97,7 @@ class RetrainSettings:
     protocol_overrides: dict = field(default_factory=dict)  # warmup, passes, ... (None: keep)
     feedback: bool = False  # add the measurements to the device's networks.json
     torch_device: str = "cpu"  # where to train: cpu, cuda, mps or auto (hwnas.train)
+    drift: Any = None  # a hwnas.drift.DriftSettings (default: DriftSettings())
 
     def validate(self) -> RetrainSettings:
         if self.select not in SELECTIONS:
@@ -320,47 +323,13 @@ def _train_all(models: list[Model], data, data_spec: str, recipe, seeds: Sequenc
 
 # ---- measuring and predicting -----------------------------------------------------------------------
 
-def measurement_protocol(device: str | Device, quick: bool = False, **overrides):
-    """The protocol to measure with: the one the device's latency table was measured with
-    (so the measurement compares with the table, and ``--feedback`` can join it) at the
-    device's thread count -- else the profiler's default, or its quick preset with ``quick``
-    -- with ``overrides`` (``warmup``, ``min_repeats``, ``min_time_s``, ``passes``, ...)."""
-    from .profile import make_protocol
-
-    dev = Device.of(device)
-    cfg = dev.config
-    base: dict[str, Any] = {}
-    if not quick and dev.has_table:
-        base = dict(dev.table.provenance.get("protocol") or {})
-        base.pop("threads", None)
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    return make_protocol(cfg.threads, quick=quick, **base)
-
-
-def _protocol_matches_table(dev: Device, protocol) -> bool | None:
-    """Whether ``protocol`` is the one the device's table was measured with (None: no table);
-    a warning when it is not: the predictor learnt the table's numbers."""
-    from .lut import incompatibility
-
-    if not dev.has_table:
-        return None
-    prov = dev.table.provenance
-    if not prov.get("protocol"):
-        return None
-    why = incompatibility(prov, {**prov, "threads": protocol.threads,
-                                 "protocol": protocol.to_dict()})
-    if why:
-        log.warning("measuring with another protocol than the table of '%s' (%s): predicted "
-                    "and measured latencies (error_pct) compare different protocols", dev.name, why)
-    return why is None
-
-
 def _measure(dev: Device, models: list[Model], run_dir: Path, protocol, feedback: bool,
-             progress: bool) -> dict[str, Any]:
-    """Stats per arch string, measured in one interleaved call (or the stored measurement of
-    exactly these archs with this protocol)."""
+             progress: bool, drift=None) -> tuple[dict[str, Any], Any]:
+    """Stats per arch string, measured in one interleaved call with the table's sentinels
+    (or the stored measurement of exactly these archs with this protocol), and the drift."""
+    from .drift import Drift
     from .lut import Stats
-    from .profile import measure_archs
+    from .measure import measure
 
     device = dev.name
     archs = {m.arch.to_string(): m for m in models}
@@ -375,18 +344,21 @@ def _measure(dev: Device, models: list[Model], run_dir: Path, protocol, feedback
             if ok:
                 log.info("measurement of these %d models on %s: from %s", len(archs), device,
                          cache)
-                return {k: Stats.from_dict(v, f"{cache}: {k[:40]}") for k, v in c["stats"].items()}
+                return ({k: Stats.from_dict(v, f"{cache}: {k[:40]}") for k, v in c["stats"].items()},
+                        Drift.from_dict(c.get("drift")))
         except (OSError, ValueError, HwnasError) as e:
             log.warning("%s: unreadable (%s); measuring again", cache, e)
     onnx = {s: run_dir / m.onnx_rel for s, m in archs.items()}
     log.info("measuring %d models on %s, interleaved (%d passes, >= %d samples each)",
              len(archs), device, protocol.passes, protocol.min_repeats)
-    stats = measure_archs(dev, [m.arch for m in archs.values()], onnx=onnx, protocol=protocol,
-                          source="retrain" if feedback else None, progress=progress)
+    res = measure(dev, [m.arch for m in archs.values()], onnx=onnx, protocol=protocol,
+                  source="retrain" if feedback else None, progress=progress, drift=drift,
+                  what="retrain measurement")
     atomic_write_json(cache, {"format": MEASURE_FORMAT, "device": device, "protocol": proto,
                               "feedback": feedback, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                              "stats": {k: v.to_dict() for k, v in stats.items()}})
-    return stats
+                              "stats": {k: v.to_dict() for k, v in res.stats.items()},
+                              "drift": res.drift.to_dict() if res.drift else None})
+    return res.stats, res.drift
 
 
 def _predict(dev: Device, archs: list[Arch]) -> tuple[list[float | None], str, str]:
@@ -494,17 +466,25 @@ def _f(v: Any, fmt: str, empty: str = "-") -> str:
     return empty if v is None or v == "" else format(float(v), fmt)
 
 
-def format_table(rows: Sequence[dict]) -> str:
-    """The models: params, MACs, peak memory, predicted vs measured latency, accuracy."""
+def format_table(rows: Sequence[dict], drift: float | None = None) -> str:
+    """The models: params, MACs, peak memory, predicted vs measured latency, accuracy (with
+    ``drift``: also the drift-corrected prediction, predicted x drift, and its error)."""
+    from .drift import corrected_error
+
     lab = retrain_labels(rows)
     out = [f"  {'model':<10} {'params':>8} {'MACs':>8} {'peak':>8} {'pred.':>8} "
-           f"{'measured (median +- IQR)':>24} {'err%':>7} {'accuracy':>16}"]
+           f"{'measured (median +- IQR)':>24} {'err%':>7} {'accuracy':>16}"
+           + (f" {'drift-corr.':>11} {'err%':>7}" if drift else "")]
     for r in rows:
+        corr = "" if not drift else (
+            f" {_f(None if r['predicted_ms'] is None else r['predicted_ms'] * drift, '.3f'):>11} "
+            f"{_f(corrected_error(r['predicted_ms'], r.get('measured_stat_ms'), drift), '+.1f'):>7}")
         out.append(
             f"  {lab[r['name']]:<10} {r['params'] / 1e6:>7.3f}M {r['macs'] / 1e6:>7.1f}M "
             f"{r['peak_act_bytes'] / 2**20:>6.2f}Mi {_f(r['predicted_ms'], '.3f'):>8} "
             f"{float(r['measured_median_ms']):>11.3f} +- {float(r['measured_iqr_ms']):<6.3f} ms "
-            f"{_f(r['error_pct'], '+.1f'):>7} {float(r['acc_mean']):>8.4f} +- {float(r['acc_std']):.4f}")
+            f"{_f(r['error_pct'], '+.1f'):>7} {float(r['acc_mean']):>8.4f} +- {float(r['acc_std']):.4f}"
+            + corr)
     ws = sorted((r for r in rows if r["kind"] == "winner"), key=lambda r: lab[r["name"]])
     for r in ws:
         out.append(f"  {lab[r['name']]} = {r['arch']}")
@@ -519,7 +499,11 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
     ws = sorted((r for r in rows if r["kind"] == "winner"), key=lambda r: lab[r["name"]])
     bs = [r for r in rows if r["kind"] == "baseline"]
     seeds = rows[0]["seeds"] if rows else ""
-    out = [format_table(rows), ""]
+    from .drift import Drift, note
+
+    dr = Drift.from_dict(meta.get("drift"))
+    out = [format_table(rows, dr.median if dr is not None and meta.get("drift_correct") else None),
+           ""]
     p = meta.get("protocol") or {}
     out.append(
         f"measured on '{meta.get('device', '?')}' ({meta.get('target', '?')}): onnxruntime, "
@@ -529,6 +513,9 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
         f"latency = median; predicted = {meta.get('predicted_by', '?')} "
         f"({meta.get('statistic', '?')}; err% against the measured {meta.get('statistic', '?')}"
         f"{'; NOTE: not the protocol of the table' if meta.get('protocol_matches_table') is False else ''})")
+    if dr is not None:
+        out.append(note(dr) + ("; drift-corr. = predicted x drift" if meta.get("drift_correct")
+                               else ""))
     out.append(f"accuracy = test top-1 on {meta.get('data', '?')}, mean +- std over seeds {seeds}, "
                f"{rows[0]['epochs'] if rows else '?'} epochs, one recipe for all "
                f"({meta.get('recipe_text', '')})")
@@ -601,7 +588,7 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     recipe = settings.recipe or Recipe()
     protocol = settings.protocol or measurement_protocol(dev, settings.quick,
                                                          **settings.protocol_overrides)
-    same = _protocol_matches_table(dev, protocol)
+    same = protocol_matches_table(dev, protocol)
     data = load_dataset(data_spec, resolution, 0)  # the fixed split: one test set for all
 
     def adapt(a: Arch) -> Arch:
@@ -618,7 +605,8 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     torch_device = resolve_torch_device(settings.torch_device)  # fails before any training
     results = _train_all(models, data, data_spec, recipe, settings.seeds, run.path, rid, progress,
                          torch_device)
-    stats = _measure(dev, models, run.path, protocol, settings.feedback, progress)
+    stats, drift = _measure(dev, models, run.path, protocol, settings.feedback, progress,
+                            settings.drift)
     if settings.feedback:  # the measurements joined (or made) the table: read it afresh
         dev = Device.load(device)
     predicted, predicted_by, statistic = _predict(dev, [m.arch for m in models])
@@ -631,6 +619,8 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
             "seeds": list(settings.seeds), "select": settings.select,
             "top": settings.top if settings.select == "top" else None,
             "baselines": list(settings.baselines), "feedback": settings.feedback,
+            "drift": drift.to_dict() if drift is not None else None,
+            "drift_correct": bool(settings.drift is not None and settings.drift.correct),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     atomic_write_text(run.path / CSV_FILE, csv_text(rows, COLUMNS + EXTRA_COLUMNS, extra=False))
     atomic_write_json(run.path / JSON_FILE, {**meta, "summary": summarize(rows),
@@ -646,4 +636,5 @@ def _settings_dict(s: RetrainSettings) -> dict:
     d = asdict(replace(s, recipe=None, protocol=None))
     d["recipe"] = s.recipe.to_dict() if s.recipe is not None else None
     d["protocol"] = s.protocol.to_dict() if s.protocol is not None else None
+    d["drift"] = asdict(s.drift) if s.drift is not None else None
     return d

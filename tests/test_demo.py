@@ -144,3 +144,66 @@ def test_demo_quick_end_to_end_and_resume(home, cli):
     assert r2.stderr.count("trained earlier") == len(rows)
     assert [x["acc_mean"] for x in _rows(run / "retrain.csv")] == [x["acc_mean"] for x in rows]
     print(f"demo --quick: {first_s:.0f} s")
+
+
+def test_reference_table_is_trusted_only_if_its_sentinels_run_as_fast_here(home, monkeypatch,
+                                                                          tmp_path):
+    """Same provenance is not enough: the shipped table's sentinel networks are timed here;
+    a table whose networks run 4x slower here than it says is another machine's."""
+    import shutil
+
+    from conftest import tiny_space
+
+    from hwnas import demo, paths
+    from hwnas.drift import DriftSettings
+    from hwnas.hosts import DeviceConfig, save_device
+    from hwnas.profile import make_protocol, profile
+    from hwnas.space import load_space
+
+    (home / "search_spaces").mkdir()
+    (home / "search_spaces" / "tiny.yaml").write_text(tiny_space("tiny"))
+    save_device(DeviceConfig(name="src", target="local", threads=1))
+    proto = make_protocol(1, warmup=1, min_repeats=10, passes=2, burst_warmup=0,
+                          min_time_s=0.0, sample_ms=0.0)
+    profile("src", load_space("tiny"), 32, networks=3, protocol=proto, progress=False)
+    ref = paths.REFERENCE_DEVICE
+    shipped = tmp_path / "checkout" / "latency_tables" / ref
+    monkeypatch.setattr(paths, "PACKAGE_ROOT", tmp_path / "checkout")
+    shutil.copytree(home / "latency_tables" / "src", shipped)
+    nets = json.loads((shipped / "networks.json").read_text())
+    fast = json.loads(json.dumps(nets))
+    for e in fast["entries"].values():
+        for k in ("min_ms", "p10_ms", "median_ms", "iqr_ms"):
+            e[k] /= 4
+    (shipped / "networks.json").write_text(json.dumps(fast))
+    loose = DriftSettings(threshold=0.6)  # this shared machine's noise stays inside +-60 %
+
+    c = demo.choose_device(demo.FULL, drift=loose)
+    me = demo.this_machine_name(_this_machine(proto))
+    assert c.name == me != ref
+    assert c.drift is not None and c.drift.beyond and c.drift.median > 4 * (1 - 0.6)
+    assert "sentinel networks run" in c.reason and "x slower" in c.reason
+    assert not (home / "latency_tables" / ref / "blocks.json").exists(), "not copied"
+
+    (shipped / "networks.json").write_text(json.dumps(nets))
+    c = demo.choose_device(demo.FULL, drift=loose)
+    assert c.name == ref and c.drift is not None and not c.drift.beyond
+    assert "sentinels run within +-60 %" in c.reason
+    assert (home / "latency_tables" / ref / "blocks.json").is_file()
+    assert not list((home / "runs" / "profile" / ref).glob("sentinels-*")), "cleaned up"
+
+
+def test_summary_shows_the_drift_beside_the_errors():
+    from pathlib import Path
+
+    from hwnas.demo import QUICK, DemoResult
+
+    rows = [{"name": "w", "kind": "winner", "arch": "A", "measured_median_ms": 2.0,
+             "predicted_ms": 1.0, "error_pct": -50.0}]
+    drift = {"median": 2.0, "threshold": 0.08, "statistic": "min", "sentinels": [
+        {"arch": "a", "table_ms": 1.0, "measured_ms": 2.0, "drift": 2.0, "n": 20}]}
+    text = DemoResult(QUICK, "dev", "", Path("r.html"), rows, {}, None, "here",
+                      drift=drift).summary()
+    assert "drift x2.000 (+100.0 %, 1 sentinel)" in text and "2.00x slower" in text
+    assert "drift" not in DemoResult(QUICK, "dev", "", Path("r.html"), rows, {}, None,
+                                     "here").summary()

@@ -449,3 +449,50 @@ def cond_load():
     from hwnas.device.conditions import read_load
 
     return read_load()
+
+
+# ---- sentinels ------------------------------------------------------------------------------------
+
+def test_bundle_only_carries_sentinels_and_import_refuses_a_drifted_chunk(home, tiny, tmp_path,
+                                                                           caplog):
+    """A bundle run by hand times the table's sentinels in its chunks too; at import, a
+    chunk whose sentinels drifted beyond the threshold stays out unless --accept-drift."""
+    import logging
+
+    from hwnas.drift import DriftSettings
+    from hwnas.profile import import_results, make_protocol, profile
+
+    p = make_protocol(1, warmup=1, min_repeats=10, passes=2, burst_warmup=0, min_time_s=0.0,
+                      sample_ms=0.0)
+
+    def by_hand(out):
+        rr = subprocess.run([sys.executable, "run.py"], cwd=out, capture_output=True, text=True,
+                            timeout=300)
+        assert rr.returncode == 0, rr.stderr
+
+    first = tmp_path / "b1"
+    profile("pi", tiny, 32, networks=2, protocol=p, bundle_only=first, progress=False)
+    man = json.loads((first / "manifest.json").read_text())
+    assert not [e for e in man["entries"] if e["kind"] == "sentinel"]  # no table yet
+    by_hand(first)
+    import_results("pi", first)
+    second = tmp_path / "b2"
+    profile("pi", tiny, 32, networks=4, protocol=p, bundle_only=second, progress=False)
+    man = json.loads((second / "manifest.json").read_text())
+    sents = [e for e in man["entries"] if e["kind"] == "sentinel"]
+    assert {e["id"].split(":", 3)[3] for e in sents} == set(LatencyTable.load("pi").networks)
+    by_hand(second)
+    nets = home / "latency_tables" / "pi" / "networks.json"
+    doc = json.loads(nets.read_text())
+    for e in doc["entries"].values():  # the device now looks 4x slower than its table
+        for k in ("min_ms", "p10_ms", "median_ms", "iqr_ms"):
+            e[k] /= 4
+    nets.write_text(json.dumps(doc))
+    loose = DriftSettings(threshold=0.6)
+    with caplog.at_level(logging.WARNING, logger="hwnas"):
+        _, nb, nn = import_results("pi", second, drift=loose)
+    assert (nb, nn) == (0, 0) and len(LatencyTable.load("pi").networks) == 2
+    msg = [r.getMessage() for r in caplog.records if "sentinel" in r.getMessage()]
+    assert len(msg) == 1 and "x slower" in msg[0] and "not importing the 2 results" in msg[0]
+    _, nb, nn = import_results("pi", second, drift=DriftSettings(threshold=0.6, accept=True))
+    assert nn == 2 and len(LatencyTable.load("pi").networks) == 4

@@ -323,3 +323,23 @@ def test_parse_seeds():
     for bad in ("0", "-1,", "a", ","):
         with pytest.raises(HwnasError, match="--seeds"):
             parse_seeds(bad)
+
+
+@pytest.mark.slow
+def test_retrain_records_the_drift_beside_the_errors(env):
+    """The measurement times the table's sentinels too: retrain.json and its cached
+    measurement keep the drift, the summary shows it (and, asked, the drift-corrected
+    prediction)."""
+    run = _copy_run(env, "drift")
+    r = _cli(env, "drift", "--top", "1", *FAST, "--drift-correct", check=0)
+    meta = json.loads((run / "retrain.json").read_text())
+    d = meta["drift"]
+    assert meta["drift_correct"] is True and d["sentinels"]
+    assert all(s["drift"] == pytest.approx(s["measured_ms"] / s["table_ms"], rel=1e-3)
+               for s in d["sentinels"])
+    assert f"drift x{d['median']:.3f}" in r.stdout and "drift-corr." in r.stdout
+    cached = json.loads((run / "retrain" / "measured-ref.json").read_text())
+    assert cached["drift"]["median"] == d["median"]
+    r2 = _cli(env, "drift", "--top", "1", *FAST, check=0)  # from the cache: the same drift
+    assert json.loads((run / "retrain.json").read_text())["drift"]["median"] == d["median"]
+    assert "drift-corr." not in r2.stdout

@@ -9,7 +9,8 @@ Run the whole pipeline on this machine with built-in settings and write an HTML 
 
   1. device   this machine as a local device: the shipped reference table
               (latency_tables/x86_64-2core-ref) if it was measured on a machine like this
-              one, else a fresh device named for this machine (<arch>-<cores>core-<cpu hash>)
+              one and its sentinel networks, timed here, run within +-8 % of it (drift);
+              else a fresh device named for this machine (<arch>-<cores>core-<cpu hash>)
   2. profile  the demo space's blocks and sampled networks with onnxruntime (1 thread;
               only what the device's table lacks)
   3. fit      the latency predictor (its held-out error is printed)
@@ -36,13 +37,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="small space, 32 px, quick protocol, 100 trials, 1 epoch (~1 minute)")
     p.add_argument("--open", action="store_true", help="open the report in the default browser")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    from .profile import drift_args
+
+    drift_args(p, sentinels=False)
     p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args) -> None:
     from ..demo import run_demo
+    from .profile import drift_settings
 
-    res = run_demo(quick=args.quick, progress=not args.quiet)
+    res = run_demo(quick=args.quick, progress=not args.quiet, drift=drift_settings(args))
     print(res.summary())
     if args.open:
         import webbrowser

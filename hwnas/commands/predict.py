@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--predictor", metavar="FILE",
                     help="use a saved predictor (hwnas predictor fit -o FILE) instead of fitting "
                     "on the device's current table")
+    pr.add_argument("--drift-correct", action="store_true",
+                    help="also print the prediction scaled by the device's last measured drift "
+                    "(latency_tables/NAME/drift.json: measured / table of the sentinel networks "
+                    "in its last measurement run)")
     pr.set_defaults(func=cmd_predict)
 
     pp = sub.add_parser("predictor", help="fit, save and evaluate a device's latency predictor")
@@ -102,6 +106,8 @@ def cmd_predict(args) -> None:
     print(f"device      {args.device}  ({pred.statistic} latency; fitted on "
           f"{len(pred.blocks_)} blocks and {len(pred.networks_)} networks)")
     print(f"predicted   {ms:.4f} ms")
+    if args.drift_correct:
+        _print_corrected(args.device, ms)
     print(f"block sum   {total:.4f} ms  (network model: x{ms / total:.3f})" if total > 0 else "")
     if lut is not None:
         print(f"LUT sum     {lut:.4f} ms")
@@ -119,6 +125,21 @@ def cmd_predict(args) -> None:
         print(f"  {i:>3}  {v:8.4f}  {'table' if in_table else 'block model':<11} {key}")
     for key, why in pred.extrapolations(arch):
         print(f"warning: block model extrapolates for {key}: {why}")
+
+
+def _print_corrected(device: str, ms: float) -> None:
+    from ..context import Device
+    from ..drift import last
+
+    got = last(Device.load(device).dir)
+    if got is None:
+        print("drift-corr. (no drift measured on this device yet: every measurement run, "
+              f"e.g. hwnas measure ARCH --device {device}, records it)")
+        return
+    d, rec = got
+    print(f"drift-corr. {ms * d.median:.4f} ms  (drift-corrected: predicted x {d.median:.3f}, the "
+          f"drift of {len(d.sentinels)} sentinels in the last {rec.get('what', '?')} run, "
+          f"{rec.get('date', '?')})")
 
 
 def cmd_fit(args) -> None:

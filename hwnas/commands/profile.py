@@ -32,6 +32,46 @@ def _protocol_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chunk-mb", type=float, metavar="MB", help=f"... at most this many MB of ONNX [{d.chunk_mb:g}]")
 
 
+_DRIFT_HELP = (
+    "Every measurement also times a few sentinel networks already in the device's table "
+    "(spanning its latency range, in every chunk) and reports drift = measured / table: how "
+    "much slower (> 1) or faster the device runs than when its table was measured. Beyond "
+    "the threshold one warning line says so.")
+
+
+def drift_args(p: argparse.ArgumentParser, *, sentinels: bool = True, accept: bool = False,
+               correct: bool = False) -> None:
+    """The drift options of a measuring command (see hwnas.drift)."""
+    from ..drift import DEFAULT_SENTINELS, DEFAULT_THRESHOLD
+
+    g = p.add_argument_group("drift (sentinel networks)", _DRIFT_HELP)
+    if sentinels:
+        g.add_argument("--sentinels", type=int, default=DEFAULT_SENTINELS, metavar="N",
+                       help=f"sentinel networks per chunk; 0 = none [{DEFAULT_SENTINELS}]")
+    g.add_argument("--drift-threshold", type=float, default=100 * DEFAULT_THRESHOLD,
+                   metavar="PCT", help="warn beyond +-PCT %% drift"
+                   + (", and refuse such chunks" if accept else "")
+                   + f" [{100 * DEFAULT_THRESHOLD:g}]")
+    if accept:
+        g.add_argument("--accept-drift", action="store_true",
+                       help="merge chunks whose drift is beyond the threshold instead of "
+                       "measuring them again (profile) or leaving them out (lut import)")
+    if correct:
+        g.add_argument("--drift-correct", action="store_true",
+                       help="also give the predicted latency scaled by the measured drift "
+                       "(labelled 'drift-corrected')")
+
+
+def drift_settings(args):
+    """The DriftSettings of parsed :func:`drift_args` options."""
+    from ..drift import DEFAULT_SENTINELS, DriftSettings
+
+    return DriftSettings(sentinels=getattr(args, "sentinels", DEFAULT_SENTINELS),
+                         threshold=args.drift_threshold / 100.0,
+                         accept=getattr(args, "accept_drift", False),
+                         correct=getattr(args, "drift_correct", False)).validate()
+
+
 def _protocol(args, threads: int):
     from ..profile import make_protocol
 
@@ -73,6 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--bundle-only", metavar="DIR",
                     help="only write the bundle to DIR (or DIR.tar.gz) for running by hand")
     _protocol_args(pr)
+    drift_args(pr, accept=True)
     pr.set_defaults(func=cmd_profile)
 
     me = sub.add_parser(
@@ -86,6 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="also add the measurements of archs to latency_tables/NAME/networks.json "
                     "(source 'measure')")
     _protocol_args(me)
+    drift_args(me, correct=True)
     me.set_defaults(func=cmd_measure)
 
     lp = sub.add_parser("lut", help="inspect and import latency tables")
@@ -113,6 +155,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     im.add_argument("--replace", action="store_true", help="start a new table (old one backed up)")
     im.add_argument("--statistic", choices=("min", "p10", "median"),
                     help="the statistic the table's lookups use")
+    drift_args(im, sentinels=False, accept=True)
     im.set_defaults(func=cmd_lut_import)
 
 
@@ -131,7 +174,8 @@ def cmd_profile(args) -> None:
                   networks=DEFAULT_NETWORKS if args.networks is None else args.networks,
                   archs=archs, seed=args.seed,
                   protocol=_protocol(args, dev.config_or_default.threads),
-                  statistic=args.statistic, replace=args.replace, bundle_only=args.bundle_only)
+                  statistic=args.statistic, replace=args.replace, bundle_only=args.bundle_only,
+                  drift=drift_settings(args))
     if args.bundle_only:
         out = Path(args.bundle_only)
         size = out.stat().st_size if out.is_file() else sum(
@@ -158,28 +202,48 @@ def cmd_measure(args) -> None:
 
     from ..baselines import resolve_arch
     from ..context import Device
-    from ..profile import describe_stats, measure_archs, measure_onnx
+    from ..errors import HwnasError
+    from ..measure import describe_stats, measure
 
     dev = Device.load(args.device)
     protocol = _protocol(args, dev.config.threads)
+    ds = drift_settings(args)
     onnx = [m for m in args.models if m.endswith(".onnx")]
     archs = [resolve_arch(m) for m in args.models if not m.endswith(".onnx")]
     for m in onnx:
         if not Path(m).is_file():
-            from ..errors import HwnasError
-
             raise HwnasError(f"{m}: no such ONNX file")
-    res = {}
-    if archs:
-        st = measure_archs(dev, archs, protocol=protocol,
-                           source="measure" if args.save else None)
-        res.update({a.to_string(): st[a.to_string()] for a in archs})
-    if onnx:
-        res.update(measure_onnx(dev, onnx, protocol=protocol))
+    res = measure(dev, archs, onnx, protocol=protocol, source="measure" if args.save else None,
+                  drift=ds)
     for spec in args.models:
         key = spec if spec.endswith(".onnx") else resolve_arch(spec).to_string()
-        print(f"{spec}: {describe_stats(res[key])}")
+        print(f"{spec}: {describe_stats(res.stats[key])}")
     print(f"device {args.device}, threads {protocol.threads}, {protocol.passes} interleaved passes")
+    d = res.drift
+    if d is None:
+        print("drift: no sentinels (the device's table has no networks yet)")
+        return
+    print(f"drift: {d.short()} against the table: the device ran {d.speed()} than when its "
+          f"table was measured" + ("" if d.beyond else f" (within +-{100 * d.threshold:g} %)"))
+    if ds.correct and archs:
+        _print_corrected(dev, archs, res, d)
+
+
+def _print_corrected(dev, archs, res, d) -> None:
+    """--drift-correct: each arch's prediction, and the prediction scaled by the drift."""
+    from ..errors import HwnasError
+
+    try:
+        pred = dev.predictor()
+    except HwnasError as e:
+        print(f"drift-corrected prediction: no predictor ({e})")
+        return
+    stat = pred.statistic
+    for a in archs:
+        p = float(pred.predict([a])[0])
+        m = res.stats[a.to_string()].value(stat)
+        print(f"{a.to_string()[:60]}: predicted {p:.3f} ms, drift-corrected {p * d.median:.3f} "
+              f"ms (x{d.median:.3f}), measured {m:.3f} ms ({stat})")
 
 
 def cmd_lut_show(args) -> None:
@@ -216,7 +280,7 @@ def cmd_lut_import(args) -> None:
     from ..profile import import_results
 
     rs, nb, nn = import_results(args.device, args.results, replace=args.replace,
-                                statistic=args.statistic)
+                                statistic=args.statistic, drift=drift_settings(args))
     pv = rs.provenance
     print(f"imported {nb} blocks and {nn} networks from {rs.path} into "
           f"{tables_dir() / args.device}  (measured on {pv.get('cpu_model')}, "

@@ -19,6 +19,10 @@ runs/RUN/retrain.json, then prints which winners dominate which baselines (lower
 median latency, accuracy at least the baseline's within the seeds' noise) and the speedup at
 matched accuracy.
 
+The measurement also times a few sentinel networks of the device's table and reports the
+drift (measured / table: how much slower or faster the device runs than when its table was
+measured) beside the prediction errors; --drift-correct adds the prediction scaled by it.
+
 Winners: --top K (default 3) takes K winners spread evenly along the front by latency
 rank, from the most accurate (K=1: the most accurate; K=2: both ends); --select knee the
 front's knee (farthest from the line between its ends, objectives scaled to [0,1]);
@@ -97,6 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--min-repeats", type=int, help="samples per model, at least")
     m.add_argument("--min-time", type=float, metavar="SECONDS", help="timed seconds per model")
     m.add_argument("--passes", type=int, help="interleaved bursts per model")
+    from .profile import drift_args
+
+    drift_args(p, correct=True)
     p.set_defaults(func=cmd_retrain)
 
 
@@ -117,6 +124,7 @@ def _retrain(args) -> None:
     from ..errors import HwnasError
     from ..retrain import RetrainSettings, parse_seeds, run_retrain
     from ..train import Recipe
+    from .profile import drift_settings
 
     if args.epochs < 1:
         raise HwnasError(f"--epochs must be >= 1, got {args.epochs}")
@@ -133,6 +141,7 @@ def _retrain(args) -> None:
         run=args.run, select=args.select or "top", top=args.top if args.top is not None else 3,
         seeds=parse_seeds(args.seeds), baselines=tuple(bl), device=args.device, data=args.data,
         recipe=recipe, quick=args.quick, feedback=args.feedback, torch_device=args.torch_device,
+        drift=drift_settings(args),
         protocol_overrides={"warmup": args.warmup, "min_repeats": args.min_repeats,
                             "min_time_s": args.min_time, "passes": args.passes})
     res = run_retrain(settings, progress=not args.quiet)

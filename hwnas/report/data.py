@@ -476,14 +476,22 @@ class TableData:
     id: str = "table"  # the <table> id in report.html
 
 
-def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | None = None
-                  ) -> TableData:
-    """The retrained winners and baselines, winners first."""
+def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | None = None,
+                  drift: dict[str, Any] | None = None, correct: bool = False) -> TableData:
+    """The retrained winners and baselines, winners first; ``drift`` (retrain.json's: the
+    measurement's sentinels, :mod:`hwnas.drift`) is told beside the errors, and with
+    ``correct`` a column gives the drift-corrected prediction (predicted x drift)."""
+    from ..drift import Drift, corrected_error, note
+
+    dr = Drift.from_dict(drift) if drift else None
+    corr = dr.median if dr is not None and correct else None
     labels = retrain_labels(retrain)
     rts = [as_retrained(r, labels) for r in retrain]
     stat = rts[0].statistic if rts else "?"
     cols = ["model", "kind", "accuracy (trained)", f"measured ({stat})", "median (IQR, n)",
             "predicted", "error", "params", "MACs", "peak act.", "arch"]
+    if corr is not None:
+        cols.insert(7, f"drift-corrected (x{corr:.3f}, error)")
     rows, titles = [], []
     order = sorted(zip(retrain, rts, strict=True),
                    key=lambda x: (x[1].kind != "winner", x[1].measured_ms or math.inf))
@@ -492,16 +500,26 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
                f" ({_seeds(r.get('seeds'))}, {r.get('epochs') or '?'} ep.)")
         med = (f"{fmt(rt.median_ms, '.3f')} ms ({fmt(rt.iqr_ms, '.3f')}, "
                f"{r.get('measured_n') or '?'})")
-        rows.append([rt.label, rt.kind, acc, fmt(rt.measured_ms, ".3f", " ms"), med,
-                     fmt(rt.predicted_ms, ".3f", " ms"), fmt(rt.error_pct, "+.1f", " %"),
-                     fmt_count(r.get("params")), fmt_count(r.get("macs")),
-                     fmt_bytes(r.get("peak_act_bytes")), rt.arch])
-        titles.append([rt.name if rt.name != rt.label else ""] + [""] * 10)
+        row = [rt.label, rt.kind, acc, fmt(rt.measured_ms, ".3f", " ms"), med,
+               fmt(rt.predicted_ms, ".3f", " ms"), fmt(rt.error_pct, "+.1f", " %"),
+               fmt_count(r.get("params")), fmt_count(r.get("macs")),
+               fmt_bytes(r.get("peak_act_bytes")), rt.arch]
+        if corr is not None:
+            p = None if rt.predicted_ms is None else rt.predicted_ms * corr
+            row.insert(7, f"{fmt(p, '.3f', ' ms')} "
+                          f"({fmt(corrected_error(rt.predicted_ms, rt.measured_ms, corr), '+.1f', ' %')})")
+        rows.append(row)
+        titles.append([rt.name if rt.name != rt.label else ""] + [""] * (len(row) - 1))
     cap = ("Winners (Pareto-front archs, W1... by measured latency) and baselines trained with "
            "the same recipe; accuracy on the test split, mean +- std over seeds. Latency: the "
            f"ONNX model with trained weights timed on the device -- the {stat} of the samples "
            "(the statistic the predictor predicts), and median, IQR, number of samples; "
            "error = (predicted - measured) / measured. ONNX files: runs/RUN/models/.")
+    if dr is not None:
+        cap += " " + note(dr)[0].upper() + note(dr)[1:] + "."
+        if corr is not None:
+            cap += " Drift-corrected = predicted x drift (what the table predicts for the device " \
+                   "as fast as it ran in this measurement)."
     if measurement is not None:
         cap += f" Measured on {measurement.text()}."
     return TableData("Retrained winners and baselines", cols, rows, titles, cap, "table-retrain")

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..arch import parse_string
 from ..context import Device
+from ..drift import Drift, note
 from ..errors import HwnasError
 from ..io import atomic_write_bytes, atomic_write_text
 from ..runs import load_run
@@ -97,6 +98,17 @@ def _run_spaces(cfg: dict[str, Any]) -> list[Any]:
     return out
 
 
+def _retrain_meta(run_dir: Path) -> dict[str, Any]:
+    """retrain.json of a run ({} if none or unreadable): the measurement's drift."""
+    import json
+
+    try:
+        d = json.loads((run_dir / "retrain.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
 def build_report(run: str | Path, *, predictor: bool = True) -> ReportData:
     """Everything the report shows, from ``runs/RUN`` (or a run folder) and the device's table.
 
@@ -132,7 +144,12 @@ def build_report(run: str | Path, *, predictor: bool = True) -> ReportData:
     hv = hypervolume_history(r.trials, r.objectives)
     tables = []
     if retrain is not None:
-        tables.append(results_table(retrain, meas))
+        meta = _retrain_meta(r.path)
+        tables.append(results_table(retrain, meas, meta.get("drift"),
+                                    bool(meta.get("drift_correct"))))
+        d = Drift.from_dict(meta.get("drift")) if meta.get("drift") else None
+        if d is not None and d.beyond:
+            notes.append(f"retrain measurement: {note(d)}")
     tables.append(pareto_table(r.pareto, cfg))
     return ReportData(r.name, r.path, cfg, meas, obj, par, hv, tables, notes, len(r.trials),
                       len(done), retrain is not None, len(r.pareto), dict(cfg.get("versions") or {}))
