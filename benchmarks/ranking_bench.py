@@ -65,6 +65,15 @@ def bench_archs(space_name: str, n: int, resolution: int, seed: int = 0):
     return [(label, replace(a, classes=10)) for label, a in out]
 
 
+def winner_archs(out: Path):
+    """(label, Arch) of the outcome search's winners (``outcome-pick`` wrote them)."""
+    from hwnas.arch import parse_string
+
+    f = out / "winners.json"
+    return [(w["label"], parse_string(w["arch"])) for w in json.loads(f.read_text())] \
+        if f.exists() else []
+
+
 def _write(path: Path, obj) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=1))
@@ -81,6 +90,8 @@ def truth_worker(args) -> None:
     out = args.out / "truth"
     out.mkdir(parents=True, exist_ok=True)
     archs = bench_archs(args.space, args.n, args.resolution)
+    if args.winners:
+        archs = winner_archs(args.out) + [x for x in archs if x[0].startswith("mbv2")]
     seeds = [int(s) for s in args.seeds.split(",")]
     items = [(s, label, a) for s in seeds for label, a in archs]  # all archs at seed 0 first
     data = None
@@ -214,9 +225,68 @@ def report(args) -> None:
             print(f"# {key}: median {sorted(secs)[len(secs) // 2]:.2f} s per scored arch")
 
 
+def outcome_pick(args) -> None:
+    """The winners of the outcome search: --top archs spread along its front (retrain's rule)."""
+    from hwnas.runs import load_run
+    from hwnas.search.pareto import spread_indices
+
+    run = load_run(args.run)
+    front = sorted(run.pareto, key=lambda r: r["latency_ms"])
+    picks = [front[i] for i in spread_indices(len(front), args.top)]
+    ws = [{"label": f"W{i + 1}", "arch": r["arch"], "search_accuracy": r["accuracy"],
+           "predicted_ms": r["latency_ms"]} for i, r in enumerate(sorted(picks, key=lambda r: r["latency_ms"]))]
+    _write(args.out / "winners.json", ws)
+    for w in ws:
+        print(f"{w['label']}: supernet {w['search_accuracy']:.4f}, predicted {w['predicted_ms']:.3f} ms")
+
+
+def outcome(args) -> None:
+    """Winners vs MobileNetV2 widths: stand-alone accuracy (same recipe, seeds) and latency
+    measured side by side on the device in one interleaved run."""
+    import numpy as np
+
+    from hwnas.profile import measure_archs
+
+    truth_acc = read_truth(args.out, args.epochs, args.subset)
+    models = winner_archs(args.out) + [x for x in bench_archs(args.space, 0, args.resolution)]
+    f = args.out / "outcome_measured.json"
+    if not f.exists():
+        stats = measure_archs(args.device, [a for _, a in models])
+        _write(f, {"load": os.getloadavg()[0], "date": datetime.datetime.now().isoformat(),
+                   "stats": {k: {f: getattr(v, f) for f in ("min_ms", "median_ms", "iqr_ms", "n")}
+                             for k, v in stats.items()}})
+    meas = json.loads(f.read_text())
+    print(f"# outcome on {args.data} at {args.resolution} px: winners of the supernet-guided search "
+          f"vs MobileNetV2 widths; accuracy = stand-alone training ({args.epochs} epochs, "
+          f"{args.subset}-image subset, test split), mean +- std over seeds; latency = min of "
+          f"the interleaved measurement on {args.device} (load {meas['load']:.1f})")
+    print(f"{'model':<10} {'acc':>7} {'std':>6} {'seeds':>5} {'min ms':>8} {'median':>8}")
+    rows = {}
+    for label, a in models:
+        accs = list(truth_acc.get(label, {}).values())
+        st = meas["stats"][a.to_string()]
+        if not accs:
+            continue
+        rows[label] = (float(np.mean(accs)), float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+                       st["min_ms"])
+        print(f"{label:<10} {rows[label][0]:>7.4f} {rows[label][1]:>6.4f} {len(accs):>5} "
+              f"{st['min_ms']:>8.3f} {st['median_ms']:>8.3f}")
+    print()
+    for b in [la for la in rows if la.startswith("mbv2")]:
+        ba, bs, bms = rows[b]
+        ok = [(w, rows[w]) for w in rows if w.startswith("W") and rows[w][0] >= ba]
+        noise = [(w, rows[w]) for w in rows if w.startswith("W")
+                 and rows[w][0] >= ba - (rows[w][1] ** 2 + bs ** 2) ** 0.5]
+        best = min(ok, key=lambda x: x[1][2]) if ok else None
+        bn = min(noise, key=lambda x: x[1][2]) if noise else None
+        print(f"vs {b:<9}: " + (f"{best[0]} {bms / best[1][2]:.2f}x faster at {best[1][0] - ba:+.4f} acc"
+                                if best else "no winner as accurate")
+              + (f"; within noise: {bn[0]} {bms / bn[1][2]:.2f}x" if bn else ""))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("phase", choices=("truth", "estimate", "report"))
+    ap.add_argument("phase", choices=("truth", "estimate", "report", "outcome-pick", "outcome"))
     ap.add_argument("--space", default="mobilenetv2")
     ap.add_argument("--data", default="fashion-mnist")
     ap.add_argument("--resolution", type=int, default=32)
@@ -230,11 +300,16 @@ def main() -> None:
     ap.add_argument("--device", default="bench-local", help="latency predictor's device")
     ap.add_argument("--supernet-space", default="", help="space file of the trained supernet")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--winners", action="store_true",
+                    help="truth: train the outcome winners (and the MobileNetV2 widths) only")
+    ap.add_argument("--run", default="outcome", help="outcome-pick: the search run")
+    ap.add_argument("--top", type=int, default=3, help="outcome-pick: winners")
     args = ap.parse_args()
     if args.phase == "truth":
         truth(args)
     else:
-        (estimate if args.phase == "estimate" else report)(args)
+        {"estimate": estimate, "report": report, "outcome-pick": outcome_pick,
+         "outcome": outcome}[args.phase](args)
     print(f"# {datetime.date.today()} {platform.machine()} {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}")
 
