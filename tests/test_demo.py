@@ -207,3 +207,19 @@ def test_summary_shows_the_drift_beside_the_errors():
     assert "drift x2.000 (+100.0 %, 1 sentinel)" in text and "2.00x slower" in text
     assert "drift" not in DemoResult(QUICK, "dev", "", Path("r.html"), rows, {}, None,
                                      "here").summary()
+
+
+def test_demo_on_another_dataset_has_its_own_run_and_a_retraining_subset():
+    from hwnas.demo import DEMO_SUBSET, FULL, QUICK, plan_for
+
+    assert plan_for() is FULL and plan_for(quick=True) is QUICK
+    p = plan_for(data="fashion-mnist")
+    assert (p.run, p.data, p.subset) == ("demo-fashion-mnist", "fashion-mnist", DEMO_SUBSET)
+    q = plan_for(quick=True, data="mnist:/some/where")
+    assert q.run == "demo-quick-mnist" and q.trials == QUICK.trials and q.subset == DEMO_SUBSET
+
+
+def test_demo_with_a_missing_dataset_is_one_line(home, cli, tmp_path):
+    r = cli("demo", "--quick", "-q", "--data", f"fashion-mnist:{tmp_path / 'nope'}")
+    assert_one_line_error(r, "no such folder")
+    assert not (home / "runs" / "demo-quick-fashion-mnist" / "trials.csv").exists()

@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="small space, 32 px, quick protocol, 100 trials, 1 epoch (~1 minute)")
     p.add_argument("--open", action="store_true", help="open the report in the default browser")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument("--data", default="digits", metavar="SPEC",
+                   help="dataset: digits (default, bundled), fashion-mnist (apt-get install "
+                   "dataset-fashion-mnist), ... (see 'hwnas train --help'); other than digits, "
+                   "the run is demo-<data> and retrains on 5,000 training images")
     from .profile import drift_args
 
     drift_args(p, sentinels=False)
@@ -47,7 +51,8 @@ def cmd_demo(args) -> None:
     from ..demo import run_demo
     from .profile import drift_settings
 
-    res = run_demo(quick=args.quick, progress=not args.quiet, drift=drift_settings(args))
+    res = run_demo(quick=args.quick, progress=not args.quiet, drift=drift_settings(args),
+                   data=args.data)
     print(res.summary())
     if args.open:
         import webbrowser
