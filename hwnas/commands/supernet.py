@@ -48,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--random-subnets", type=int, default=2, metavar="N",
                     help="random subnets per step besides the largest and smallest (default 2)")
-    tr.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (default 0.05)")
+    tr.add_argument("--lr", type=float, default=0.02, help="SGD learning rate (default 0.02: "
+                    "the gradients of all the step's subnets are summed)")
     tr.add_argument("--batch-size", type=int, default=64)
     tr.add_argument("--val-fraction", type=float, default=0.2,
                     help="part of the training split held out for scoring (default 0.2)")
@@ -71,7 +72,7 @@ def _command(args) -> str:
 
     parts = ["hwnas", "supernet", "train", "--space", args.space, "--data", args.data,
              "-r", str(args.resolution)]
-    defaults = {"epochs": 10, "subset": None, "seed": 0, "random_subnets": 2, "lr": 0.05,
+    defaults = {"epochs": 10, "subset": None, "seed": 0, "random_subnets": 2, "lr": 0.02,
                 "batch_size": 64, "val_fraction": 0.2}
     for k, d in defaults.items():
         v = getattr(args, k)

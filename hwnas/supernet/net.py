@@ -11,7 +11,11 @@ explicit :class:`~hwnas.arch.Arch` and then computes exactly what a stand-alone
   (BigNAS trains its elastic kernels this way), so the shared centre learns to serve all of
   them, the subnet's weights are plain slices, and nothing is added to train. Once-for-All's
   kernel transform matrices (``kernel_transform=True``) were made for *progressive
-  shrinking*, where a trained 7x7 is specialised afterwards; they stay available;
+  shrinking*, where a trained 7x7 is specialised afterwards; they stay available. Measured
+  here (mobilenetv2 space, digits at 32 px, 10 epochs, same seeds): the largest subnet with
+  random per-layer kernels scored 0.71-0.91 with the crop and 0.40-0.71 with the transform,
+  the largest with every kernel 3x3 0.58 vs 0.35 (largest / smallest 0.97 / 0.93 vs
+  0.99 / 0.93);
 * **expansion** (hidden channels) and **width** (output channels): the first channels;
 * **depth**: the first layers of a stage.
 

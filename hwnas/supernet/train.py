@@ -62,8 +62,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SupernetRecipe(Recipe):
-    """:class:`hwnas.train.Recipe` plus the supernet's own settings."""
+    """:class:`hwnas.train.Recipe` plus the supernet's own settings.
 
+    The learning rate defaults to 0.02, not the single network's 0.05: each step sums the
+    gradients of 2 + ``random_subnets`` subnets. With 0.05 the mobilenetv2 supernet
+    diverged on digits at 32 px (largest subnet's loss 3.4 -> 7.6 in epoch 2); with 0.02
+    it trained (largest 97 %, smallest 93 % validation accuracy after 10 epochs)."""
+
+    lr: float = 0.02
     random_subnets: int = 2  # per step, besides the largest and the smallest
     kernel_transform: bool = False  # Once-for-All's kernel transform matrices (else centre crop)
     val_fraction: float = 0.2  # held out of the training split for the estimator
