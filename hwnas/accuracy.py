@@ -315,7 +315,8 @@ class SupernetEstimator(_CachedEstimator):
     ``bn_images`` training images (reset, cumulative average, train-mode forwards without
     gradients), and the score is its accuracy (0..1) on the validation part that
     ``hwnas supernet train`` held out of the training split (same fraction and seed; the
-    dataset's test split is never used), or on a stratified ``val_images`` of it.
+    dataset's test split is never used), or on a stratified ``val_images`` of it (default
+    2,000: within about 1 pp of the whole carve, 4x cheaper; None scores on all of it).
 
     The supernet is ``supernet`` (an id in runs/supernets/ or a folder), else the newest
     complete one of ``space`` (name, YAML path or SearchSpace) on ``data_spec`` at
@@ -327,7 +328,7 @@ class SupernetEstimator(_CachedEstimator):
     def __init__(self, data: Dataset, data_spec: str, resolution: int | None = None,
                  seed: int = 0, cache_path: str | Path | None = None, space: Any = None,
                  supernet: str | Path | None = None, bn_images: int = 2000,
-                 val_images: int | None = None, threads: int | None = None,
+                 val_images: int | None = 2000, threads: int | None = None,
                  torch_device: str | torch.device = "cpu"):
         from .space import SearchSpace, load_space
         from .supernet import find_supernet, load_supernet

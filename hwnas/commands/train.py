@@ -60,8 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "folder (default: the newest complete one of --space, --data and -r)")
     sc.add_argument("--bn-images", type=int, default=2000, metavar="N",
                     help="with --estimator supernet: images to re-estimate BatchNorm with (2000)")
-    sc.add_argument("--val-images", type=int, metavar="N", help="with --estimator supernet: "
-                    "score on a stratified N of the validation images (default: all)")
+    sc.add_argument("--val-images", type=int, default=2000, metavar="N",
+                    help="with --estimator supernet: score on a stratified N of the validation "
+                    "images (2000, what the search uses; 0: all of them)")
     sc.add_argument("--torch-device", default="cpu", metavar="DEV", help=DEVICE_HELP)
     sc.set_defaults(func=cmd_score)
 
@@ -111,7 +112,8 @@ def cmd_score(args) -> None:
     from ..train import resolve_torch_device
 
     _positive(resolution=args.resolution, epochs=args.epochs, batch_size=args.batch_size,
-              threads=args.threads, bn_images=args.bn_images, val_images=args.val_images)
+              threads=args.threads, bn_images=args.bn_images,
+              val_images=args.val_images or None)
     device = resolve_torch_device(args.torch_device)
     archs = [resolve_arch(a) for a in args.archs]
     if args.estimator == "supernet":
@@ -120,7 +122,7 @@ def cmd_score(args) -> None:
         if not args.resolution:
             raise HwnasError("--estimator supernet needs -r (the resolution the supernet trained at)")
         kw = {"space": args.space, "supernet": args.supernet, "bn_images": args.bn_images,
-              "val_images": args.val_images}
+              "val_images": args.val_images or None}  # 0: the whole validation carve
     elif args.space or args.supernet:
         raise HwnasError("--space and --supernet go with --estimator supernet")
     elif args.estimator == "zero-cost":
