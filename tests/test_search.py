@@ -240,6 +240,66 @@ def test_enqueued_seeds_join_nsga2_generation_zero(env):
     assert any(t.system_attrs.get(key, 0) > 0 for t in study.trials)
 
 
+def _seed_trials(run_dir):
+    import optuna
+
+    from hwnas.search import open_storage
+
+    study = optuna.load_study(study_name="r", storage=open_storage(None, run_dir))
+    return [(t.user_attrs["seed"], t.state.name) for t in study.trials if "seed" in t.user_attrs]
+
+
+def test_a_failed_seed_trial_is_evaluated_again_once(env):
+    """An error during a seed trial (as a kill -9 or Ctrl-C): the rerun evaluates that seed
+    again, and every seed ends with exactly one COMPLETE trial."""
+    import search_stubs
+
+    from hwnas.search import run_search, seed_params
+    from hwnas.space import load_space
+
+    labels = [lab for lab, _ in seed_params(load_space("tiny"))]
+    calls = []
+
+    def flaky(archs):
+        calls.append(1)
+        if len(calls) == 2:  # the second seed's evaluation
+            raise RuntimeError("killed")
+        return search_stubs.accuracy(archs)
+
+    with pytest.raises(RuntimeError, match="killed"):
+        run_search(settings(trials=8), latency_fn=search_stubs.latency, accuracy_fn=flaky,
+                   classes=10, progress=False)
+    first = _seed_trials(env / "runs" / "r")
+    assert (labels[1], "FAIL") in first
+    res = search(trials=8)
+    assert res.complete == 8
+    seeds = _seed_trials(env / "runs" / "r")
+    assert sorted(lab for lab, st in seeds if st == "COMPLETE") == sorted(labels)
+    assert [st for lab, st in seeds if lab == labels[1]] == ["FAIL", "COMPLETE"]
+    assert search(trials=8).complete == 8  # nothing left to seed: no extra trial
+    assert _seed_trials(env / "runs" / "r") == seeds
+
+
+def test_a_seed_left_running_by_a_dead_worker_is_evaluated_again(env):
+    import socket
+
+    import optuna
+
+    from hwnas.search import open_storage, seed_params
+    from hwnas.space import load_space
+
+    labels = [lab for lab, _ in seed_params(load_space("tiny"))]
+    assert search(trials=0).complete == 0  # the seeds are enqueued, none evaluated
+    study = optuna.load_study(study_name="r", storage=open_storage(None, env / "runs" / "r"))
+    t = study.ask()  # the first seed starts on a worker that then dies
+    t.set_user_attr("worker", f"{socket.gethostname()}:999999999:1")
+    assert (labels[0], "RUNNING") in _seed_trials(env / "runs" / "r")
+    assert search(trials=6).complete == 6
+    seeds = _seed_trials(env / "runs" / "r")
+    assert sorted(lab for lab, st in seeds if st == "COMPLETE") == sorted(labels)
+    assert [st for lab, st in seeds if lab == labels[0]] == ["FAIL", "COMPLETE"]
+
+
 # ---- constraints, outputs, files -------------------------------------------------------------------
 
 def test_constraints_pareto_and_files_readable_by_a_fresh_process(env):

@@ -134,9 +134,8 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
     for k in ("space", "device", "resolution", "accuracy", "data"):
         study.set_user_attr(k, ident[k])
     fail_dead_trials(study)
-    if settings.seed_baselines and not any(
-            t.user_attrs.get(SEED_ATTR) is None for t in study.get_trials(deepcopy=False)):
-        seed_study(study, space)
+    if settings.seed_baselines:
+        seed_study(study, space)  # new seeds, and again those whose trial failed
 
     done0, _ = count_trials(study)
     objective = Objective(space, resolution, n_classes, Evaluator(latency_fn, accuracy_fn),
