@@ -300,11 +300,11 @@ def validate(a: Arch, source: str = "arch") -> None:
 # ---- canonical string parsing ------------------------------------------------------------
 
 _NUM = r"\d+(?:\.\d+)?"
-_RE_IN = re.compile(r"^r(\d+)c(\d+)$")
-_RE_STEM = re.compile(r"^s(\d+)k(\d+)s(\d+)(re|r6|hs)$")
-_RE_BLOCK = re.compile(rf"^k(\d+)e({_NUM})c(\d+)s(\d+)(?:q({_NUM}))?(re|r6|hs)?(?:x(\d+))?$")
-_RE_HEAD = re.compile(r"^h(\d+)(re|r6|hs)?$")
-_RE_CLS = re.compile(r"^n(\d+)$")
+_RE_IN = re.compile(r"r(\d+)c(\d+)")
+_RE_STEM = re.compile(r"s(\d+)k(\d+)s(\d+)(re|r6|hs)")
+_RE_BLOCK = re.compile(rf"k(\d+)e({_NUM})c(\d+)s(\d+)(?:q({_NUM}))?(re|r6|hs)?(?:x(\d+))?")
+_RE_HEAD = re.compile(r"h(\d+)(re|r6|hs)?")
+_RE_CLS = re.compile(r"n(\d+)")
 
 
 def parse_string(s: str) -> Arch:
@@ -312,15 +312,15 @@ def parse_string(s: str) -> Arch:
     bad = HwnasError(f"'{s}' is not a canonical arch string (e.g. r224c3_s32k3s2r6_k3e1c16s1_h1280r6_n1000)")
     if len(toks) < 5:
         raise bad
-    m_in, m_st = _RE_IN.match(toks[0]), _RE_STEM.match(toks[1])
-    m_h, m_n = _RE_HEAD.match(toks[-2]), _RE_CLS.match(toks[-1])
+    m_in, m_st = _RE_IN.fullmatch(toks[0]), _RE_STEM.fullmatch(toks[1])
+    m_h, m_n = _RE_HEAD.fullmatch(toks[-2]), _RE_CLS.fullmatch(toks[-1])
     if not (m_in and m_st and m_h and m_n):
         raise bad
     stem = Stem(out=int(m_st[1]), kernel=int(m_st[2]), stride=int(m_st[3]), act=CODE_ACT[m_st[4]])
     act, se = stem.act, 0.0
     blocks: list[Block] = []
     for t in toks[2:-2]:
-        m = _RE_BLOCK.match(t)
+        m = _RE_BLOCK.fullmatch(t)
         if not m:
             raise HwnasError(f"'{s}': cannot read block token '{t}'")
         if m[5] is not None:

@@ -48,12 +48,12 @@ __all__ = [
 
 DEVICE_FILE = "device.json"
 CONNECT_TIMEOUT = 15  # seconds; ssh's ConnectTimeout
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-_HOST_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-_IPV6_RE = re.compile(r"^[0-9A-Fa-f:.]+$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_IPV6_RE = re.compile(r"[0-9A-Fa-f:.]+")
 _TARGET_RE = re.compile(
-    r"^ssh://(?:(?P<user>[^@/\s]+)@)?(?P<host>\[[^\]/\s]*\]|[^@/:\s\[\]]*)(?::(?P<port>[^/\s]*))?/?$")
+    r"ssh://(?:(?P<user>[^@/\s]+)@)?(?P<host>\[[^\]/\s]*\]|[^@/:\s\[\]]*)(?::(?P<port>[^/\s]*))?/?")
 
 
 # ---------------------------------------------------------------- device configs
@@ -85,7 +85,7 @@ class DeviceConfig:
 
 def validate_name(name: str) -> str:
     """A device name is also a folder name: letters, digits, '.', '_', '-' (max 64)."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name in (".", ".."):
         raise HwnasError(f"bad device name {name!r}: use letters, digits, '.', '_' and '-' "
                          "(starting with a letter or digit, at most 64 characters)")
     return name
@@ -115,17 +115,17 @@ def parse_target(target: str) -> SSHTarget | None:
     hint = "expected 'local' or 'ssh://user@host[:port]'"
     if not isinstance(target, str) or not target.startswith("ssh://"):
         raise HwnasError(f"bad device target {target!r}: {hint}")
-    m = _TARGET_RE.match(target)
+    m = _TARGET_RE.fullmatch(target)
     if not m:
         raise HwnasError(f"bad device target {target!r}: {hint}")
     user, host, port_s = m.group("user"), m.group("host"), m.group("port")
-    if user is not None and not _USER_RE.match(user):
+    if user is not None and not _USER_RE.fullmatch(user):
         raise HwnasError(f"bad device target {target!r}: bad user name {user!r}")
     if host.startswith("["):
         host = host[1:-1]
-        if not host or not _IPV6_RE.match(host):
+        if not host or not _IPV6_RE.fullmatch(host):
             raise HwnasError(f"bad device target {target!r}: bad IPv6 address {host!r}")
-    elif not host or not _HOST_RE.match(host):
+    elif not host or not _HOST_RE.fullmatch(host):
         raise HwnasError(f"bad device target {target!r}: bad host name {host!r} ({hint})")
     port = None
     if port_s is not None:
@@ -188,7 +188,7 @@ def list_devices() -> list[DeviceConfig]:
     if not root.is_dir():
         return out
     for d in sorted(root.iterdir()):
-        if (d / DEVICE_FILE).is_file() and _NAME_RE.match(d.name):
+        if (d / DEVICE_FILE).is_file() and _NAME_RE.fullmatch(d.name):
             try:
                 out.append(load_device(d.name))
             except HwnasError as e:

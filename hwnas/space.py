@@ -51,7 +51,7 @@ from .pieces import Piece, block_piece, cls_piece, head_piece, stem_piece
 log = logging.getLogger(__name__)
 
 SKIP = "skip"
-_LAYER_RE = re.compile(r"^k(\d+)e(\d+(?:\.\d+)?)$")
+_LAYER_RE = re.compile(r"k(\d+)e(\d+(?:\.\d+)?)")
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class SearchSpace:
                 choice = p.get(f"s{j}_l{layer}", st.layer_choices[0])
                 if choice == SKIP:
                     continue
-                m = _LAYER_RE.match(str(choice))
+                m = _LAYER_RE.fullmatch(str(choice))
                 if not m:
                     raise HwnasError(f"{self.name}: bad layer choice {choice!r} for s{j}_l{layer}")
                 blocks.append(Block(kernel=int(m[1]), expand=float(m[2]), out=out,

@@ -19,6 +19,7 @@ from hwnas.hosts import (
     load_device,
     parse_target,
     save_device,
+    validate_name,
 )
 
 
@@ -88,6 +89,17 @@ def test_library_roundtrip(home):
     (home / "latency_tables" / "b1" / "device.json").write_text("{broken")
     with pytest.raises(HwnasError, match="cannot read device file"):
         load_device("b1")
+
+
+def test_names_and_targets_end_at_the_end_of_the_text():
+    """`$` matches before a trailing newline; names and targets are matched whole."""
+    for bad in ("nl\n", "a\nb", "x" * 65):
+        with pytest.raises(HwnasError, match="bad device name"):
+            validate_name(bad)
+    for bad in ("ssh://pi@host\n", "ssh://pi\n@host", "ssh://[::1]\n"):
+        with pytest.raises(HwnasError, match="bad device target"):
+            parse_target(bad)
+    assert validate_name("pi-4.b_2") == "pi-4.b_2"
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -399,6 +399,25 @@ def test_rerun_continues_and_a_mismatch_leaves_the_run_untouched(env):
     assert len([r for r in read_csv(run / "trials.csv") if r["state"] == "COMPLETE"]) == 16
 
 
+def test_a_torn_journal_tail_is_repaired_and_garbage_is_refused_untouched(env):
+    from hwnas.errors import HwnasError
+    from hwnas.search import check_journal
+
+    assert search(trials=4).complete == 4
+    journal = env / "runs" / "r" / "journal.log"
+    whole = journal.read_bytes()
+    journal.write_bytes(whole + b'{"op_code":4,"worker_id":"x","stu')  # a writer killed mid-line
+    assert search(trials=6).complete == 6
+    assert journal.read_bytes().startswith(whole) and journal.read_bytes().endswith(b"\n")
+    for garbage in (b"\x00\xff" * 500, b"not a journal\nat all", b"[1]\n[2]\n{\"op_c"):
+        journal.write_bytes(garbage)
+        with pytest.raises(HwnasError, match="not an Optuna journal"):
+            search(trials=8)
+        assert journal.read_bytes() == garbage
+    with pytest.raises(HwnasError, match="not an Optuna journal"):
+        check_journal(env / "search_stubs.py")
+
+
 def test_sqlite_storage_url(env):
     from hwnas.search import load_run
 

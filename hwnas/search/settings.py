@@ -23,7 +23,7 @@ OBJECTIVES: dict[str, tuple[str, str, str]] = {
 }
 SAMPLERS = ("nsga2", "nsga3", "tpe", "gp", "random")
 ACCURACY_KINDS = ("zero-cost", "train")
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 __all__ = ["ACCURACY_KINDS", "OBJECTIVES", "SAMPLERS", "AccuracyFn", "LatencyFn", "SearchSettings",
            "parse_count", "parse_ms", "parse_objectives"]
@@ -62,9 +62,14 @@ class SearchSettings:
         if self.accuracy not in ACCURACY_KINDS:
             raise HwnasError(f"unknown accuracy estimator '{self.accuracy}' "
                              f"(choose from {', '.join(ACCURACY_KINDS)})")
-        if not _RUN_NAME.match(self.name):
-            raise HwnasError(f"run name '{self.name}': use letters, digits, '.', '_' and '-' "
-                             "(it becomes the folder runs/RUN)")
+        if not isinstance(self.name, str) or not _RUN_NAME.fullmatch(self.name):
+            raise HwnasError(f"run name {self.name!r}: use letters, digits, '.', '_' and '-' "
+                             "(at most 100; it becomes the folder runs/RUN)")
+        if self.resolution is not None and (isinstance(self.resolution, bool)
+                                            or not isinstance(self.resolution, int)
+                                            or self.resolution < 1):
+            raise HwnasError(f"--resolution must be a positive number of pixels, got "
+                             f"{self.resolution!r}")
         if self.trials < 0:
             raise HwnasError(f"--trials must be >= 0, got {self.trials}")
         if self.workers < 1:
