@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         "predictor, search a MobileNet-like space, retrain and re-measure the winners, view.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--max-memory-gb", type=float, metavar="GB",
+                   help="the memory one model may need (weights + activations at batch 1, "
+                   "checked before it is built; default 4, or HWNAS_MAX_MEMORY_GB)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for m in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"{commands.__name__}.{m.name}").register(sub)
@@ -38,6 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
+    if args.max_memory_gb is not None:
+        import math
+        import os
+
+        from .arch import MAX_MEMORY_ENV
+
+        if not (math.isfinite(args.max_memory_gb) and args.max_memory_gb > 0):
+            parser.error(f"--max-memory-gb must be a positive number, got {args.max_memory_gb}")
+        os.environ[MAX_MEMORY_ENV] = repr(args.max_memory_gb)  # also for worker processes
     try:
         rc = args.func(args)
     except HwnasError as e:

@@ -32,6 +32,9 @@ import yaml
 
 from .arch import (
     ACTS,
+    MAX_BLOCKS,
+    MAX_CHANNELS,
+    MAX_RESOLUTION,
     Arch,
     Block,
     Head,
@@ -266,7 +269,9 @@ def space_from_dict(d: Any, source: str) -> SearchSpace:
             kernel=_list(s["kernel"], f"{w}.kernel", int, odd),
             expand=tuple(float(x) for x in _list(s["expand"], f"{w}.expand", (int, float),
                                                   lambda x: None if x >= 1 else "must be >= 1")),
-            width=tuple(float(x) for x in _list(s.get("width", 1.0), f"{w}.width", (int, float), pos)),
+            width=tuple(float(x) for x in _list(
+                s.get("width", 1.0), f"{w}.width", (int, float),
+                lambda x: None if 0 < x <= MAX_CHANNELS else f"must be in (0, {MAX_CHANNELS}]")),
             se=tuple(float(x) for x in _list(s.get("se", 0), f"{w}.se", (int, float),
                                               lambda x: None if 0 <= x < 1 else "must be in [0, 1)")),
             act=_list(s.get("act", "relu6"), f"{w}.act", str,
@@ -283,7 +288,37 @@ def space_from_dict(d: Any, source: str) -> SearchSpace:
         if r < sp.min_resolution():
             raise HwnasError(f"{source}: resolutions: {r} is too small for the total stride "
                              f"{sp.min_resolution()}")
+    _check_limits(sp, source)
     return sp
+
+
+def _check_limits(sp: SearchSpace, source: str) -> None:
+    """The limits of :mod:`hwnas.arch` (channels, resolution, depth, classes, memory) on the
+    space's largest Arch, from its numbers alone (nothing is built)."""
+    for r in sp.resolutions:
+        if r > MAX_RESOLUTION:
+            raise HwnasError(f"{source}: resolutions: {r} is above the limit of "
+                             f"{MAX_RESOLUTION:,}")
+    check_values(source, classes=sp.classes, channels=sp.channels)
+    for j, st in enumerate(sp.stages):
+        w = f"{source}: stages[{j}]"
+        check_values(w, out=max(st.outs))
+        for k in st.kernel:
+            check_values(w, kernel=k)
+        for e in st.expand:
+            check_values(w, expand=e)
+    depth = sum(st.depth[1] for st in sp.stages)
+    if depth > MAX_BLOCKS:
+        raise HwnasError(f"{source}: stages: up to {depth} blocks, above the limit of "
+                         f"{MAX_BLOCKS}")
+    largest = {}
+    for j, st in enumerate(sp.stages, 1):
+        largest[f"s{j}_out"] = max(st.outs)
+        largest[f"s{j}_se"] = num_str(max(st.se))
+        big = f"k{num_str(max(st.kernel))}e{num_str(max(st.expand))}"
+        for layer in range(st.depth[1]):
+            largest[f"s{j}_l{layer}"] = big
+    sp.arch_from_params(largest, max(sp.resolutions))  # validate: channels, memory
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
