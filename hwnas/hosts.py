@@ -48,6 +48,7 @@ __all__ = [
 
 DEVICE_FILE = "device.json"
 CONNECT_TIMEOUT = 15  # seconds; ssh's ConnectTimeout
+MAX_THREADS = 256  # onnxruntime intra-op threads of a device
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 _HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
@@ -72,9 +73,12 @@ class DeviceConfig:
     def validate(self) -> DeviceConfig:
         validate_name(self.name)
         parse_target(self.target)
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise HwnasError(f"device '{self.name}': threads must be an integer >= 1, got {self.threads!r}")
-        if not isinstance(self.python, str) or not self.python.strip() or "\n" in self.python:
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or \
+                not 1 <= self.threads <= MAX_THREADS:
+            raise HwnasError(f"device '{self.name}': threads must be an integer >= 1 (at most "
+                             f"{MAX_THREADS}), got {self.threads!r}")
+        if not isinstance(self.python, str) or not self.python.strip() or "\n" in self.python \
+                or "\0" in self.python or len(self.python) > 4096:
             raise HwnasError(f"device '{self.name}': python must be a command or path, got {self.python!r}")
         return self
 

@@ -64,7 +64,7 @@ __all__ = [
     "CONFIG_FILE", "IDENTITY", "JOURNAL", "METRICS", "PARETO_COLUMNS", "PARETO_FILE",
     "RETRAIN_FILE", "SEED_ATTR", "TRIALS_FILE", "TRIAL_COLUMNS", "WINNERS_DIR", "WORKER_ATTR",
     "Run", "check_existing_run", "csv_text", "identity", "load_retrain", "load_run",
-    "read_retrain", "read_rows", "retrain_labels", "run_path", "space_sha1", "typed", "winner_arch",
+    "read_config", "read_retrain", "read_rows", "retrain_labels", "run_path", "space_sha1", "typed", "winner_arch",
     "write_tables",
 ]
 
@@ -150,6 +150,72 @@ def write_tables(run_dir: Path, trials: Sequence[dict[str, Any]],
     atomic_write_text(run_dir / PARETO_FILE, csv_text(pareto, PARETO_COLUMNS))
 
 
+# ---- config.json ------------------------------------------------------------------------------
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+#: the fields of config.json that are read back, with their type (a field may be absent or
+#: null): a run folder edited by hand or damaged is refused with one line naming the field
+_CONFIG_FIELDS: dict[str, tuple[str, Any]] = {
+    "space": ("a string", lambda v: isinstance(v, str)),
+    "space_sha1": ("a string", lambda v: isinstance(v, str)),
+    "device": ("a string", lambda v: isinstance(v, str)),
+    "resolution": ("a positive integer", lambda v: _is_int(v) and 0 < v <= 1_000_000),
+    "classes": ("a positive integer", lambda v: _is_int(v) and 0 < v <= 10_000_000),
+    "objectives": ("a list of objective names",
+                   lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    "latency_budget_ms": ("a positive number", lambda v: _is_num(v) and v > 0),
+    "max_params": ("a positive integer", lambda v: _is_int(v) and v > 0),
+    "accuracy": ("a string", lambda v: isinstance(v, str)),
+    "data": ("a string", lambda v: isinstance(v, str)),
+    "storage": ("a string", lambda v: isinstance(v, str)),
+    "storage_resolved": ("a string", lambda v: isinstance(v, str)),
+    "study_name": ("a string", lambda v: isinstance(v, str)),
+    "population": ("a positive integer", lambda v: _is_int(v) and v > 0),
+    "created": ("a string", lambda v: isinstance(v, str)),
+    "updated": ("a string", lambda v: isinstance(v, str)),
+    "injected_estimators": ("true or false", lambda v: isinstance(v, bool)),
+    "accuracy_estimator": ("a string", lambda v: isinstance(v, str)),
+    "latency_statistic": ("a string", lambda v: isinstance(v, str)),
+    **{k: ("an object", lambda v: isinstance(v, dict))
+       for k in ("identity", "settings", "versions", "device_provenance", "device_config")},
+}
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """A run's config.json, its fields checked (:data:`_CONFIG_FIELDS`, also inside
+    ``identity``); HwnasError (one line naming the file and the field) if it cannot be read
+    or a field has the wrong type."""
+    p = Path(path)
+    try:
+        cfg = json.loads(p.read_bytes())
+    except OSError as e:
+        raise HwnasError(f"{p}: unreadable ({e.strerror or e})") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError (not UTF-8)
+        raise HwnasError(f"{p}: not valid JSON ({(str(e).splitlines() or ['?'])[0]})") from None
+    if not isinstance(cfg, dict):
+        raise HwnasError(f"{p}: not a run's config (a JSON object), got {type(cfg).__name__}")
+    for where, d in (("", cfg), ("identity.", cfg.get("identity") or {})):
+        if not isinstance(d, dict):
+            continue  # reported as the field 'identity' below
+        for k, (what, ok) in _CONFIG_FIELDS.items():
+            v = d.get(k)
+            if v is not None and not ok(v):
+                raise HwnasError(f"{p}: {where}{k}: must be {what}, got {_brief(v)}")
+    return cfg
+
+
+def _brief(v: Any, n: int = 60) -> str:
+    t = repr(v)
+    return t if len(t) <= n else t[: n - 3] + "..."
+
+
 # ---- a run ---------------------------------------------------------------------------------------
 
 def run_path(name_or_path: str | Path) -> Path:
@@ -208,10 +274,7 @@ def load_run(name_or_path: str | Path) -> Run:
     cfg = p / CONFIG_FILE
     if not cfg.is_file():
         raise HwnasError(f"run '{name_or_path}' not found (no {cfg})")
-    try:
-        config = json.loads(cfg.read_text())
-    except json.JSONDecodeError as e:
-        raise HwnasError(f"{cfg}: not valid JSON: {e}") from None
+    config = read_config(cfg)
     return Run(p, config, read_rows(p / TRIALS_FILE) or [], read_rows(p / PARETO_FILE) or [])
 
 
@@ -269,11 +332,8 @@ def check_existing_run(run_dir: Path, ident: dict, storage: str | None,
             raise HwnasError(f"{run_dir} exists but is not a search run (no {CONFIG_FILE}); "
                              "choose another --name")
         return None
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise HwnasError(f"{cfg_path}: unreadable ({e}); choose another --name") from None
-    old = cfg.get("identity", {})
+    cfg = read_config(cfg_path)
+    old = cfg.get("identity") or {}
     for k in IDENTITY:
         if k in old and k not in skip and old[k] != ident[k]:
             what = {"space_sha1": "space definition (its YAML file changed)"}.get(k, k)
