@@ -421,14 +421,35 @@ def parse_string(s: str) -> Arch:
 
 # ---- files ------------------------------------------------------------------------------------
 
+MAX_FILE_BYTES = 16 * 2**20  # an arch or space file larger than this is not read
+
+
+def read_text_file(p: Path, what: str) -> str:
+    """The UTF-8 text of a small input file (an arch or space file); HwnasError (one line) if
+    it is missing, unreadable, larger than :data:`MAX_FILE_BYTES` or not UTF-8 text."""
+    try:
+        if not p.is_file():
+            raise HwnasError(f"{p}: no such {what}")
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise HwnasError(f"{p}: {size:,} bytes is too large for {what} (at most "
+                             f"{MAX_FILE_BYTES:,})")
+        data = p.read_bytes()
+    except OSError as e:
+        raise HwnasError(f"{p}: cannot read {what}: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HwnasError(f"{p}: not a text file (byte {e.start} is not UTF-8); expected "
+                         f"{what} in YAML or JSON") from None
+
+
 def load_arch(path: str | Path) -> Arch:
     p = Path(path)
-    if not p.is_file():
-        raise HwnasError(f"{p}: no such arch file")
-    text = p.read_text()
+    text = read_text_file(p, "arch file")
     try:
         d = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
+    except (ValueError, yaml.YAMLError, RecursionError) as e:  # ValueError: JSON, huge ints
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise HwnasError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first}") from None
     return from_dict(d, str(p))
@@ -466,6 +487,6 @@ __all__ = [
     "ACTS", "ACT_CODE", "CODE_ACT", "DEFAULT_MAX_MEMORY_GB", "MAX_BLOCKS", "MAX_CHANNELS",
     "MAX_CLASSES", "MAX_EXPAND", "MAX_KERNEL", "MAX_MEMORY_ENV", "MAX_RESOLUTION", "Arch", "Block",
     "Head", "Stem", "check_keys", "check_memory", "check_section", "check_values", "dump_arch",
-    "from_dict", "load_arch", "make_divisible", "max_memory_bytes", "model_memory_bytes",
+    "MAX_FILE_BYTES", "from_dict", "load_arch", "make_divisible", "read_text_file", "max_memory_bytes", "model_memory_bytes",
     "num_str", "out_size", "parse_string", "save_arch", "validate",
 ]

@@ -9,6 +9,7 @@ that ``--help`` is instant.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import pkgutil
@@ -18,6 +19,7 @@ from . import commands
 from .errors import HwnasError
 
 log = logging.getLogger("hwnas")
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,8 +55,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except HwnasError as e:
-        print(f"hwnas: error: {e}", file=sys.stderr)
+        print(f"hwnas: error: {' '.join(str(e).split(chr(10)))}", file=sys.stderr)  # one line
         return e.exit_code
+    except OSError as e:
+        # the machine, not the program: a full disk or quota, a read-only file system (also from
+        # a library's own writes, e.g. Optuna appending to the journal); other OSErrors stay
+        # tracebacks (they may be bugs)
+        if e.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"hwnas: error: {where}{e.strerror or e} (finished work is kept; make room and run "
+              "the same command again)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("hwnas: interrupted (finished work is kept; run the same command again to resume)",
               file=sys.stderr)

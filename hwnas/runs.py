@@ -90,9 +90,15 @@ def typed(row: dict[str | None, str | None]) -> dict[str, Any]:
         if v is None or v == "":
             out[k] = None
         elif k in INT_COLUMNS:
-            out[k] = int(float(v))
+            try:
+                out[k] = int(float(v))
+            except (ValueError, OverflowError):
+                raise ValueError(f"column {k}: {_brief(v)} is not an integer") from None
         elif k in FLOAT_COLUMNS:
-            out[k] = float(v)
+            try:
+                out[k] = float(v)
+            except ValueError:
+                raise ValueError(f"column {k}: {_brief(v)} is not a number") from None
         elif k == "feasible":
             out[k] = v == "True"
         elif k.startswith("p_") and _INT_TEXT.fullmatch(v):
@@ -102,18 +108,36 @@ def typed(row: dict[str | None, str | None]) -> dict[str, Any]:
     return out
 
 
-def read_rows(path: str | Path) -> list[dict[str, Any]] | None:
+def read_rows(path: str | Path, required: Sequence[str] = (),
+              finite: Sequence[str] = ()) -> list[dict[str, Any]] | None:
     """The typed rows of a run's CSV file (trials, pareto or retrain); None if it does not
-    exist; HwnasError (one line) if it cannot be read."""
+    exist; HwnasError (one line naming the line and column) if it cannot be read, a cell does
+    not have its column's type, a ``required`` cell is empty or a ``finite`` one is not a
+    finite number."""
     p = Path(path)
     if not p.is_file():
         return None
+    rows: list[dict[str, Any]] = []
+    reader = None
     try:
-        with open(p, newline="") as f:
-            return [typed(r) for r in csv.DictReader(f)]
-    except (OSError, csv.Error, ValueError) as e:
+        with open(p, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            for r in reader:
+                t = typed(r)
+                for k in required:
+                    if t.get(k) is None:
+                        raise ValueError(f"column {k}: empty")
+                for k in finite:
+                    v = t.get(k)
+                    if v is not None and not (isinstance(v, (int, float))
+                                              and math.isfinite(v)):
+                        raise ValueError(f"column {k}: {v!r} is not a finite number")
+                rows.append(t)
+    except (OSError, csv.Error, ValueError) as e:  # ValueError: also not UTF-8
         msg = (str(e).splitlines() or [type(e).__name__])[0]
-        raise HwnasError(f"{p}: unreadable table ({msg})") from None
+        where = f"line {reader.line_num}, " if reader is not None and reader.line_num else ""
+        raise HwnasError(f"{p}: unreadable table ({where}{msg})") from None
+    return rows
 
 
 def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str], *,
@@ -275,7 +299,24 @@ def load_run(name_or_path: str | Path) -> Run:
     if not cfg.is_file():
         raise HwnasError(f"run '{name_or_path}' not found (no {cfg})")
     config = read_config(cfg)
-    return Run(p, config, read_rows(p / TRIALS_FILE) or [], read_rows(p / PARETO_FILE) or [])
+    trials = read_rows(p / TRIALS_FILE, ("number", "state"), METRICS) or []
+    for t in trials:
+        if t["state"] == "COMPLETE" and any(t.get(k) is None for k in METRICS):
+            raise HwnasError(f"{p / TRIALS_FILE}: trial {t['number']} is COMPLETE without "
+                             f"its metrics ({', '.join(METRICS)})")
+    pareto = read_rows(p / PARETO_FILE, ("trial", "arch", *METRICS), METRICS) or []
+    for r in pareto:
+        f = r.get("file")
+        if f is not None and not _is_winner_file(f):
+            raise HwnasError(f"{p / PARETO_FILE}: trial {r['trial']}: file {_brief(f)} is not "
+                             f"a file in {WINNERS_DIR}/")
+    return Run(p, config, trials, pareto)
+
+
+def _is_winner_file(f: str) -> bool:
+    parts = Path(f).parts
+    return (len(parts) == 2 and parts[0] == WINNERS_DIR and not Path(f).is_absolute()
+            and parts[1] not in ("..", ".") and Path(f).suffix in (".yaml", ".yml", ".json"))
 
 
 def read_retrain(run_dir: str | Path) -> list[dict[str, Any]] | None:
@@ -328,7 +369,12 @@ def check_existing_run(run_dir: Path, ident: dict, storage: str | None,
     its study in another storage than ``storage`` (None: whichever it has)."""
     cfg_path = run_dir / CONFIG_FILE
     if not cfg_path.is_file():
-        if run_dir.exists() and any(run_dir.iterdir()):
+        # only a journal: a first launch stopped (disk full, kill) before config.json was
+        # written, which happens before any trial runs: start it again
+        if run_dir.exists() and not run_dir.is_dir():
+            raise HwnasError(f"{run_dir} exists and is not a folder; choose another --name")
+        left = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else set()
+        if left - {JOURNAL, JOURNAL + ".lock"}:
             raise HwnasError(f"{run_dir} exists but is not a search run (no {CONFIG_FILE}); "
                              "choose another --name")
         return None

@@ -45,6 +45,7 @@ from .arch import (
     make_divisible,
     num_str,
     out_size,
+    read_text_file,
     validate,
 )
 from .errors import HwnasError
@@ -330,12 +331,12 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
             raise HwnasError(f"unknown space '{name_or_path}' (known: {', '.join(files) or 'none'}; "
                              "or give a path to a YAML file)")
         p = files[p.name]
-    if not p.is_file():
-        raise HwnasError(f"{p}: no such space file")
+    text = read_text_file(p, "space file")
     try:
-        d = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise HwnasError(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
+        d = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise HwnasError(f"{p}: not valid YAML: {first}") from None
     return space_from_dict(d, str(p))
 
 

@@ -418,6 +418,48 @@ def test_a_torn_journal_tail_is_repaired_and_garbage_is_refused_untouched(env):
         check_journal(env / "search_stubs.py")
 
 
+def test_disk_full_is_one_error_and_the_rerun_loses_and_repeats_nothing(env, monkeypatch):
+    import errno
+
+    import search_stubs
+
+    from hwnas.errors import HwnasError
+    from hwnas.search import run_search, seed_params
+    from hwnas.space import load_space
+
+    real_fsync, full = os.fsync, [True]
+
+    def fsync(fd):
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(HwnasError, match=r"No space left on device"):
+        search(trials=6)  # the first write (the study in the journal) fails: no trial ran
+    calls = []
+
+    def accuracy(archs):  # the disk fills up during the 3rd evaluation
+        calls.append(1)
+        full[0] = len(calls) >= 3
+        return search_stubs.accuracy(archs)
+
+    full[0] = False
+    with pytest.raises(OSError, match=r"No space left on device"):
+        run_search(settings(trials=6), latency_fn=search_stubs.latency, accuracy_fn=accuracy,
+                   classes=10, progress=False)
+    full[0] = False
+    kept = [t for t in journal_states(env / "runs" / "r" / "journal.log") if t[1] == "COMPLETE"]
+    assert len(kept) == 2  # the trials finished before the disk filled up
+    res = search(trials=6)
+    assert res.complete == 6 and res.new_trials == 4
+    rows = read_csv(env / "runs" / "r" / "trials.csv")
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    assert len(done) == 6 and {int(r["number"]) for r in done} >= {t[0] for t in kept}
+    assert sorted(r["seed"] for r in done if r["seed"]) == sorted(
+        lab for lab, _ in seed_params(load_space("tiny")))  # each seed complete once
+
+
 def test_sqlite_storage_url(env):
     from hwnas.search import load_run
 
