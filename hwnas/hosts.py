@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from . import paths
+from .device.runner import ENV_EXIT_WITH_STDIN, ENV_REMOVE_IF_ORPHANED
 from .errors import HwnasError
 from .io import atomic_write_json
 
@@ -259,7 +260,9 @@ def _stream(argv: list[str], on_line: Callable[[str], None], *, cwd: Path | None
 
     On any exception (including KeyboardInterrupt) the child is terminated first."""
     err: deque[str] = deque(maxlen=tail)
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    # stdin: a pipe nobody writes to, open while we listen; the runner (also through ssh)
+    # sees end-of-file once this process is gone (hwnas.device.runner.HostWatch)
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=cwd, env=env, text=True,
                             errors="replace", bufsize=1)
 
@@ -282,6 +285,10 @@ def _stream(argv: list[str], on_line: Callable[[str], None], *, cwd: Path | None
     finally:
         t.join(timeout=5)
         proc.stdout.close()
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
     return rc, list(err)
 
 
@@ -323,7 +330,7 @@ class LocalConnection(Connection):
 
     def run_bundle(self, bundle_dir: Path, args: list[str], on_line: Callable[[str], None]) -> int:
         bundle_dir = _bundle_dir(bundle_dir)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{ENV_EXIT_WITH_STDIN: "1"})
         argv = [self.python, "-u", "run.py", *map(str, args)]
         log.debug("local: %s (in %s)", shlex.join(argv), bundle_dir)
         try:
@@ -492,10 +499,14 @@ class SSHConnection(Connection):
         log.debug("bundle copied to %s:%s", self.target.display, remote_dir)
         try:
             q = shlex.quote(remote_dir)
-            run = " ".join([_remote_python(self.cfg.python), "-u", "run.py",
+            run = " ".join([f"{ENV_EXIT_WITH_STDIN}=1", f"{ENV_REMOVE_IF_ORPHANED}=1",
+                            _remote_python(self.cfg.python), "-u", "run.py",
                             *(shlex.quote(str(a)) for a in args)])
-            # run in the background so cleanup() can stop it by pid if we are interrupted
-            cmd = f"cd {q} && {{ {run} </dev/null & echo $! > .hwnas.pid; wait $!; }}"
+            # run in the background so cleanup() can stop it by pid if we are interrupted;
+            # its stdin is the session's (fd 3: a background job's own stdin is /dev/null),
+            # so that it stops and removes the folder itself when the session is gone
+            cmd = (f"cd {q} && exec 3<&0 && "
+                   f"{{ {run} <&3 3<&- & echo $! > .hwnas.pid; wait $!; }}")
             try:
                 rc, err = _stream(self.ssh_argv(cmd), on_line)
             except FileNotFoundError:
