@@ -363,8 +363,8 @@ def check_memory(a: Arch, source: str = "arch") -> None:
     """HwnasError if ``a`` would need more memory than :func:`max_memory_bytes`."""
     need, limit = model_memory_bytes(a), max_memory_bytes()
     if need > limit:
-        raise HwnasError(f"{source}: the model needs about {need / 2**30:.1f} GB (weights + "
-                         f"activations, batch 1), above the limit of {limit / 2**30:.1f} GB "
+        raise HwnasError(f"{source}: the model needs about {need / 2**30:.3g} GB (weights + "
+                         f"activations, batch 1), above the limit of {limit / 2**30:.3g} GB "
                          f"(raise it with hwnas --max-memory-gb GB or {MAX_MEMORY_ENV})")
 
 

@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         from .arch import MAX_MEMORY_ENV
 
         if not (math.isfinite(args.max_memory_gb) and args.max_memory_gb > 0):
-            parser.error(f"--max-memory-gb must be a positive number, got {args.max_memory_gb}")
+            print(f"hwnas: error: --max-memory-gb must be a positive number of GB, got "
+                  f"{args.max_memory_gb:g}", file=sys.stderr)
+            return 2
         os.environ[MAX_MEMORY_ENV] = repr(args.max_memory_gb)  # also for worker processes
     try:
         rc = args.func(args)

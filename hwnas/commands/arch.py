@@ -81,10 +81,11 @@ def cmd_arch_sample(args) -> None:
 
 def cmd_arch_info(args) -> None:
     from ..baselines import resolve_arch
-    from ..model import arch_costs
     from ..pieces import arch_pieces
 
-    a = resolve_arch(args.arch)
+    a = resolve_arch(args.arch)  # checked against the limits before torch builds anything
+    from ..model import arch_costs
+
     c = arch_costs(a)
     print(f"arch        {a.to_string()}")
     print(f"resolution  {a.resolution}x{a.resolution}x{a.channels}, {len(a.blocks)} blocks, {a.classes} classes")
@@ -110,10 +111,11 @@ def cmd_arch_baseline(args) -> None:
 def cmd_export(args) -> None:
     from ..baselines import resolve_arch
     from ..errors import HwnasError
-    from ..export import export_arch
 
     if not args.output.endswith(".onnx"):
         raise HwnasError(f"{args.output}: output must end with .onnx")
-    a = resolve_arch(args.arch)
+    a = resolve_arch(args.arch)  # checked against the limits before torch builds anything
+    from ..export import export_arch
+
     data = export_arch(a, args.output, seed=args.seed)
     print(f"{args.output}  ({len(data) / 2**20:.2f} MiB, {a.to_string()})")
