@@ -187,6 +187,9 @@ CASES: list[tuple[str, Setup, tuple[str, ...], tuple[str, ...]]] = [
     ("view of no run", None, ("view", "nope"), ("run 'nope' not found",)),
     ("unknown objective", _space, _search("--objectives", "accuracy,speed"),
      ("unknown objective 'speed'",)),
+    ("a million search workers", _space, _search("--workers", "1000000"), ("--workers",)),
+    ("a billion sampled archs", None, ("arch", "sample", "mobilenetv2", "-n", "1000000000"),
+     ("-n",)),
 ]
 
 

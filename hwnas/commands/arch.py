@@ -65,8 +65,11 @@ def cmd_arch_sample(args) -> None:
     from pathlib import Path
 
     from ..arch import dump_arch, save_arch
+    from ..errors import HwnasError
     from ..space import load_space
 
+    if not 1 <= args.n <= 100_000:
+        raise HwnasError(f"-n must be in 1..100000, got {args.n}")
     archs = load_space(args.space).sample(args.seed, args.n, args.resolution)
     for i, a in enumerate(archs):
         if args.output:

@@ -23,6 +23,7 @@ OBJECTIVES: dict[str, tuple[str, str, str]] = {
 }
 SAMPLERS = ("nsga2", "nsga3", "tpe", "gp", "random")
 ACCURACY_KINDS = ("zero-cost", "train")
+MAX_WORKERS = 256  # processes of one search on one machine
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 __all__ = ["ACCURACY_KINDS", "OBJECTIVES", "SAMPLERS", "AccuracyFn", "LatencyFn", "SearchSettings",
@@ -72,8 +73,8 @@ class SearchSettings:
                              f"{self.resolution!r}")
         if self.trials < 0:
             raise HwnasError(f"--trials must be >= 0, got {self.trials}")
-        if self.workers < 1:
-            raise HwnasError(f"--workers must be >= 1, got {self.workers}")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise HwnasError(f"--workers must be in 1..{MAX_WORKERS}, got {self.workers}")
         if self.latency_budget_ms is not None and not self.latency_budget_ms > 0:
             raise HwnasError(f"--latency-budget must be positive, got {self.latency_budget_ms} ms")
         if self.max_params is not None and self.max_params <= 0:
