@@ -4,7 +4,7 @@ Every case (issue 16's table, and what already held) asserts three things: exit 
 one line on stderr, no traceback; and every file that existed in HWNAS_HOME before is
 byte-identical afterwards. The cases fail before torch is imported (a second or two each).
 The crash cases (kill -9 or an error in a seed trial, disk full during a search, a runner
-that loses its host) are in test_search.py and test_devices.py: each checks that nothing is
+that loses its host) are in test_search_crashes.py and test_devices.py: each checks that nothing is
 lost and nothing repeated after the rerun.
 """
 
