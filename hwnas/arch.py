@@ -485,8 +485,9 @@ def save_arch(arch: Arch, path: str | Path) -> Path:
 
 __all__ = [
     "ACTS", "ACT_CODE", "CODE_ACT", "DEFAULT_MAX_MEMORY_GB", "MAX_BLOCKS", "MAX_CHANNELS",
-    "MAX_CLASSES", "MAX_EXPAND", "MAX_KERNEL", "MAX_MEMORY_ENV", "MAX_RESOLUTION", "Arch", "Block",
-    "Head", "Stem", "check_keys", "check_memory", "check_section", "check_values", "dump_arch",
-    "MAX_FILE_BYTES", "from_dict", "load_arch", "make_divisible", "read_text_file", "max_memory_bytes", "model_memory_bytes",
-    "num_str", "out_size", "parse_string", "save_arch", "validate",
+    "MAX_CLASSES", "MAX_EXPAND", "MAX_FILE_BYTES", "MAX_KERNEL", "MAX_MEMORY_ENV",
+    "MAX_RESOLUTION", "Arch", "Block", "Head", "Stem", "check_keys", "check_memory",
+    "check_section", "check_values", "dump_arch", "from_dict", "load_arch", "make_divisible",
+    "max_memory_bytes", "model_memory_bytes", "num_str", "out_size", "parse_string",
+    "read_text_file", "save_arch", "validate",
 ]

@@ -64,8 +64,8 @@ __all__ = [
     "CONFIG_FILE", "IDENTITY", "JOURNAL", "METRICS", "PARETO_COLUMNS", "PARETO_FILE",
     "RETRAIN_FILE", "SEED_ATTR", "TRIALS_FILE", "TRIAL_COLUMNS", "WINNERS_DIR", "WORKER_ATTR",
     "Run", "check_existing_run", "csv_text", "identity", "load_retrain", "load_run",
-    "read_config", "read_retrain", "read_rows", "retrain_labels", "run_path", "space_sha1", "typed", "winner_arch",
-    "write_tables",
+    "read_config", "read_retrain", "read_rows", "retrain_labels", "run_path", "space_sha1",
+    "typed", "winner_arch", "write_tables",
 ]
 
 

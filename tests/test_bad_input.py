@@ -4,8 +4,8 @@ Every case (issue 16's table, and what already held) asserts three things: exit 
 one line on stderr, no traceback; and every file that existed in HWNAS_HOME before is
 byte-identical afterwards. The cases fail before torch is imported (a second or two each).
 The crash cases (kill -9 or an error in a seed trial, disk full during a search, a runner
-that loses its host) are in test_search_crashes.py and test_devices.py: each checks that nothing is
-lost and nothing repeated after the rerun.
+that loses its host) are in test_search_crashes.py and test_devices.py: each checks that
+nothing is lost and nothing repeated after the rerun.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ CASES: list[tuple[str, Setup, tuple[str, ...], tuple[str, ...]]] = [
      ("arch", "info", "a.json"), ("stem.out", "above the limit")),
     ("arch resolution 10000", lambda h: write(h, "a.json", arch_file(input={"resolution": 10_000})),
      ("arch", "info", "a.json"), ("input.resolution", "above the limit")),
-    ("export resolution 10000", lambda h: write(h, "a.json", arch_file(input={"resolution": 10_000})),
+    ("export resolution 10000",
+     lambda h: write(h, "a.json", arch_file(input={"resolution": 10_000})),
      ("export", "a.json", "-o", "a.onnx"), ("above the limit",)),
     ("baseline at 10000 px", None, ("arch", "info", "mbv2-0.5@10000"), ("above the limit",)),
     ("model memory above the limit",

@@ -40,9 +40,11 @@ anything is printed, and an entry whose recorded passes are complete but has no 
 another burst. With ``--remove-if-orphaned`` a runner stopped because its host is gone
 removes the bundle directory (the temporary copy the host would have removed). hwnas sets
 both through the environment (:data:`ENV_EXIT_WITH_STDIN`, :data:`ENV_REMOVE_IF_ORPHANED`;
-the second only for the temporary copy on an SSH device). Every appended line is also printed on stdout, as
-``RESULT <json>`` (results) or ``RECORD <json>`` (provenance, passes), so a host that
-runs the bundle remotely can keep its own copy; progress is printed as
+the second only for the temporary copy on an SSH device).
+
+Every appended line is also printed on stdout, as ``RESULT <json>`` (results) or
+``RECORD <json>`` (provenance, passes), so a host that runs the bundle remotely can keep its
+own copy; progress is printed as
 ``PROGRESS <done> <total> <eta_seconds>`` (done counts entries, fractional while an
 entry's passes are in flight).
 
