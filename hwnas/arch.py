@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -26,6 +28,24 @@ import yaml
 from .errors import HwnasError
 
 ACTS = ("relu", "relu6", "hswish")
+
+# ---- limits -----------------------------------------------------------------------------------
+#: Documented limits (README, "Limits"), checked on reading an Arch (file, string, space, code
+#: through :func:`validate`), before anything is built: a small file cannot make a command
+#: allocate tens of GB. The memory limit is the one a user may raise (:data:`MAX_MEMORY_ENV`,
+#: or ``hwnas --max-memory-gb GB ...``).
+MAX_RESOLUTION = 4096
+MAX_CHANNELS = 16384  # input, stem, block (also the expanded width), head
+MAX_BLOCKS = 256
+MAX_CLASSES = 100_000
+MAX_KERNEL = 15
+MAX_EXPAND = 32
+#: predicted memory of one model at batch 1, float32: weights + peak live activations
+#: (:func:`hwnas.costs.arch_costs`)
+DEFAULT_MAX_MEMORY_GB = 4.0
+MAX_MEMORY_ENV = "HWNAS_MAX_MEMORY_GB"
+_MAX = {"resolution": MAX_RESOLUTION, "channels": MAX_CHANNELS, "out": MAX_CHANNELS,
+        "classes": MAX_CLASSES, "kernel": MAX_KERNEL, "expand": MAX_EXPAND}
 ACT_CODE = {"relu": "re", "relu6": "r6", "hswish": "hs"}
 CODE_ACT = {v: k for k, v in ACT_CODE.items()}
 
@@ -235,6 +255,10 @@ def check_section(d: Any, kind: str, where: str) -> dict:
 def check_values(where: str, **kw: Any) -> None:
     for name, v in kw.items():
         w = f"{where}.{name}"
+        if isinstance(v, float) and not math.isfinite(v):
+            raise HwnasError(f"{w}: must be a finite number, got {v}")
+        if name in _MAX and v > _MAX[name]:
+            raise HwnasError(f"{w}: {num_str(v)} is above the limit of {_MAX[name]:,}")
         if name in ("out", "resolution", "channels", "classes") and v <= 0:
             raise HwnasError(f"{w}: must be positive, got {v}")
         if name == "kernel" and (v < 1 or v % 2 == 0):
@@ -258,6 +282,9 @@ def from_dict(d: Any, source: str = "arch") -> Arch:
     stem = check_section(d["stem"], "stem", f"{source}: stem")
     if not isinstance(d["blocks"], list) or not d["blocks"]:
         raise HwnasError(f"{source}: blocks: must be a non-empty list")
+    if len(d["blocks"]) > MAX_BLOCKS:
+        raise HwnasError(f"{source}: blocks: {len(d['blocks'])} blocks is above the limit of "
+                         f"{MAX_BLOCKS}")
     blocks = [check_section(b, "block", f"{source}: blocks[{i}]") for i, b in enumerate(d["blocks"])]
     head = d.get("head")
     if head is not None:
@@ -278,10 +305,20 @@ def from_dict(d: Any, source: str = "arch") -> Arch:
 
 
 def validate(a: Arch, source: str = "arch") -> None:
+    """HwnasError (naming ``source`` and the field) unless every value of ``a`` is valid and
+    within the limits (:data:`MAX_RESOLUTION`, ... and :func:`max_memory_bytes`)."""
     check_values(f"{source}: input", resolution=a.resolution, channels=a.channels)
     check_values(f"{source}: stem", **asdict(a.stem))
+    if len(a.blocks) > MAX_BLOCKS:
+        raise HwnasError(f"{source}: blocks: {len(a.blocks)} blocks is above the limit of "
+                         f"{MAX_BLOCKS}")
+    cin = a.stem.out
     for i, b in enumerate(a.blocks):
         check_values(f"{source}: blocks[{i}]", **asdict(b))
+        if b.hidden(cin) > MAX_CHANNELS:
+            raise HwnasError(f"{source}: blocks[{i}]: {cin} x expand {num_str(b.expand)} = "
+                             f"{b.hidden(cin):,} channels is above the limit of {MAX_CHANNELS:,}")
+        cin = b.out
     if a.head is not None:
         check_values(f"{source}: head", **asdict(a.head))
     check_values(source, classes=a.classes)
@@ -295,16 +332,54 @@ def validate(a: Arch, source: str = "arch") -> None:
             f"{source}: input.resolution: {a.resolution} is too small for a total stride of "
             f"{total} (need >= {total})"
         )
+    check_memory(a, source)
+
+
+def max_memory_bytes() -> int:
+    """The memory limit of one model: :data:`MAX_MEMORY_ENV` (GB), else
+    :data:`DEFAULT_MAX_MEMORY_GB`."""
+    text = os.environ.get(MAX_MEMORY_ENV, "").strip()
+    if not text:
+        return int(DEFAULT_MAX_MEMORY_GB * 2**30)
+    try:
+        gb = float(text)
+    except ValueError:
+        gb = math.nan
+    if not (math.isfinite(gb) and gb > 0):
+        raise HwnasError(f"{MAX_MEMORY_ENV}={text!r}: expected a positive number of GB")
+    return int(gb * 2**30)
+
+
+def model_memory_bytes(a: Arch) -> int:
+    """Predicted memory of ``a`` at batch 1, float32: weights plus peak live activations
+    (:func:`hwnas.costs.arch_costs`, counted from shapes: nothing is allocated)."""
+    from .costs import BYTES_PER_ELEM, arch_costs
+
+    params, _, peak = arch_costs(a)
+    return params * BYTES_PER_ELEM + peak
+
+
+def check_memory(a: Arch, source: str = "arch") -> None:
+    """HwnasError if ``a`` would need more memory than :func:`max_memory_bytes`."""
+    need, limit = model_memory_bytes(a), max_memory_bytes()
+    if need > limit:
+        raise HwnasError(f"{source}: the model needs about {need / 2**30:.3g} GB (weights + "
+                         f"activations, batch 1), above the limit of {limit / 2**30:.3g} GB "
+                         f"(raise it with hwnas --max-memory-gb GB or {MAX_MEMORY_ENV})")
 
 
 # ---- canonical string parsing ------------------------------------------------------------
 
 _NUM = r"\d+(?:\.\d+)?"
-_RE_IN = re.compile(r"^r(\d+)c(\d+)$")
-_RE_STEM = re.compile(r"^s(\d+)k(\d+)s(\d+)(re|r6|hs)$")
-_RE_BLOCK = re.compile(rf"^k(\d+)e({_NUM})c(\d+)s(\d+)(?:q({_NUM}))?(re|r6|hs)?(?:x(\d+))?$")
-_RE_HEAD = re.compile(r"^h(\d+)(re|r6|hs)?$")
-_RE_CLS = re.compile(r"^n(\d+)$")
+_RE_IN = re.compile(r"r(\d+)c(\d+)")
+_RE_STEM = re.compile(r"s(\d+)k(\d+)s(\d+)(re|r6|hs)")
+_RE_BLOCK = re.compile(rf"k(\d+)e({_NUM})c(\d+)s(\d+)(?:q({_NUM}))?(re|r6|hs)?(?:x(\d+))?")
+_RE_HEAD = re.compile(r"h(\d+)(re|r6|hs)?")
+_RE_CLS = re.compile(r"n(\d+)")
+
+
+def _short(s: str, n: int = 80) -> str:
+    return s if len(s) <= n else s[: n - 3] + "..."
 
 
 def parse_string(s: str) -> Arch:
@@ -312,15 +387,15 @@ def parse_string(s: str) -> Arch:
     bad = HwnasError(f"'{s}' is not a canonical arch string (e.g. r224c3_s32k3s2r6_k3e1c16s1_h1280r6_n1000)")
     if len(toks) < 5:
         raise bad
-    m_in, m_st = _RE_IN.match(toks[0]), _RE_STEM.match(toks[1])
-    m_h, m_n = _RE_HEAD.match(toks[-2]), _RE_CLS.match(toks[-1])
+    m_in, m_st = _RE_IN.fullmatch(toks[0]), _RE_STEM.fullmatch(toks[1])
+    m_h, m_n = _RE_HEAD.fullmatch(toks[-2]), _RE_CLS.fullmatch(toks[-1])
     if not (m_in and m_st and m_h and m_n):
         raise bad
     stem = Stem(out=int(m_st[1]), kernel=int(m_st[2]), stride=int(m_st[3]), act=CODE_ACT[m_st[4]])
     act, se = stem.act, 0.0
     blocks: list[Block] = []
     for t in toks[2:-2]:
-        m = _RE_BLOCK.match(t)
+        m = _RE_BLOCK.fullmatch(t)
         if not m:
             raise HwnasError(f"'{s}': cannot read block token '{t}'")
         if m[5] is not None:
@@ -328,7 +403,10 @@ def parse_string(s: str) -> Arch:
         if m[6] is not None:
             act = CODE_ACT[m[6]]
         b = Block(kernel=int(m[1]), expand=float(m[2]), out=int(m[3]), stride=int(m[4]), se=se, act=act)
-        blocks.extend([b] * int(m[7] or 1))
+        n = int(m[7] or 1)
+        if len(blocks) + n > MAX_BLOCKS:
+            raise HwnasError(f"'{_short(s)}': more than {MAX_BLOCKS} blocks (the limit)")
+        blocks.extend([b] * n)
     if m_h[1] == "0":
         head = None
     else:
@@ -343,14 +421,35 @@ def parse_string(s: str) -> Arch:
 
 # ---- files ------------------------------------------------------------------------------------
 
+MAX_FILE_BYTES = 16 * 2**20  # an arch or space file larger than this is not read
+
+
+def read_text_file(p: Path, what: str) -> str:
+    """The UTF-8 text of a small input file (an arch or space file); HwnasError (one line) if
+    it is missing, unreadable, larger than :data:`MAX_FILE_BYTES` or not UTF-8 text."""
+    try:
+        if not p.is_file():
+            raise HwnasError(f"{p}: no such {what}")
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise HwnasError(f"{p}: {size:,} bytes is too large for {what} (at most "
+                             f"{MAX_FILE_BYTES:,})")
+        data = p.read_bytes()
+    except OSError as e:
+        raise HwnasError(f"{p}: cannot read {what}: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HwnasError(f"{p}: not a text file (byte {e.start} is not UTF-8); expected "
+                         f"{what} in YAML or JSON") from None
+
+
 def load_arch(path: str | Path) -> Arch:
     p = Path(path)
-    if not p.is_file():
-        raise HwnasError(f"{p}: no such arch file")
-    text = p.read_text()
+    text = read_text_file(p, "arch file")
     try:
         d = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
+    except (ValueError, yaml.YAMLError, RecursionError) as e:  # ValueError: JSON, huge ints
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise HwnasError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first}") from None
     return from_dict(d, str(p))
@@ -385,7 +484,10 @@ def save_arch(arch: Arch, path: str | Path) -> Path:
 
 
 __all__ = [
-    "ACTS", "ACT_CODE", "CODE_ACT", "Arch", "Block", "Head", "Stem", "check_keys", "check_section",
-    "check_values", "dump_arch", "from_dict", "load_arch", "make_divisible", "num_str",
-    "out_size", "parse_string", "save_arch", "validate",
+    "ACTS", "ACT_CODE", "CODE_ACT", "DEFAULT_MAX_MEMORY_GB", "MAX_BLOCKS", "MAX_CHANNELS",
+    "MAX_CLASSES", "MAX_EXPAND", "MAX_FILE_BYTES", "MAX_KERNEL", "MAX_MEMORY_ENV",
+    "MAX_RESOLUTION", "Arch", "Block", "Head", "Stem", "check_keys", "check_memory",
+    "check_section", "check_values", "dump_arch", "from_dict", "load_arch", "make_divisible",
+    "max_memory_bytes", "model_memory_bytes", "num_str", "out_size", "parse_string",
+    "read_text_file", "save_arch", "validate",
 ]

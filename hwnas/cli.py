@@ -9,6 +9,7 @@ that ``--help`` is instant.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import pkgutil
@@ -18,6 +19,7 @@ from . import commands
 from .errors import HwnasError
 
 log = logging.getLogger("hwnas")
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         "predictor, search a MobileNet-like space, retrain and re-measure the winners, view.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--max-memory-gb", type=float, metavar="GB",
+                   help="the memory one model may need (weights + activations at batch 1, "
+                   "checked before it is built; default 4, or HWNAS_MAX_MEMORY_GB)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for m in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"{commands.__name__}.{m.name}").register(sub)
@@ -38,11 +43,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
+    if args.max_memory_gb is not None:
+        import math
+        import os
+
+        from .arch import MAX_MEMORY_ENV
+
+        if not (math.isfinite(args.max_memory_gb) and args.max_memory_gb > 0):
+            print(f"hwnas: error: --max-memory-gb must be a positive number of GB, got "
+                  f"{args.max_memory_gb:g}", file=sys.stderr)
+            return 2
+        os.environ[MAX_MEMORY_ENV] = repr(args.max_memory_gb)  # also for worker processes
     try:
         rc = args.func(args)
     except HwnasError as e:
-        print(f"hwnas: error: {e}", file=sys.stderr)
+        print(f"hwnas: error: {' '.join(str(e).split(chr(10)))}", file=sys.stderr)  # one line
         return e.exit_code
+    except OSError as e:
+        # the machine, not the program: a full disk or quota, a read-only file system (also from
+        # a library's own writes, e.g. Optuna appending to the journal); other OSErrors stay
+        # tracebacks (they may be bugs)
+        if e.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"hwnas: error: {where}{e.strerror or e} (finished work is kept; make room and run "
+              "the same command again)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("hwnas: interrupted (finished work is kept; run the same command again to resume)",
               file=sys.stderr)

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from . import paths
+from .device.runner import ENV_EXIT_WITH_STDIN, ENV_REMOVE_IF_ORPHANED
 from .errors import HwnasError
 from .io import atomic_write_json
 
@@ -48,12 +49,13 @@ __all__ = [
 
 DEVICE_FILE = "device.json"
 CONNECT_TIMEOUT = 15  # seconds; ssh's ConnectTimeout
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-_HOST_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-_IPV6_RE = re.compile(r"^[0-9A-Fa-f:.]+$")
+MAX_THREADS = 256  # onnxruntime intra-op threads of a device
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_IPV6_RE = re.compile(r"[0-9A-Fa-f:.]+")
 _TARGET_RE = re.compile(
-    r"^ssh://(?:(?P<user>[^@/\s]+)@)?(?P<host>\[[^\]/\s]*\]|[^@/:\s\[\]]*)(?::(?P<port>[^/\s]*))?/?$")
+    r"ssh://(?:(?P<user>[^@/\s]+)@)?(?P<host>\[[^\]/\s]*\]|[^@/:\s\[\]]*)(?::(?P<port>[^/\s]*))?/?")
 
 
 # ---------------------------------------------------------------- device configs
@@ -72,9 +74,12 @@ class DeviceConfig:
     def validate(self) -> DeviceConfig:
         validate_name(self.name)
         parse_target(self.target)
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise HwnasError(f"device '{self.name}': threads must be an integer >= 1, got {self.threads!r}")
-        if not isinstance(self.python, str) or not self.python.strip() or "\n" in self.python:
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or \
+                not 1 <= self.threads <= MAX_THREADS:
+            raise HwnasError(f"device '{self.name}': threads must be an integer >= 1 (at most "
+                             f"{MAX_THREADS}), got {self.threads!r}")
+        if not isinstance(self.python, str) or not self.python.strip() or "\n" in self.python \
+                or "\0" in self.python or len(self.python) > 4096:
             raise HwnasError(f"device '{self.name}': python must be a command or path, got {self.python!r}")
         return self
 
@@ -85,7 +90,7 @@ class DeviceConfig:
 
 def validate_name(name: str) -> str:
     """A device name is also a folder name: letters, digits, '.', '_', '-' (max 64)."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name in (".", ".."):
         raise HwnasError(f"bad device name {name!r}: use letters, digits, '.', '_' and '-' "
                          "(starting with a letter or digit, at most 64 characters)")
     return name
@@ -115,17 +120,17 @@ def parse_target(target: str) -> SSHTarget | None:
     hint = "expected 'local' or 'ssh://user@host[:port]'"
     if not isinstance(target, str) or not target.startswith("ssh://"):
         raise HwnasError(f"bad device target {target!r}: {hint}")
-    m = _TARGET_RE.match(target)
+    m = _TARGET_RE.fullmatch(target)
     if not m:
         raise HwnasError(f"bad device target {target!r}: {hint}")
     user, host, port_s = m.group("user"), m.group("host"), m.group("port")
-    if user is not None and not _USER_RE.match(user):
+    if user is not None and not _USER_RE.fullmatch(user):
         raise HwnasError(f"bad device target {target!r}: bad user name {user!r}")
     if host.startswith("["):
         host = host[1:-1]
-        if not host or not _IPV6_RE.match(host):
+        if not host or not _IPV6_RE.fullmatch(host):
             raise HwnasError(f"bad device target {target!r}: bad IPv6 address {host!r}")
-    elif not host or not _HOST_RE.match(host):
+    elif not host or not _HOST_RE.fullmatch(host):
         raise HwnasError(f"bad device target {target!r}: bad host name {host!r} ({hint})")
     port = None
     if port_s is not None:
@@ -188,7 +193,7 @@ def list_devices() -> list[DeviceConfig]:
     if not root.is_dir():
         return out
     for d in sorted(root.iterdir()):
-        if (d / DEVICE_FILE).is_file() and _NAME_RE.match(d.name):
+        if (d / DEVICE_FILE).is_file() and _NAME_RE.fullmatch(d.name):
             try:
                 out.append(load_device(d.name))
             except HwnasError as e:
@@ -255,7 +260,9 @@ def _stream(argv: list[str], on_line: Callable[[str], None], *, cwd: Path | None
 
     On any exception (including KeyboardInterrupt) the child is terminated first."""
     err: deque[str] = deque(maxlen=tail)
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    # stdin: a pipe nobody writes to, open while we listen; the runner (also through ssh)
+    # sees end-of-file once this process is gone (hwnas.device.runner.HostWatch)
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=cwd, env=env, text=True,
                             errors="replace", bufsize=1)
 
@@ -278,6 +285,10 @@ def _stream(argv: list[str], on_line: Callable[[str], None], *, cwd: Path | None
     finally:
         t.join(timeout=5)
         proc.stdout.close()
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
     return rc, list(err)
 
 
@@ -319,7 +330,7 @@ class LocalConnection(Connection):
 
     def run_bundle(self, bundle_dir: Path, args: list[str], on_line: Callable[[str], None]) -> int:
         bundle_dir = _bundle_dir(bundle_dir)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{ENV_EXIT_WITH_STDIN: "1"})
         argv = [self.python, "-u", "run.py", *map(str, args)]
         log.debug("local: %s (in %s)", shlex.join(argv), bundle_dir)
         try:
@@ -488,10 +499,14 @@ class SSHConnection(Connection):
         log.debug("bundle copied to %s:%s", self.target.display, remote_dir)
         try:
             q = shlex.quote(remote_dir)
-            run = " ".join([_remote_python(self.cfg.python), "-u", "run.py",
+            run = " ".join([f"{ENV_EXIT_WITH_STDIN}=1", f"{ENV_REMOVE_IF_ORPHANED}=1",
+                            _remote_python(self.cfg.python), "-u", "run.py",
                             *(shlex.quote(str(a)) for a in args)])
-            # run in the background so cleanup() can stop it by pid if we are interrupted
-            cmd = f"cd {q} && {{ {run} </dev/null & echo $! > .hwnas.pid; wait $!; }}"
+            # run in the background so cleanup() can stop it by pid if we are interrupted;
+            # its stdin is the session's (fd 3: a background job's own stdin is /dev/null),
+            # so that it stops and removes the folder itself when the session is gone
+            cmd = (f"cd {q} && exec 3<&0 && "
+                   f"{{ {run} <&3 3<&- & echo $! > .hwnas.pid; wait $!; }}")
             try:
                 rc, err = _stream(self.ssh_argv(cmd), on_line)
             except FileNotFoundError:

@@ -1,6 +1,9 @@
-"""Atomic file writes (temp file in the same folder + fsync + rename).
+"""Atomic file writes (temp file in the same folder + fsync + rename), with the user's umask.
 
-A reader never sees a half-written file and a crash never damages the previous version.
+A reader never sees a half-written file and a crash never damages the previous version. A
+write that fails (disk full, read-only file system, no permission) raises
+:class:`WriteError`: an ``OSError`` (its ``errno`` kept) that is also an
+:class:`~hwnas.errors.HwnasError`, so the command line shows it as one line.
 """
 
 from __future__ import annotations
@@ -11,22 +14,51 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .errors import HwnasError
+
+
+class WriteError(HwnasError, OSError):
+    """A file of ours could not be written: one line naming the file and the reason."""
+
+    def __init__(self, path: str | Path, err: OSError):
+        super().__init__(f"cannot write {path}: {err.strerror or err}")
+        self.errno, self.strerror, self.filename = err.errno, err.strerror, str(path)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _umask() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as e:
+        raise WriteError(p, e) from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp made it 0600
             os.fsync(f.fileno())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(p, e) from e
         raise
     return p
 
@@ -37,3 +69,6 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+__all__ = ["WriteError", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]

@@ -64,8 +64,8 @@ __all__ = [
     "CONFIG_FILE", "IDENTITY", "JOURNAL", "METRICS", "PARETO_COLUMNS", "PARETO_FILE",
     "RETRAIN_FILE", "SEED_ATTR", "TRIALS_FILE", "TRIAL_COLUMNS", "WINNERS_DIR", "WORKER_ATTR",
     "Run", "check_existing_run", "csv_text", "identity", "load_retrain", "load_run",
-    "read_retrain", "read_rows", "retrain_labels", "run_path", "space_sha1", "typed", "winner_arch",
-    "write_tables",
+    "read_config", "read_retrain", "read_rows", "retrain_labels", "run_path", "space_sha1",
+    "typed", "winner_arch", "write_tables",
 ]
 
 
@@ -90,9 +90,15 @@ def typed(row: dict[str | None, str | None]) -> dict[str, Any]:
         if v is None or v == "":
             out[k] = None
         elif k in INT_COLUMNS:
-            out[k] = int(float(v))
+            try:
+                out[k] = int(float(v))
+            except (ValueError, OverflowError):
+                raise ValueError(f"column {k}: {_brief(v)} is not an integer") from None
         elif k in FLOAT_COLUMNS:
-            out[k] = float(v)
+            try:
+                out[k] = float(v)
+            except ValueError:
+                raise ValueError(f"column {k}: {_brief(v)} is not a number") from None
         elif k == "feasible":
             out[k] = v == "True"
         elif k.startswith("p_") and _INT_TEXT.fullmatch(v):
@@ -102,18 +108,36 @@ def typed(row: dict[str | None, str | None]) -> dict[str, Any]:
     return out
 
 
-def read_rows(path: str | Path) -> list[dict[str, Any]] | None:
+def read_rows(path: str | Path, required: Sequence[str] = (),
+              finite: Sequence[str] = ()) -> list[dict[str, Any]] | None:
     """The typed rows of a run's CSV file (trials, pareto or retrain); None if it does not
-    exist; HwnasError (one line) if it cannot be read."""
+    exist; HwnasError (one line naming the line and column) if it cannot be read, a cell does
+    not have its column's type, a ``required`` cell is empty or a ``finite`` one is not a
+    finite number."""
     p = Path(path)
     if not p.is_file():
         return None
+    rows: list[dict[str, Any]] = []
+    reader = None
     try:
-        with open(p, newline="") as f:
-            return [typed(r) for r in csv.DictReader(f)]
-    except (OSError, csv.Error, ValueError) as e:
+        with open(p, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            for r in reader:
+                t = typed(r)
+                for k in required:
+                    if t.get(k) is None:
+                        raise ValueError(f"column {k}: empty")
+                for k in finite:
+                    v = t.get(k)
+                    if v is not None and not (isinstance(v, (int, float))
+                                              and math.isfinite(v)):
+                        raise ValueError(f"column {k}: {v!r} is not a finite number")
+                rows.append(t)
+    except (OSError, csv.Error, ValueError) as e:  # ValueError: also not UTF-8
         msg = (str(e).splitlines() or [type(e).__name__])[0]
-        raise HwnasError(f"{p}: unreadable table ({msg})") from None
+        where = f"line {reader.line_num}, " if reader is not None and reader.line_num else ""
+        raise HwnasError(f"{p}: unreadable table ({where}{msg})") from None
+    return rows
 
 
 def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str], *,
@@ -148,6 +172,72 @@ def write_tables(run_dir: Path, trials: Sequence[dict[str, Any]],
         if old.name not in keep:
             old.unlink()
     atomic_write_text(run_dir / PARETO_FILE, csv_text(pareto, PARETO_COLUMNS))
+
+
+# ---- config.json ------------------------------------------------------------------------------
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+#: the fields of config.json that are read back, with their type (a field may be absent or
+#: null): a run folder edited by hand or damaged is refused with one line naming the field
+_CONFIG_FIELDS: dict[str, tuple[str, Any]] = {
+    "space": ("a string", lambda v: isinstance(v, str)),
+    "space_sha1": ("a string", lambda v: isinstance(v, str)),
+    "device": ("a string", lambda v: isinstance(v, str)),
+    "resolution": ("a positive integer", lambda v: _is_int(v) and 0 < v <= 1_000_000),
+    "classes": ("a positive integer", lambda v: _is_int(v) and 0 < v <= 10_000_000),
+    "objectives": ("a list of objective names",
+                   lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    "latency_budget_ms": ("a positive number", lambda v: _is_num(v) and v > 0),
+    "max_params": ("a positive integer", lambda v: _is_int(v) and v > 0),
+    "accuracy": ("a string", lambda v: isinstance(v, str)),
+    "data": ("a string", lambda v: isinstance(v, str)),
+    "storage": ("a string", lambda v: isinstance(v, str)),
+    "storage_resolved": ("a string", lambda v: isinstance(v, str)),
+    "study_name": ("a string", lambda v: isinstance(v, str)),
+    "population": ("a positive integer", lambda v: _is_int(v) and v > 0),
+    "created": ("a string", lambda v: isinstance(v, str)),
+    "updated": ("a string", lambda v: isinstance(v, str)),
+    "injected_estimators": ("true or false", lambda v: isinstance(v, bool)),
+    "accuracy_estimator": ("a string", lambda v: isinstance(v, str)),
+    "latency_statistic": ("a string", lambda v: isinstance(v, str)),
+    **{k: ("an object", lambda v: isinstance(v, dict))
+       for k in ("identity", "settings", "versions", "device_provenance", "device_config")},
+}
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """A run's config.json, its fields checked (:data:`_CONFIG_FIELDS`, also inside
+    ``identity``); HwnasError (one line naming the file and the field) if it cannot be read
+    or a field has the wrong type."""
+    p = Path(path)
+    try:
+        cfg = json.loads(p.read_bytes())
+    except OSError as e:
+        raise HwnasError(f"{p}: unreadable ({e.strerror or e})") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError (not UTF-8)
+        raise HwnasError(f"{p}: not valid JSON ({(str(e).splitlines() or ['?'])[0]})") from None
+    if not isinstance(cfg, dict):
+        raise HwnasError(f"{p}: not a run's config (a JSON object), got {type(cfg).__name__}")
+    for where, d in (("", cfg), ("identity.", cfg.get("identity") or {})):
+        if not isinstance(d, dict):
+            continue  # reported as the field 'identity' below
+        for k, (what, ok) in _CONFIG_FIELDS.items():
+            v = d.get(k)
+            if v is not None and not ok(v):
+                raise HwnasError(f"{p}: {where}{k}: must be {what}, got {_brief(v)}")
+    return cfg
+
+
+def _brief(v: Any, n: int = 60) -> str:
+    t = repr(v)
+    return t if len(t) <= n else t[: n - 3] + "..."
 
 
 # ---- a run ---------------------------------------------------------------------------------------
@@ -208,11 +298,25 @@ def load_run(name_or_path: str | Path) -> Run:
     cfg = p / CONFIG_FILE
     if not cfg.is_file():
         raise HwnasError(f"run '{name_or_path}' not found (no {cfg})")
-    try:
-        config = json.loads(cfg.read_text())
-    except json.JSONDecodeError as e:
-        raise HwnasError(f"{cfg}: not valid JSON: {e}") from None
-    return Run(p, config, read_rows(p / TRIALS_FILE) or [], read_rows(p / PARETO_FILE) or [])
+    config = read_config(cfg)
+    trials = read_rows(p / TRIALS_FILE, ("number", "state"), METRICS) or []
+    for t in trials:
+        if t["state"] == "COMPLETE" and any(t.get(k) is None for k in METRICS):
+            raise HwnasError(f"{p / TRIALS_FILE}: trial {t['number']} is COMPLETE without "
+                             f"its metrics ({', '.join(METRICS)})")
+    pareto = read_rows(p / PARETO_FILE, ("trial", "arch", *METRICS), METRICS) or []
+    for r in pareto:
+        f = r.get("file")
+        if f is not None and not _is_winner_file(f):
+            raise HwnasError(f"{p / PARETO_FILE}: trial {r['trial']}: file {_brief(f)} is not "
+                             f"a file in {WINNERS_DIR}/")
+    return Run(p, config, trials, pareto)
+
+
+def _is_winner_file(f: str) -> bool:
+    parts = Path(f).parts
+    return (len(parts) == 2 and parts[0] == WINNERS_DIR and not Path(f).is_absolute()
+            and parts[1] not in ("..", ".") and Path(f).suffix in (".yaml", ".yml", ".json"))
 
 
 def read_retrain(run_dir: str | Path) -> list[dict[str, Any]] | None:
@@ -265,15 +369,17 @@ def check_existing_run(run_dir: Path, ident: dict, storage: str | None,
     its study in another storage than ``storage`` (None: whichever it has)."""
     cfg_path = run_dir / CONFIG_FILE
     if not cfg_path.is_file():
-        if run_dir.exists() and any(run_dir.iterdir()):
+        # only a journal: a first launch stopped (disk full, kill) before config.json was
+        # written, which happens before any trial runs: start it again
+        if run_dir.exists() and not run_dir.is_dir():
+            raise HwnasError(f"{run_dir} exists and is not a folder; choose another --name")
+        left = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else set()
+        if left - {JOURNAL, JOURNAL + ".lock"}:
             raise HwnasError(f"{run_dir} exists but is not a search run (no {CONFIG_FILE}); "
                              "choose another --name")
         return None
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise HwnasError(f"{cfg_path}: unreadable ({e}); choose another --name") from None
-    old = cfg.get("identity", {})
+    cfg = read_config(cfg_path)
+    old = cfg.get("identity") or {}
     for k in IDENTITY:
         if k in old and k not in skip and old[k] != ident[k]:
             what = {"space_sha1": "space definition (its YAML file changed)"}.get(k, k)

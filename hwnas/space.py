@@ -32,6 +32,9 @@ import yaml
 
 from .arch import (
     ACTS,
+    MAX_BLOCKS,
+    MAX_CHANNELS,
+    MAX_RESOLUTION,
     Arch,
     Block,
     Head,
@@ -42,6 +45,7 @@ from .arch import (
     make_divisible,
     num_str,
     out_size,
+    read_text_file,
     validate,
 )
 from .errors import HwnasError
@@ -51,7 +55,7 @@ from .pieces import Piece, block_piece, cls_piece, head_piece, stem_piece
 log = logging.getLogger(__name__)
 
 SKIP = "skip"
-_LAYER_RE = re.compile(r"^k(\d+)e(\d+(?:\.\d+)?)$")
+_LAYER_RE = re.compile(r"k(\d+)e(\d+(?:\.\d+)?)")
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,7 @@ class SearchSpace:
                 choice = p.get(f"s{j}_l{layer}", st.layer_choices[0])
                 if choice == SKIP:
                     continue
-                m = _LAYER_RE.match(str(choice))
+                m = _LAYER_RE.fullmatch(str(choice))
                 if not m:
                     raise HwnasError(f"{self.name}: bad layer choice {choice!r} for s{j}_l{layer}")
                 blocks.append(Block(kernel=int(m[1]), expand=float(m[2]), out=out,
@@ -266,7 +270,9 @@ def space_from_dict(d: Any, source: str) -> SearchSpace:
             kernel=_list(s["kernel"], f"{w}.kernel", int, odd),
             expand=tuple(float(x) for x in _list(s["expand"], f"{w}.expand", (int, float),
                                                   lambda x: None if x >= 1 else "must be >= 1")),
-            width=tuple(float(x) for x in _list(s.get("width", 1.0), f"{w}.width", (int, float), pos)),
+            width=tuple(float(x) for x in _list(
+                s.get("width", 1.0), f"{w}.width", (int, float),
+                lambda x: None if 0 < x <= MAX_CHANNELS else f"must be in (0, {MAX_CHANNELS}]")),
             se=tuple(float(x) for x in _list(s.get("se", 0), f"{w}.se", (int, float),
                                               lambda x: None if 0 <= x < 1 else "must be in [0, 1)")),
             act=_list(s.get("act", "relu6"), f"{w}.act", str,
@@ -283,7 +289,37 @@ def space_from_dict(d: Any, source: str) -> SearchSpace:
         if r < sp.min_resolution():
             raise HwnasError(f"{source}: resolutions: {r} is too small for the total stride "
                              f"{sp.min_resolution()}")
+    _check_limits(sp, source)
     return sp
+
+
+def _check_limits(sp: SearchSpace, source: str) -> None:
+    """The limits of :mod:`hwnas.arch` (channels, resolution, depth, classes, memory) on the
+    space's largest Arch, from its numbers alone (nothing is built)."""
+    for r in sp.resolutions:
+        if r > MAX_RESOLUTION:
+            raise HwnasError(f"{source}: resolutions: {r} is above the limit of "
+                             f"{MAX_RESOLUTION:,}")
+    check_values(source, classes=sp.classes, channels=sp.channels)
+    for j, st in enumerate(sp.stages):
+        w = f"{source}: stages[{j}]"
+        check_values(w, out=max(st.outs))
+        for k in st.kernel:
+            check_values(w, kernel=k)
+        for e in st.expand:
+            check_values(w, expand=e)
+    depth = sum(st.depth[1] for st in sp.stages)
+    if depth > MAX_BLOCKS:
+        raise HwnasError(f"{source}: stages: up to {depth} blocks, above the limit of "
+                         f"{MAX_BLOCKS}")
+    largest = {}
+    for j, st in enumerate(sp.stages, 1):
+        largest[f"s{j}_out"] = max(st.outs)
+        largest[f"s{j}_se"] = num_str(max(st.se))
+        big = f"k{num_str(max(st.kernel))}e{num_str(max(st.expand))}"
+        for layer in range(st.depth[1]):
+            largest[f"s{j}_l{layer}"] = big
+    sp.arch_from_params(largest, max(sp.resolutions))  # validate: channels, memory
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
@@ -295,12 +331,12 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
             raise HwnasError(f"unknown space '{name_or_path}' (known: {', '.join(files) or 'none'}; "
                              "or give a path to a YAML file)")
         p = files[p.name]
-    if not p.is_file():
-        raise HwnasError(f"{p}: no such space file")
+    text = read_text_file(p, "space file")
     try:
-        d = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise HwnasError(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
+        d = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise HwnasError(f"{p}: not valid YAML: {first}") from None
     return space_from_dict(d, str(p))
 
 

@@ -107,3 +107,55 @@ def test_with_resolution_keeps_blocks():
     a = baseline("mbv2-0.5").with_resolution(160)
     assert a.resolution == 160 and a.blocks == baseline("mbv2-0.5").blocks
     assert isinstance(a, Arch)
+
+
+@pytest.mark.parametrize("patch, fragment", [
+    ({"stem": {"out": 100_000_000}}, "stem.out: 100000000 is above the limit"),
+    ({"input": {"resolution": 10_000}}, "input.resolution: 10000 is above the limit"),
+    ({"input": {"resolution": 224, "channels": 10**12}}, "input.channels"),
+    ({"classes": 10**9}, "classes: 1000000000 is above the limit"),
+    ({"blocks": [{"kernel": 3, "expand": 1e300, "out": 16}]}, "expand"),
+    ({"blocks": [{"kernel": 3, "expand": float("nan"), "out": 16}]}, "finite"),
+    ({"blocks": [{"kernel": 3, "expand": 30, "out": 8000}] * 2}, "channels is above the limit"),
+    ({"blocks": [{"kernel": 3, "expand": 1, "out": 16}] * 1000}, "1000 blocks"),
+    ({"input": {"resolution": 3000}, "stem": {"out": 256}}, "needs about"),
+])
+def test_limits_are_checked_before_anything_is_built(patch, fragment):
+    d = {**GOOD, **patch}
+    with pytest.raises(HwnasError, match=fragment):
+        from_dict(d, "a.yaml")
+
+
+def test_the_memory_limit_can_be_raised(monkeypatch):
+    from hwnas.arch import MAX_MEMORY_ENV, model_memory_bytes
+
+    big = {**GOOD, "input": {"resolution": 3000}, "stem": {"out": 256}}
+    with pytest.raises(HwnasError, match=MAX_MEMORY_ENV):
+        from_dict(big)
+    monkeypatch.setenv(MAX_MEMORY_ENV, "64")
+    a = from_dict(big)  # only counted, nothing allocated
+    assert 4 * 2**30 < model_memory_bytes(a) < 64 * 2**30
+    monkeypatch.setenv(MAX_MEMORY_ENV, "lots")
+    with pytest.raises(HwnasError, match="positive number of GB"):
+        from_dict(GOOD)
+
+
+def test_a_repeat_count_is_bounded_before_the_list_is_made():
+    with pytest.raises(HwnasError, match="more than 256 blocks"):
+        parse_string("r64c3_s16k3s2r6_k3e1c16s1x100000000_h0_n10")
+
+
+def test_a_space_beyond_the_limits_is_refused_on_loading(tmp_path):
+    from hwnas.space import space_from_dict
+
+    base = {"name": "t", "resolutions": [64], "stem": {"out": 16},
+            "stages": [{"out": 16, "stride": 2, "kernel": [3], "expand": [6]}]}
+    space_from_dict(base, "t.yaml")
+    for patch, fragment in [({"resolutions": [64, 100_000]}, "resolutions: 100000 is above"),
+                            ({"classes": 10**7}, "classes"),
+                            ({"stages": [{**base["stages"][0], "out": 10**8}]}, "out"),
+                            ({"stages": [{**base["stages"][0], "width": [float("inf")]}]}, "width"),
+                            ({"stages": [{**base["stages"][0], "depth": [1, 300]}]}, "300 blocks"),
+                            ({"resolutions": [4000], "stem": {"out": 512}}, "needs about")]:
+        with pytest.raises(HwnasError, match=fragment):
+            space_from_dict({**base, **patch}, "t.yaml")

@@ -2,8 +2,12 @@
 clear line for every way of failing to reach a device."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,7 @@ from hwnas.hosts import (
     load_device,
     parse_target,
     save_device,
+    validate_name,
 )
 
 
@@ -88,6 +93,17 @@ def test_library_roundtrip(home):
     (home / "latency_tables" / "b1" / "device.json").write_text("{broken")
     with pytest.raises(HwnasError, match="cannot read device file"):
         load_device("b1")
+
+
+def test_names_and_targets_end_at_the_end_of_the_text():
+    """`$` matches before a trailing newline; names and targets are matched whole."""
+    for bad in ("nl\n", "a\nb", "x" * 65):
+        with pytest.raises(HwnasError, match="bad device name"):
+            validate_name(bad)
+    for bad in ("ssh://pi@host\n", "ssh://pi\n@host", "ssh://[::1]\n"):
+        with pytest.raises(HwnasError, match="bad device target"):
+            parse_target(bad)
+    assert validate_name("pi-4.b_2") == "pi-4.b_2"
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -318,3 +334,123 @@ def test_upload_disk_full_message():
                    "tar: Exiting with failure status due to previous errors\n")
     assert str(e) == ("device 'pi' (pi@board:2222): disk full on the device (No space left on device): "
                       "free some space and run again")
+
+
+# ---------------------------------------------------------------- the runner when the host is gone
+
+def relu_bundle(d: Path, n: int = 6, passes: int = 4, min_time_s: float = 0.15) -> list[str]:
+    """A real bundle of ``n`` one-op ONNX models (no torch), slow enough to stop mid-run."""
+    from onnx import TensorProto, helper
+
+    from hwnas.bundle import write_runner
+    from hwnas.device.bench import Protocol
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
+    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                                                [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    write_runner(d)
+    (d / "models").mkdir()
+    (d / "models" / "relu.onnx").write_bytes(model.SerializeToString())
+    ids = [f"relu#{i}" for i in range(n)]
+    proto = Protocol(warmup=1, min_repeats=3, min_time_s=min_time_s, passes=passes,
+                     burst_warmup=0, sample_ms=0.0, chunk=n)
+    (d / "manifest.json").write_text(json.dumps({
+        "schema": 1, "kind": "hwnas-bundle", "protocol": proto.to_dict(),
+        "entries": [{"id": i, "kind": "block", "file": "models/relu.onnx",
+                     "input_shape": [1, 4, 8, 8]} for i in ids]}))
+    return ids
+
+
+def _records(path: Path, kind: str) -> list[dict]:
+    from hwnas.device.runner import read_records
+
+    return [r for r in read_records(str(path)) if r["type"] == kind]
+
+
+def test_runner_stops_and_removes_its_copy_when_stdin_closes(tmp_path):
+    b = tmp_path / "copy"
+    ids = relu_bundle(b)
+    p = subprocess.Popen([sys.executable, "-u", "run.py", "--exit-with-stdin",
+                          "--remove-if-orphaned"], cwd=b, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:  # the first burst is measured: the host goes away
+        if line.startswith("RECORD") and '"type":"pass"' in line:
+            break
+    p.stdin.close()
+    rest = p.stdout.read()
+    assert p.wait(timeout=120) == 1
+    assert "stdin closed" in p.stderr.read()
+    assert rest.count("RESULT ") < len(ids)  # it stopped, instead of measuring on
+    assert not b.exists()  # and removed the folder itself
+
+
+def test_a_runner_that_loses_its_host_writes_what_it_measured_and_a_resume_adds_no_burst(
+        tmp_path):
+    ids = relu_bundle(tmp_path, n=4, passes=3, min_time_s=0.05)
+    res = tmp_path / "results.jsonl"
+    p = subprocess.Popen([sys.executable, "-u", "run.py"], cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        if line.startswith("RESULT"):
+            break
+    p.stdout.close()  # the host is gone: the next line printed meets a broken pipe
+    assert p.wait(timeout=120) == 1
+    assert "stdout closed" in p.stderr.read()
+    first = _records(res, "pass")
+    assert 0 < len(_records(res, "result")) < len(ids)
+    # the last burst measured before the pipe broke is in the file, with its result if final
+    for i in ids:
+        n = sum(r["id"] == i for r in first)
+        assert (n >= 3) == any(r["id"] == i for r in _records(res, "result")), i
+    r = subprocess.run([sys.executable, "run.py"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    passes = [(x["id"], x["pass"]) for x in _records(res, "pass")]
+    assert sorted(passes) == sorted((i, k) for i in ids for k in (1, 2, 3))  # none twice
+    assert sorted(x["id"] for x in _records(res, "result")) == sorted(ids)
+    # a runner stopped between an entry's last pass line and its result line: the next start
+    # writes the result from the recorded passes, without another burst
+    lines = res.read_text().splitlines(keepends=True)
+    drop = next(k for k, x in enumerate(lines) if '"type":"result"' in x)
+    gone = json.loads(lines[drop])
+    res.write_text("".join(lines[:drop] + lines[drop + 1:]))
+    r = subprocess.run([sys.executable, "run.py"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert [(x["id"], x["pass"]) for x in _records(res, "pass")] == passes
+    again = [x for x in _records(res, "result") if x["id"] == gone["id"]]
+    assert len(again) == 1 and again[0]["n"] == gone["n"] and again[0]["runs"] == gone["runs"]
+
+
+@pytest.mark.ssh
+@pytest.mark.parametrize("kill", ["host", "host-and-ssh"])
+def test_ssh_kill_9_of_the_host_leaves_no_folder_on_the_board(ssh_env, tmp_path, kill):
+    """kill -9 of hwnas (alone, or with its ssh client): the runner on the board notices its
+    session is gone, stops and removes its temporary folder itself."""
+    b = tmp_path / "bundle"
+    relu_bundle(b, n=8, passes=6, min_time_s=0.2)
+    host = tmp_path / "host.py"
+    host.write_text(textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from pathlib import Path
+        from hwnas.hosts import DeviceConfig, connect
+        os.setpgrp()
+        cfg = DeviceConfig("board", {ssh_env.target!r}, python=sys.executable)
+        connect(cfg).run_bundle(Path({str(b)!r}), ["--exit-with-parent"],
+                                lambda line: print(line, flush=True))
+    """))
+    p = subprocess.Popen([sys.executable, str(host)], stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, HWNAS_SSH_CONFIG=str(ssh_env.ssh_config)))
+    for line in p.stdout:
+        if '"type":"pass"' in line:
+            break
+    assert leftovers(ssh_env), "the bundle should be on the board while it runs"
+    os.killpg(p.pid, signal.SIGKILL) if kill == "host-and-ssh" else os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    deadline = time.monotonic() + 60
+    while leftovers(ssh_env) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert leftovers(ssh_env) == []

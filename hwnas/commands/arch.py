@@ -65,8 +65,11 @@ def cmd_arch_sample(args) -> None:
     from pathlib import Path
 
     from ..arch import dump_arch, save_arch
+    from ..errors import HwnasError
     from ..space import load_space
 
+    if not 1 <= args.n <= 100_000:
+        raise HwnasError(f"-n must be in 1..100000, got {args.n}")
     archs = load_space(args.space).sample(args.seed, args.n, args.resolution)
     for i, a in enumerate(archs):
         if args.output:
@@ -81,10 +84,11 @@ def cmd_arch_sample(args) -> None:
 
 def cmd_arch_info(args) -> None:
     from ..baselines import resolve_arch
-    from ..model import arch_costs
     from ..pieces import arch_pieces
 
-    a = resolve_arch(args.arch)
+    a = resolve_arch(args.arch)  # checked against the limits before torch builds anything
+    from ..model import arch_costs
+
     c = arch_costs(a)
     print(f"arch        {a.to_string()}")
     print(f"resolution  {a.resolution}x{a.resolution}x{a.channels}, {len(a.blocks)} blocks, {a.classes} classes")
@@ -110,10 +114,11 @@ def cmd_arch_baseline(args) -> None:
 def cmd_export(args) -> None:
     from ..baselines import resolve_arch
     from ..errors import HwnasError
-    from ..export import export_arch
 
     if not args.output.endswith(".onnx"):
         raise HwnasError(f"{args.output}: output must end with .onnx")
-    a = resolve_arch(args.arch)
+    a = resolve_arch(args.arch)  # checked against the limits before torch builds anything
+    from ..export import export_arch
+
     data = export_arch(a, args.output, seed=args.seed)
     print(f"{args.output}  ({len(data) / 2**20:.2f} MiB, {a.to_string()})")

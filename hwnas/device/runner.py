@@ -31,9 +31,20 @@ On start the runner drops a half-written last line, skips entries with a result 
 continues the others from their recorded passes, so a kill -9 loses at most the burst in
 flight and every entry ends with exactly one result. A lock file stops two runners from
 writing the same results file; with ``--exit-with-parent`` (what hwnas passes) the runner
-also stops when the process that started it dies. Every appended line is also printed on stdout, as
-``RESULT <json>`` (results) or ``RECORD <json>`` (provenance, passes), so a host that
-runs the bundle remotely can keep its own copy; progress is printed as
+also stops when the process that started it dies, and with ``--exit-with-stdin`` when its
+standard input reaches end-of-file (the host, or its SSH session, is gone: a daemon thread
+reads it). It stops between bursts: the records of a burst it measured (its ``pass`` line and,
+after the last pass, the entry's ``result`` line) are written to the results file before
+anything is printed, and an entry whose recorded passes are complete but has no result yet
+(a runner stopped between the two lines) gets its result from them on the next start, without
+another burst. With ``--remove-if-orphaned`` a runner stopped because its host is gone
+removes the bundle directory (the temporary copy the host would have removed). hwnas sets
+both through the environment (:data:`ENV_EXIT_WITH_STDIN`, :data:`ENV_REMOVE_IF_ORPHANED`;
+the second only for the temporary copy on an SSH device).
+
+Every appended line is also printed on stdout, as ``RESULT <json>`` (results) or
+``RECORD <json>`` (provenance, passes), so a host that runs the bundle remotely can keep its
+own copy; progress is printed as
 ``PROGRESS <done> <total> <eta_seconds>`` (done counts entries, fractional while an
 entry's passes are in flight).
 
@@ -50,6 +61,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 
 from . import bench, conditions, weights
@@ -59,12 +71,50 @@ MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
 SCHEMA = 2  # 2: models may be graphs whose weights the runner generates (weights.py)
 SCHEMAS = (1, 2)  # manifests this runner reads
+#: what the host sets instead of the flags (the runner's command line stays the caller's):
+#: ``--exit-with-stdin`` and ``--remove-if-orphaned``
+ENV_EXIT_WITH_STDIN = "HWNAS_EXIT_WITH_STDIN"
+ENV_REMOVE_IF_ORPHANED = "HWNAS_REMOVE_IF_ORPHANED"
 
 
 class RunnerError(Exception):
     def __init__(self, message: str, code: int = 2):
         super().__init__(message)
         self.code = code
+
+
+class HostGone(RunnerError):
+    """The host that started the runner is gone (stdout closed, stdin at end-of-file, or the
+    parent process exited)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 1)
+
+
+class HostWatch:
+    """Notices that the host is gone: its parent process changed (``parent``), or its
+    standard input reached end-of-file (``stdin``; read by a daemon thread)."""
+
+    def __init__(self, parent: bool = False, stdin: bool = False):
+        self.ppid = os.getppid() if parent else None
+        self.eof = threading.Event()
+        if stdin:
+            threading.Thread(target=self._read, name="hwnas-stdin", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        self.eof.set()
+
+    def check(self) -> None:
+        """HostGone if the host is gone."""
+        if self.eof.is_set():
+            raise HostGone("stdin closed (the host or its SSH session is gone); stopping")
+        if self.ppid is not None and os.getppid() != self.ppid:  # the host died: re-parented
+            raise HostGone("parent process exited; stopping")
 
 
 # ---- results file --------------------------------------------------------------------------------
@@ -198,23 +248,22 @@ def _chunks(entries: list, bundle: str, p: Protocol) -> list:
 
 
 class Reporter:
-    def __init__(self, total: int, done: float, exit_with_parent: bool = False):
+    def __init__(self, total: int, done: float, watch: HostWatch | None = None):
         self.total, self.start_done = total, done
         self.t0 = time.monotonic()
         self.last = 0.0
-        self.ppid = os.getppid() if exit_with_parent else None
+        self.watch = watch or HostWatch()
 
     def emit(self, line: str) -> None:
         try:
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
         except BrokenPipeError:  # the host went away: stop measuring
-            raise RunnerError("stdout closed; stopping", 1) from None
+            raise HostGone("stdout closed; stopping") from None
 
     def progress(self, done: float, force: bool = False) -> None:
         now = time.monotonic()
-        if self.ppid is not None and os.getppid() != self.ppid:  # the host died: re-parented
-            raise RunnerError("parent process exited; stopping", 1)
+        self.watch.check()
         if not force and now - self.last < 0.5:
             return
         self.last = now
@@ -242,9 +291,11 @@ def _load(bundle: str, e: dict, p: Protocol, written: list) -> bench.Model:
 
 
 def run(bundle: str, results: str, p: Protocol, log=None, exit_with_parent: bool = False,
-        sys_root: str = "/", vcgencmd=conditions.VCGENCMD) -> int:
+        sys_root: str = "/", vcgencmd=conditions.VCGENCMD, exit_with_stdin: bool = False) -> int:
     """Measure every pending entry of ``bundle``; returns the exit status. ``sys_root`` and
-    ``vcgencmd`` say where the chunk records read the clock, temperature and throttling."""
+    ``vcgencmd`` say where the chunk records read the clock, temperature and throttling;
+    ``exit_with_parent`` / ``exit_with_stdin``: stop (:class:`HostGone`) between bursts once
+    the host is gone (:class:`HostWatch`)."""
     log = log or (lambda msg: print(msg, flush=True))  # stdout: stderr is for the error line
     p.validate()
     manifest = load_manifest(bundle)
@@ -274,8 +325,12 @@ def run(bundle: str, results: str, p: Protocol, log=None, exit_with_parent: bool
         writer = ResultsWriter(results)
         rep = Reporter(len(entries), len(entries) - len(pending)
                        + sum(min(passes.get(e["id"], 0), p.passes) / p.passes for e in pending),
-                       exit_with_parent)
+                       HostWatch(exit_with_parent, exit_with_stdin))
         rep.emit("RECORD " + writer.append(dict(type="provenance", **prov), sync=True))
+        # passes complete, result line missing (stopped between the two): no extra burst
+        for e in [e for e in pending if passes.get(e["id"], 0) >= p.passes]:
+            rep.emit("RESULT " + writer.append(_result(e, samples, runs), sync=True))
+            pending.remove(e)
         log(f"{len(entries)} entries, {len(entries) - len(pending)} already measured, "
             f"{len(pending)} to go; threads {p.threads}, {p.passes} passes")
         rep.progress(rep.start_done, force=True)
@@ -306,15 +361,17 @@ def run(bundle: str, results: str, p: Protocol, log=None, exit_with_parent: bool
                         passes[i] = passes.get(i, 0) + 1
                         samples.setdefault(i, []).extend(s)
                         runs[i] = runs.get(i, 0) + loops * len(s)
-                        rep.emit("RECORD " + writer.append(
+                        # the file first (pass, then result), then stdout: a host that is
+                        # gone (a broken pipe) cannot cost a measured burst or its result
+                        out = ["RECORD " + writer.append(
                             {"type": "pass", "id": i, "pass": passes[i], "loops": loops,
-                             "samples_ms": [round(x, 6) for x in s]}))
+                             "samples_ms": [round(x, 6) for x in s]})]
                         if passes[i] >= p.passes:
-                            res = {"type": "result", "id": i, "kind": e["kind"]}
-                            res.update(bench.summarize(samples.pop(i)))
-                            res["runs"] = runs.pop(i)
-                            rep.emit("RESULT " + writer.append(res, sync=True))
+                            out.append("RESULT " + writer.append(_result(e, samples, runs),
+                                                                 sync=True))
                             finished += 1
+                        for line in out:
+                            rep.emit(line)
                         inflight = sum(passes.get(x["id"], 0) / p.passes for x in todo
                                        if passes.get(x["id"], 0) < p.passes)
                         rep.progress(finished + inflight)
@@ -342,6 +399,14 @@ def run(bundle: str, results: str, p: Protocol, log=None, exit_with_parent: bool
         lock.release()
 
 
+def _result(e: dict, samples: dict, runs: dict) -> dict:
+    """The result record of entry ``e`` from its samples (taken out of ``samples``/``runs``)."""
+    res = {"type": "result", "id": e["id"], "kind": e["kind"]}
+    res.update(bench.summarize(samples.pop(e["id"], [])))
+    res["runs"] = runs.pop(e["id"], 0)
+    return res
+
+
 def parse_args(argv: list | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="run.py",
@@ -356,6 +421,12 @@ def parse_args(argv: list | None) -> argparse.Namespace:
     ap.add_argument("--exit-with-parent", action="store_true",
                     help="stop when the process that started the runner exits (hwnas passes "
                     "this; without it a run started with nohup survives logging out)")
+    ap.add_argument("--exit-with-stdin", action="store_true",
+                    help="stop when standard input reaches end-of-file (hwnas keeps it open "
+                    "while it listens: over SSH, the session is gone)")
+    ap.add_argument("--remove-if-orphaned", action="store_true",
+                    help="when stopping because the host is gone, remove the bundle directory "
+                    "(a temporary copy the host would have removed)")
     ap.add_argument("--sys-root", default="/", metavar="DIR",
                     help="read cpufreq, thermal zones and the load average under DIR instead "
                     "of / (tests, containers)")
@@ -384,7 +455,10 @@ def protocol_from(manifest: dict | None, args: argparse.Namespace) -> Protocol:
 
 def main(argv: list | None = None, bundle_dir: str | None = None) -> int:
     def err(msg: str, code: int) -> int:
-        print(f"error: {msg}", file=sys.stderr, flush=True)
+        try:
+            print(f"error: {msg}", file=sys.stderr, flush=True)
+        except OSError:  # no one listens any more
+            pass
         return code
 
     try:
@@ -414,7 +488,17 @@ def main(argv: list | None = None, bundle_dir: str | None = None) -> int:
             raise RunnerError(f"protocol: {e}") from None
         results = os.path.abspath(args.results) if args.results else os.path.join(bundle, RESULTS)
         return run(bundle, results, p, exit_with_parent=args.exit_with_parent,
-                   sys_root=args.sys_root, vcgencmd=args.vcgencmd.split())
+                   sys_root=args.sys_root, vcgencmd=args.vcgencmd.split(),
+                   exit_with_stdin=args.exit_with_stdin
+                   or os.environ.get(ENV_EXIT_WITH_STDIN) == "1")
+    except HostGone as e:
+        if args.remove_if_orphaned or os.environ.get(ENV_REMOVE_IF_ORPHANED) == "1":
+            shutil.rmtree(bundle, ignore_errors=True)
+        try:  # no "Exception ignored" noise when Python flushes a closed stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return err(str(e), e.code)
     except RunnerError as e:
         return err(str(e), e.code)
     except KeyboardInterrupt:

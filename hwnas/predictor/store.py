@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +25,80 @@ log = logging.getLogger(__name__)
 PREDICTOR_SCHEMA = 1
 _P = TypeVar("_P", bound="StoredPredictor")
 
+#: the ranges of stored predictor settings (predictor.json, predictor files): a type or a value
+#: out of range is refused with one line naming the file and the field; iteration counts are
+#: capped so that no file can make a fit run for hours
+MAX_ITER = 10_000
+_INT, _NUM, _BOOL = "an integer", "a number", "true or false"
+_BLOCK_SETTINGS: dict[str, tuple[str, float, float]] = {
+    "correction": (_BOOL, 0, 1),
+    "max_iter": (_INT, 1, MAX_ITER),
+    "learning_rate": (_NUM, 1e-6, 1.0),
+    "max_leaf_nodes": (_INT, 2, 4096),
+    "min_samples_leaf": (_INT, 1, 100_000),
+    "random_state": (_INT, 0, 2**32 - 1),
+    "extrapolation_factor": (_NUM, 1.0, 1e6),
+}
+
+
+def _check_value(v: Any, kind: str, lo: float, hi: float, where: str) -> None:
+    if kind == _BOOL:
+        ok = isinstance(v, bool)
+    elif kind == _INT:
+        ok = isinstance(v, int) and not isinstance(v, bool)
+    else:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not ok:
+        raise HwnasError(f"{where}: must be {kind}, got {v!r}")
+    if kind != _BOOL and not lo <= v <= hi:
+        raise HwnasError(f"{where}: {v!r} is outside {lo:g}..{hi:g}")
+
+
+def _check_keys(d: Any, allowed: Sequence[str], where: str) -> dict:
+    if not isinstance(d, dict):
+        raise HwnasError(f"{where}: must be an object, got {type(d).__name__}")
+    for k in d:
+        if k not in allowed:
+            raise HwnasError(f"{where}: unknown setting {k!r} (known: {', '.join(allowed)})")
+    return d
+
+
+def check_settings(settings: Any, where: str = "predictor settings") -> dict[str, Any]:
+    """``settings`` (the ``settings`` object of a predictor file) if every field has its type
+    and lies in its range, else HwnasError naming ``where`` and the field."""
+    from ..device.bench import STATISTICS
+    from .features import ARCH_FEATURES
+
+    if settings is None:
+        return {}
+    d = _check_keys(settings, ("statistic", "min_networks", "block_model", "network_model"),
+                    f"{where}: settings")
+    if "statistic" in d and d["statistic"] not in STATISTICS:
+        raise HwnasError(f"{where}: settings.statistic: must be one of {', '.join(STATISTICS)}, "
+                         f"got {d['statistic']!r}")
+    if "min_networks" in d:
+        _check_value(d["min_networks"], _INT, 2, 1_000_000, f"{where}: settings.min_networks")
+    bm = _check_keys(d.get("block_model") or {}, tuple(_BLOCK_SETTINGS),
+                     f"{where}: settings.block_model")
+    for k, v in bm.items():
+        _check_value(v, *_BLOCK_SETTINGS[k], f"{where}: settings.block_model.{k}")
+    nm = _check_keys(d.get("network_model") or {}, ("features", "alphas"),
+                     f"{where}: settings.network_model")
+    w = f"{where}: settings.network_model"
+    if "features" in nm:
+        f = nm["features"]
+        if not isinstance(f, (list, tuple)) or not f or len(f) > len(ARCH_FEATURES) or \
+                any(x not in ARCH_FEATURES for x in f):
+            raise HwnasError(f"{w}.features: must be a non-empty list of "
+                             f"{', '.join(ARCH_FEATURES)}; got {f!r}")
+    if "alphas" in nm:
+        a = nm["alphas"]
+        if not isinstance(a, (list, tuple)) or not 1 <= len(a) <= 100:
+            raise HwnasError(f"{w}.alphas: must be a list of 1 to 100 numbers, got {a!r}")
+        for x in a:
+            _check_value(x, _NUM, 1e-12, 1e12, f"{w}.alphas")
+    return dict(d)
+
 
 class StoredPredictor:
     """Persistence and device checks of :class:`~hwnas.predictor.LatencyPredictor` (a mixin:
@@ -39,7 +114,9 @@ class StoredPredictor:
                 "block_model": bm.get_params(), "network_model": net}
 
     @classmethod
-    def from_settings(cls: type[_P], settings: Mapping[str, Any]) -> _P:
+    def from_settings(cls: type[_P], settings: Mapping[str, Any],
+                      where: str = "predictor settings") -> _P:
+        settings = check_settings(dict(settings), where)
         try:
             net = dict(settings.get("network_model") or {})
             for k in ("features", "alphas"):
@@ -79,7 +156,7 @@ class StoredPredictor:
         if not isinstance(tr, dict) or not isinstance(tr.get("blocks"), dict) \
                 or not isinstance(tr.get("networks"), dict):
             raise HwnasError(f"{where}: training must hold 'blocks' and 'networks' objects")
-        pred = cls.from_settings(d.get("settings") or {})
+        pred = cls.from_settings(d.get("settings") or {}, where)
         try:
             blocks = {str(k): float(v) for k, v in tr["blocks"].items()}
             nets = {str(k): float(v) for k, v in tr["networks"].items()}
@@ -93,7 +170,7 @@ class StoredPredictor:
         were made with another onnxruntime version or thread count than its device now has."""
         p = Path(path)
         try:
-            d = json.loads(p.read_text())
+            d = json.loads(p.read_bytes())
         except FileNotFoundError:
             raise HwnasError(f"{p}: no such predictor file") from None
         except (OSError, ValueError) as e:
@@ -148,10 +225,13 @@ def stored_settings(device: str) -> dict[str, Any]:
     if not p.is_file():
         return {}
     try:
-        d = json.loads(p.read_text())
-        return dict(d.get("settings") or {})
-    except (OSError, ValueError, AttributeError, TypeError) as e:
-        raise HwnasError(f"{p}: not a readable predictor file ({e})") from None
+        d = json.loads(p.read_bytes())
+    except (OSError, ValueError) as e:  # also not UTF-8
+        raise HwnasError(f"{p}: not a readable predictor file "
+                         f"({(str(e).splitlines() or [type(e).__name__])[0]})") from None
+    if not isinstance(d, dict):
+        raise HwnasError(f"{p}: not an hwnas predictor file (a JSON object)")
+    return check_settings(d.get("settings"), str(p))
 
 
 def device_now(device: str | Device) -> dict[str, Any]:
@@ -187,5 +267,5 @@ def device_now(device: str | Device) -> dict[str, Any]:
     return now
 
 
-__all__ = ["PREDICTOR_FILE", "PREDICTOR_SCHEMA", "StoredPredictor", "device_now",
-           "stored_settings"]
+__all__ = ["MAX_ITER", "PREDICTOR_FILE", "PREDICTOR_SCHEMA", "StoredPredictor", "check_settings",
+           "device_now", "stored_settings"]

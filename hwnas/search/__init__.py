@@ -60,7 +60,7 @@ from .settings import (
     parse_ms,
     parse_objectives,
 )
-from .storage import make_sampler, open_storage, open_study
+from .storage import check_journal, make_sampler, open_storage, open_study
 from .workers import (
     Interrupts,
     count_trials,
@@ -77,7 +77,7 @@ __all__ = [
     # seeds
     "cheapest_archs", "cheapest_params", "default_resolution", "seed_params", "seed_study",
     # storage
-    "make_sampler", "open_storage", "open_study",
+    "check_journal", "make_sampler", "open_storage", "open_study",
     # objective
     "METRICS_ATTR", "SURPLUS_ATTR", "Estimators", "Evaluator", "Metrics", "Objective",
     "arch_costs_fast", "build_estimators",

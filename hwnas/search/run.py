@@ -42,7 +42,7 @@ from .objective import (
 from .pareto import feasible_front
 from .seeds import cheapest_archs, default_resolution, seed_study
 from .settings import OBJECTIVES, AccuracyFn, LatencyFn, SearchSettings
-from .storage import open_storage, open_study
+from .storage import check_journal, open_storage, open_study
 from .workers import count_trials, fail_dead_trials, run_trials
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,10 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
     # the device is read once: its table gives the resolution, the predictor and provenance
     dev = settings.device if injected else Device.load(settings.device)
     resolution = settings.resolution or default_resolution(space, dev)
+    lo, hi = min(space.resolutions), max(space.resolutions)
+    if not lo <= resolution <= hi:
+        raise HwnasError(f"--resolution {resolution} is outside the resolutions of space "
+                         f"{space.name} ({lo}..{hi})")
     if resolution not in space.resolutions:
         log.info("resolution %d is not among the space's (%s); searching at %d anyway",
                  resolution, ", ".join(map(str, space.resolutions)), resolution)
@@ -98,7 +102,11 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
     run_dir = runs_dir() / settings.name
     # refuse a mismatching existing run before anything heavy (classes follow from the data)
     pre = identity(settings, space, resolution, 0)
-    check_existing_run(run_dir, pre, settings.storage, skip=("classes",))
+    old_cfg = check_existing_run(run_dir, pre, settings.storage, skip=("classes",))
+    journal = settings.storage or (old_cfg or {}).get("storage")
+    if journal is None or (isinstance(journal, str) and "://" not in journal):
+        # a journal file: is it one? (only read; repaired later once known to be a journal)
+        check_journal(run_dir / JOURNAL if journal is None else Path(journal))
     if settings.storage is not None:
         open_storage(settings.storage, run_dir)  # a URL that cannot be opened fails here
     if injected:
@@ -134,9 +142,8 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
     for k in ("space", "device", "resolution", "accuracy", "data"):
         study.set_user_attr(k, ident[k])
     fail_dead_trials(study)
-    if settings.seed_baselines and not any(
-            t.user_attrs.get(SEED_ATTR) is None for t in study.get_trials(deepcopy=False)):
-        seed_study(study, space)
+    if settings.seed_baselines:
+        seed_study(study, space)  # new seeds, and again those whose trial failed
 
     done0, _ = count_trials(study)
     objective = Objective(space, resolution, n_classes, Evaluator(latency_fn, accuracy_fn),

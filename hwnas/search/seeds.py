@@ -112,7 +112,33 @@ def default_resolution(space: SearchSpace, device: str | Device | None = None) -
     return min(space.resolutions, key=lambda r: (abs(r - DEMO_RESOLUTION), r))
 
 
-def seed_study(study, space: SearchSpace) -> None:
-    """Enqueue the seed configurations (:func:`seed_params`) once."""
+def seed_study(study, space: SearchSpace) -> list[str]:
+    """Enqueue the seed configurations (:func:`seed_params`); returns the labels enqueued.
+
+    A study without trials of its own (new, or holding only seed trials) gets every seed that
+    is not in it yet. A seed whose trials all ended FAIL (an error, or a worker killed during
+    it: :func:`hwnas.search.workers.fail_dead_trials` runs first) is enqueued again, once per
+    launch, until it has a COMPLETE trial; a seed with a COMPLETE, WAITING, RUNNING or PRUNED
+    trial is left alone, so no seed is ever evaluated twice. A study whose search started
+    without seeds (``--no-seed``) gets none later."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    states: dict[str, set] = {}
+    for t in trials:
+        label = t.user_attrs.get(SEED_ATTR)
+        if label:
+            states.setdefault(str(label), set()).add(t.state)
+    fresh = not any(t.user_attrs.get(SEED_ATTR) is None for t in trials)
+    out = []
     for label, p in seed_params(space):
-        study.enqueue_trial(p, user_attrs={SEED_ATTR: label}, skip_if_exists=True)
+        have = states.get(label)
+        if have is None and not fresh:
+            continue
+        if have and have - {TrialState.FAIL}:
+            continue
+        if have:
+            log.info("seed %s: its trial failed or was interrupted; evaluating it again", label)
+        study.enqueue_trial(p, user_attrs={SEED_ATTR: label})
+        out.append(label)
+    return out

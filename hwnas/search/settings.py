@@ -23,7 +23,8 @@ OBJECTIVES: dict[str, tuple[str, str, str]] = {
 }
 SAMPLERS = ("nsga2", "nsga3", "tpe", "gp", "random")
 ACCURACY_KINDS = ("zero-cost", "train", "supernet")
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_WORKERS = 256  # processes of one search on one machine
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 __all__ = ["ACCURACY_KINDS", "OBJECTIVES", "SAMPLERS", "AccuracyFn", "LatencyFn", "SearchSettings",
            "parse_count", "parse_ms", "parse_objectives"]
@@ -62,13 +63,18 @@ class SearchSettings:
         if self.accuracy not in ACCURACY_KINDS:
             raise HwnasError(f"unknown accuracy estimator '{self.accuracy}' "
                              f"(choose from {', '.join(ACCURACY_KINDS)})")
-        if not _RUN_NAME.match(self.name):
-            raise HwnasError(f"run name '{self.name}': use letters, digits, '.', '_' and '-' "
-                             "(it becomes the folder runs/RUN)")
+        if not isinstance(self.name, str) or not _RUN_NAME.fullmatch(self.name):
+            raise HwnasError(f"run name {self.name!r}: use letters, digits, '.', '_' and '-' "
+                             "(at most 100; it becomes the folder runs/RUN)")
+        if self.resolution is not None and (isinstance(self.resolution, bool)
+                                            or not isinstance(self.resolution, int)
+                                            or self.resolution < 1):
+            raise HwnasError(f"--resolution must be a positive number of pixels, got "
+                             f"{self.resolution!r}")
         if self.trials < 0:
             raise HwnasError(f"--trials must be >= 0, got {self.trials}")
-        if self.workers < 1:
-            raise HwnasError(f"--workers must be >= 1, got {self.workers}")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise HwnasError(f"--workers must be in 1..{MAX_WORKERS}, got {self.workers}")
         if self.latency_budget_ms is not None and not self.latency_budget_ms > 0:
             raise HwnasError(f"--latency-budget must be positive, got {self.latency_budget_ms} ms")
         if self.max_params is not None and self.max_params <= 0:

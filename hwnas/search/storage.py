@@ -3,6 +3,7 @@ folder, or any Optuna storage URL for several machines), the samplers, opening t
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -14,7 +15,7 @@ from .settings import OBJECTIVES, SAMPLERS, SearchSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["make_sampler", "open_storage", "open_study"]
+__all__ = ["check_journal", "make_sampler", "open_storage", "open_study"]
 
 
 def open_storage(url: str | None, run_dir: Path):
@@ -49,10 +50,50 @@ def open_storage(url: str | None, run_dir: Path):
                          f"{type(e).__name__}: {msg}") from None
 
 
+_RECORD_START = b'{"op_code":'
+_PEEK = 1 << 20  # bytes read at each end of a journal to recognise it
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        rec = json.loads(line)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        return False
+    return isinstance(rec, dict) and isinstance(rec.get("op_code"), int)
+
+
+def check_journal(path: str | Path) -> None:
+    """HwnasError (one line) unless ``path`` is absent, empty or an Optuna journal file: its
+    first and its last complete line are journal records (JSON objects with an ``op_code``),
+    or, before the first record was complete, it begins like one. Only reads."""
+    p = Path(path)
+    try:
+        if not p.is_file() or p.stat().st_size == 0:
+            return
+        with open(p, "rb") as f:
+            head = f.read(_PEEK)
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - _PEEK))
+            tail = f.read()
+    except OSError as e:
+        raise HwnasError(f"{p}: unreadable ({e.strerror or e})") from None
+    first_end = head.find(b"\n")
+    if first_end < 0:
+        ok = size <= _PEEK and head.startswith(_RECORD_START)
+    else:
+        lines = tail[: tail.rfind(b"\n") + 1].splitlines()
+        ok = _is_record(head[:first_end]) and bool(lines) and _is_record(lines[-1])
+    if not ok:
+        raise HwnasError(f"{p}: not an Optuna journal file (left unchanged); move it away or "
+                         "use another --name")
+
+
 def _repair_journal_tail(path: Path) -> None:
-    """Drop an incomplete last line (a writer killed mid-append), under the journal's lock."""
+    """Drop an incomplete last line (a writer killed mid-append), under the journal's lock,
+    once the file is known to be a journal (:func:`check_journal`)."""
     if not path.is_file() or path.stat().st_size == 0:
         return
+    check_journal(path)
     from optuna.storages.journal import JournalFileSymlinkLock
 
     if Path(str(path) + ".lock").is_symlink():
