@@ -52,7 +52,7 @@ class Piece:
 
     @classmethod
     def from_key(cls, key: str) -> Piece:
-        m = _KEY_RE.match(key)
+        m = _KEY_RE.fullmatch(key)
         if not m:
             raise HwnasError(f"'{key}' is not a block key")
         g = m.groupdict()
@@ -66,9 +66,9 @@ class Piece:
 
 
 _KEY_RE = re.compile(
-    r"^(?P<kind>stem|mb|head|cls)_h(?P<h>\d+)_i(?P<i>\d+)_o(?P<o>\d+)"
+    r"(?P<kind>stem|mb|head|cls)_h(?P<h>\d+)_i(?P<i>\d+)_o(?P<o>\d+)"
     r"(?:_k(?P<k>\d+)_s(?P<s>\d+))?(?:_m(?P<m>\d+)_q(?P<q>\d+))?"
-    r"(?:_(?P<act>re|r6|hs))?(?:_res(?P<res>[01]))?$"
+    r"(?:_(?P<act>re|r6|hs))?(?:_res(?P<res>[01]))?"
 )
 
 

@@ -18,6 +18,14 @@ def test_enumerated_pieces_cover_every_sample(name):
     assert all(Piece.from_key(k).key == k for k in keys)
 
 
+def test_block_key_with_trailing_newline_is_refused():
+    key = next(iter(load_space("mobilenetv2").pieces(32))).key
+    assert Piece.from_key(key).key == key
+    for bad in (key + "\n", key + "\nx", "\n" + key):
+        with pytest.raises(HwnasError, match="is not a block key"):
+            Piece.from_key(bad)
+
+
 @pytest.mark.parametrize("name", SPACES)
 def test_every_trial_samples_the_same_parameters(name):
     sp = load_space(name)
