@@ -86,7 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="no random translation / flips")
     t.add_argument("--subset", type=int, metavar="N",
                    help="train on a stratified seeded subset of N training images (smoke runs)")
-    t.add_argument("--threads", type=int, help="torch threads while training [torch's default]")
+    t.add_argument("--threads", type=int,
+                   help="torch threads while training [half the usable cores, at least 1]")
     t.add_argument("--torch-device", default="cpu", metavar="DEV",
                    help="where to train: auto (CUDA, then MPS, then CPU), cpu (default), cuda or "
                    "mps; recorded in each training's result (the measurement is on --device)")

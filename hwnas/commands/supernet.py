@@ -55,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="part of the training split held out for scoring (default 0.2)")
     tr.add_argument("--kernel-transform", action="store_true",
                     help="Once-for-All's kernel transform matrices instead of the plain centre crop")
-    tr.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    tr.add_argument("--threads", type=int,
+                    help="torch threads (default: half the usable cores, at least 1)")
     tr.add_argument("--torch-device", default="auto", metavar="DEV",
                     help="auto (CUDA, then MPS, then CPU; default), cpu, cuda or mps")
     tr.set_defaults(func=cmd_train)

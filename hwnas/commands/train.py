@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--subset", type=int, help="train on this many (stratified) training images")
     tr.add_argument("--no-augment", action="store_true", help="no random shifts/flips")
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    tr.add_argument("--threads", type=int,
+                    help="torch threads (default: half the usable cores, at least 1)")
     tr.add_argument("-o", "--output", metavar="CHECKPOINT.pt",
                     help="checkpoint (state dicts, written each epoch; resumed if it exists)")
     tr.add_argument("--torch-device", default="cpu", metavar="DEV", help=DEVICE_HELP)
@@ -53,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc.add_argument("--epochs", type=int, default=3, help="with --estimator train")
     sc.add_argument("--batch-size", type=int, default=64, help="with --estimator zero-cost")
     sc.add_argument("--seed", type=int, default=0)
-    sc.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    sc.add_argument("--threads", type=int,
+                    help="torch threads (default: half the usable cores, at least 1)")
     sc.add_argument("--cache", metavar="FILE.json", help="score cache shared between runs")
     sc.add_argument("--space", metavar="SPACE", help="with --estimator supernet: the search space")
     sc.add_argument("--supernet", metavar="ID", help="with --estimator supernet: a supernet id or "

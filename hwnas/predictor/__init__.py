@@ -47,14 +47,22 @@ from .features import (
 )
 from .latency import LatencyPredictor, parse_archs
 from .models import DEFAULT_NETWORK_FEATURES, MIN_NETWORKS, BlockModel, NetworkModel
-from .store import PREDICTOR_FILE, PREDICTOR_SCHEMA, StoredPredictor, device_now, stored_settings
+from .store import (
+    MAX_ITER,
+    PREDICTOR_FILE,
+    PREDICTOR_SCHEMA,
+    StoredPredictor,
+    check_settings,
+    device_now,
+    stored_settings,
+)
 
 __all__ = [
     "ARCH_FEATURES", "CHANNEL_BLOCK", "COST_FEATURES", "DEFAULT_NETWORK_FEATURES", "LEVELS",
     "METRICS", "MIN_NETWORKS", "PREDICTORS", "PREDICTOR_FILE", "PREDICTOR_NAMES",
     "PREDICTOR_SCHEMA", "SHAPE_FEATURES", "ArchFeatures", "BlockModel", "Evaluation",
-    "LatencyPredictor", "NetworkModel", "PieceCosts", "PieceFeatures", "StoredPredictor",
-    "as_pieces", "device_now", "evaluate", "latency_metrics", "network_groups", "operator_of",
+    "LatencyPredictor", "MAX_ITER", "NetworkModel", "PieceCosts", "PieceFeatures", "StoredPredictor",
+    "as_pieces", "check_settings", "device_now", "evaluate", "latency_metrics", "network_groups", "operator_of",
     "padded_piece", "parse_archs", "piece_costs", "piece_of", "piece_peak_bytes",
     "stored_settings",
 ]
