@@ -13,7 +13,15 @@ from hwnas.arch import parse_string
 from hwnas.baselines import resolve_arch
 from hwnas.data import load_dataset
 from hwnas.errors import HwnasError
-from hwnas.train import Recipe, evaluate, load_trained, train_arch
+from hwnas.train import (
+    Recipe,
+    default_threads,
+    evaluate,
+    load_trained,
+    torch_threads,
+    train_arch,
+    usable_cores,
+)
 
 TINY = "r32c3_s16k3s2r6_k3e1c16s1_k3e4c24s2_k3e4c24s1_k5e4c32s2_h256r6_n10"
 SMALL = "r32c3_s16k3s2r6_k3e1c16s1_k3e4c24s2_k5e4c24s1_k5e4c32s2_k3e4c32s1_h256r6_n10"
@@ -120,6 +128,31 @@ def test_train_command(cli, home):
             check=0)
     acc = float(r.stdout.split("test acc")[1].split("%")[0])
     assert 0 <= acc <= 100 and (home / "t.pt").is_file()
+
+
+@pytest.mark.parametrize("cores, threads", [(1, 1), (2, 1), (3, 1), (8, 4)])
+def test_default_threads_are_half_the_usable_cores(monkeypatch, cores, threads):
+    # the affinity mask wins over the machine's count
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert (usable_cores(), default_threads()) == (cores, threads)
+    old = torch.get_num_threads()
+    with torch_threads(None):
+        assert torch.get_num_threads() == threads
+    with torch_threads(2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == old
+
+
+@pytest.mark.parametrize("count, cores", [(None, 1), (1, 1), (6, 6)])
+def test_usable_cores_fall_back_to_the_cpu_count(monkeypatch, count, cores):
+    def no_affinity(pid):
+        raise OSError("not supported")
+    monkeypatch.setattr(os, "sched_getaffinity", no_affinity, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: count)
+    assert usable_cores() == cores and default_threads() == max(1, cores // 2)
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert usable_cores() == cores
 
 
 # ---- accuracy estimators ----------------------------------------------------------------------------
