@@ -136,9 +136,12 @@ class LatencyTable:
         return (d / BLOCKS_FILE).is_file() or (d / NETWORKS_FILE).is_file()
 
     @classmethod
-    def load(cls, device: str, where: str | Path | None = None) -> LatencyTable:
+    def load(cls, device: str, where: str | Path | None = None, *,
+             any_device: bool = False) -> LatencyTable:
         """The table of ``device`` (from ``where``, a folder holding its files, instead of
-        ``latency_tables/<device>/``: e.g. a shipped table not copied yet)."""
+        ``latency_tables/<device>/``: e.g. a shipped table not copied yet). A file whose
+        ``device`` field names another device (copied in from another folder) is refused
+        unless ``any_device`` (``profile --replace``, which only moves it aside)."""
         d = Path(where) if where is not None else table_dir(device)
         if not ((d / BLOCKS_FILE).is_file() or (d / NETWORKS_FILE).is_file()):
             raise HwnasError(f"device '{device}' has no latency table ({d / BLOCKS_FILE}): "
@@ -165,6 +168,11 @@ class LatencyTable:
                                  f"got {doc.get('statistic')!r}")
             if not isinstance(doc.get("provenance", {}), dict):
                 raise HwnasError(f"{p}: provenance must be an object")
+            if "device" in doc and doc["device"] != device and not any_device:
+                raise HwnasError(
+                    f"{p}: says device {doc['device']!r}, but this is the folder of device "
+                    f"'{device}' (copied from another device?); move it back, or profile "
+                    f"'{device}' afresh with --replace (the old files are kept as *.bak-DATE)")
             heads.append(doc)
             entries.append(doc["entries"])
         head = heads[0] or heads[1]

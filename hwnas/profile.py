@@ -383,10 +383,10 @@ def merge_results(device: str | Device, rs: ResultSet, *, replace: bool = False,
                          "import them into different devices")
     device = Device.of(device).name
     # read afresh, not from a Device: what was measured meanwhile (another run) must be kept
-    table = LatencyTable.load_or_new(device, statistic)
-    if replace and LatencyTable.exists(device):
-        table = LatencyTable(device, statistic or table.statistic)
+    if replace and LatencyTable.exists(device):  # the old files are only moved aside
+        table = LatencyTable(device, statistic or LatencyTable.load(device, any_device=True).statistic)
     else:
+        table = LatencyTable.load_or_new(device, statistic)
         table.check_compatible(rs.provenance, f"the results of {rs.path}")
     keep = set(only) if only is not None else None
     blocks, nets, skipped = {}, {}, []
@@ -491,7 +491,10 @@ def profile(device: str | Device, space, resolution: int, *, networks: int = DEF
     # measuring needs a registered device; writing a bundle for running by hand does not
     cfg = dev.config_or_default if bundle_only is not None else dev.config
     protocol = protocol or make_protocol(cfg.threads)
-    table = dev.table_or_new(statistic)
+    if replace and LatencyTable.exists(device):  # its files are only moved aside (merge_results)
+        table = LatencyTable.load(device, any_device=True)
+    else:
+        table = dev.table_or_new(statistic)
     pl = plan(space, resolution, networks, archs, seed, None if replace else table)
     entries = pl.entries
     # a first profile (no networks yet) or a new table (--replace) has no sentinels

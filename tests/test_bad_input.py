@@ -58,12 +58,14 @@ def run_folder(home: Path, trials: dict | None = None, pareto: dict | None = Non
     write(home, "runs/r/pareto.csv", csv_text([{**p, **(pareto or {})}], PARETO_COLUMNS))
 
 
-def device_table(home: Path, predictor: str | bytes | None = None) -> None:
-    """Device 'd': an (empty) latency table, and a predictor.json if given."""
+def device_table(home: Path, predictor: str | bytes | None = None,
+                 says: dict[str, str] | None = None) -> None:
+    """Device 'd': an (empty) latency table, and a predictor.json if given; ``says``: the
+    device field of a file, if not 'd' (``{"blocks.json": "pi"}``: copied from pi's folder)."""
     head = {"schema": 1, "kind": "hwnas-lut", "device": "d", "statistic": "min",
             "provenance": {}, "entries": {}}
-    write(home, "latency_tables/d/blocks.json", json.dumps(head))
-    write(home, "latency_tables/d/networks.json", json.dumps(head))
+    for f in ("blocks.json", "networks.json"):
+        write(home, f"latency_tables/d/{f}", json.dumps({**head, "device": (says or {}).get(f, "d")}))
     if predictor is not None:
         write(home, "latency_tables/d/predictor.json", predictor)
 
@@ -123,6 +125,17 @@ CASES: list[tuple[str, Setup, tuple[str, ...], tuple[str, ...]]] = [
      ("predict", "mbv2-0.35@32", "--device", "d"), ("predictor.json",)),
     ("--predictor file binary", lambda h: write(h, "p.json", bytes(range(256))),
      ("predict", "mbv2-0.35@32", "--device", "d", "--predictor", "p.json"), ("p.json",)),
+    ("another device's blocks.json, then predict",
+     lambda h: device_table(h, says={"blocks.json": "pi"}),
+     ("predict", "mbv2-0.35@32", "--device", "d"), ("blocks.json", "device 'pi'", "device 'd'")),
+    ("another device's networks.json, then predict",
+     lambda h: device_table(h, says={"networks.json": "pi"}),
+     ("predict", "mbv2-0.35@32", "--device", "d"), ("networks.json", "device 'pi'", "'d'")),
+    ("another device's blocks.json, then profile",
+     lambda h: (_space(h), device_table(h, says={"blocks.json": "pi"}),
+                device_json(h, '{"target": "local", "threads": 1}')),
+     ("profile", "--device", "d", "--space", "tiny", "--resolution", "32", "--quick"),
+     ("blocks.json", "device 'pi'", "--replace")),
     ("binary arch file", lambda h: write(h, "a.yaml", bytes(range(256)) * 4),
      ("arch", "info", "a.yaml"), ("a.yaml", "not a text file")),
     ("arch file nested 10^5 deep", lambda h: write(h, "a.yaml", "[" * 100_000),
@@ -209,6 +222,20 @@ def test_bad_input_is_one_line_and_changes_no_file(cli, home, setup, args, fragm
     assert_one_line_error(r, *fragments)
     after = snapshot(home)
     assert {k: after.get(k) for k in before} == before  # every existing file byte-identical
+
+
+def test_profile_replace_moves_another_devices_table_aside(cli, home):
+    """The way out the refusal names: --replace profiles afresh and keeps the copied-in file."""
+    _space(home)
+    device_table(home, says={"blocks.json": "pi"})
+    device_json(home, '{"target": "local", "threads": 1}')
+    d = home / "latency_tables" / "d"
+    copied = (d / "blocks.json").read_bytes()
+    cli("profile", "--device", "d", "--space", "tiny", "--resolution", "32", "--networks", "1",
+        "--quick", "--replace", check=0)
+    assert json.loads((d / "blocks.json").read_text())["device"] == "d"
+    assert [p.read_bytes() for p in d.glob("blocks.json.bak-*")] == [copied]
+    assert "blocks:" in cli("lut", "show", "d", check=0).stdout
 
 
 def test_the_memory_limit_is_raised_or_lowered_with_the_flag_or_the_variable(cli, home):
