@@ -127,10 +127,17 @@ def read_truth(out: Path, epochs: int, subset: int) -> dict[str, dict[int, float
 
 
 def _timed(est, archs):
+    """Scores and seconds per arch; None for an arch the estimator refuses (the supernet
+    scores only archs of its space: MobileNetV2 below width 1.0 has a narrower stem)."""
+    from hwnas.errors import HwnasError
+
     scores, secs = [], []
     for a in archs:
         t0 = time.perf_counter()
-        scores.append(est.score([a])[0])
+        try:
+            scores.append(est.score([a])[0])
+        except HwnasError:
+            scores.append(None)
         secs.append(time.perf_counter() - t0)
     return scores, secs
 
@@ -163,8 +170,11 @@ def estimate(args) -> None:
         scores, secs = _timed(est, [a for _, a in archs])
         for (label, _), sc, t in zip(archs, scores, secs, strict=True):
             res[label][kind] = sc
-            res[label][kind + "_s"] = t
-        print(f"{kind}: median {sorted(secs)[len(secs) // 2]:.2f} s per arch", flush=True)
+            if sc is not None:
+                res[label][kind + "_s"] = t
+        ok = sorted(t for sc, t in zip(scores, secs, strict=True) if sc is not None)
+        print(f"{kind}: {len(ok)} of {len(archs)} archs scored, median {ok[len(ok) // 2]:.2f} s "
+              "per arch", flush=True)
         _write(f, res)
     _write(f, res)
 
@@ -195,7 +205,6 @@ def report(args) -> None:
     both = [la for la in full if len(truth_acc[la]) >= 2]
     # truth: the mean over the seeds an arch has (some have 2, the rest 1: CPU time ran out)
     t = np.array([np.mean(list(truth_acc[la].values())) for la in full])
-    lat = [est[la]["latency_ms"] for la in full]
     loads = [json.loads(f.read_text())["load"] for f in (args.out / "truth").glob("*.json")]
     print(f"# ranking on {args.data} at {args.resolution} px, {args.space}: {len(full)} archs "
           f"({args.n} random + MobileNetV2 widths); {len(both)} of them with 2 seeds "
@@ -204,7 +213,6 @@ def report(args) -> None:
           f"subset of the training split minus a {VAL_FRACTION:.0%} validation carve, test "
           f"accuracy on the official 10,000 test images; mean over seeds; 1 torch thread; "
           f"load average while training {min(loads):.1f}-{max(loads):.1f} (2-core shared VM)")
-    rows = []
     print(f"# truth accuracy: {t.min():.4f} .. {t.max():.4f}")
     if both:
         d = [abs(truth_acc[la][seeds[0]] - truth_acc[la][seeds[1]]) for la in both]
@@ -218,19 +226,28 @@ def report(args) -> None:
         seed_row = (f"truth seed {seeds[0]} vs {seeds[1]} ({len(both)})", kt, sr, pt, n)
     else:
         seed_row = None
-    for name, key in (("supernet", "supernet"), ("NASWOT (zero-cost)", "zero-cost"),
-                      ("#params", "params"), ("MACs", "macs")):
-        if all(key in est[la] for la in full):
-            rows.append((name, [est[la][key] for la in full], list(t)))
-    print()
-    print(f"{'estimator vs truth':<28} {'tau':>6} {'rho':>6} {'tau@lat+-15%':>13} {'pairs':>6}")
-    if seed_row:
-        print(f"{seed_row[0]:<28} {seed_row[1]:>6.3f} {seed_row[2]:>6.3f} {seed_row[3]:>13.3f} "
-              f"{seed_row[4]:>6}")
-    for name, x, y in rows:
-        kt, sr = kendalltau(x, y).statistic, spearmanr(x, y).statistic
-        pt, n = _pairs_tau(x, y, lat, 0.15)
-        print(f"{name:<28} {kt:>6.3f} {sr:>6.3f} {pt:>13.3f} {n:>6}")
+    if seed_row:  # the truth's own repeatability
+        print(f"# {seed_row[0]}: tau {seed_row[1]:.3f}, rho {seed_row[2]:.3f}")
+    truth_of = dict(zip(full, t, strict=True))
+    # every estimator on the archs the supernet can score (its space), then on all
+    common = [la for la in full if est[la].get("supernet") is not None] or full
+    for group, members in ((f"{len(common)} archs of the space", common),
+                           (f"all {len(full)} archs", full)):
+        if group.startswith("all") and members == common:
+            continue
+        print()
+        print(f"{group + ': estimator vs truth':<44} {'tau':>6} {'rho':>6} {'tau@lat+-15%':>13} "
+              f"{'pairs':>6}")
+        for name, key in (("supernet", "supernet"), ("NASWOT (zero-cost)", "zero-cost"),
+                          ("#params", "params"), ("MACs", "macs")):
+            if any(est[la].get(key) is None for la in members):
+                continue
+            x = [est[la][key] for la in members]
+            y = [truth_of[la] for la in members]
+            lat_m = [est[la]["latency_ms"] for la in members]
+            kt, sr = kendalltau(x, y).statistic, spearmanr(x, y).statistic
+            pt, n = _pairs_tau(x, y, lat_m, 0.15)
+            print(f"{name:<44} {kt:>6.3f} {sr:>6.3f} {pt:>13.3f} {n:>6}")
     for key in ("supernet", "zero-cost"):
         secs = [est[la].get(key + "_s") for la in full if key + "_s" in est[la]]
         if secs:

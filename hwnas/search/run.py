@@ -89,8 +89,10 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
     # the device is read once: its table gives the resolution, the predictor and provenance
     dev = settings.device if injected else Device.load(settings.device)
     resolution = settings.resolution or default_resolution(space, dev)
-    lo, hi = min(space.resolutions), max(space.resolutions)
-    if not lo <= resolution <= hi:
+    # above the space's largest resolution is refused; below its smallest is allowed down to
+    # the total stride (e.g. 32 px for small images such as Fashion-MNIST's)
+    lo, hi = space.min_resolution(), max(space.resolutions)
+    if not 0 < resolution <= hi:
         raise HwnasError(f"--resolution {resolution} is outside the resolutions of space "
                          f"{space.name} ({lo}..{hi})")
     if resolution not in space.resolutions:
