@@ -201,7 +201,7 @@ def _model_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]  # BN and biases
     groups = [{"params": decay, "weight_decay": r.weight_decay},
@@ -211,7 +211,7 @@ def _optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=r.lr)
 
 
-def _schedule(r: Recipe, steps_per_epoch: int) -> Callable[[int], float]:
+def lr_schedule(r: Recipe, steps_per_epoch: int) -> Callable[[int], float]:
     total = max(1, r.epochs * steps_per_epoch)
     warm = round(r.warmup_epochs * steps_per_epoch)
 
@@ -250,22 +250,16 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
     with torch_threads(recipe.threads):
         torch.manual_seed(seed)
         model = build(arch).to(dev, memory_format=CHANNELS_LAST)
-        opt = _optimizer(model, recipe)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(recipe, steps))
+        opt = make_optimizer(model, recipe)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(recipe, steps))
         gen = torch.Generator().manual_seed(seed)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
         start, loss_avg, history = 0, float("nan"), []
         if checkpoint is not None and Path(checkpoint).exists():
             ck = load_checkpoint(checkpoint)
             _check_compatible(ck, checkpoint, arch, recipe, seed, data)
-            try:
-                model.load_state_dict(ck["model"])
-                opt.load_state_dict(ck["optimizer"])
-                sched.load_state_dict(ck["scheduler"])
-                gen.set_state(ck["rng"])
-            except (RuntimeError, ValueError, KeyError, TypeError) as e:
-                raise HwnasError(f"{checkpoint}: checkpoint does not fit this model "
-                                 f"({str(e).splitlines()[0]})") from None
+            restore_state(ck, f"{checkpoint}: checkpoint does not fit this model", model, opt,
+                          sched, {"rng": gen})
             start, loss_avg, history = int(ck["epoch"]), float(ck["train_loss"]), list(ck["history"])
             log.info("%s: resuming after epoch %d of %d", checkpoint, start, recipe.epochs)
         bar = tqdm(total=(recipe.epochs - start) * steps, desc=f"train {data.name}", unit="step",
@@ -321,6 +315,22 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
 
 
 @torch.no_grad()
+def restore_state(ck: dict[str, Any], refusal: str, model: nn.Module,
+                  opt: torch.optim.Optimizer, sched: Any,
+                  generators: dict[str, torch.Generator]) -> None:
+    """Load a checkpoint's model, optimizer, scheduler and random generators (``generators``:
+    checkpoint key -> generator); one HwnasError line (``refusal`` + the reason) if it does not
+    fit. Shared by single-network and supernet training."""
+    try:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        for key, gen in generators.items():
+            gen.set_state(ck[key])
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise HwnasError(f"{refusal} ({str(e).splitlines()[0][:160]})") from None
+
+
 def recalibrate_bn(model: nn.Module, data: Dataset, images: int, resolution: int,
                    seed: int = 0, batch_size: int = 256,
                    device: str | torch.device | None = None) -> None:
@@ -431,6 +441,7 @@ def load_trained(path: str | Path) -> tuple[Arch, Net, dict[str, Any]]:
 
 
 __all__ = ["CHECKPOINT_FORMAT", "TORCH_DEVICES", "Recipe", "TrainResult", "adapt_arch",
-           "default_threads", "evaluate", "load_checkpoint", "load_trained", "recalibrate_bn",
+           "default_threads", "evaluate", "load_checkpoint", "load_trained", "lr_schedule",
+           "make_optimizer", "recalibrate_bn", "restore_state",
            "resolve_torch_device", "save_checkpoint", "torch_threads", "train_arch",
            "usable_cores"]

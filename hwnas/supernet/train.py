@@ -39,11 +39,12 @@ from ..space import SearchSpace
 from ..train import (
     CHANNELS_LAST,
     Recipe,
-    _optimizer,
-    _schedule,
     evaluate,
+    lr_schedule,
+    make_optimizer,
     recalibrate_bn,
     resolve_torch_device,
+    restore_state,
     torch_threads,
 )
 from .net import SuperNet
@@ -195,8 +196,8 @@ def train_supernet(space: SearchSpace, data: Dataset, data_spec: str, resolution
         torch.manual_seed(seed)
         net = SuperNet(space, data.classes, data.channels, recipe.kernel_transform)
         net = net.to(dev, memory_format=CHANNELS_LAST)
-        opt = _optimizer(net, recipe)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(recipe, steps))
+        opt = make_optimizer(net, recipe)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(recipe, steps))
         gen = torch.Generator().manual_seed(seed)  # shuffling and augmentation
         arch_gen = torch.Generator().manual_seed(seed + 1)  # the random subnets
         start, loss_avg, history = 0, float("nan"), []
@@ -205,15 +206,8 @@ def train_supernet(space: SearchSpace, data: Dataset, data_spec: str, resolution
                 meta.pop(k, None)
             meta.update(history=[], wall_seconds=0.0)
         else:
-            try:
-                net.load_state_dict(ck["model"])
-                opt.load_state_dict(ck["optimizer"])
-                sched.load_state_dict(ck["scheduler"])
-                gen.set_state(ck["rng"])
-                arch_gen.set_state(ck["arch_rng"])
-            except (RuntimeError, ValueError, KeyError, TypeError) as e:
-                raise HwnasError(f"{store.checkpoint_path}: does not fit this supernet "
-                                 f"({str(e).splitlines()[0][:160]}); move it away") from None
+            restore_state(ck, f"{store.checkpoint_path}: does not fit this supernet (move it "
+                          "away)", net, opt, sched, {"rng": gen, "arch_rng": arch_gen})
             start, loss_avg = int(ck["epoch"]), float(ck["train_loss"])
             history = list(ck["history"])
             log.info("supernet %s: resuming after epoch %d of %d", sid, start, recipe.epochs)
