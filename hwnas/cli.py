@@ -22,6 +22,12 @@ log = logging.getLogger("hwnas")
 _ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
+def _version() -> str:
+    import hwnas
+
+    return hwnas.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hwnas",
@@ -29,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predictor, search a MobileNet-like space, retrain and re-measure the winners, view.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"hwnas {_version()}")
     p.add_argument("--max-memory-gb", type=float, metavar="GB",
                    help="the memory one model may need (weights + activations at batch 1, "
                    "checked before it is built; default 4, or HWNAS_MAX_MEMORY_GB)")
@@ -39,6 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        rc = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's final flush
+        return rc
+    except BrokenPipeError:
+        # the reader went away (`hwnas ... | head`): not an error. Point stdout at devnull so
+        # that the interpreter's final flush does not raise again (Python docs, "Note on SIGPIPE")
+        import os
+
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

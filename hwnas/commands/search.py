@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default="digits", metavar="SPEC",
                    help="dataset for the estimator: digits (bundled, default), fashion-mnist[:PATH], "
                    "mnist:PATH, cifar10:PATH or imagefolder:PATH")
-    p.add_argument("--resolution", type=int, metavar="PX",
+    p.add_argument("--resolution", "-r", type=int, metavar="PX",
                    help="input resolution searched at (default: the one the device's table "
                    "was profiled at, else 96)")
     p.add_argument("--population", type=int, metavar="N",
