@@ -176,8 +176,8 @@ def build_bundle(bundle: str | Path, entries: Sequence, protocol, progress: bool
     try:
         (bundle / "models").mkdir(parents=True, exist_ok=True)
         marker.touch()
-        for e in tqdm(todo, desc="export", unit="model", disable=not progress or not todo,
-                      file=None, leave=False):
+        for e in tqdm(todo, desc="export", unit="model",
+                      disable=None if progress and todo else True, file=None, leave=False):
             try:
                 _export(e, bundle / e.file, bundle / "models")
             except OSError as ex:

@@ -531,7 +531,7 @@ def _decode(files: list[Path], resolution: int, spec: str) -> tuple[torch.Tensor
     out = torch.empty(len(files), 3, resolution, resolution)
     sides = []
     for i, f in enumerate(tqdm(files, desc="decoding images", unit="img", leave=False,
-                               disable=len(files) < 500)):
+                               disable=True if len(files) < 500 else None)):
         try:
             with Image.open(f) as im:
                 im = im.convert("RGB")

@@ -191,7 +191,7 @@ class _Lines:
         from tqdm import tqdm
 
         self.writer = writer
-        self.bar = tqdm(total=total, desc=desc, unit="model", disable=not progress,
+        self.bar = tqdm(total=total, desc=desc, unit="model", disable=None if progress else True,
                         bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}]")
         self.started = False
         self.results = 0

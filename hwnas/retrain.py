@@ -291,7 +291,8 @@ def _train_all(models: list[Model], data, data_spec: str, recipe, seeds: Sequenc
             _ensure_onnx(m, r, root / name / f"seed{s}.pt", run_dir, root / name / f"seed{s}.json")
     total = len(models) * len(seeds)
     bar = tqdm(total=total, initial=total - len(todo), desc="retrain", unit="model",
-               file=sys.stderr, disable=not progress or not todo, dynamic_ncols=True, position=0)
+               file=sys.stderr, disable=None if progress and todo else True, dynamic_ncols=True,
+               position=0)
     try:
         for m, s in todo:
             label = m.name if m.kind == "baseline" else f"winner {m.name[:40]}"

@@ -263,7 +263,8 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
             start, loss_avg, history = int(ck["epoch"]), float(ck["train_loss"]), list(ck["history"])
             log.info("%s: resuming after epoch %d of %d", checkpoint, start, recipe.epochs)
         bar = tqdm(total=(recipe.epochs - start) * steps, desc=f"train {data.name}", unit="step",
-                   disable=not progress or start >= recipe.epochs, leave=False)
+                   disable=None if progress and start < recipe.epochs else True,
+                   leave=False)
         for epoch in range(start, recipe.epochs):
             model.train()
             total, count = 0.0, 0

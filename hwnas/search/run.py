@@ -79,8 +79,23 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
 
     ``latency_fn``/``accuracy_fn`` replace the device's predictor and the accuracy estimator
     (with ``workers > 1`` they must be picklable: module-level functions); ``classes`` is then
-    the class count of the searched Archs (default: the space's).
+    the class count of the searched Archs (default: the space's). With ``progress=False``
+    Optuna's per-trial INFO lines are silenced too (its verbosity is restored afterwards).
     """
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    if not progress and verbosity < optuna.logging.WARNING:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return _run_search(settings, latency_fn, accuracy_fn, classes, progress, device_info)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
+                accuracy_fn: AccuracyFn | None, classes: int | None, progress: bool,
+                device_info: dict | None) -> SearchResult:
     import optuna
 
     settings.validate()
@@ -325,7 +340,7 @@ class _Progress:
         self.settings = settings
         self.bar = tqdm(total=settings.trials, initial=min(done, settings.trials),
                         desc=f"search {settings.name}", unit="trial", file=sys.stderr,
-                        disable=not enabled, dynamic_ncols=True)
+                        disable=None if enabled else True, dynamic_ncols=True)
         self.last = 0.0
 
     def update(self, study, force: bool = False) -> None:
