@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .device.runner import group_entries
 from .errors import HwnasError
 from .io import atomic_write_json, atomic_write_text
 
@@ -105,18 +106,7 @@ def layout(pending: Sequence[dict], sentinels: Sequence[dict], chunk: int, chunk
     sents = list(sentinels)[:max(0, chunk - 1)]
     smb = sum(mb(s) for s in sents)
     cap = chunk - len(sents)
-    groups: list[list[dict]] = []
-    cur: list[dict] = []
-    cur_mb = 0.0
-    for e in pending:
-        m = mb(e)
-        if cur and (len(cur) >= cap or cur_mb + m + smb > chunk_mb):
-            groups.append(cur)
-            cur, cur_mb = [], 0.0
-        cur.append(e)
-        cur_mb += m
-    if cur:
-        groups.append(cur)
+    groups = group_entries(pending, cap, chunk_mb - smb, mb)
     out: list[dict] = []
     for g, items in enumerate(groups, 1):
         # an entry alone bigger than a chunk stays alone (the runner would split it off)

@@ -229,15 +229,14 @@ def load_manifest(bundle: str) -> dict:
 
 # ---- the run -------------------------------------------------------------------------------------
 
-def _chunks(entries: list, bundle: str, p: Protocol) -> list:
+def group_entries(entries, cap: int, cap_mb: float, size_mb) -> list:
+    """The chunking rule: consecutive entries, at most ``cap`` models and ``cap_mb`` MB
+    (``size_mb(entry)``) a chunk; one entry larger than ``cap_mb`` gets a chunk of its own.
+    The host lays sentinels out with the same rule (hwnas.drift.layout)."""
     out, cur, cur_mb = [], [], 0.0
     for e in entries:
-        try:
-            mb = os.path.getsize(os.path.join(bundle, e["file"])) / 2**20
-        except OSError:
-            mb = 0.0
-        mb += weights.data_bytes(e) / 2**20
-        if cur and (len(cur) >= p.chunk or cur_mb + mb > p.chunk_mb):
+        mb = size_mb(e)
+        if cur and (len(cur) >= cap or cur_mb + mb > cap_mb):
             out.append(cur)
             cur, cur_mb = [], 0.0
         cur.append(e)
@@ -245,6 +244,17 @@ def _chunks(entries: list, bundle: str, p: Protocol) -> list:
     if cur:
         out.append(cur)
     return out
+
+
+def _chunks(entries: list, bundle: str, p: Protocol) -> list:
+    def size_mb(e: dict) -> float:
+        try:
+            mb = os.path.getsize(os.path.join(bundle, e["file"])) / 2**20
+        except OSError:
+            mb = 0.0
+        return mb + weights.data_bytes(e) / 2**20
+
+    return group_entries(entries, p.chunk, p.chunk_mb, size_mb)
 
 
 class Reporter:
