@@ -22,10 +22,13 @@ from .model import build, build_piece, input_tensor, piece_input
 from .pieces import Piece
 
 OPSET = 17
+ARCH_METADATA = "hwnas.arch"  # metadata_props key of a whole network's canonical arch string
 
 
-def export_module(module: nn.Module, x: torch.Tensor, path: str | Path | None = None) -> bytes:
-    """Export ``module`` (eval mode, batch 1) to ONNX bytes; write them atomically to ``path``."""
+def export_module(module: nn.Module, x: torch.Tensor, path: str | Path | None = None,
+                  metadata: dict[str, str] | None = None) -> bytes:
+    """Export ``module`` (eval mode, batch 1) to ONNX bytes; write them atomically to ``path``.
+    ``metadata``: key/value strings stored in the model's ``metadata_props``."""
     module.eval()
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -33,6 +36,13 @@ def export_module(module: nn.Module, x: torch.Tensor, path: str | Path | None = 
         torch.onnx.export(module, (x,), buf, dynamo=False, opset_version=OPSET,
                           input_names=["input"], output_names=["output"], do_constant_folding=True)
     data = buf.getvalue()
+    if metadata:
+        import onnx
+
+        model = onnx.load_from_string(data)
+        onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
+                                            **metadata})
+        data = model.SerializeToString()
     if path is not None:
         atomic_write_bytes(path, data)
     return data
@@ -40,10 +50,41 @@ def export_module(module: nn.Module, x: torch.Tensor, path: str | Path | None = 
 
 def export_arch(arch: Arch, path: str | Path | None = None, seed: int = 0,
                 module: nn.Module | None = None) -> bytes:
-    """Export a whole network. ``module`` (e.g. trained weights) defaults to a fresh build."""
+    """Export a whole network. ``module`` (e.g. trained weights) defaults to a fresh build.
+    The arch's canonical string goes into the model's metadata (``hwnas.arch``), so that
+    :func:`arch_of_onnx` can tell which Arch an exported file is."""
     torch.manual_seed(seed)
     net = module if module is not None else build(arch)
-    return export_module(net, input_tensor(arch), path)
+    from . import __version__
+
+    return export_module(net, input_tensor(arch), path,
+                         metadata={ARCH_METADATA: arch.to_string(), "hwnas.version": __version__})
+
+
+def arch_of_onnx(path: str | Path) -> Arch:
+    """The Arch of an ONNX file that hwnas exported (its ``hwnas.arch`` metadata); one-line
+    HwnasError for a file that is not ONNX, or an ONNX model hwnas did not export."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from .arch import parse_string
+
+    p = Path(path)
+    if not p.is_file():
+        raise HwnasError(f"{p}: no such ONNX file")
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError, OSError) as e:
+        raise HwnasError(f"{p}: not a readable ONNX file ({type(e).__name__})") from None
+    props = {m.key: m.value for m in model.metadata_props}
+    if ARCH_METADATA not in props:
+        raise HwnasError(f"{p}: not an ONNX file exported by hwnas (no '{ARCH_METADATA}' "
+                         "metadata), so its Arch is unknown; pass its arch file or canonical "
+                         "string instead")
+    try:
+        return parse_string(props[ARCH_METADATA])
+    except HwnasError as e:
+        raise HwnasError(f"{p}: its '{ARCH_METADATA}' metadata is not an arch string ({e})") from None
 
 
 def export_piece(piece: Piece, path: str | Path | None = None, seed: int = 0) -> bytes:

@@ -35,7 +35,9 @@ def _umask() -> int:
                 return int(line.split()[1], 8)
     except (OSError, ValueError, IndexError):
         pass
-    return 0o022
+    mask = os.umask(0o022)  # no /proc (not Linux): read it by setting it, and put it back
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -71,4 +73,25 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-__all__ = ["WriteError", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+def print_json(obj: Any) -> None:
+    """A command's ``--json`` answer: one JSON document on stdout (strict JSON: a NaN or
+    infinity becomes null), nothing else there."""
+    import math
+    import sys
+
+    def clean(x: Any) -> Any:
+        if type(x).__module__ == "numpy" and hasattr(x, "item"):  # numpy scalars
+            x = x.item()
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    sys.stdout.write(json.dumps(clean(obj), indent=2, allow_nan=False) + "\n")
+
+
+__all__ = ["WriteError", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
+           "print_json"]

@@ -32,9 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     info = asub.add_parser("info", help="canonical string, params, MACs, peak activation memory",
                            description="ARCH is an arch file (.yaml/.json), a baseline name "
                            "(mbv2-0.35, mbv2-0.5, mbv2-0.75, mbv2-1.0, mbv3-small; add @RES for "
-                           "another resolution, e.g. mbv2-0.5@160) or a canonical arch string.")
+                           "another resolution, e.g. mbv2-0.5@160), a canonical arch string or "
+                           "an ONNX file hwnas exported.")
     info.add_argument("arch", metavar="ARCH")
     info.add_argument("--blocks", action="store_true", help="also list every block key")
+    info.add_argument("--json", action="store_true",
+                      help="print one JSON document on stdout instead of the text (with every "
+                      "block key)")
     info.set_defaults(func=cmd_arch_info)
 
     bl = asub.add_parser("baseline", help="write a baseline's arch file",
@@ -83,13 +87,22 @@ def cmd_arch_sample(args) -> None:
 
 
 def cmd_arch_info(args) -> None:
-    from ..baselines import resolve_arch
     from ..pieces import arch_pieces
+    from .predict import resolve_arch_or_onnx
 
-    a = resolve_arch(args.arch)  # checked against the limits before torch builds anything
+    a = resolve_arch_or_onnx(args.arch)  # checked against the limits before torch builds anything
     from ..model import arch_costs
 
     c = arch_costs(a)
+    if args.json:
+        from ..io import print_json
+
+        print_json({"arch": a.to_string(), "resolution": a.resolution, "channels": a.channels,
+                    "blocks": len(a.blocks), "classes": a.classes, "params": c.params,
+                    "macs": c.macs, "peak_activation_bytes": c.peak_act_bytes,
+                    "peak_activation_note": "float32, batch 1, sequential, freed after last use",
+                    "block_keys": [p.key for p in arch_pieces(a)]})
+        return
     print(f"arch        {a.to_string()}")
     print(f"resolution  {a.resolution}x{a.resolution}x{a.channels}, {len(a.blocks)} blocks, {a.classes} classes")
     print(f"params      {c.params / 1e6:.3f} M ({c.params:,})")

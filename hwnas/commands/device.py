@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ls = dsub.add_parser("list", help="list the devices",
                          description="List the devices in latency_tables/ and how to reach them.")
+    ls.add_argument("--json", action="store_true",
+                    help="print one JSON document on stdout instead of the table")
     ls.set_defaults(func=cmd_list)
 
     ck = dsub.add_parser("check", help="check a device is reachable and ready to measure",
@@ -59,6 +61,13 @@ def cmd_list(args) -> None:
     from ..paths import tables_dir
 
     devs = list_devices()
+    if args.json:
+        from ..io import print_json
+
+        print_json({"tables_dir": str(tables_dir()),
+                    "devices": [{"name": d.name, "target": d.target, "threads": d.threads,
+                                 "python": d.python} for d in devs]})
+        return
     if not devs:
         print(f"no devices in {tables_dir()} (hwnas device add NAME --target local|ssh://user@host[:port])")
         return

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 _ARCH_HELP = ("an arch file (.yaml/.json), a baseline name (mbv2-0.35, mbv2-0.5, mbv2-0.75, "
-              "mbv2-1.0, mbv3-small; add @RES for another resolution, e.g. mbv2-0.5@160) or a "
-              "canonical arch string")
+              "mbv2-1.0, mbv3-small; add @RES for another resolution, e.g. mbv2-0.5@160), a "
+              "canonical arch string, or an ONNX file hwnas exported (MODEL.onnx)")
+_JSON_HELP = "print one JSON document on stdout instead of the text (times in ms)"
 _STAT_HELP = "which of the table's statistics to predict (min, p10, median) [the table's]"
 
 
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("arch", metavar="ARCH", help=_ARCH_HELP)
     pr.add_argument("--device", required=True, metavar="NAME", help="a device with a latency table")
     pr.add_argument("--statistic", choices=("min", "p10", "median"), help=_STAT_HELP)
+    pr.add_argument("--json", action="store_true", help=_JSON_HELP)
     pr.add_argument("--predictor", metavar="FILE",
                     help="use a saved predictor (hwnas predictor fit -o FILE) instead of fitting "
                     "on the device's current table")
@@ -92,54 +94,100 @@ def _load(device: str, statistic: str | None, predictor_file: str | None = None)
     return Device.load(device).predictor(statistic)
 
 
-def cmd_predict(args) -> None:
+def resolve_arch_or_onnx(spec: str):
+    """An ARCH argument, or an ONNX file hwnas exported (its Arch read from its metadata)."""
     from ..baselines import resolve_arch
 
-    arch = resolve_arch(args.arch)
+    if spec.lower().endswith(".onnx"):
+        from ..export import arch_of_onnx
+
+        return arch_of_onnx(spec)
+    return resolve_arch(spec)
+
+
+def prediction(args) -> dict:
+    """The facts `hwnas predict` shows, as JSON-ready data (times in ms)."""
+    arch = resolve_arch_or_onnx(args.arch)
     pred = _load(args.device, args.statistic, args.predictor)
     ms = float(pred.predict([arch])[0])
     rows = pred.explain(arch)
     lut = pred.lut_sum(arch)
-    total = sum(r[1] for r in rows)
-    missing = [r for r in rows if not r[2]]
-    print(f"arch        {arch.to_string()}")
-    print(f"device      {args.device}  ({pred.statistic} latency; fitted on "
-          f"{len(pred.blocks_)} blocks and {len(pred.networks_)} networks)")
+    total = float(sum(r[1] for r in rows))
+    measured = pred.networks_.get(arch.to_string())
+    out = {
+        "arch": arch.to_string(), "device": args.device, "statistic": pred.statistic,
+        "fitted_on": {"blocks": len(pred.blocks_), "networks": len(pred.networks_)},
+        "predicted_ms": ms, "block_sum_ms": total,
+        "network_model_factor": ms / total if total > 0 else None,
+        "lut_sum_ms": None if lut is None else float(lut),
+        "measured_ms": None if measured is None else float(measured),
+        "blocks_in_table": sum(1 for r in rows if r[2]), "blocks_total": len(rows),
+        "blocks": [{"index": i, "latency_ms": float(v),
+                    "source": "table" if in_table else "block model", "key": key}
+                   for i, (key, v, in_table) in enumerate(rows)],
+        "warnings": [f"block model extrapolates for {key}: {why}"
+                     for key, why in pred.extrapolations(arch)],
+    }
+    if args.drift_correct:
+        out["drift_corrected"] = _corrected(args.device, ms)
+    return out
+
+
+def cmd_predict(args) -> None:
+    d = prediction(args)
+    if args.json:
+        from ..io import print_json
+
+        print_json(d)
+        return
+    ms, total, lut, measured = d["predicted_ms"], d["block_sum_ms"], d["lut_sum_ms"], d["measured_ms"]
+    fit = d["fitted_on"]
+    print(f"arch        {d['arch']}")
+    print(f"device      {d['device']}  ({d['statistic']} latency; fitted on "
+          f"{fit['blocks']} blocks and {fit['networks']} networks)")
     print(f"predicted   {ms:.4f} ms")
     if args.drift_correct:
-        _print_corrected(args.device, ms)
+        _print_corrected(args.device, d["drift_corrected"])
     print(f"block sum   {total:.4f} ms  (network model: x{ms / total:.3f})" if total > 0 else "")
     if lut is not None:
         print(f"LUT sum     {lut:.4f} ms")
-    measured = pred.networks_.get(arch.to_string())
     if measured is not None:
         print(f"measured    {measured:.4f} ms  (this network is in the table: "
               f"{100 * (ms / measured - 1):+.1f}%)")
-    if missing:
-        print(f"table       {len(rows) - len(missing)} of {len(rows)} blocks in the table; "
-              f"{len(missing)} predicted by the block model")
+    have, n = d["blocks_in_table"], d["blocks_total"]
+    if have < n:
+        print(f"table       {have} of {n} blocks in the table; "
+              f"{n - have} predicted by the block model")
     else:
-        print(f"table       every block in the table ({len(rows)} of {len(rows)})")
+        print(f"table       every block in the table ({n} of {n})")
     print(f"  {'#':>3}  {'ms':>8}  {'source':<11} block key")
-    for i, (key, v, in_table) in enumerate(rows):
-        print(f"  {i:>3}  {v:8.4f}  {'table' if in_table else 'block model':<11} {key}")
-    for key, why in pred.extrapolations(arch):
-        print(f"warning: block model extrapolates for {key}: {why}")
+    for b in d["blocks"]:
+        print(f"  {b['index']:>3}  {b['latency_ms']:8.4f}  {b['source']:<11} {b['key']}")
+    for w in d["warnings"]:
+        print(f"warning: {w}")
 
 
-def _print_corrected(device: str, ms: float) -> None:
+def _corrected(device: str, ms: float) -> dict | None:
+    """The prediction scaled by the device's last measured drift; None: none measured yet."""
     from ..context import Device
     from ..drift import last
 
     got = last(Device.load(device).dir)
     if got is None:
+        return None
+    d, rec = got
+    return {"latency_ms": ms * d.median, "drift": d.median, "sentinels": len(d.sentinels),
+            "run": rec.get("what"), "date": rec.get("date")}
+
+
+def _print_corrected(device: str, c: dict | None) -> None:
+    if c is None:
         print("drift-corr. (no drift measured on this device yet: every measurement run, "
               f"e.g. hwnas measure ARCH --device {device}, records it)")
         return
-    d, rec = got
-    print(f"drift-corr. {ms * d.median:.4f} ms  (drift-corrected: predicted x {d.median:.3f}, the "
-          f"drift of {len(d.sentinels)} sentinels in the last {rec.get('what', '?')} run, "
-          f"{rec.get('date', '?')})")
+    print(f"drift-corr. {c['latency_ms']:.4f} ms  (drift-corrected: predicted x {c['drift']:.3f}, "
+          f"the drift of {c['sentinels']} sentinels in the last {c['run'] or '?'} run, "
+          f"{c['date'] or '?'})")
 
 
 def cmd_fit(args) -> None:

@@ -126,6 +126,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     me.add_argument("--save", action="store_true",
                     help="also add the measurements of archs to latency_tables/NAME/networks.json "
                     "(source 'measure')")
+    me.add_argument("--json", action="store_true", help="print one JSON document on stdout "
+                    "instead of the text (times in ms; progress stays on stderr)")
     _protocol_args(me)
     drift_args(me, correct=True)
     me.set_defaults(func=cmd_measure)
@@ -142,6 +144,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sh.add_argument("--resolution", "-r", type=int, help="... at this resolution")
     sh.add_argument("--entries", action="store_true", help="also list every block entry")
     sh.add_argument("--networks", action="store_true", help="also list every network entry")
+    sh.add_argument("--json", action="store_true", help="print one JSON document on stdout "
+                    "instead of the text (times in ms)")
     sh.set_defaults(func=cmd_lut_show)
 
     im = lsub.add_parser(
@@ -215,6 +219,8 @@ def cmd_measure(args) -> None:
             raise HwnasError(f"{m}: no such ONNX file")
     res = measure(dev, archs, onnx, protocol=protocol, source="measure" if args.save else None,
                   drift=ds)
+    if args.json:
+        return _measure_json(args, dev, archs, res, protocol, ds)
     for spec in args.models:
         key = spec if spec.endswith(".onnx") else resolve_arch(spec).to_string()
         print(f"{spec}: {describe_stats(res.stats[key])}")
@@ -227,6 +233,33 @@ def cmd_measure(args) -> None:
           f"table was measured" + ("" if d.beyond else f" (within +-{100 * d.threshold:g} %)"))
     if ds.correct and archs:
         _print_corrected(dev, archs, res, d)
+
+
+def _measure_json(args, dev, archs, res, protocol, ds) -> None:
+    from ..baselines import resolve_arch
+    from ..errors import HwnasError
+    from ..io import print_json
+
+    models = []
+    for spec in args.models:
+        key = spec if spec.endswith(".onnx") else resolve_arch(spec).to_string()
+        models.append({"model": spec, "key": key, **res.stats[key].to_dict()})
+    d = res.drift
+    out = {"device": args.device, "threads": protocol.threads, "passes": protocol.passes,
+           "protocol": protocol.to_dict(), "models": models,
+           "drift": None if d is None else d.to_dict(), "saved": bool(args.save)}
+    if ds.correct and archs and d is not None:
+        try:
+            pred = dev.predictor()
+        except HwnasError as e:
+            out["drift_corrected"] = {"error": str(e)}
+        else:
+            out["drift_corrected"] = [
+                {"arch": a.to_string(), "statistic": pred.statistic,
+                 "predicted_ms": (p := float(pred.predict([a])[0])),
+                 "drift_corrected_ms": p * d.median,
+                 "measured_ms": res.stats[a.to_string()].value(pred.statistic)} for a in archs]
+    print_json(out)
 
 
 def _print_corrected(dev, archs, res, d) -> None:
@@ -262,6 +295,8 @@ def cmd_lut_show(args) -> None:
     else:
         for sp in load_spaces():
             pairs += [(sp, r) for r in sp.resolutions if t.coverage(sp, r)[0] > 0]
+    if args.json:
+        return _lut_json(args, t, pairs)
     print(t.describe(pairs))
     if args.entries:
         for k in sorted(t.blocks):
@@ -273,6 +308,28 @@ def cmd_lut_show(args) -> None:
             s = t.networks[k]
             print(f"  {t.network_ms(k):9.3f} ms  IQR {s.iqr_ms:.3f}  n {s.n:<4} "
                   f"{t.network_sources.get(k, 'profile'):<8} {k}")
+
+
+def _lut_json(args, t, pairs) -> None:
+    from ..io import print_json
+
+    srcs: dict[str, int] = {}
+    for s in t.network_sources.values():
+        srcs[s] = srcs.get(s, 0) + 1
+    out = {"device": t.device, "dir": str(t.dir), "statistic": t.statistic,
+           "block_count": len(t.blocks), "network_count": len(t.networks),
+           "networks_by_source": dict(sorted(srcs.items())), "provenance": t.provenance,
+           "coverage": [{"space": sp.name, "resolution": r, "blocks_in_table": have,
+                         "blocks_total": total}
+                        for sp, r in pairs for have, total in [t.coverage(sp, r)]]}
+    if args.entries:
+        out["blocks"] = [{"key": k, "latency_ms": t.block_ms(k), **t.blocks[k].to_dict()}
+                         for k in sorted(t.blocks)]
+    if args.networks:
+        out["networks"] = [{"arch": k, "latency_ms": t.network_ms(k), **t.networks[k].to_dict(),
+                            "source": t.network_sources.get(k, "profile")}
+                           for k in sorted(t.networks)]
+    print_json(out)
 
 
 def cmd_lut_import(args) -> None:

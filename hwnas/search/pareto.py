@@ -25,15 +25,18 @@ def hypervolume(points: np.ndarray, directions: Sequence[str], reference: Sequen
     """Hypervolume of ``points`` (rows of objective values) w.r.t. ``reference``.
 
     ``directions`` holds "maximize"/"minimize" per column; points worse than the reference
-    in any objective contribute nothing. Wraps Optuna's exact WFG implementation
-    (``optuna._hypervolume.compute_hypervolume``, a private helper).
+    in any objective contribute nothing. Computed by moocore's public, exact
+    ``moocore.hypervolume`` (Optuna has only a private helper, ``optuna._hypervolume``).
     """
-    from optuna._hypervolume import compute_hypervolume
+    import moocore
 
     loss, sign = _losses(points, directions)
     ref = np.asarray(reference, dtype=float) * sign
+    if len(ref) != len(directions):
+        raise HwnasError(f"the reference point has {len(ref)} values for "
+                         f"{len(directions)} objectives")
     loss = loss[np.all(loss <= ref, axis=1)]
-    return float(compute_hypervolume(loss, ref)) if len(loss) else 0.0
+    return float(moocore.hypervolume(loss, ref=ref)) if len(loss) else 0.0
 
 
 def feasible_front(study) -> list:
