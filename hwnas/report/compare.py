@@ -207,9 +207,13 @@ def draw_compare(d: CompareData):
     fig.update_xaxes(type="log" if d.log_x else "linear")
     fig.update_xaxes(title_text="latency (ms): predicted (fronts)"
                      + (", measured (retrained)" if d.has_retrained else ""), row=n, col=1)
-    fig.update_layout(height=260 + 330 * n, template="plotly_white", hovermode="closest",
-                      margin=dict(l=70, r=20, t=60, b=60),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    # the legend above the panels, in pixels from the top: it never covers a panel's title
+    entries = sum(1 for t in fig.data if t.showlegend is not False)
+    top = 50 + 21 * -(-entries // 2)
+    fig.update_layout(height=top + 200 + 330 * n, template="plotly_white", hovermode="closest",
+                      margin=dict(l=70, r=20, t=top, b=60),
+                      legend=dict(orientation="h", yref="container", y=0.995, yanchor="top",
+                                  x=0))
     return fig
 
 
