@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..predictor.evaluate import PREDICTOR_NAMES, PREDICTORS
-
 __all__ = ["EVAL_FILE", "AblationData", "AblationSeries", "ablation_data", "read_predictor_eval"]
 
 EVAL_FILE = "predictor_eval.csv"  # what `hwnas predictor eval` writes into the device's folder
@@ -86,6 +84,8 @@ def ablation_data(rows: Sequence[dict[str, Any]], device: str, source: str = "co
                   path: Path | None = None, folds: int | None = None) -> AblationData:
     """Per group of networks, each predictor's held-out MAPE, share within +-10 % and Kendall
     tau, from :class:`hwnas.predictor.Evaluation` rows or the rows of a predictor_eval.csv."""
+    from ..predictor.evaluate import PREDICTOR_NAMES, PREDICTORS
+
     groups: list[str] = []
     by: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
