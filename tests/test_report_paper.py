@@ -147,17 +147,19 @@ TWO_SEEDS = {**ONE_SEED, "name": "w2", "acc_std": 0.0123, "seeds": "0;1",
 
 
 def test_one_seed_shows_no_spread():
-    from hwnas.report import draw_objective_space, objective_space_data, results_table
+    from hwnas.report import draw_objective_space, fmt_acc, objective_space_data, results_table
     from hwnas.report.latex import retrain_latex
 
     t = results_table([ONE_SEED, TWO_SEEDS])
     col = t.columns.index("test accuracy (trained)")
     one, two = (row[col] for row in t.rows)  # winners by measured latency: w1 first
-    assert "+-" not in one and "0.0000" not in one and "n=1" in one and "0.8123" in one
+    assert "+-" not in one and "0.0000" not in one and "(1 seed, 2 ep.)" in one
+    assert one.startswith("0.8123 ")
     assert "0.8123 +- 0.0123" in two
     d = objective_space_data([], [], {}, [ONE_SEED, TWO_SEEDS])
     assert [r.n_seeds for r in d.retrained] == [1, 2]
-    assert "+-" not in d.retrained[0].hover and "n=1" in d.retrained[0].hover
+    assert "+-" not in d.retrained[0].hover and "0.8123 over 1 seed" in d.retrained[0].hover
+    assert fmt_acc(0.81234, 0.0, 1) == "0.8123 (n=1)" and fmt_acc(0.8, 0.01, 3) == "0.8000 +- 0.0100"
     fig = draw_objective_space(d)
     bars = next(tr for tr in fig.data if tr.meta == "measured").error_y.array
     assert bars[0] is None and bars[1] == pytest.approx(0.0123)  # no bar for one seed

@@ -308,7 +308,7 @@ def as_retrained(r: dict[str, Any], labels: dict[str, str] | None = None) -> Ret
     hover = "<br>".join([
         f"<b>{html.escape(label)}</b> ({r.get('kind', '?')})"
         + (f" {html.escape(name)}" if label != name else ""),
-        f"test accuracy (trained): {fmt_acc(r.get('acc_mean'), r.get('acc_std'), n_seeds)}"
+        f"test accuracy (trained): {fmt_acc(r.get('acc_mean'), r.get('acc_std'), n_seeds, with_n=False)}"
         f" over {_seeds(r.get('seeds'))}, {r.get('epochs') or '?'} epoch(s)",
         f"latency predicted {fmt(pred, '.3f', ' ms')}, measured {fmt(meas, '.3f', ' ms')} "
         f"({stat}); error {fmt(err, '+.1f', ' %')}",
@@ -520,7 +520,7 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
     order = sorted(zip(retrain, rts, strict=True),
                    key=lambda x: (x[1].kind != "winner", x[1].measured_ms or math.inf))
     for r, rt in order:
-        acc = (f"{fmt_acc(r.get('acc_mean'), r.get('acc_std'), rt.n_seeds)}"
+        acc = (f"{fmt_acc(r.get('acc_mean'), r.get('acc_std'), rt.n_seeds, with_n=False)}"
                f" ({_seeds(r.get('seeds'))}, {r.get('epochs') or '?'} ep.)")
         med = (f"{fmt(rt.median_ms, '.3f')} ms ({fmt(rt.iqr_ms, '.3f')}, "
                f"{r.get('measured_n') or '?'})")

@@ -42,16 +42,17 @@ def seed_count(v: Any) -> int | None:
     return len(s) or None
 
 
-def fmt_acc(mean: Any, std: Any, n_seeds: int | None, spec: str = ".4f",
-            pm: str = "+-") -> str:
-    """``mean +- std``; with one seed there is no spread to show: ``mean (n=1)``."""
+def fmt_acc(mean: Any, std: Any, n_seeds: int | None, spec: str = ".4f", pm: str = "+-",
+            with_n: bool = True) -> str:
+    """``mean +- std``; with one seed there is no spread to show: ``mean (n=1)`` (``mean``
+    alone without ``with_n``, where the seed count is said next to it)."""
     from .data import finite
 
     m, s = finite(mean), finite(std)
     if m is None:
         return "-"
     if n_seeds == 1:
-        return f"{m:{spec}} (n=1)"
+        return f"{m:{spec}} (n=1)" if with_n else f"{m:{spec}}"
     if s is None:
         return f"{m:{spec}}"
     return f"{m:{spec}} {pm} {s:{spec}}"

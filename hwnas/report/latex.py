@@ -79,11 +79,11 @@ def retrain_latex(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
     if seeds == [1]:
         spread = "one seed per model (no spread)"
     elif 1 in seeds:
-        spread = "mean +- std over seeds; a value alone: one seed"
+        spread = "mean +- std over seeds (a value alone: one seed)"
     else:
         spread = f"mean +- std over {'/'.join(str(s) for s in seeds if s) or '?'} seeds"
     cap = (f"Retrained winners (W1... by measured latency) and baselines, same recipe. Test "
-           f"accuracy in % ({spread}). Latency on the device: the {stat} of the samples "
+           f"accuracy in %, {spread}. Latency on the device: the {stat} of the samples "
            "(the statistic the predictor predicts); error = (predicted - measured) / measured.")
     if measurement is not None:
         cap += f" Measured on {measurement.text()}."
