@@ -16,8 +16,14 @@ it opens without network) with
     winners and baselines with an arrow from predicted to measured latency;
   - the latency predictor's parity plot (predicted vs measured, +-10 % band) over the
     device's whole-network measurements and the re-measured winners;
+  - the latency predictor ablation of the device (MACs-linear, LUT sum, block-model sum,
+    full predictor: held-out MAPE and Kendall tau; predictor_eval.csv of `hwnas predictor
+    eval` when current, else computed);
   - the hypervolume history (normalised objectives, reference point 1.1);
   - tables of the retrained winners and baselines and of the Pareto front.
+
+The search's score is named for its estimator (a NASWOT score is not an accuracy). --latex
+also writes the two tables as booktabs LaTeX into runs/RUN/tables/.
 
 Every caption says how latency was measured (device, CPU, threads, onnxruntime version,
 statistic, protocol). Whatever the run does not have yet (trials, retrain results, a
@@ -29,7 +35,9 @@ examples:
   hwnas view first                      # runs/first/report.html
   hwnas view first --open               # ... and open it in the default browser
   hwnas view first --serve 8000         # serve runs/first/ at http://127.0.0.1:8000/report.html
-  hwnas view first --images png,svg     # also runs/first/figures/*.png|svg (needs kaleido)
+  hwnas view first --images pdf,png     # also runs/first/figures/*.pdf|png (needs kaleido)
+  hwnas view first --latex              # also runs/first/tables/retrain.tex, pareto.tex
+  hwnas compare fp32 int8               # the fronts of several runs on one page
 """
 
 
@@ -45,8 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="serve the run folder on http://127.0.0.1:PORT/ until Ctrl-C "
                    "(0: any free port; the URL is printed)")
     p.add_argument("--images", default="", metavar="FORMATS",
-                   help="also export the figures as png and/or svg into runs/RUN/figures/ "
-                   "(comma list; needs the optional kaleido package, skipped without it)")
+                   help="also export the figures as png, svg and/or pdf into runs/RUN/figures/ "
+                   "(comma list; needs the optional kaleido package and a Chrome/Chromium, "
+                   "skipped with one line saying what to install)")
+    p.add_argument("--latex", action="store_true",
+                   help="also write the retrain and Pareto-front tables as booktabs LaTeX: "
+                   "runs/RUN/tables/retrain.tex, pareto.tex (\\usepackage{booktabs})")
     p.add_argument("--no-predictor", dest="predictor", action="store_false",
                    help="do not load the device's latency predictor (parity plot from the "
                    "retrained models only; faster)")
@@ -55,11 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _formats(text: str) -> list[str]:
     from ..errors import HwnasError
+    from ..report import IMAGE_FORMATS
 
-    fmts = [f.strip().lower() for f in text.split(",") if f.strip()]
+    fmts = list(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
     for f in fmts:
-        if f not in ("png", "svg"):
-            raise HwnasError(f"--images '{text}': formats are png and svg")
+        if f not in IMAGE_FORMATS:
+            raise HwnasError(f"--images '{text}': formats are {', '.join(IMAGE_FORMATS)}")
     return fmts
 
 
@@ -79,6 +92,13 @@ def cmd_view(args) -> int:
           f"{len(d.objective.retrained)} retrained models; {res.path.stat().st_size / 2**20:.1f} MiB)")
     for p in res.images:
         print(p)
+    if args.latex:
+        from ..report import write_latex
+
+        for p in write_latex(res.data.run_dir, res.data.measurement):
+            print(p)
+        if not res.data.has_retrain:
+            log.warning("no retrain results: wrote only the Pareto-front table")
     if args.serve is not None:
         return serve(res.path, args.serve, args.open)
     if args.open:

@@ -31,6 +31,7 @@ import numpy as np
 from ..runs import retrain_labels
 from ..search.pareto import hypervolume, pareto_mask
 from ..search.settings import OBJECTIVES
+from .labels import fmt_acc, log_ticks, score_label, seed_count, trials_archs
 
 __all__ = [
     "BAND", "HV_REFERENCE", "HypervolumeData", "Measurement", "ObjectiveSpaceData", "ParityData",
@@ -163,6 +164,17 @@ class PointGroup:
     y: list[float]
     numbers: list[int]
     hover: list[str]
+    archs: list[str] = field(default_factory=list)  # each point's arch string
+
+    @property
+    def n_archs(self) -> int:
+        """Distinct archs among the points (a search may evaluate an arch twice)."""
+        return len(set(self.archs))
+
+    @property
+    def legend(self) -> str:
+        """The legend entry: both counts, as the front table counts archs."""
+        return f"{self.name} ({trials_archs(len(self.x), self.n_archs)})"
 
 
 @dataclass
@@ -182,6 +194,7 @@ class Retrained:
     acc_std: float | None
     error_pct: float | None
     hover: str
+    n_seeds: int | None = None  # seeds the accuracy is averaged over (1: no spread)
 
 
 @dataclass
@@ -194,6 +207,7 @@ class ObjectiveSpaceData:
     objectives: list[str]
     n_complete: int
     caption: str
+    n_archs: int = 0  # distinct archs among the complete trials
 
     @property
     def n_points(self) -> int:
@@ -207,11 +221,12 @@ def complete_trials(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda t: t.get("number", 0))
 
 
-def _trial_hover(t: dict[str, Any], objectives: Sequence[str], front: bool) -> str:
+def _trial_hover(t: dict[str, Any], objectives: Sequence[str], front: bool,
+                 score: str = "accuracy estimate") -> str:
     lines = [f"<b>trial {t.get('number')}</b>" + (" (Pareto front)" if front else "")
              + (f" seed: {t['seed']}" if t.get("seed") else "")
              + ("" if t.get("feasible") is not False else " <i>infeasible</i>"),
-             f"accuracy (estimate): {fmt(t.get('accuracy'))}",
+             f"{score}: {fmt(t.get('accuracy'))}",
              f"latency (predicted): {fmt(t.get('latency_ms'), '.3f', ' ms')}",
              f"params: {fmt_count(t.get('params'))}   MACs: {fmt_count(t.get('macs'))}",
              f"peak act. memory: {fmt_bytes(t.get('memory_bytes'))}",
@@ -230,6 +245,7 @@ def objective_space_data(trials: Sequence[dict[str, Any]], pareto: Sequence[dict
     done = complete_trials(trials)
     front_trials = {r.get("trial") for r in pareto}
     front_archs = {r.get("arch") for r in pareto}
+    score = score_label(config)
     groups = {k: PointGroup(n, k, [], [], [], []) for k, n in
               (("front", "Pareto front"), ("feasible", "feasible trials"),
                ("infeasible", "infeasible trials"))}
@@ -240,14 +256,18 @@ def objective_space_data(trials: Sequence[dict[str, Any]], pareto: Sequence[dict
         g.x.append(float(t["latency_ms"]))
         g.y.append(float(t["accuracy"]))
         g.numbers.append(int(t.get("number", -1)))
-        g.hover.append(_trial_hover(t, objectives, on_front))
+        g.archs.append(str(t.get("arch", "")))
+        g.hover.append(_trial_hover(t, objectives, on_front, score))
     labels = retrain_labels(retrain)
     retrained = [as_retrained(r, labels) for r in retrain]
     est = config.get("accuracy_estimator") or config.get("accuracy") or "?"
     budget = finite(config.get("latency_budget_ms"))
-    cap = (f"{len(done)} complete trials of {config.get('space', '?')} at resolution "
-           f"{config.get('resolution', '?')}: latency predicted by the latency predictor of "
-           f"{config.get('device', '?')}, accuracy estimated ({est} on {config.get('data', '?')}). "
+    n_archs = len({str(t.get("arch", "")) for t in done})
+    cap = (f"{trials_archs(len(done), n_archs)} (complete) of {config.get('space', '?')} at "
+           f"resolution {config.get('resolution', '?')}: latency predicted by the latency "
+           f"predictor of {config.get('device', '?')}; y: {score} ({est} on "
+           f"{config.get('data', '?')}). The legend counts trials and distinct archs (an arch "
+           "evaluated twice is two points at one place); the front table lists archs. "
            f"The front is over the run's objectives ({', '.join(objectives) or '?'})")
     if len(objectives) > 2 or set(objectives) != {"accuracy", "latency"}:
         cap += ", shown here projected on accuracy x latency"
@@ -255,20 +275,21 @@ def objective_space_data(trials: Sequence[dict[str, Any]], pareto: Sequence[dict
     if budget is not None:
         cap += f" Dashed line: the latency budget, {budget:g} ms (trials beyond a budget are grey)."
     if retrained:
-        cap += (" Lower panel: the retrained winners and baselines, trained accuracy (mean +- std "
-                "over seeds) vs latency; each arrow goes from the predicted latency to the "
-                f"latency measured on the device ({retrained[0].statistic} of the samples, the "
-                "statistic the predictor predicts; median and IQR in the hover).")
+        cap += (" Lower panel: the retrained winners and baselines, trained test accuracy "
+                "(mean +- std over seeds; no bar where one seed was trained) vs latency; each "
+                "arrow goes from the predicted latency (open marker) to the latency measured on "
+                f"the device (filled; {retrained[0].statistic} of the samples, the statistic "
+                "the predictor predicts; median and IQR in the hover).")
     if measurement is not None:
         cap += f" Measured on {measurement.text()}."
-    return ObjectiveSpaceData("latency (ms)", f"accuracy estimate ({est})",
+    return ObjectiveSpaceData("latency (ms)", score,
                               [groups["infeasible"], groups["feasible"], groups["front"]],
-                              retrained, budget, objectives, len(done), cap)
+                              retrained, budget, objectives, len(done), cap, n_archs)
 
 
 def _seeds(v: Any) -> str:
-    s = [x for x in str(v or "").replace(",", ";").split(";") if x.strip()]
-    return f"{len(s)} seed{'s' if len(s) != 1 else ''}" if s else "? seeds"
+    n = seed_count(v)
+    return f"{n} seed{'s' if n != 1 else ''}" if n else "? seeds"
 
 
 def as_retrained(r: dict[str, Any], labels: dict[str, str] | None = None) -> Retrained:
@@ -283,10 +304,11 @@ def as_retrained(r: dict[str, Any], labels: dict[str, str] | None = None) -> Ret
     if err is None and pred is not None and meas:
         err = 100.0 * (pred - meas) / meas
     label = (labels or {}).get(name, name)
+    n_seeds = seed_count(r.get("seeds"))
     hover = "<br>".join([
         f"<b>{html.escape(label)}</b> ({r.get('kind', '?')})"
         + (f" {html.escape(name)}" if label != name else ""),
-        f"accuracy (trained): {fmt(r.get('acc_mean'), '.4f')} +- {fmt(r.get('acc_std'), '.4f')}"
+        f"test accuracy (trained): {fmt_acc(r.get('acc_mean'), r.get('acc_std'), n_seeds, with_n=False)}"
         f" over {_seeds(r.get('seeds'))}, {r.get('epochs') or '?'} epoch(s)",
         f"latency predicted {fmt(pred, '.3f', ' ms')}, measured {fmt(meas, '.3f', ' ms')} "
         f"({stat}); error {fmt(err, '+.1f', ' %')}",
@@ -297,7 +319,7 @@ def as_retrained(r: dict[str, Any], labels: dict[str, str] | None = None) -> Ret
         _wrap(r.get("arch", ""))])
     return Retrained(name, label, str(r.get("kind", "")), str(r.get("arch", "")), pred, meas, stat,
                      median, finite(r.get("measured_iqr_ms")), finite(r.get("acc_mean")),
-                     finite(r.get("acc_std")), err, hover)
+                     None if n_seeds == 1 else finite(r.get("acc_std")), err, hover, n_seeds)
 
 
 # ---- (b) parity ----------------------------------------------------------------------------------
@@ -319,6 +341,7 @@ class ParityData:
     hi: float
     metrics: dict[str, dict[str, float]]  # series name -> {n, mape, within_band, kendall_tau}
     caption: str
+    ticks: list[float] = field(default_factory=list)  # the same round ticks on both log axes
 
     @property
     def n_points(self) -> int:
@@ -399,7 +422,7 @@ def parity_data(measured: dict[str, float] | None = None,
                     + (f", Kendall tau {m['kendall_tau']:.3f}" if "kendall_tau" in m else "") + ".")
     if measurement is not None:
         cap += f" Measured on {measurement.text()}."
-    return ParityData(series, band, lo, hi, metrics, cap.strip())
+    return ParityData(series, band, lo, hi, metrics, cap.strip(), log_ticks(lo, hi))
 
 
 # ---- (c) hypervolume history ---------------------------------------------------------------------
@@ -416,7 +439,8 @@ class HypervolumeData:
 
 
 def hypervolume_history(trials: Sequence[dict[str, Any]], objectives: Sequence[str],
-                        reference: float = HV_REFERENCE) -> HypervolumeData:
+                        reference: float = HV_REFERENCE,
+                        score: str = "estimated accuracy") -> HypervolumeData:
     """Hypervolume of the feasible COMPLETE trials after each complete trial (by number).
 
     Each objective is min-max normalised over all complete trials of the run, so that 0 is
@@ -460,7 +484,7 @@ def hypervolume_history(trials: Sequence[dict[str, Any]], objectives: Sequence[s
            f"{names} min-max normalised over all {len(done)} complete trials (0 = best seen, "
            f"1 = worst seen), reference point {reference:g} in every objective (the whole box "
            f"is {reference ** len(objectives):.3g}). Computed with hwnas.search.hypervolume "
-           "(Optuna's exact WFG algorithm) on predicted latency and estimated accuracy.")
+           f"(Optuna's exact WFG algorithm) on predicted latency and the {score}.")
     return HypervolumeData(xs, nums, hv, list(objectives), bounds, reference, cap)
 
 
@@ -488,7 +512,7 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
     labels = retrain_labels(retrain)
     rts = [as_retrained(r, labels) for r in retrain]
     stat = rts[0].statistic if rts else "?"
-    cols = ["model", "kind", "accuracy (trained)", f"measured ({stat})", "median (IQR, n)",
+    cols = ["model", "kind", "test accuracy (trained)", f"measured ({stat})", "median (IQR, n)",
             "predicted", "error", "params", "MACs", "peak act.", "arch"]
     if corr is not None:
         cols.insert(7, f"drift-corrected (x{corr:.3f}, error)")
@@ -496,7 +520,7 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
     order = sorted(zip(retrain, rts, strict=True),
                    key=lambda x: (x[1].kind != "winner", x[1].measured_ms or math.inf))
     for r, rt in order:
-        acc = (f"{fmt(r.get('acc_mean'), '.4f')} +- {fmt(r.get('acc_std'), '.4f')}"
+        acc = (f"{fmt_acc(r.get('acc_mean'), r.get('acc_std'), rt.n_seeds, with_n=False)}"
                f" ({_seeds(r.get('seeds'))}, {r.get('epochs') or '?'} ep.)")
         med = (f"{fmt(rt.median_ms, '.3f')} ms ({fmt(rt.iqr_ms, '.3f')}, "
                f"{r.get('measured_n') or '?'})")
@@ -511,7 +535,8 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
         rows.append(row)
         titles.append([rt.name if rt.name != rt.label else ""] + [""] * (len(row) - 1))
     cap = ("Winners (Pareto-front archs, W1... by measured latency) and baselines trained with "
-           "the same recipe; accuracy on the test split, mean +- std over seeds. Latency: the "
+           "the same recipe; accuracy on the test split, mean +- std over seeds (n=1: one "
+           "seed, no spread). Latency: the "
            f"ONNX model with trained weights timed on the device -- the {stat} of the samples "
            "(the statistic the predictor predicts), and median, IQR, number of samples; "
            "error = (predicted - measured) / measured. ONNX files: runs/RUN/models/.")
@@ -526,9 +551,9 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
 
 
 def pareto_table(pareto: Sequence[dict[str, Any]], config: dict[str, Any]) -> TableData:
-    """The run's Pareto front as the search saw it (estimates)."""
-    cols = ["trial", "accuracy (estimate)", "latency (predicted)", "params", "MACs", "peak act.",
-            "arch file"]
+    """The run's Pareto front as the search saw it (estimates): one row per arch."""
+    score = score_label(config)
+    cols = ["trial", score, "latency (predicted)", "params", "MACs", "peak act.", "arch file"]
     rows, titles = [], []
     for r in pareto:
         rows.append([str(r.get("trial", "")), fmt(r.get("accuracy")),
@@ -536,9 +561,12 @@ def pareto_table(pareto: Sequence[dict[str, Any]], config: dict[str, Any]) -> Ta
                      fmt_count(r.get("macs")), fmt_bytes(r.get("memory_bytes")),
                      _short(r.get("file", ""), 56)])
         titles.append([""] * 6 + [str(r.get("arch", ""))])
-    cap = (f"Feasible non-dominated trials over {', '.join(config.get('objectives') or [])} "
-           "(pareto.csv; arch files in winners/).")
-    return TableData("Pareto front (search estimates)", cols, rows, titles, cap, "table-pareto")
+    n = len({r.get("arch") for r in pareto})
+    cap = (f"Feasible non-dominated archs over {', '.join(config.get('objectives') or [])}, one "
+           "row per distinct arch (the trial that first scored it; pareto.csv; arch files in "
+           f"winners/). {score[0].upper() + score[1:]}: what the search's estimator gave.")
+    return TableData(f"Pareto front (search estimates): {n} arch{'s' if n != 1 else ''}", cols,
+                     rows, titles, cap, "table-pareto")
 
 
 # ---- everything the page shows --------------------------------------------------------------
@@ -559,3 +587,5 @@ class ReportData:
     has_retrain: bool
     n_front: int = 0
     versions: dict[str, str] = field(default_factory=dict)
+    ablation: Any = None  # AblationData of the device's latency predictor, or None
+    n_archs: int = 0  # distinct archs among the complete trials

@@ -8,12 +8,23 @@ from typing import Any
 
 import numpy as np
 
+from .ablation import AblationData
 from .data import HypervolumeData, ObjectiveSpaceData, ParityData, ReportData
+from .labels import tick_text
 
-__all__ = ["COLORS", "draw_figures", "draw_hypervolume", "draw_objective_space", "draw_parity"]
+__all__ = ["COLORS", "PREDICTOR_COLORS", "draw_ablation", "draw_figures", "draw_hypervolume",
+           "draw_objective_space", "draw_parity", "predicted_marker"]
 
 COLORS = {"front": "#d62728", "feasible": "#1f77b4", "infeasible": "#b0b0b0",
           "winner": "#d62728", "baseline": "#2ca02c", "profiled": "#1f77b4"}
+PREDICTOR_COLORS = {"macs_linear": "#9467bd", "lut_sum": "#8c564b", "block_sum": "#ff7f0e",
+                    "full": "#1f77b4"}
+
+
+def predicted_marker(color: str) -> dict[str, Any]:
+    """An open marker that shows on white paper and in print: for plotly's ``-open`` symbols
+    the outline is drawn in ``color`` (a white ``color`` makes them invisible)."""
+    return dict(size=11, symbol="circle-open", color=color, line=dict(width=2.5, color=color))
 
 
 def draw_objective_space(d: ObjectiveSpaceData):
@@ -31,7 +42,7 @@ def draw_objective_space(d: ObjectiveSpaceData):
               "infeasible": dict(size=6, color=COLORS["infeasible"], opacity=0.6)}
     for g in d.groups:
         fig.add_trace(go.Scatter(
-            x=g.x, y=g.y, mode="markers", name=f"{g.name} ({len(g.x)})", marker=styles[g.kind],
+            x=g.x, y=g.y, mode="markers", name=g.legend, marker=styles[g.kind],
             hovertext=g.hover, hoverinfo="text", customdata=g.numbers, meta="trials",
             legendgroup=g.kind), row=1, col=1)
     if d.retrained:
@@ -43,14 +54,15 @@ def draw_objective_space(d: ObjectiveSpaceData):
             fig.add_trace(go.Scatter(
                 x=[r.predicted_ms for r in rs], y=[r.acc_mean for r in rs], mode="markers",
                 name=f"{label}: predicted latency", meta="predicted", legendgroup=kind,
-                marker=dict(size=10, color="white", symbol="circle-open", line=dict(width=2, color=color)),
+                marker=predicted_marker(color),
                 hovertext=[r.hover for r in rs], hoverinfo="text"), row=2, col=1)
             fig.add_trace(go.Scatter(
                 x=[r.measured_ms for r in rs], y=[r.acc_mean for r in rs], mode="markers+text",
                 name=f"{label}: measured latency", meta="measured", legendgroup=kind,
                 text=[r.label for r in rs], textposition="top center", textfont=dict(size=10),
                 marker=dict(size=11, color=color, symbol="diamond" if kind == "baseline" else "star"),
-                error_y=dict(type="data", array=[r.acc_std or 0 for r in rs], visible=True,
+                # no bar where one seed was trained (acc_std None): nothing to show
+                error_y=dict(type="data", array=[r.acc_std for r in rs], visible=True,
                              color=color),
                 hovertext=[r.hover for r in rs], hoverinfo="text"), row=2, col=1)
             for r in rs:
@@ -98,9 +110,14 @@ def draw_parity(d: ParityData):
             x=s.measured, y=s.predicted, mode="markers", name=f"{s.name} ({len(s.measured)})",
             marker=styles.get(s.kind, {}), meta="parity", text=s.labels,
             hovertemplate="%{text}<br>measured %{x:.3f} ms<br>predicted %{y:.3f} ms<extra></extra>"))
-    fig.update_xaxes(title_text="measured latency (ms)", type="log", range=[math.log10(lo), math.log10(hi)])
-    fig.update_yaxes(title_text="predicted latency (ms)", type="log", range=[math.log10(lo), math.log10(hi)],
-                     scaleanchor="x", scaleratio=1)
+    # the same log range and the same round ticks (0.1, 0.2, 0.5, 1, 2 ...) on both axes
+    axis = dict(type="log", range=[math.log10(lo), math.log10(hi)], showline=True, mirror=True,
+                linecolor="#444", ticks="outside", gridcolor="#e5e5e5")
+    if d.ticks:
+        axis.update(tickmode="array", tickvals=list(d.ticks), ticktext=tick_text(d.ticks))
+    fig.update_xaxes(title_text="measured latency (ms)", constrain="domain", **axis)
+    fig.update_yaxes(title_text="predicted latency (ms)", scaleanchor="x", scaleratio=1,
+                     constrain="domain", **axis)
     # square and fixed-size: equal log scales on both axes keep the diagonal at 45 degrees
     fig.update_layout(height=640, width=720, template="plotly_white",
                       margin=dict(l=70, r=20, t=30, b=60),
@@ -123,6 +140,45 @@ def draw_hypervolume(d: HypervolumeData):
     return fig
 
 
+def draw_ablation(d: AblationData):
+    """Grouped bars: each predictor's held-out MAPE (left) and Kendall tau (right) per group."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("MAPE (%), lower is better",
+                                        "Kendall tau, higher is better"))
+    for s in d.series:
+        hover = [f"<b>{s.name}</b> on {g}<br>n {n}<br>MAPE {_f(m, '.2f')} %<br>within +-10 %: "
+                 f"{_f(w, '.0f')} %<br>RMSE {_f(r, '.4f')} ms<br>Kendall tau {_f(t, '.3f')}"
+                 for g, n, m, w, r, t in zip(d.groups, s.n, s.mape, s.within10, s.rmse, s.tau,
+                                             strict=True)]
+        color = PREDICTOR_COLORS.get(s.key)
+        for col, ys, fmt in ((1, s.mape, "%{y:.1f}"), (2, s.tau, "%{y:.2f}")):
+            fig.add_trace(go.Bar(
+                x=d.groups, y=ys, name=s.name, legendgroup=s.key, showlegend=col == 1,
+                marker=dict(color=color), hovertext=hover, hoverinfo="text", meta="ablation",
+                texttemplate=fmt, textposition="outside", cliponaxis=False), row=1, col=col)
+    fig.update_yaxes(title_text="held-out MAPE (%)", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="Kendall tau", range=[min(0.0, *_vals(d, "tau")), 1.05],
+                     row=1, col=2)
+    fig.update_layout(barmode="group", height=430, template="plotly_white",
+                      margin=dict(l=70, r=20, t=50, b=60),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.1, x=0))
+    return fig
+
+
+def _f(v: float | None, spec: str) -> str:
+    return "n/a" if v is None else f"{v:{spec}}"
+
+
+def _vals(d: AblationData, attr: str) -> list[float]:
+    return [v for s in d.series for v in getattr(s, attr) if v is not None]
+
+
 def draw_figures(d: ReportData) -> dict[str, Any]:
-    return {"objective": draw_objective_space(d.objective), "parity": draw_parity(d.parity),
+    figs = {"objective": draw_objective_space(d.objective), "parity": draw_parity(d.parity),
             "hypervolume": draw_hypervolume(d.hypervolume)}
+    if d.ablation is not None and d.ablation.n_bars:
+        figs["ablation"] = draw_ablation(d.ablation)
+    return figs
