@@ -65,11 +65,17 @@ def bench_archs(space_name: str, n: int, resolution: int, seed: int = 0):
     return [(label, replace(a, classes=10)) for label, a in out]
 
 
-def winner_archs(out: Path):
+def _tagged(name: str, tag: str) -> str:
+    """``winners.json`` -> ``winners-TAG.json``: each supernet's outcome keeps its own files."""
+    stem, dot, ext = name.partition(".")
+    return f"{stem}-{tag}{dot}{ext}" if tag else name
+
+
+def winner_archs(out: Path, tag: str = ""):
     """(label, Arch) of the outcome search's winners (``outcome-pick`` wrote them)."""
     from hwnas.arch import parse_string
 
-    f = out / "winners.json"
+    f = out / _tagged("winners.json", tag)
     return [(w["label"], parse_string(w["arch"])) for w in json.loads(f.read_text())] \
         if f.exists() else []
 
@@ -91,7 +97,7 @@ def truth_worker(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     archs = bench_archs(args.space, args.n, args.resolution)
     if args.winners:
-        archs = winner_archs(args.out) + [x for x in archs if x[0].startswith("mbv2")]
+        archs = winner_archs(args.out, args.tag) + [x for x in archs if x[0].startswith("mbv2")]
     seeds = [int(s) for s in args.seeds.split(",")]
     items = [(s, label, a) for s in seeds for label, a in archs]  # all archs at seed 0 first
     data = None
@@ -162,8 +168,10 @@ def estimate(args) -> None:
                                          params=params, macs=macs)
     kinds = {"zero-cost": ("zero-cost", {})}
     if args.supernet_space:  # what the search uses (2,000 validation images), and all of them
-        kinds["supernet"] = ("supernet", {"space": args.supernet_space})
-        kinds["supernet-allval"] = ("supernet", {"space": args.supernet_space, "val_images": None})
+        sn = {"space": args.supernet_space, "supernet": args.supernet or None}
+        kinds[_tagged("supernet", args.tag)] = ("supernet", sn)
+        if not args.tag:
+            kinds["supernet-allval"] = ("supernet", {**sn, "val_images": None})
     for kind, (est_kind, kw) in kinds.items():
         if all(kind in res[label] for label, _ in archs):
             continue
@@ -231,7 +239,11 @@ def report(args) -> None:
         print(f"# {seed_row[0]}: tau {seed_row[1]:.3f}, rho {seed_row[2]:.3f}")
     truth_of = dict(zip(full, t, strict=True))
     # every estimator on the archs the supernet can score (its space), then on all
-    common = [la for la in full if est[la].get("supernet") is not None] or full
+    sn_keys = sorted({k for la in full for k in est[la] if k.startswith("supernet")
+                      and not k.endswith("_s")})
+    common = [la for la in full if all(est[la].get(k) is not None for k in sn_keys)] or full
+    names = [(f"supernet {k[len('supernet-'):]} (2,000 val images)" if k != "supernet-allval"
+              else "supernet (12,000 val images)", k) for k in sn_keys if k != "supernet"]
     for group, members in ((f"{len(common)} archs of the space", common),
                            (f"all {len(full)} archs", full)):
         if group.startswith("all") and members == common:
@@ -239,8 +251,7 @@ def report(args) -> None:
         print()
         print(f"{group + ': estimator vs truth':<44} {'tau':>6} {'rho':>6} {'tau@lat+-15%':>13} "
               f"{'pairs':>6}")
-        for name, key in (("supernet (2,000 val images)", "supernet"),
-                          ("supernet (12,000 val images)", "supernet-allval"),
+        for name, key in (("supernet (2,000 val images)", "supernet"), *names,
                           ("NASWOT (zero-cost)", "zero-cost"),
                           ("#params", "params"), ("MACs", "macs")):
             if any(est[la].get(key) is None for la in members):
@@ -251,7 +262,7 @@ def report(args) -> None:
             kt, sr = kendalltau(x, y).statistic, spearmanr(x, y).statistic
             pt, n = _pairs_tau(x, y, lat_m, 0.15)
             print(f"{name:<44} {kt:>6.3f} {sr:>6.3f} {pt:>13.3f} {n:>6}")
-    for key in ("supernet", "supernet-allval", "zero-cost"):
+    for key in (*sn_keys, "zero-cost"):
         secs = [est[la].get(key + "_s") for la in full if key + "_s" in est[la]]
         if secs:
             print(f"# {key}: median {sorted(secs)[len(secs) // 2]:.2f} s per scored arch")
@@ -265,9 +276,10 @@ def outcome_pick(args) -> None:
     run = load_run(args.run)
     front = sorted(run.pareto, key=lambda r: r["latency_ms"])
     picks = [front[i] for i in spread_indices(len(front), args.top)]
-    ws = [{"label": f"W{i + 1}", "arch": r["arch"], "search_accuracy": r["accuracy"],
+    prefix = f"{args.tag}-W" if args.tag else "W"
+    ws = [{"label": f"{prefix}{i + 1}", "arch": r["arch"], "search_accuracy": r["accuracy"],
            "predicted_ms": r["latency_ms"]} for i, r in enumerate(sorted(picks, key=lambda r: r["latency_ms"]))]
-    _write(args.out / "winners.json", ws)
+    _write(args.out / _tagged("winners.json", args.tag), ws)
     for w in ws:
         print(f"{w['label']}: supernet {w['search_accuracy']:.4f}, predicted {w['predicted_ms']:.3f} ms")
 
@@ -280,8 +292,10 @@ def outcome(args) -> None:
     from hwnas.profile import measure_archs
 
     truth_acc = read_truth(args.out, args.epochs, args.subset)
-    models = winner_archs(args.out) + [x for x in bench_archs(args.space, 0, args.resolution)]
-    f = args.out / "outcome_measured.json"
+    winners = winner_archs(args.out, args.tag)
+    wl = {label for label, _ in winners}
+    models = winners + [x for x in bench_archs(args.space, 0, args.resolution)]
+    f = args.out / _tagged("outcome_measured.json", args.tag)
     if not f.exists():
         stats = measure_archs(args.device, [a for _, a in models])
         _write(f, {"load": os.getloadavg()[0], "date": datetime.datetime.now().isoformat(),
@@ -306,8 +320,8 @@ def outcome(args) -> None:
     print()
     for b in [la for la in rows if la.startswith("mbv2")]:
         ba, bs, bms = rows[b]
-        ok = [(w, rows[w]) for w in rows if w.startswith("W") and rows[w][0] >= ba]
-        noise = [(w, rows[w]) for w in rows if w.startswith("W")
+        ok = [(w, rows[w]) for w in rows if w in wl and rows[w][0] >= ba]
+        noise = [(w, rows[w]) for w in rows if w in wl
                  and rows[w][0] >= ba - (rows[w][1] ** 2 + bs ** 2) ** 0.5]
         best = min(ok, key=lambda x: x[1][2]) if ok else None
         bn = min(noise, key=lambda x: x[1][2]) if noise else None
@@ -332,6 +346,9 @@ def main() -> None:
     ap.add_argument("--device", default="bench-local", help="latency predictor's device")
     ap.add_argument("--supernet-space", default="", help="space file of the trained supernet")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--supernet", default="", help="estimate: the supernet id (default: the newest)")
+    ap.add_argument("--tag", default="",
+                    help="name of this supernet's estimates, winners and outcome files (e.g. e16r4)")
     ap.add_argument("--winners", action="store_true",
                     help="truth: train the outcome winners (and the MobileNetV2 widths) only")
     ap.add_argument("--run", default="outcome", help="outcome-pick: the search run")
