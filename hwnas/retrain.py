@@ -557,8 +557,8 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
 
     models = [*_winner_models(run, settings, adapt),
               *_baseline_models(settings.baselines, resolution, adapt)]
-    log.info("retraining %d winner(s) and %d baseline(s) on %s at %d px, %d epoch(s), seeds %s%s",
-             sum(m.kind == "winner" for m in models), len(settings.baselines), data_spec,
+    log.info("%s %d winner(s) and %d baseline(s) on %s at %d px, %d epoch(s), seeds %s%s",
+             "collecting" if settings.collect else "retraining", sum(m.kind == "winner" for m in models), len(settings.baselines), data_spec,
              resolution, recipe.epochs, ",".join(map(str, settings.seeds)),
              f" (work queue {queue.name} in {url})" if queue else "")
     torch_device = resolve_torch_device(settings.torch_device)  # fails before any training

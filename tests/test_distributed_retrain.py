@@ -186,8 +186,8 @@ def test_collect_refuses_missing_items_then_measures(env, tmp_path):
     src = next((run / "retrain").glob(f"*/{name}/seed1.json"))
     moved = tmp_path / "seed1.json"
     shutil.move(src, moved)
-    r = run_cli("retrain", run.name, "--storage", url, "--collect", *args, "--quick", env=e,
-                cwd=home)
+    r = run_cli("retrain", run.name, "--storage", url, "--collect", *args, "--quick", "-q",
+                env=e, cwd=home)
     assert_one_line_error(r, "--collect: 1 of 2 trainings missing", f"{name}/seed1 (trained on")
     assert "seed0" not in r.stderr.split("missing")[1]
     assert not (run / "retrain.csv").exists()
