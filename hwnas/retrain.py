@@ -541,8 +541,8 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     recipe = settings.recipe or Recipe()
     rid = recipe_id(recipe, data_spec, resolution)
     url = rq.queue_url(settings.storage, cfg, run.path)
-    queue = rq.RetrainQueue.open(url, rq.queue_name(rid, cfg.get("study_name") or run.name),
-                                 run.path) if url else None
+    queue = rq.open_queue(url, rq.queue_name(rid, cfg.get("study_name") or run.name), run.path,
+                          optional=settings.collect)  # --collect: the queue only gives hints
     if settings.train_only:
         dev = target = protocol = None
     else:  # measuring needs a registered device: fail before training

@@ -59,7 +59,7 @@ POLL_S = 5.0  # how often a waiting process looks at the queue again
 #: what the storage says when another process creates the same schema or study at once
 _RACES = ("already exists", "uniqueviolation", "duplicate", "locked", "integrity")
 
-__all__ = ["Item", "RetrainQueue", "collect_results", "queue_name", "queue_url",
+__all__ = ["Item", "RetrainQueue", "collect_results", "open_queue", "queue_name", "queue_url",
            "train_local", "train_one", "train_queue"]
 
 
@@ -123,7 +123,15 @@ def train_local(models: list, data, data_spec: str, recipe, seeds: Sequence[int]
                 rid: str, progress: bool, torch_device: Any = "cpu") -> int:
     """Train here every (model, seed) not finished yet; the number trained."""
     root = run_dir / "retrain" / rid
-    todo = [(m, s) for m in models for s in seeds if read_done(m, s, root) is None]
+    todo = []
+    for m in models:
+        for s in seeds:
+            r = read_done(m, s, root)
+            if r is None:
+                todo.append((m, s))
+            else:
+                log.info("%s seed %d: trained earlier (test accuracy %.4f)", m.name, s,
+                         r["test_acc"])
     bar = _bar(len(models) * len(seeds), len(models) * len(seeds) - len(todo), progress)
     try:
         for m, s in todo:
@@ -246,32 +254,37 @@ class RetrainQueue:
     """The work items of one retraining in an Optuna study (see the module docstring)."""
 
     def __init__(self, storage, name: str, url: str, heartbeat_s: float = HEARTBEAT_S,
-                 grace_s: float = GRACE_S) -> None:
+                 grace_s: float = GRACE_S, create: bool = True) -> None:
         import optuna
 
         self.storage, self.name, self.url = storage, name, url
         self.heartbeat_s, self.grace_s = heartbeat_s, grace_s
         self.created = False
         try:
+            if not create:
+                raise optuna.exceptions.DuplicatedStudyError
             self.study = optuna.create_study(storage=storage, study_name=name,
                                              direction="maximize")
             self.created = True
         except optuna.exceptions.DuplicatedStudyError:
-            self.study = optuna.load_study(study_name=name, storage=storage)
+            try:
+                self.study = optuna.load_study(study_name=name, storage=storage)
+            except KeyError:
+                raise HwnasError(f"no retrain queue '{name}' in '{url}'") from None
         db = _sqlite_path(url)
         journal = None if "://" in url else Path(url)
         self._claim_lock = Path(f"{db}.hwnas-claim.lock") if db else None
         self._enqueue_lock = Path(f"{db or journal}.hwnas-queue.lock") if db or journal else None
 
     @classmethod
-    def open(cls, url: str, name: str, run_dir: Path) -> RetrainQueue:
-        """Open (or create) the queue ``name`` in the storage at ``url``; first starts of many
-        processes at once (schema or study creation racing) are retried."""
+    def open(cls, url: str, name: str, run_dir: Path, create: bool = True) -> RetrainQueue:
+        """Open (``create``: or create) the queue ``name`` in the storage at ``url``; first
+        starts of many processes at once (schema or study creation racing) are retried."""
         from .search.storage import open_storage
 
         for attempt in range(6):
             try:
-                return cls(open_storage(url, run_dir), name, url)
+                return cls(open_storage(url, run_dir), name, url, create=create)
             except Exception as e:  # noqa: BLE001 (a creation race: retry, then one line)
                 msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
                 race = any(w in msg.lower() for w in _RACES)
@@ -463,6 +476,21 @@ class RetrainQueue:
 
         with contextlib.suppress(Exception):
             self.study.tell(trial, state=TrialState.FAIL)
+
+
+def open_queue(url: str | None, name: str, run_dir: Path,
+               optional: bool = False) -> RetrainQueue | None:
+    """The queue ``name`` at ``url`` (None: no queue); ``optional``: not created, and None
+    with a warning when it cannot be opened."""
+    if not url:
+        return None
+    try:
+        return RetrainQueue.open(url, name, run_dir, create=not optional)
+    except HwnasError as e:
+        if not optional:
+            raise
+        log.warning("%s (collecting without the queue's view)", e)
+        return None
 
 
 @contextlib.contextmanager
