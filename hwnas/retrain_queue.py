@@ -416,9 +416,13 @@ class RetrainQueue:
             trial.set_user_attr("empty", True)
             self.study.tell(trial, state=TrialState.PRUNED)
             return False
-        trial.set_user_attr(WORKER_ATTR, _worker())
-        if not self._rdb_heartbeat():
+        # a beat before the owner: killed before it, the trial has no owner and
+        # fail_dead_trials fails it after a minute; after, it has a beat that goes stale
+        if self._rdb_heartbeat():
+            self.storage.record_heartbeat(trial._trial_id)
+        else:
             trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+        trial.set_user_attr(WORKER_ATTR, _worker())
         first = min((t for t in self._trials((TrialState.WAITING, TrialState.RUNNING,
                                                TrialState.COMPLETE))
                      if t.user_attrs[ITEM_ATTR] == item.key), key=lambda t: t._trial_id,

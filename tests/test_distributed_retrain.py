@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import optuna
@@ -57,11 +58,16 @@ def env(tmp_path_factory):
 
 
 def _copy_run(env, name):
+    """A copy of run 'tr' whose study name (which names its retrain queue) is its own, also
+    across test sessions on one database server."""
     home, _ = env
     src, dst = home / "runs" / "tr", home / "runs" / name
     dst.mkdir()
-    for f in ("config.json", "pareto.csv", "trials.csv"):
+    for f in ("pareto.csv", "trials.csv"):
         shutil.copy(src / f, dst / f)
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["study_name"] = f"{name}-{uuid.uuid4().hex[:8]}"
+    (dst / "config.json").write_text(json.dumps(cfg))
     shutil.copytree(src / "winners", dst / "winners")
     return dst
 
@@ -77,8 +83,11 @@ def _trained(stderr: str) -> list[str]:
     return [f"{m.group(1)}/seed{m.group(2)}" for m in TRAINED.finditer(stderr)]
 
 
-def _queue_trials(storage, name="retrain"):
-    (s,) = [s for s in optuna.get_all_study_summaries(storage) if s.study_name.startswith(name)]
+def _queue_trials(storage, run: Path):
+    """The item trials of the run's retrain queue (retrain-<recipe id>-<study name>)."""
+    study = json.loads((run / "config.json").read_text())["study_name"]
+    (s,) = [s for s in optuna.get_all_study_summaries(storage)
+            if s.study_name.startswith("retrain-") and s.study_name.endswith(f"-{study}")]
     st = optuna.load_study(study_name=s.study_name, storage=storage)
     return [t for t in st.get_trials(deepcopy=False) if ITEM_ATTR in t.user_attrs]
 
@@ -109,7 +118,9 @@ def test_two_processes_share_the_work_nothing_trained_twice(env, tmp_path, reque
     else:
         url = f"sqlite:///{tmp_path / 'queue.db'}"  # a fresh database: both create its schema
     run = _copy_run(env, f"two-{kind}")
-    procs = [_start(env, run.name, "--storage", url, "--train-only", *TRAIN) for _ in range(2)]
+    # an extra machine (--train-only) and the measuring one (trains too, waits, measures)
+    procs = [_start(env, run.name, "--storage", url, *extra, *TRAIN)
+             for extra in (("--train-only",), ("--quick",))]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
@@ -126,9 +137,18 @@ def test_two_processes_share_the_work_nothing_trained_twice(env, tmp_path, reque
         for k in ks:
             assert res[k]["worker"].split(":")[1] == str(p.pid)
     # the queue: every item enqueued once (two processes started at once), COMPLETE once
-    trials = _queue_trials(url)
+    trials = _queue_trials(url, run)
     assert sorted(t.user_attrs[ITEM_ATTR] for t in trials) == sorted(items)
     assert _complete_once(trials) == dict.fromkeys(items, 1)
+    # the measuring process tabulated every model, with every seed's accuracy
+    from hwnas.runs import load_retrain
+
+    rows = load_retrain(run)
+    assert len(rows) == 3 and all(x["measured_median_ms"] > 0 for x in rows)
+    for x in rows:
+        want = (res[f"{x['name']}/seed0"]["test_acc"] + res[f"{x['name']}/seed1"]["test_acc"]) / 2
+        assert x["acc_mean"] == pytest.approx(want, abs=1e-6)
+    assert "speedup at matched accuracy" in outs[1][0]
 
 
 # ---- a killed worker's item is trained by another -------------------------------------------------
@@ -145,7 +165,7 @@ def test_killed_workers_item_is_trained_by_another(env, tmp_path):
         time.sleep(0.2)
         if journal.is_file():
             st = JournalStorage(JournalFileBackend(str(journal)))
-            trials = _queue_trials(st) if optuna.get_all_study_summaries(st) else []
+            trials = _queue_trials(st, run) if optuna.get_all_study_summaries(st) else []
             run_ = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING
                     and "worker" in t.user_attrs]
             running = run_[0].user_attrs[ITEM_ATTR] if run_ else None
@@ -161,7 +181,7 @@ def test_killed_workers_item_is_trained_by_another(env, tmp_path):
     assert running in done_by_b  # the killed worker's item went back to the queue
     assert not set(done_by_a) & set(done_by_b)  # what A finished is not trained again
     assert len(done_by_a) + len(done_by_b) == 6
-    trials = _queue_trials(JournalStorage(JournalFileBackend(str(journal))))
+    trials = _queue_trials(JournalStorage(JournalFileBackend(str(journal))), run)
     assert _complete_once(trials) == dict.fromkeys(set(done_by_a) | set(done_by_b), 1)
     killed = [t for t in trials if t.user_attrs[ITEM_ATTR] == running
               and t.state == optuna.trial.TrialState.FAIL]
