@@ -294,3 +294,36 @@ def test_queue_url_and_name(tmp_path):
         from hwnas.retrain import RetrainSettings
 
         RetrainSettings(run="r", train_only=True, collect=True).validate()
+
+
+def test_measuring_process_waits_for_items_running_elsewhere(tmp_path, monkeypatch, caplog):
+    import logging
+    import threading
+
+    import hwnas.retrain_queue as rq
+
+    monkeypatch.setattr(rq, "POLL_S", 0.05)
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    from hwnas.search.storage import open_storage
+
+    items = _items(1)
+    other = RetrainQueue(open_storage(url, tmp_path), "retrain-w", url)
+    other.sync(items)
+    trial, _ = other.claim()  # "another machine" trains the only item
+    me = RetrainQueue(open_storage(url, tmp_path), "retrain-w", url)
+    out = {}
+    models = [items[0].model()]
+
+    def work():  # nothing to claim: waits until the other worker's item is COMPLETE
+        out["n"] = rq.train_queue(me, models, (0,), None, "digits", None, tmp_path, "e1-x",
+                                  progress=False, wait=True)
+
+    with caplog.at_level(logging.INFO, logger="hwnas"):
+        th = threading.Thread(target=work)
+        th.start()
+        time.sleep(1.0)
+        assert th.is_alive()  # still waiting
+        other.finish(trial, {"test_acc": 0.5})
+        th.join(10)
+    assert not th.is_alive() and out["n"] == 0  # returned, trained nothing itself
+    assert "waiting for 1 item(s) of other workers: m/seed0 (training on" in caplog.text
