@@ -540,9 +540,6 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     data_spec = settings.data or cfg.get("data") or "digits"
     recipe = settings.recipe or Recipe()
     rid = recipe_id(recipe, data_spec, resolution)
-    url = rq.queue_url(settings.storage, cfg, run.path)
-    queue = rq.open_queue(url, rq.queue_name(rid, cfg.get("study_name") or run.name), run.path,
-                          optional=settings.collect)  # --collect: the queue only gives hints
     if settings.train_only:
         dev = target = protocol = None
     else:  # measuring needs a registered device: fail before training
@@ -550,6 +547,9 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
         target = dev.config.target
         protocol = settings.protocol or measurement_protocol(dev, settings.quick,
                                                              **settings.protocol_overrides)
+    url = rq.queue_url(settings.storage, cfg, run.path)
+    queue = rq.open_queue(url, rq.queue_name(rid, cfg.get("study_name") or run.name), run.path,
+                          optional=settings.collect)  # --collect: the queue only gives hints
     data = load_dataset(data_spec, resolution, 0)  # the fixed split: one test set for all
 
     def adapt(a: Arch) -> Arch:

@@ -211,6 +211,8 @@ def test_collect_refuses_missing_items_then_measures(env, tmp_path):
     assert_one_line_error(r, "--collect: 1 of 2 trainings missing", f"{name}/seed1 (trained on")
     assert "seed0" not in r.stderr.split("missing")[1]
     assert not (run / "retrain.csv").exists()
+    r = run_cli("retrain", run.name, "--storage", "nosuchdb://h/x", *args, "-q", env=e, cwd=home)
+    assert_one_line_error(r, "nosuchdb://h/x")
     shutil.move(moved, src)
     r = run_cli("retrain", run.name, "--collect", *args, "--quick", env=e, cwd=home, check=0)
     assert "(0 trainings in this call)" in r.stdout
