@@ -31,6 +31,11 @@ mixing with them. Resuming: a finished (model, seed) -- its ``.json`` exists -- 
 retrained; an unfinished one continues from its per-epoch checkpoint; the measurement is
 reused when it holds exactly the same models measured with the same protocol (a new model
 re-measures all of them together, for fairness).
+
+On many machines (``storage``: a work queue in an Optuna storage, by default the run's own
+RDB storage), each (model, seed) is an item that any process claims; ``train_only`` workers
+train and stop, ``collect`` gathers the results for the measurement
+(:mod:`hwnas.retrain_queue`).
 """
 
 from __future__ import annotations
@@ -40,7 +45,6 @@ import json
 import logging
 import math
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -98,8 +102,13 @@ class RetrainSettings:
     feedback: bool = False  # add the measurements to the device's networks.json
     torch_device: str = "cpu"  # where to train: cpu, cuda, mps or auto (hwnas.train)
     drift: Any = None  # a hwnas.drift.DriftSettings (default: DriftSettings())
+    storage: str | None = None  # the work queue's storage (None: the run's RDB; "none": here)
+    train_only: bool = False  # claim and train queue items, no measurement
+    collect: bool = False  # no training: gather every result, measure, tabulate
 
     def validate(self) -> RetrainSettings:
+        if self.train_only and self.collect:
+            raise HwnasError("--train-only and --collect exclude each other")
         if self.select not in SELECTIONS:
             raise HwnasError(f"--select '{self.select}': choose from {', '.join(SELECTIONS)}")
         if self.select == "top" and self.top < 1:
@@ -264,62 +273,6 @@ def _ensure_onnx(model: Model, result: dict, ckpt: Path, run_dir: Path, res_path
     result["onnx_sha1"] = _export(model, net, run_dir)
     atomic_write_json(res_path, result)
     log.info("%s: exported %s from %s", model.name, path, ckpt.name)
-
-
-def _train_all(models: list[Model], data, data_spec: str, recipe, seeds: Sequence[int],
-               run_dir: Path, rid: str, progress: bool,
-               torch_device: Any = "cpu") -> dict[str, list[dict]]:
-    """Train every (model, seed) not finished yet; the results per model name."""
-    from tqdm import tqdm
-
-    from .train import train_arch
-
-    root = run_dir / "retrain" / rid
-    todo, done = [], {}
-    for m in models:
-        for s in seeds:
-            rp = root / m.name / f"seed{s}.json"
-            r = _read_result(rp, m, s) if rp.is_file() else None
-            if r is None:
-                todo.append((m, s))
-            else:
-                done[(m.name, s)] = r
-    for (name, s), r in sorted(done.items()):
-        log.info("%s seed %d: trained earlier (test accuracy %.4f)", name, s, r["test_acc"])
-        if s == seeds[0]:
-            m = next(x for x in models if x.name == name)
-            _ensure_onnx(m, r, root / name / f"seed{s}.pt", run_dir, root / name / f"seed{s}.json")
-    total = len(models) * len(seeds)
-    bar = tqdm(total=total, initial=total - len(todo), desc="retrain", unit="model",
-               file=sys.stderr, disable=None if progress and todo else True, dynamic_ncols=True,
-               position=0)
-    try:
-        for m, s in todo:
-            label = m.name if m.kind == "baseline" else f"winner {m.name[:40]}"
-            bar.set_postfix_str(f"{label} seed {s}")
-            ck = root / m.name / f"seed{s}.pt"
-            ck.parent.mkdir(parents=True, exist_ok=True)
-            res = train_arch(m.arch, data, recipe, seed=s, checkpoint=ck, progress=progress,
-                             device=torch_device)
-            r = {"format": RESULT_FORMAT, "name": m.name, "kind": m.kind,
-                 "arch": m.arch.to_string(), "seed": s, "data": data_spec,
-                 "resolution": m.arch.resolution, "recipe": recipe.to_dict(),
-                 "epochs": res.epochs, "test_acc": float(res.test_acc),
-                 "train_loss": float(res.train_loss), "seconds": round(res.seconds, 2),
-                 "torch_device": str(torch_device),
-                 "resumed_from": res.resumed_from, "checkpoint": ck.name,
-                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            if s == seeds[0]:
-                r["onnx"] = m.onnx_rel
-                r["onnx_sha1"] = _export(m, res.model, run_dir)
-            atomic_write_json(root / m.name / f"seed{s}.json", r)
-            done[(m.name, s)] = r
-            log.info("%s seed %d: test accuracy %.4f (%.0f s)", m.name, s, r["test_acc"],
-                     res.seconds)
-            bar.update(1)
-    finally:
-        bar.close()
-    return {m.name: [done[(m.name, s)] for s in seeds] for m in models}
 
 
 # ---- measuring and predicting -----------------------------------------------------------------------
@@ -571,6 +524,7 @@ def _recipe_text(r) -> str:
 
 def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResult:
     """Train, export, measure, predict and tabulate (see the module docstring)."""
+    from . import retrain_queue as rq
     from .data import load_dataset
     from .train import Recipe, adapt_arch, resolve_torch_device
 
@@ -578,18 +532,24 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     run = load_run(settings.run)
     cfg = run.config
     device = settings.device or cfg.get("device")
-    if not device:
+    if not device and not settings.train_only:
         raise HwnasError(f"run '{run.name}' names no device; give --device")
-    dev = Device.load(device)
-    target = dev.config.target  # measuring needs a registered device: fail before training
     resolution = int(cfg.get("resolution") or 0)
     if resolution <= 0:
         raise HwnasError(f"{run.path / 'config.json'}: no resolution")
     data_spec = settings.data or cfg.get("data") or "digits"
     recipe = settings.recipe or Recipe()
-    protocol = settings.protocol or measurement_protocol(dev, settings.quick,
-                                                         **settings.protocol_overrides)
-    same = protocol_matches_table(dev, protocol)
+    rid = recipe_id(recipe, data_spec, resolution)
+    if settings.train_only:
+        dev = target = protocol = None
+    else:  # measuring needs a registered device: fail before training
+        dev = Device.load(device)
+        target = dev.config.target
+        protocol = settings.protocol or measurement_protocol(dev, settings.quick,
+                                                             **settings.protocol_overrides)
+    url = rq.queue_url(settings.storage, cfg, run.path)
+    queue = rq.open_queue(url, rq.queue_name(rid, cfg.get("study_name") or run.name), run.path,
+                          optional=settings.collect)  # --collect: the queue only gives hints
     data = load_dataset(data_spec, resolution, 0)  # the fixed split: one test set for all
 
     def adapt(a: Arch) -> Arch:
@@ -597,15 +557,26 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
 
     models = [*_winner_models(run, settings, adapt),
               *_baseline_models(settings.baselines, resolution, adapt)]
-    log.info("retraining %d winner(s) and %d baseline(s) on %s at %d px, %d epoch(s), seeds %s",
-             sum(m.kind == "winner" for m in models), len(settings.baselines), data_spec,
-             resolution, recipe.epochs, ",".join(map(str, settings.seeds)))
-    rid = recipe_id(recipe, data_spec, resolution)
-    before = sum((run.path / "retrain" / rid / m.name / f"seed{s}.json").is_file()
-                 for m in models for s in settings.seeds)
+    log.info("%s %d winner(s) and %d baseline(s) on %s at %d px, %d epoch(s), seeds %s%s",
+             "collecting" if settings.collect else "retraining", sum(m.kind == "winner" for m in models), len(settings.baselines), data_spec,
+             resolution, recipe.epochs, ",".join(map(str, settings.seeds)),
+             f" (work queue {queue.name} in {url})" if queue else "")
     torch_device = resolve_torch_device(settings.torch_device)  # fails before any training
-    results = _train_all(models, data, data_spec, recipe, settings.seeds, run.path, rid, progress,
-                         torch_device)
+    trained = 0
+    if queue is not None and not settings.collect:
+        trained = rq.train_queue(queue, models, settings.seeds, data, data_spec, recipe, run.path,
+                                 rid, progress, torch_device, wait=not settings.train_only)
+    elif not settings.collect:
+        trained = rq.train_local(models, data, data_spec, recipe, settings.seeds, run.path, rid,
+                                 progress, torch_device)
+    if settings.train_only:
+        left = queue.pending([rq.Item.of(m, s, False) for m in models for s in settings.seeds]) \
+            if queue is not None else []
+        return RetrainResult(run.path, [], {"run": run.name, "recipe_id": rid, "queue": url,
+                                            "pending": [it.key for it in left]}, trained)
+    results = rq.collect_results(models, settings.seeds, run.path, rid, queue,
+                                 "--collect" if settings.collect else "retrain")
+    same = protocol_matches_table(dev, protocol)
     stats, drift = _measure(dev, models, run.path, protocol, settings.feedback, progress,
                             settings.drift)
     if settings.feedback:  # the measurements joined (or made) the table: read it afresh
@@ -622,6 +593,7 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
             "baselines": list(settings.baselines), "feedback": settings.feedback,
             "drift": drift.to_dict() if drift is not None else None,
             "drift_correct": bool(settings.drift is not None and settings.drift.correct),
+            "queue": url, "trained_here": trained,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     atomic_write_text(run.path / CSV_FILE, csv_text(rows, COLUMNS + EXTRA_COLUMNS, extra=False))
     atomic_write_json(run.path / JSON_FILE, {**meta, "summary": summarize(rows),
@@ -629,7 +601,6 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     if settings.feedback:
         log.info("added %d whole-network measurements to %s's networks.json (source retrain); "
                  "the predictor refits from them when next loaded", len(stats), device)
-    trained = len(models) * len(settings.seeds) - before
     return RetrainResult(run.path, rows, meta, trained)
 
 

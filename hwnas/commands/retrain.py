@@ -35,6 +35,14 @@ runs/RUN/retrain/<recipe id>/<name>/seed<S>.json, with its per-epoch checkpoint
 command again skips what is finished and continues an interrupted training. Another
 --epochs or learning rate trains anew in its own folder. A corrupt or foreign checkpoint
 is refused with one line (delete it to train that model again).
+
+Many machines: with --storage URL (default: the run's own RDB storage, when the search used
+one), each (model, seed) is a work item in an Optuna study of that storage; every process
+started with the same options claims items until none is left, and a killed worker's item
+goes back to the queue. Extra machines run --train-only (train, no measurement); the
+measuring machine waits for all items, or a later --collect gathers them. Results and
+checkpoints are files in runs/RUN/retrain/: share the run folder, or copy each machine's
+runs/RUN/retrain/ back before --collect (which refuses, naming them, while any is missing).
 """
 
 _EPILOG = """\
@@ -43,6 +51,9 @@ examples:
   hwnas retrain first --select knee --epochs 30 --seeds 3 --baselines mbv2-0.5,mbv3-small
   hwnas retrain pi-20ms --select budget --data cifar10:~/data/cifar-10-batches-py --feedback
   hwnas retrain first --device pi5                      # measure on another device
+  hwnas retrain big --storage postgresql+psycopg2://u@db/hwnas --train-only   # extra machines
+  hwnas retrain big --storage postgresql+psycopg2://u@db/hwnas   # trains too, then measures
+  hwnas retrain big --collect                           # after copying retrain/ folders back
 """
 
 
@@ -64,6 +75,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--feedback", action="store_true",
                    help="add the whole-network measurements to the device's networks.json "
                    "(source 'retrain'): the predictor refits from them when next loaded")
+    q = p.add_mutually_exclusive_group()
+    q.add_argument("--train-only", action="store_true",
+                   help="claim and train work items of the queue, then stop (no measurement)")
+    q.add_argument("--collect", action="store_true",
+                   help="no training: gather every result in runs/RUN/retrain/, measure, "
+                   "write retrain.csv (refused, naming them, while any is missing)")
+    p.add_argument("--storage", metavar="URL",
+                   help="Optuna storage of the work queue shared by many machines "
+                   "(sqlite:///, postgresql+psycopg2://, a journal file); default: the run's "
+                   "storage when it is a URL; 'none': train here without a queue")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no progress bars or progress messages (warnings and errors only)")
 
@@ -144,8 +165,15 @@ def _retrain(args) -> None:
         recipe=recipe, quick=args.quick, feedback=args.feedback, torch_device=args.torch_device,
         drift=drift_settings(args),
         protocol_overrides={"warmup": args.warmup, "min_repeats": args.min_repeats,
-                            "min_time_s": args.min_time, "passes": args.passes})
+                            "min_time_s": args.min_time, "passes": args.passes},
+        storage=args.storage, train_only=args.train_only, collect=args.collect)
     res = run_retrain(settings, progress=not args.quiet)
+    if args.train_only:
+        left = res.meta["pending"]
+        print(f"run {res.run_dir.name}: {res.trained} trainings in this call; "
+              + (f"{len(left)} item(s) not finished yet" if left else "every item finished")
+              + f"; measure with: hwnas retrain {res.run_dir.name} --collect (same options)")
+        return
     print(f"run {res.run_dir.name}: {len(res.rows)} models ({res.trained} trainings in this "
           f"call) -> {res.run_dir / 'retrain.csv'}, ONNX in {res.run_dir / 'models'}")
     print(res.summary())
