@@ -149,8 +149,9 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
     if journal is None or (isinstance(journal, str) and "://" not in journal):
         # a journal file: is it one? (only read; repaired later once known to be a journal)
         check_journal(run_dir / JOURNAL if journal is None else Path(journal))
+    storage = None
     if settings.storage is not None and not _inside(settings.storage, run_dir):
-        open_storage(settings.storage, run_dir)  # a URL that cannot be opened fails here
+        storage = open_storage(settings.storage, run_dir)  # a URL that cannot be opened fails here
     if injected:
         info = dict(device_info or {})
         n_classes = int(classes or space.classes)
@@ -176,7 +177,8 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
         "latency_fn": _qualname(latency_fn), "accuracy_fn": _qualname(accuracy_fn), **info,
     }
     config["settings"]["objectives"] = list(settings.objectives)
-    storage = open_storage(settings.storage, run_dir)
+    if storage is None:  # the run's journal, a storage from its config, a SQLite file in it
+        storage = open_storage(settings.storage, run_dir)
     name = worker_name(worker)
     sampler_seed = worker_seed(settings.seed, name)
     study = open_study(settings, run_dir, create=True, sampler_seed=sampler_seed, storage=storage)
