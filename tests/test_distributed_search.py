@@ -32,7 +32,13 @@ from hwnas.search import SearchSettings, run_search
 
 if __name__ == "__main__":
     kw = json.loads(sys.argv[1])
-    time.sleep(max(0.0, float(os.environ.get("START_AT", "0")) - time.time()))  # all at once
+    barrier = os.environ.get("BARRIER")  # folder, count: start once every process is ready
+    if barrier:
+        folder, count = barrier.rsplit(",", 1)
+        open(os.path.join(folder, str(os.getpid())), "w").close()
+        t0 = time.time()
+        while len(os.listdir(folder)) < int(count) and time.time() - t0 < 120:
+            time.sleep(0.01)
     res = run_search(SearchSettings(**kw), latency_fn=search_stubs.latency,
                      accuracy_fn=search_stubs.accuracy, classes=10, progress=False,
                      worker=sys.argv[2] if len(sys.argv) > 2 else None)
@@ -57,12 +63,15 @@ def _kw(**kw) -> dict:
 
 
 def _launch(homes: list[Path], kw: dict, *, marker: Path | None = None, sleep: float = 0.0,
-            env: dict | None = None, delay: float = 3.0) -> list[subprocess.Popen]:
-    """One runner per home, all told to start their search at the same instant."""
-    start_at = time.time() + delay  # after every interpreter has imported hwnas
+            env: dict | None = None) -> list[subprocess.Popen]:
+    """One runner per home; they start their search at the same instant, once all have
+    imported hwnas."""
+    barrier = homes[0].parent / f"barrier-{time.monotonic_ns()}"
+    barrier.mkdir()
     procs = []
     for h in homes:
-        e = dict(os.environ, HWNAS_HOME=str(h), START_AT=str(start_at), STUB_SLEEP=str(sleep),
+        e = dict(os.environ, HWNAS_HOME=str(h), BARRIER=f"{barrier},{len(homes)}",
+                 STUB_SLEEP=str(sleep),
                  PYTHONPATH=os.pathsep.join([str(h), os.environ.get("PYTHONPATH", "")]),
                  **(env or {}))
         if marker is not None:
@@ -192,14 +201,16 @@ def test_a_missing_database_driver_says_what_to_install(tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_on_one_sqlite_file(machines, tmp_path):
+    """Random sampling (NSGA-II's generation 0) with the same --seed: one seed for both
+    processes would propose the same archs, about n/2 distinct; per-worker seeds: n."""
     n = 30
     url = f"sqlite:///{tmp_path}/shared.db"
-    _finish(_launch(machines(2), _kw(trials=n, storage=url)))
+    _finish(_launch(machines(2), _kw(trials=n, storage=url, sampler="random"), sleep=0.05))
     trials = _trials(url)
     distinct, _ = _check_run(trials, n)
     workers = {t.user_attrs["worker"] for t in trials if t.state.name == "COMPLETE"}
     assert len(workers) == 2  # both did work
-    assert distinct >= n - 4, distinct  # same --seed, yet (almost) no arch proposed twice
+    assert distinct >= n - 1, distinct  # same --seed, yet no arch proposed twice
 
 
 @pytest.mark.slow
@@ -207,11 +218,11 @@ def test_three_first_starts_at_once_on_an_empty_postgresql_database(machines, pg
     """No Optuna tables yet: three processes create the schema and the study at the same
     instant, share the work and enqueue the seeds once."""
     n = 30
-    _finish(_launch(machines(3), _kw(trials=n, storage=pg_db)))
+    _finish(_launch(machines(3), _kw(trials=n, storage=pg_db, sampler="random"), sleep=0.05))
     trials = _trials(pg_db)
     distinct, _ = _check_run(trials, n)
     assert len({t.user_attrs["worker"] for t in trials}) == 3
-    assert distinct >= n - 4, distinct
+    assert distinct >= n - 1, distinct
     import optuna
 
     attrs = optuna.load_study(study_name="r", storage=pg_db).user_attrs
@@ -226,7 +237,7 @@ def test_named_workers_record_their_seeds(machines, pg_url):
     n = 12
     homes = machines(2)
     kw = _kw(trials=n, storage=pg_url, name="named", seed=5)
-    _finish(_launch(homes[:1], kw, delay=0.0))
+    _finish(_launch(homes[:1], kw))
     # a second machine, named: continues the study to 2n with its own recorded seed
     e = dict(os.environ, HWNAS_HOME=str(homes[1]),
              PYTHONPATH=os.pathsep.join([str(homes[1]), os.environ.get("PYTHONPATH", "")]))
@@ -257,7 +268,7 @@ def test_a_worker_killed_near_the_end_is_recovered_by_the_other(machines, reques
     kw = _kw(trials=n, storage=storage, name=f"kill-{where}", population=6)
     marker = root[0].parent / f"evals-{where}.txt"
     env = {"HWNAS_HEARTBEAT_S": "1", "HWNAS_GRACE_S": "3"}
-    procs = _launch(root, kw, marker=marker, sleep=0.4, env=env, delay=2.0)
+    procs = _launch(root, kw, marker=marker, sleep=0.4, env=env)
     t0 = time.monotonic()
     while not (marker.is_file() and len(marker.read_text().split()) >= n - 2):
         assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
