@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+# pg_url / pg_db: a private PostgreSQL server (tests/pg.py)
+pytest_plugins = ["pg"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

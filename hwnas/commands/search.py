@@ -27,6 +27,13 @@ examples:
       --max-params 2M --objectives accuracy,latency,memory --trials 1000
   hwnas search ... --workers 2                                   # two processes, one study
   hwnas search ... --storage postgresql://user@db/hwnas          # several machines
+  hwnas search ... --storage sqlite:///study.db                  # a file in runs/RUN/
+
+Several machines: run the same command (same --name, --storage, --seed) on each; every
+process samples with its own seed (from --seed and --worker-id, default host and pid), the
+seed configurations are enqueued once, and together they stop at exactly --trials COMPLETE.
+A worker killed on any machine is noticed by its heartbeat (HWNAS_HEARTBEAT_S, default 60;
+HWNAS_GRACE_S, default 3 heartbeats) and its trial is run again.
 """
 
 
@@ -72,6 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Optuna storage instead of runs/RUN/journal.log: sqlite:///x.db, "
                    "postgresql://..., mysql://..., redis://..., or a journal file path; "
                    "lets several machines share one study (use the same --name)")
+    p.add_argument("--worker-id", metavar="NAME",
+                   help="this process's name in a shared study: its sampler seed is derived "
+                   "from --seed and NAME (default: $HWNAS_WORKER_ID, else host and pid); the "
+                   "same NAME and --seed reproduce its proposals")
     p.add_argument("--no-seed", dest="seed_baselines", action="store_false",
                    help="do not seed a new study with the space's MobileNetV2-like and "
                    "cheapest configurations")
@@ -94,5 +105,5 @@ def cmd_search(args) -> None:
         workers=args.workers, storage=args.storage, resolution=args.resolution,
         population=args.population, seed_baselines=args.seed_baselines,
     )
-    res = run_search(settings, progress=not args.quiet)
+    res = run_search(settings, progress=not args.quiet, worker=args.worker_id)
     print(format_summary(res))

@@ -42,8 +42,24 @@ from .objective import (
 from .pareto import feasible_front
 from .seeds import cheapest_archs, default_resolution, seed_study
 from .settings import OBJECTIVES, AccuracyFn, LatencyFn, SearchSettings
-from .storage import check_journal, open_storage, open_study
-from .workers import count_trials, fail_dead_trials, run_trials
+from .storage import (
+    check_journal,
+    check_storage_url,
+    open_storage,
+    open_study,
+    resolve_storage_url,
+    retry_storage,
+    seed_lock,
+    worker_seed,
+)
+from .workers import (
+    WORKER_ENV,
+    count_trials,
+    reap_dead_trials,
+    record_worker,
+    run_trials,
+    worker_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +89,8 @@ class SearchResult:
 
 def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
                accuracy_fn: AccuracyFn | None = None, classes: int | None = None,
-               progress: bool = True, device_info: dict | None = None) -> SearchResult:
+               progress: bool = True, device_info: dict | None = None,
+               worker: str | None = None) -> SearchResult:
     """Create or continue the run ``runs/<settings.name>`` until ``settings.trials`` trials are
     COMPLETE, then write trials.csv, pareto.csv and winners/ (also on Ctrl-C).
 
@@ -81,6 +98,12 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
     (with ``workers > 1`` they must be picklable: module-level functions); ``classes`` is then
     the class count of the searched Archs (default: the space's). With ``progress=False``
     Optuna's per-trial INFO lines are silenced too (its verbosity is restored afterwards).
+
+    Several processes, on one machine or many, may run the same run at once on one shared
+    storage (``settings.storage``): each samples with its own seed, derived from
+    ``settings.seed`` and ``worker`` (default :func:`~hwnas.search.workers.worker_name`:
+    ``HWNAS_WORKER_ID``, else host and pid); the seed trials are enqueued once; together they
+    end with exactly ``settings.trials`` COMPLETE trials, also when one of them is killed.
     """
     import optuna
 
@@ -88,17 +111,19 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
     if not progress and verbosity < optuna.logging.WARNING:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return _run_search(settings, latency_fn, accuracy_fn, classes, progress, device_info)
+        return _run_search(settings, latency_fn, accuracy_fn, classes, progress, device_info,
+                           worker)
     finally:
         optuna.logging.set_verbosity(verbosity)
 
 
 def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
                 accuracy_fn: AccuracyFn | None, classes: int | None, progress: bool,
-                device_info: dict | None) -> SearchResult:
+                device_info: dict | None, worker: str | None) -> SearchResult:
     import optuna
 
     settings.validate()
+    check_storage_url(settings.storage)  # a missing database driver: one line, before any work
     space = load_space(settings.space)
     injected = latency_fn is not None and accuracy_fn is not None
     # the device is read once: its table gives the resolution, the predictor and provenance
@@ -124,8 +149,9 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
     if journal is None or (isinstance(journal, str) and "://" not in journal):
         # a journal file: is it one? (only read; repaired later once known to be a journal)
         check_journal(run_dir / JOURNAL if journal is None else Path(journal))
-    if settings.storage is not None:
-        open_storage(settings.storage, run_dir)  # a URL that cannot be opened fails here
+    storage = None
+    if settings.storage is not None and not _inside(settings.storage, run_dir):
+        storage = open_storage(settings.storage, run_dir)  # a URL that cannot be opened fails here
     if injected:
         info = dict(device_info or {})
         n_classes = int(classes or space.classes)
@@ -143,7 +169,7 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {
         "identity": ident, "settings": asdict(settings), **ident,
-        "storage": settings.storage, "storage_resolved": settings.storage or str(run_dir / JOURNAL),
+        "storage": settings.storage, "storage_resolved": _resolved(settings.storage, run_dir),
         "study_name": settings.name, "population": settings.population_size(),
         "created": (old_cfg or {}).get("created") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -151,16 +177,29 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
         "latency_fn": _qualname(latency_fn), "accuracy_fn": _qualname(accuracy_fn), **info,
     }
     config["settings"]["objectives"] = list(settings.objectives)
-    study = open_study(settings, run_dir, create=True)
+    if storage is None:  # the run's journal, a storage from its config, a SQLite file in it
+        storage = open_storage(settings.storage, run_dir)
+    name = worker_name(worker)
+    sampler_seed = worker_seed(settings.seed, name)
+    study = open_study(settings, run_dir, create=True, sampler_seed=sampler_seed, storage=storage)
     atomic_write_json(run_dir / "config.json", config)  # after the storage opened fine
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(list(settings.objectives))
-    for k in ("space", "device", "resolution", "accuracy", "data"):
-        study.set_user_attr(k, ident[k])
-    fail_dead_trials(study)
+
+    def set_attrs() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(settings.objectives))
+        for k in ("space", "device", "resolution", "accuracy", "data"):
+            study.set_user_attr(k, ident[k])
+
+    retry_storage(set_attrs, "study attributes")  # N processes may set them at once
+    if settings.workers == 1:
+        record_worker(study, name, sampler_seed)
+    reap_dead_trials(study)
     if settings.seed_baselines:
-        seed_study(study, space)  # new seeds, and again those whose trial failed
+        # new seeds, and again those whose trial failed: looked at and enqueued under a lock
+        # that every process of this study, on any machine, takes
+        with seed_lock(storage, settings.storage, run_dir, settings.name):
+            seed_study(study, space)
 
     done0, _ = count_trials(study)
     objective = Objective(space, resolution, n_classes, Evaluator(latency_fn, accuracy_fn),
@@ -181,7 +220,7 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
         else:
             _run_workers(settings, run_dir, space, resolution, n_classes,
                          latency_fn if injected else None, accuracy_fn if injected else None,
-                         study, bar, on_trial)
+                         study, bar, on_trial, worker)
     finally:
         bar.update(study, force=True)
         bar.close()
@@ -231,8 +270,24 @@ def _check_budgets(settings: SearchSettings, space: SearchSpace, resolution: int
                              f"of {space.name}: {min(params):,} params")
 
 
+def _inside(url: str, run_dir: Path) -> bool:
+    """A SQLite URL whose file is in the run folder (not to be created before the run is)."""
+    r = resolve_storage_url(url, run_dir) or ""
+    return r.startswith("sqlite") and str(run_dir.absolute()) in r
+
+
+def _resolved(url: str | None, run_dir: Path) -> str:
+    """The storage as every process opens it: the journal file's absolute path, or the URL
+    with a relative SQLite path resolved against the run folder."""
+    if url is None:
+        return str((run_dir / JOURNAL).absolute())
+    if "://" not in url:
+        return str(Path(url).absolute())
+    return resolve_storage_url(url, run_dir) or url
+
+
 def _run_workers(settings, run_dir, space, resolution, classes, latency_fn, accuracy_fn, study,
-                 bar, on_trial) -> None:
+                 bar, on_trial, worker=None) -> None:
     import multiprocessing as mp
     import pickle
 
@@ -242,10 +297,12 @@ def _run_workers(settings, run_dir, space, resolution, classes, latency_fn, accu
         raise HwnasError("--workers > 1 needs picklable latency/accuracy functions "
                          "(module-level functions)") from None
     ctx = mp.get_context("spawn")
+    base = worker or os.environ.get(WORKER_ENV)  # named workers: one name (and seed) per child
     errors = ctx.Queue()
     procs = [ctx.Process(target=_worker_main, name=f"hwnas-search-{i}",
                          args=(settings, str(run_dir), settings.trials, space.source, resolution,
-                               classes, latency_fn, accuracy_fn, errors))
+                               classes, latency_fn, accuracy_fn, errors,
+                               f"{base}/{i}" if base else None))
              for i in range(settings.workers)]
     for p in procs:
         p.start()
@@ -291,7 +348,8 @@ def optimize(study, space: SearchSpace, settings: SearchSettings, latency_fn: La
 
 
 def _worker_main(settings: SearchSettings, run_dir: str, target: int, space_path: str,
-                 resolution: int, classes: int, latency_fn, accuracy_fn, errors) -> None:
+                 resolution: int, classes: int, latency_fn, accuracy_fn, errors,
+                 worker: str | None = None) -> None:
     """Entry point of a ``--workers`` child process.
 
     It leaves the terminal's process group: a Ctrl-C reaches only the launcher, which passes
@@ -306,7 +364,10 @@ def _worker_main(settings: SearchSettings, run_dir: str, target: int, space_path
         if latency_fn is None or accuracy_fn is None:
             est = build_estimators(settings, resolution, rd)
             latency_fn, accuracy_fn = latency_fn or est.latency_fn, accuracy_fn or est.accuracy_fn
-        study = open_study(settings, rd)
+        name = worker_name(worker)
+        sampler_seed = worker_seed(settings.seed, name)
+        study = open_study(settings, rd, sampler_seed=sampler_seed)
+        record_worker(study, name, sampler_seed)
         obj = Objective(space, resolution, classes, Evaluator(latency_fn, accuracy_fn), settings,
                          target)
         run_trials(study, obj, [], watch_parent=True)

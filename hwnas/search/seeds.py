@@ -120,7 +120,10 @@ def seed_study(study, space: SearchSpace) -> list[str]:
     it: :func:`hwnas.search.workers.fail_dead_trials` runs first) is enqueued again, once per
     launch, until it has a COMPLETE trial; a seed with a COMPLETE, WAITING, RUNNING or PRUNED
     trial is left alone, so no seed is ever evaluated twice. A study whose search started
-    without seeds (``--no-seed``) gets none later."""
+    without seeds (``--no-seed``) gets none later.
+
+    Processes that share a study call it under :func:`hwnas.search.storage.seed_lock`, which
+    makes "look, then enqueue" one step: N processes started at once enqueue each seed once."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)

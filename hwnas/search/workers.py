@@ -7,8 +7,15 @@ workers) is PRUNED with the user attribute ``surplus`` and does not count. A tri
 RUNNING by a killed worker of this machine (its user attribute ``worker``, :func:`worker_id`,
 names host, pid and the pid's start time) is marked FAIL when the run is launched again
 (:func:`fail_dead_trials`), and does not count either; so after a kill -9 the same command
-finishes with exactly ``trials`` COMPLETE trials. With an RDB storage, Optuna's heartbeat also
-fails trials of workers that died on other machines.
+finishes with exactly ``trials`` COMPLETE trials. With an RDB storage, Optuna's heartbeat
+fails trials of workers that died on any machine (:func:`reap_dead_trials` does both, before
+every count). A worker whose remaining trials are all being evaluated by other workers waits
+for them (:func:`run_trials`): if one of those dies, its trial is failed and run again here,
+so the run still ends with exactly ``trials`` COMPLETE.
+
+Each worker's sampler has its own seed (:func:`hwnas.search.storage.worker_seed` of ``--seed``
+and :func:`worker_name`), recorded in the study's user attribute ``worker:<worker_id>``;
+otherwise every worker would propose the same archs.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,9 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _STALE_UNOWNED_S = 60.0  # a RUNNING trial without a worker attribute older than this is dead
+WORKER_ENV = "HWNAS_WORKER_ID"  # an explicit worker name (``--worker-id``) when not given
 
-__all__ = ["Interrupts", "count_trials", "fail_dead_trials", "run_trials", "worker_alive",
-           "worker_id"]
+__all__ = ["WORKER_ENV", "Interrupts", "count_trials", "fail_dead_trials", "reap_dead_trials",
+           "record_worker", "run_trials", "worker_alive", "worker_id", "worker_name"]
 
 
 def _proc_start(pid: int) -> str:
@@ -43,6 +53,23 @@ def _proc_start(pid: int) -> str:
 def worker_id() -> str:
     pid = os.getpid()
     return f"{socket.gethostname()}:{pid}:{_proc_start(pid)}"
+
+
+def worker_name(explicit: str | None = None) -> str:
+    """The name a worker's sampler seed is derived from: ``explicit`` (``--worker-id``), else
+    the environment variable ``HWNAS_WORKER_ID``, else :func:`worker_id` (host, pid, start)."""
+    return explicit or os.environ.get(WORKER_ENV) or worker_id()
+
+
+def record_worker(study, name: str, sampler_seed: int) -> None:
+    """Record in ``study`` (user attribute ``worker:<worker_id>``, the id the trials carry in
+    their ``worker`` attribute) which name and sampler seed this process works with."""
+    from .storage import retry_storage
+
+    retry_storage(lambda: study.set_user_attr(f"{WORKER_ATTR}:{worker_id()}",
+                                              {"name": name, "sampler_seed": sampler_seed}),
+                  "recording the worker")
+    log.info("worker %s (%s): sampler seed %d", worker_id(), name, sampler_seed)
 
 
 def worker_alive(wid: str) -> bool | None:
@@ -92,6 +119,46 @@ def fail_dead_trials(study) -> list[int]:
         log.info("marked %d trial(s) left running by a killed worker as FAIL: %s", len(failed),
                  ", ".join(map(str, failed)))
     return failed
+
+
+def _heartbeat(study) -> int | None:
+    """The heartbeat interval of the study's storage (None: it has none)."""
+    storage = study._storage
+    get = getattr(storage, "get_heartbeat_interval", None)
+    return get() if get is not None else None
+
+
+def reap_dead_trials(study) -> list[int]:
+    """Fail the RUNNING trials of dead workers: this machine's by pid
+    (:func:`fail_dead_trials`), any machine's by Optuna's heartbeat where the storage has one
+    (``optuna.storages.fail_stale_trials``); returns the numbers failed by pid."""
+    import optuna
+
+    failed = fail_dead_trials(study)
+    if _heartbeat(study):
+        from .storage import retry_storage
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry_storage(lambda: optuna.storages.fail_stale_trials(study), "failing stale trials")
+    return failed
+
+
+def _others_running(study) -> tuple[int, int]:
+    """(RUNNING trials a live or possibly live worker is evaluating and that can be waited
+    for, RUNNING trials of other machines no heartbeat watches)."""
+    from optuna.trial import TrialState
+
+    beat = bool(_heartbeat(study))
+    wait = blind = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        wid = t.user_attrs.get(WORKER_ATTR)
+        alive = True if wid is None else worker_alive(str(wid))  # None: failed after a minute
+        if alive is True or beat:
+            wait += 1
+        elif alive is None:
+            blind += 1
+    return wait, blind
 
 
 def count_trials(study) -> tuple[int, int]:
@@ -153,10 +220,16 @@ class Interrupts:
 
 
 def run_trials(study, objective: Objective, callbacks: list, watch_parent: bool = False) -> None:
-    """Run trials on ``study`` until COMPLETE + RUNNING reaches the target (or, with
-    ``watch_parent``, until the launching process is gone)."""
+    """Run trials on ``study`` until ``objective.target`` trials are COMPLETE (or, with
+    ``watch_parent``, until the launching process is gone). Dead workers' trials are failed
+    before each count (:func:`reap_dead_trials`); while the remaining trials are all running
+    elsewhere this worker waits for them, and runs again those that fail. It stops without
+    waiting only for trials of other machines that no heartbeat watches (a journal file on a
+    shared folder): then it says so, and the same command run later completes the run."""
     target = objective.target
     parent = os.getppid() if watch_parent else None
+    beat = _heartbeat(study)
+    poll = min(5.0, max(0.5, beat / 2)) if beat else 1.0
 
     with Interrupts() as intr:
         objective.interrupts = intr
@@ -167,8 +240,22 @@ def run_trials(study, objective: Objective, callbacks: list, watch_parent: bool 
             if done + running >= target or orphan or intr.pending:
                 st.stop()
 
-        done, running = count_trials(study)
-        if done + running >= target:
-            return
-        study.optimize(objective, callbacks=[stop_when_done, *callbacks], gc_after_trial=False)
-        intr.check()
+        while True:
+            intr.check()
+            reap_dead_trials(study)
+            done, running = count_trials(study)
+            if done >= target or (parent is not None and os.getppid() != parent):
+                return
+            if done + running < target:
+                study.optimize(objective, callbacks=[stop_when_done, *callbacks],
+                               gc_after_trial=False)
+                continue
+            wait, blind = _others_running(study)
+            if not wait:
+                if blind:
+                    log.warning("%d of %d trials complete; %d still running on other machines "
+                                "(no heartbeat watches them): run the same command again once "
+                                "they end to complete the run", done, target, blind)
+                    return
+                continue  # they ended meanwhile
+            intr.run(lambda: time.sleep(poll))
