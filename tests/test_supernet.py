@@ -440,3 +440,22 @@ def test_cli_resumes_after_kill_9(home):
     m = json.loads((found[0].parent / "meta.json").read_text())
     assert m["epochs_done"] == 8 and [h["epoch"] for h in m["history"]] == list(range(1, 9))
 
+
+
+def test_a_search_records_which_supernet_scored_it(trained, tiny_path, tmp_path, monkeypatch):
+    """config.json must say how the accuracies were measured: the supernet's id, BN images."""
+    from types import SimpleNamespace
+
+    from hwnas.search import SearchSettings
+    from hwnas.search.objective import build_estimators
+
+    home, r = trained
+    monkeypatch.setenv("HWNAS_HOME", str(home))
+    dev = SimpleNamespace(predictor=lambda: SimpleNamespace(predict=lambda archs: [1.0] * len(archs)),
+                          table=SimpleNamespace(provenance={}, statistic="min"), config={})
+    s = SearchSettings(space=str(tiny_path), device="d", name="n", accuracy="supernet",
+                       data="digits", resolution=32)
+    est = build_estimators(s, 32, tmp_path, dev)
+    assert est.info["accuracy_estimator"] == "supernet"
+    assert est.info["accuracy_settings"]["supernet"] == r.store.id
+    assert est.info["accuracy_settings"]["bn_images"] == 2000

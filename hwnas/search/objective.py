@@ -100,6 +100,8 @@ def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path,
 
         classes = load_dataset(settings.data, resolution, settings.seed).classes
     info: dict[str, Any] = {"accuracy_estimator": getattr(est, "name", settings.accuracy)}
+    if hasattr(est, "settings"):  # what scored the trials, e.g. which supernet (its id)
+        info["accuracy_settings"] = _jsonable(est.settings())
     table = dev.table  # the one the predictor was fitted on
     info["device_provenance"] = dict(table.provenance or {})
     info["latency_statistic"] = table.statistic
