@@ -94,6 +94,7 @@ def _load(device: str, statistic: str | None, predictor_file: str | None = None)
 
 def cmd_predict(args) -> None:
     from ..baselines import resolve_arch
+    from ..predictor import piece_of
 
     arch = resolve_arch(args.arch)
     pred = _load(args.device, args.statistic, args.predictor)
@@ -122,7 +123,10 @@ def cmd_predict(args) -> None:
         print(f"table       every block in the table ({len(rows)} of {len(rows)})")
     print(f"  {'#':>3}  {'ms':>8}  {'source':<11} block key")
     for i, (key, v, in_table) in enumerate(rows):
-        print(f"  {i:>3}  {v:8.4f}  {'table' if in_table else 'block model':<11} {key}")
+        src = "table" if in_table else "block model"
+        if not in_table and pred.block_model_.transfer(piece_of(key)) is not None:
+            src = "transfer*"  # an activation never measured on this piece kind (see warnings)
+        print(f"  {i:>3}  {v:8.4f}  {src:<11} {key}")
     for key, why in pred.extrapolations(arch):
         print(f"warning: block model extrapolates for {key}: {why}")
 

@@ -1,0 +1,126 @@
+"""Predictor coverage (issue 17): activations transfer across piece kinds, refusals that name
+the command measuring what is missing, baselines in the evaluation, adaptive refinement.
+
+A synthetic table with known truth, as in test_predictor.py, but where each activation has
+its own cost per element: ReLU6 is three times as dear as ReLU, hswish ten times. Two tiny
+spaces share it: ``ptiny`` (ReLU6 everywhere) and ``ptre`` (ReLU6 stem and head, ReLU blocks),
+so a ReLU stem or head was never measured, while ReLU itself was (on blocks).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from hwnas.arch import Arch, Head, Stem
+from hwnas.pieces import Piece, arch_pieces
+from hwnas.predictor import BlockModel, LatencyPredictor, piece_costs
+from hwnas.predictor.models import activated_elements
+from hwnas.space import load_space
+
+SPACE = """\
+name: {name}
+resolutions: [32, 64]
+stem: {{out: 8, kernel: 3, stride: 2, act: relu6}}
+stages:
+  - {{out: 8, stride: 1, depth: 1, kernel: [3], expand: [1], act: {act}}}
+  - {{out: 16, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6], width: [0.5, 1.0], act: {act}}}
+  - {{out: 24, stride: 2, depth: [1, 3], kernel: [3, 5], expand: [3, 6], act: {act}}}
+head: {{out: 64, act: relu6}}
+classes: 10
+"""
+ACT_COST = {"": 0.0, "relu": 1e-5, "relu6": 3e-5, "hswish": 1e-4}  # ms per activation element
+
+
+def truth_ms(p: Piece) -> float:
+    c = piece_costs(p)
+    return (0.004 + 2e-6 * c.macs + 1e-8 * c.bytes + 0.002 * c.ops
+            + ACT_COST[p.act] * activated_elements(p))
+
+
+def net_truth(a: Arch) -> float:
+    return 1.1 * sum(truth_ms(p) for p in arch_pieces(a)) + 0.3
+
+
+def _write_spaces(d):
+    d.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, act in (("ptiny", "relu6"), ("ptre", "relu")):
+        (d / f"{name}.yaml").write_text(SPACE.format(name=name, act=act))
+        out.append(load_space(d / f"{name}.yaml"))
+    return out
+
+
+def _sample(space, n, seed):
+    rng, out = random.Random(seed), {}
+    while len(out) < n:
+        a = space.arch_from_params(space.sample_params(rng), rng.choice([32, 64]))
+        out.setdefault(a.to_string(), a)
+    return list(out.values())
+
+
+@pytest.fixture(scope="module")
+def spaces(tmp_path_factory):
+    return _write_spaces(tmp_path_factory.mktemp("spaces"))
+
+
+@pytest.fixture(scope="module")
+def table(spaces):
+    """(blocks, networks): every block of both spaces at 32 and 64; 30 + 15 networks."""
+    rng = np.random.default_rng(0)
+    blocks = {p.key: truth_ms(p) for sp in spaces for r in (32, 64) for p in sp.pieces(r)}
+    archs = _sample(spaces[0], 30, 1) + _sample(spaces[1], 15, 2)
+    nets = {a.to_string(): net_truth(a) * (1 + 0.003 * rng.standard_normal()) for a in archs}
+    return blocks, nets
+
+
+def relu_net(spaces, seed=3) -> Arch:
+    """A ptre network with a ReLU stem and a ReLU head: operators the table never measured."""
+    a = _sample(spaces[1], 1, seed)[0]
+    return replace(a, stem=Stem(a.stem.out, a.stem.kernel, a.stem.stride, "relu"),
+                   head=Head(a.head.out, "relu"))
+
+
+# ---- 1. activations transfer across piece kinds ---------------------------------------------------
+
+def test_relu_stem_is_predicted_from_relu6_stems_and_relu_blocks(table):
+    blocks, _ = table
+    bm = BlockModel().fit(list(blocks), list(blocks.values()))
+    assert "stem/relu" not in bm.operators_ and "mb/relu" in bm.operators_
+    for r in (32, 64):
+        twin = Piece("stem", r, 3, 8, 3, 2, act="relu6")
+        p = replace(twin, act="relu")
+        assert bm.uncovered(p) is None
+        assert bm.transfer(p) == twin
+        got = float(bm.predict([p])[0])
+        # the ReLU stem is cheaper than its ReLU6 twin by the activation cost learned on blocks
+        gap = truth_ms(twin) - truth_ms(p)
+        assert gap > 0.1 * truth_ms(p)
+        assert abs(got - truth_ms(p)) < 0.25 * gap
+        assert "never measured on a stem" in bm.extrapolation(p)
+    # a measured operator is not transferred, and predicts as before
+    q = Piece("stem", 64, 3, 8, 3, 2, act="relu6")
+    assert bm.transfer(q) is None and bm.extrapolation(q) is None
+
+
+def test_activation_measured_on_no_piece_kind_is_still_refused(table):
+    blocks, _ = table
+    bm = BlockModel().fit(list(blocks), list(blocks.values()))
+    hs = Piece("stem", 64, 3, 8, 3, 2, act="hswish")
+    assert bm.transfer(hs) is None
+    assert "stem hswish operator, which was never measured" in bm.uncovered(hs)
+    se = Piece("mb", 16, 16, 16, 3, 1, 48, 4, "relu", True)  # SE measured on no piece
+    assert bm.uncovered(se) is not None
+
+
+def test_network_with_relu_stem_and_head_is_predicted(table, spaces):
+    blocks, nets = table
+    pred = LatencyPredictor().fit(blocks, nets)
+    a = relu_net(spaces)
+    got = float(pred.predict([a])[0])
+    assert got == pytest.approx(net_truth(a), rel=0.03)
+    flagged = dict(pred.extrapolations(a))
+    assert set(flagged) == {arch_pieces(a)[0].key, arch_pieces(a)[-2].key}
