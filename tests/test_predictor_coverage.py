@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from hwnas.arch import Arch, Head, Stem
+from hwnas.errors import HwnasError
 from hwnas.pieces import Piece, arch_pieces
 from hwnas.predictor import BlockModel, LatencyPredictor, piece_costs
 from hwnas.predictor.models import activated_elements
@@ -124,3 +125,73 @@ def test_network_with_relu_stem_and_head_is_predicted(table, spaces):
     assert got == pytest.approx(net_truth(a), rel=0.03)
     flagged = dict(pred.extrapolations(a))
     assert set(flagged) == {arch_pieces(a)[0].key, arch_pieces(a)[-2].key}
+
+
+# ---- 2. what cannot be predicted names the command that measures it ------------------------------
+
+def hswish_net(spaces, seed=4) -> Arch:
+    """A network whose first blocks use hswish, measured on no piece kind: not predictable."""
+    a = _sample(spaces[0], 1, seed)[0]
+    return replace(a, blocks=(*(replace(b, act="hswish") for b in a.blocks[:2]), *a.blocks[2:]))
+
+
+def test_refusal_names_the_command_that_measures_only_what_is_missing(table, spaces):
+    blocks, nets = table
+    pred = LatencyPredictor().fit(blocks, nets, device="dev1")
+    a = hswish_net(spaces)
+    with pytest.raises(HwnasError) as e:
+        pred.predict([_sample(spaces[0], 1, 9)[0], a])
+    msg = str(e.value)
+    assert "never measured" in msg and "\n" not in msg
+    assert f"hwnas profile --device dev1 --archs {a.to_string()}" in msg
+    lacking = {p.key for p in arch_pieces(a)} - set(blocks)
+    assert len(lacking) >= 2 and f"only the {len(lacking)} piece(s) and the network" in msg
+    with pytest.raises(HwnasError, match="--archs"):
+        pred.explain(a)
+
+
+def test_archs_alone_plan_only_the_missing_pieces_and_networks(table, spaces):
+    from hwnas.lut import LatencyTable, Stats
+    from hwnas.profile import plan
+    from hwnas.refine import ArchSet
+
+    blocks, nets = table
+    st = Stats(1.0, 1.0, 1.0, 0.0, 3)
+    t = LatencyTable("d", "min", {}, {k: st for k in blocks}, {k: st for k in nets})
+    known = parse_first(nets)
+    archs = [hswish_net(spaces), known, relu_net(spaces)]
+    pl = plan(ArchSet(archs), 32, 0, archs, table=t)
+    want = {p.key for a in archs for p in arch_pieces(a)} - set(blocks)
+    assert {e.id for e in pl.entries if e.kind == "block"} == want
+    assert {e.id for e in pl.entries if e.kind == "network"} == {archs[0].to_string(),
+                                                                 archs[2].to_string()}
+    assert pl.have == len({p.key for a in archs for p in arch_pieces(a)}) - len(want) + 1
+
+
+def parse_first(nets) -> Arch:
+    from hwnas.arch import parse_string
+
+    return parse_string(next(iter(nets)))
+
+
+@pytest.mark.slow
+def test_profile_archs_measures_what_the_table_lacks(cli, home):
+    """For real (quick protocol): a ReLU6-only table refuses an hswish network and names the
+    command; that command measures only its missing pieces and the network, then it predicts."""
+    _write_spaces(home / "search_spaces")
+    cli("device", "add", "loc", "--target", "local", check=0)
+    cli("profile", "--device", "loc", "--space", "ptiny", "-r", "32", "--networks", "20",
+        "--quick", check=0)
+    sp = load_space(home / "search_spaces" / "ptiny.yaml")
+    a = hswish_net([sp]).with_resolution(32)
+    r = cli("predict", a.to_string(), "--device", "loc")
+    assert r.returncode == 2
+    cmd = r.stderr.split("to measure it run: ")[1].split("  (")[0].split()
+    n = int(r.stderr.split("only the ")[1].split(" piece")[0])
+    r = cli(*cmd[1:], "--quick", check=0)
+    assert f"lacked {n} piece(s) and 1 network(s): measured {n} piece(s) and 1 network(s)" \
+        in r.stdout
+    r = cli(*cmd[1:], "--quick", check=0)  # again: nothing left to measure
+    assert "nothing measured" in r.stdout
+    r = cli("predict", a.to_string(), "--device", "loc", check=0)
+    assert "every block in the table" in r.stdout

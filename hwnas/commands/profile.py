@@ -94,9 +94,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'python3 run.py' there, and bring results.jsonl back with 'hwnas lut import'.")
     pr.add_argument("--device", required=True, metavar="NAME",
                     help="a device added with 'hwnas device add' (with --bundle-only any name)")
-    pr.add_argument("--space", required=True, metavar="SPACE",
-                    help="a name in search_spaces/ or a path to a YAML file")
-    pr.add_argument("--resolution", "-r", type=int, required=True, metavar="R",
+    pr.add_argument("--space", metavar="SPACE",
+                    help="a name in search_spaces/ or a path to a YAML file (without --space "
+                    "and -r, --archs alone measures only their pieces the table lacks)")
+    pr.add_argument("--resolution", "-r", type=int, metavar="R",
                     help="input resolution (blocks' sizes depend on it; each is profiled once)")
     pr.add_argument("--networks", type=int, metavar="N",
                     help="sampled whole networks for the latency predictor [150]")
@@ -167,9 +168,14 @@ def cmd_profile(args) -> None:
     from ..profile import DEFAULT_NETWORKS, profile
     from ..space import load_space
 
-    space = load_space(args.space)
     archs = [resolve_arch(a) for a in args.archs]
     dev = Device.load(args.device)
+    if args.space is None or args.resolution is None:  # --archs alone: what the table lacks
+        from ..refine import cmd_profile_archs
+
+        return cmd_profile_archs(args, dev, archs, _protocol(args, dev.config.threads),
+                                 drift_settings(args))
+    space = load_space(args.space)
     rep = profile(dev, space, args.resolution,
                   networks=DEFAULT_NETWORKS if args.networks is None else args.networks,
                   archs=archs, seed=args.seed,

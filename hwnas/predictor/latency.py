@@ -16,7 +16,7 @@ from ..arch import Arch, parse_string
 from ..errors import HwnasError
 from ..lut import check_statistic, lut_sum
 from ..pieces import arch_pieces
-from .features import ArchFeatures, piece_of
+from .features import ArchFeatures, UncoveredError, piece_of
 from .models import MIN_NETWORKS, BlockModel, NetworkModel
 from .store import StoredPredictor
 
@@ -136,14 +136,41 @@ class LatencyPredictor(StoredPredictor, BaseEstimator):
         if not archs:
             return np.zeros(0)
         self.check_resolutions(archs)
-        return self.network_model_.predict(self.features_.transform(archs))
+        try:
+            F = self.features_.transform(archs)
+        except UncoveredError as e:
+            raise HwnasError(self.how_to_cover(e, archs)) from None
+        return self.network_model_.predict(F)
+
+    def missing(self, arch: Arch) -> tuple[list[str], bool]:
+        """(the distinct piece keys of ``arch`` the table lacks, whether the network itself
+        is missing from the measurements it was fitted on)."""
+        check_is_fitted(self, "blocks_")
+        keys = list(dict.fromkeys(p.key for p in arch_pieces(arch)))
+        return ([k for k in keys if k not in self.blocks_],
+                arch.to_string() not in getattr(self, "networks_", {}))
+
+    def how_to_cover(self, err: UncoveredError, archs: Sequence[Arch]) -> str:
+        """``err``'s message and the command that measures what the first Arch needing the
+        piece lacks (only its missing pieces and the network, merged into the table)."""
+        import shlex
+
+        a = next((a for a in archs if err.piece in arch_pieces(a)), archs[0])
+        keys, net = self.missing(a)
+        what = f"{len(keys)} piece(s)" + (" and the network" if net else "")
+        return (f"{err}; to measure it run: hwnas profile --device {self.device_ or 'NAME'} "
+                f"--archs {shlex.quote(a.to_string())}  (measures only the {what} the table "
+                "lacks; an arch file or a baseline name works as well)")
 
     def explain(self, arch: Arch) -> list[tuple[str, float, bool]]:
         """(piece key, latency in ms, in the table) for every piece of ``arch``, in order:
         the table's value where it has the key, else the block model's prediction."""
         check_is_fitted(self, "network_model_")
         self.check_resolutions([arch])
-        ids, _, _ = self.features_.piece_ids([arch])
+        try:
+            ids, _, _ = self.features_.piece_ids([arch])
+        except UncoveredError as e:
+            raise HwnasError(self.how_to_cover(e, [arch])) from None
         f = self.features_
         return [(f.pieces_[i].key, float(f.rows_[i, 0]), bool(f.in_table_[i])) for i in ids]
 
