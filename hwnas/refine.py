@@ -90,8 +90,31 @@ def profile_archs(device: str | Device, archs: Sequence[Arch], **kw) -> ArchsRep
     return rep
 
 
-def cmd_profile_archs(args, dev: Device, archs: Sequence[Arch], protocol, drift) -> None:
+def resolve_archs(specs: Sequence[str], dev: Device) -> list[Arch]:
+    """ARCH arguments of ``profile --archs``: arch files, baseline names, canonical strings,
+    and ``baselines`` / ``baselines@R``: every baseline at the resolutions of the device's
+    table (or at R)."""
+    from .baselines import BASELINES, baseline, resolve_arch
+
+    out: list[Arch] = []
+    for spec in specs:
+        name, _, res = spec.partition("@")
+        if name != "baselines":
+            out.append(resolve_arch(spec))
+            continue
+        if res and not res.isdigit():
+            raise HwnasError(f"'{spec}': resolution after '@' must be an integer")
+        rs = [int(res)] if res else sorted({Piece.from_key(k).h for k in dev.table.blocks
+                                            if k.startswith("stem_")})
+        if not rs:
+            raise HwnasError(f"'{spec}': device '{dev.name}' has no table yet: say baselines@R")
+        out += [baseline(n, r) for r in rs for n in BASELINES]
+    return out
+
+
+def cmd_profile_archs(args, dev: Device, protocol, drift) -> None:
     """``hwnas profile --device D --archs NET...`` (no --space): the CLI's side."""
+    archs = resolve_archs(args.archs, dev)
     if args.space is not None or args.resolution is not None or not archs:
         raise HwnasError("hwnas profile needs --space SPACE and --resolution R, or --archs "
                          "FILE... alone (which measures only what the table lacks of them)")

@@ -195,3 +195,45 @@ def test_profile_archs_measures_what_the_table_lacks(cli, home):
     assert "nothing measured" in r.stdout
     r = cli("predict", a.to_string(), "--device", "loc", check=0)
     assert "every block in the table" in r.stdout
+
+
+# ---- 3. baselines and other out-of-space networks in the evaluation ------------------------------
+
+def test_evaluation_reports_out_of_space_networks_apart(table, spaces):
+    from hwnas.baselines import baseline
+    from hwnas.predictor import evaluate, network_groups
+
+    blocks, nets = table
+    base = [baseline("mbv2-0.35", 64, 10), baseline("mbv2-0.5", 32, 10)]
+    other = [relu_net(spaces, 5), relu_net(spaces, 6)]
+    bad = hswish_net(spaces)
+    nets = dict(nets, **{a.to_string(): net_truth(a) for a in [*base, *other, bad]})
+    groups = network_groups(nets, spaces)
+    ev = evaluate(blocks, nets, groups, folds=3)
+    rows = {(r["group"], r["predictor"]): r for r in ev.rows}
+    assert rows[("baselines", "full")]["n"] == 2 and rows[("other", "full")]["n"] == 2
+    assert rows[("all out-of-space networks", "full")]["n"] == 4
+    assert rows[("all space networks", "full")]["n"] == 45
+    assert rows[("other", "full")]["mape_pct"] < 5  # the ReLU stems and heads: transferred
+    assert set(ev.unpredictable) == {bad.to_string()}
+    line = ev.table().splitlines()[-1]
+    assert "out-of-space networks" in line and ": 5, of them 4 predictable (2 baselines)" in line
+    # no baselines in the table: the line says how to measure them
+    ev2 = evaluate(blocks, dict(table[1], **{other[0].to_string(): 1.0}), groups, folds=3)
+    assert "--archs baselines" in ev2.coverage()
+
+
+def test_archs_baselines_expand_to_the_tables_resolutions(home, table):
+    from hwnas.baselines import BASELINES
+    from hwnas.context import Device
+    from hwnas.lut import LatencyTable, Stats
+    from hwnas.refine import resolve_archs
+
+    blocks, nets = table
+    st = Stats(1.0, 1.0, 1.0, 0.0, 3)
+    LatencyTable("d", "min", {}, {k: st for k in blocks}, {k: st for k in nets}).save()
+    got = resolve_archs(["baselines"], Device("d"))
+    assert sorted({a.resolution for a in got}) == [32, 64] and len(got) == 2 * len(BASELINES)
+    assert {a.resolution for a in resolve_archs(["baselines@96"], Device("d"))} == {96}
+    with pytest.raises(HwnasError, match="must be an integer"):
+        resolve_archs(["baselines@x"], Device("d"))

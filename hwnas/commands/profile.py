@@ -102,7 +102,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--networks", type=int, metavar="N",
                     help="sampled whole networks for the latency predictor [150]")
     pr.add_argument("--archs", nargs="+", metavar="FILE", default=[],
-                    help="arch files (or baseline names / canonical strings) to measure too")
+                    help="arch files (or baseline names / canonical strings) to measure too; "
+                    "alone (no --space), only their pieces and networks the table lacks "
+                    "('baselines' or 'baselines@R': every baseline at the table's resolutions)")
     pr.add_argument("--seed", type=int, default=0, help="seed of the network sample and order [0]")
     pr.add_argument("--statistic", choices=("min", "p10", "median"),
                     help="the statistic the table's lookups use (all are stored) "
@@ -168,13 +170,13 @@ def cmd_profile(args) -> None:
     from ..profile import DEFAULT_NETWORKS, profile
     from ..space import load_space
 
-    archs = [resolve_arch(a) for a in args.archs]
     dev = Device.load(args.device)
     if args.space is None or args.resolution is None:  # --archs alone: what the table lacks
         from ..refine import cmd_profile_archs
 
-        return cmd_profile_archs(args, dev, archs, _protocol(args, dev.config.threads),
+        return cmd_profile_archs(args, dev, _protocol(args, dev.config.threads),
                                  drift_settings(args))
+    archs = [resolve_arch(a) for a in args.archs]
     space = load_space(args.space)
     rep = profile(dev, space, args.resolution,
                   networks=DEFAULT_NETWORKS if args.networks is None else args.networks,
