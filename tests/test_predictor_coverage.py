@@ -237,3 +237,57 @@ def test_archs_baselines_expand_to_the_tables_resolutions(home, table):
     assert {a.resolution for a in resolve_archs(["baselines@96"], Device("d"))} == {96}
     with pytest.raises(HwnasError, match="must be an integer"):
         resolve_archs(["baselines@x"], Device("d"))
+
+
+# ---- 4. adaptive sampling ------------------------------------------------------------------------
+
+def _relu_share(a: Arch) -> float:
+    ps = arch_pieces(a)
+    return sum(truth_ms(p) for p in ps if p.act == "relu") / sum(truth_ms(p) for p in ps)
+
+
+def test_refine_measures_where_the_heldout_error_is_largest(home, table, spaces, monkeypatch):
+    """Networks with ReLU blocks run 25 % slower than their blocks say (an effect a sum
+    misses), and the table holds few of them: refine picks networks rich in ReLU blocks,
+    'measures' them (a fake device: the truth), and reports the error per group before and
+    after."""
+    import hwnas.refine as refine_mod
+    from hwnas.arch import parse_string
+    from hwnas.lut import LatencyTable, Stats
+
+    def device_ms(a: Arch) -> float:
+        return net_truth(a) * (1.25 if _relu_share(a) > 0.3 else 1.0)
+
+    blocks, nets = table
+    nets = {s: device_ms(parse_string(s)) for s in nets}
+
+    def st(v):
+        return Stats(v, v, v, 0.0, 5)
+
+    LatencyTable("d", "min", {}, {k: st(v) for k, v in blocks.items()},
+                 {k: st(v) for k, v in nets.items()}).save()
+    measured: list[Arch] = []
+
+    def fake_profile_archs(dev, archs, **kw):
+        t = LatencyTable.load(dev.name)
+        new = {p.key: st(truth_ms(p)) for a in archs for p in arch_pieces(a)
+               if p.key not in t.blocks}
+        t.add_blocks(new)
+        t.add_networks({a.to_string(): st(device_ms(a)) for a in archs}, "measure")
+        t.save()
+        measured.extend(archs)
+        return refine_mod.ArchsReport(dev.name, len(archs), 0, 0, 0, len(new), len(archs))
+
+    monkeypatch.setattr(refine_mod, "profile_archs", fake_profile_archs)
+    rep = refine_mod.refine("d", 6, folds=3)
+    assert rep.networks == len(measured) == 6 and rep.pieces >= 0
+    assert len(LatencyTable.load("d").networks) == len(nets) + 6
+    table_share = np.mean([_relu_share(parse_string(s)) for s in nets])
+    picked_share = np.mean([_relu_share(a) for a in measured])
+    assert picked_share > table_share + 0.15
+    worst = max(rep.before, key=lambda g: rep.before[g][1])
+    assert "/relu" in worst and rep.after[worst][0] > rep.before[worst][0]
+    out = rep.summary()
+    assert "measured 6 network(s)" in out and worst in out and "before" in out
+    with pytest.raises(HwnasError, match="--refine must be >= 0"):
+        refine_mod.refine("d", -1)

@@ -113,6 +113,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="start a new table even if the existing one was measured on another "
                     "machine, onnxruntime version, thread count or protocol (old files are kept "
                     "as *.bak-DATE)")
+    pr.add_argument("--refine", type=int, metavar="N",
+                    help="then adaptive sampling: cross-validate the predictor on the device's "
+                    "networks and measure up to N new networks (with their missing pieces) where "
+                    "the held-out error is largest; prints the error per group before/after "
+                    "(alone: --device D --refine N)")
     pr.add_argument("--bundle-only", metavar="DIR",
                     help="only write the bundle to DIR (or DIR.tar.gz) for running by hand")
     _protocol_args(pr)
@@ -203,6 +208,10 @@ def cmd_profile(args) -> None:
         print(f"  hwnas lut import results.jsonl --device {args.device}")
         return
     print(rep.summary())
+    if args.refine:
+        from ..refine import cmd_refine
+
+        cmd_refine(args, dev, _protocol(args, dev.config.threads), drift_settings(args))
 
 
 def cmd_measure(args) -> None:
