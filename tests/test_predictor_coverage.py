@@ -291,3 +291,24 @@ def test_refine_measures_where_the_heldout_error_is_largest(home, table, spaces,
     assert "measured 6 network(s)" in out and worst in out and "before" in out
     with pytest.raises(HwnasError, match="--refine must be >= 0"):
         refine_mod.refine("d", -1)
+
+
+# ---- the network model stays within the corrections it measured ---------------------------------
+
+def test_network_model_correction_is_clipped_to_the_measured_range():
+    from hwnas.predictor import ARCH_FEATURES, NetworkModel
+
+    rng = np.random.default_rng(0)
+    X = np.zeros((40, len(ARCH_FEATURES)))
+    X[:, 0] = rng.uniform(1.0, 2.0, 40)  # block_sum
+    X[:, 1] = rng.integers(16, 21, 40)  # pieces
+    y = X[:, 0] + 0.2 * (X[:, 1] - 18)
+    small = np.zeros((1, len(ARCH_FEATURES)))
+    small[0, :2] = (0.5, 8)  # a much smaller network, with far fewer pieces
+    free = NetworkModel(features=("block_sum", "pieces"), clip=False).fit(X, y)
+    clipped = NetworkModel(features=("block_sum", "pieces")).fit(X, y)
+    lo, hi = clipped.ratio_range_
+    assert lo == pytest.approx(float(np.min(y / X[:, 0])))
+    assert free.predict(small)[0] < lo * 0.5  # the linear terms extrapolate below any ratio
+    assert clipped.predict(small)[0] == pytest.approx(lo * 0.5)
+    np.testing.assert_allclose(clipped.predict(X), free.predict(X), rtol=1e-6)  # in range

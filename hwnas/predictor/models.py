@@ -243,12 +243,19 @@ class NetworkModel(RegressorMixin, BaseEstimator):
     of the block sum it learns the per-inference overhead and the effects between blocks
     a sum misses (per-block session overhead that a network does not pay, weights falling
     out of cache in a big network).
+
+    ``clip``: the correction (prediction / block sum) is kept within the range measured on
+    the training networks, so that a network far outside them (fewer pieces, a smaller sum:
+    MobileNetV3-small next to a space's networks) is not extrapolated by the linear terms
+    into a prediction of a third of its block sum.
     """
 
     def __init__(self, features: Sequence[str] = DEFAULT_NETWORK_FEATURES,
-                 alphas: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)):
+                 alphas: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0),
+                 clip: bool = True):
         self.features = features
         self.alphas = alphas
+        self.clip = clip
 
     def _cols(self) -> list[int]:
         unknown = [f for f in self.features if f not in ARCH_FEATURES]
@@ -270,11 +277,20 @@ class NetworkModel(RegressorMixin, BaseEstimator):
         self.coef_ = self.ridge_.coef_ / self.scaler_.scale_
         self.intercept_ = float(self.ridge_.intercept_ - self.coef_ @ self.scaler_.mean_)
         self.alpha_ = float(self.ridge_.alpha_)
+        X = np.asarray(X, dtype=float)
+        ok = X[:, 0] > 0  # block_sum is the first ArchFeatures column
+        r = y[ok] / X[ok, 0]
+        self.ratio_range_ = (float(r.min()), float(r.max())) if len(r) else (0.0, np.inf)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "coef_")
-        return np.asarray(X, dtype=float)[:, self._cols()] @ self.coef_ + self.intercept_
+        X = np.asarray(X, dtype=float)
+        out = X[:, self._cols()] @ self.coef_ + self.intercept_
+        if self.clip:
+            lo, hi = self.ratio_range_
+            out = np.clip(out, lo * X[:, 0], hi * X[:, 0])
+        return out
 
 
 __all__ = ["DEFAULT_NETWORK_FEATURES", "MIN_NETWORKS", "BlockModel", "NetworkModel",
