@@ -30,6 +30,9 @@ from .pieces import Piece, arch_pieces
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ArchSet", "ArchsReport", "RefineReport", "choose", "group_errors", "heldout_errors",
+           "piece_group", "profile_archs", "refine", "resolve_archs"]
+
 
 # ---- measuring what a table lacks --------------------------------------------------------------
 
