@@ -112,7 +112,8 @@ def resolve_archs(specs: Sequence[str], dev: Device) -> list[Arch]:
             continue
         if res and not res.isdigit():
             raise HwnasError(f"'{spec}': resolution after '@' must be an integer")
-        rs = [int(res)] if res else sorted({Piece.from_key(k).h for k in dev.table.blocks
+        blocks = dev.table.blocks if dev.has_table else {}
+        rs = [int(res)] if res else sorted({Piece.from_key(k).h for k in blocks
                                             if k.startswith("stem_")})
         if not rs:
             raise HwnasError(f"'{spec}': device '{dev.name}' has no table yet: say baselines@R")

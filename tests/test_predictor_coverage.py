@@ -312,3 +312,17 @@ def test_network_model_correction_is_clipped_to_the_measured_range():
     assert free.predict(small)[0] < lo * 0.5  # the linear terms extrapolate below any ratio
     assert clipped.predict(small)[0] == pytest.approx(lo * 0.5)
     np.testing.assert_allclose(clipped.predict(X), free.predict(X), rtol=1e-6)  # in range
+
+
+def test_cli_profile_without_space_needs_archs_or_refine(home, capsys):
+    from hwnas.cli import main
+
+    assert main(["device", "add", "loc", "--target", "local"]) == 0
+    for args, fragment in ((["--device", "loc"], "or --archs FILE... alone"),
+                           (["--device", "loc", "--space", "mobilenetv2"], "--resolution R"),
+                           (["--device", "loc", "--refine", "-1"], "--refine must be >= 0"),
+                           (["--device", "loc", "--archs", "baselines"], "has no table yet")):
+        capsys.readouterr()
+        assert main(["profile", *args]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert fragment in err and len(err.splitlines()) == 1, err

@@ -170,7 +170,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_profile(args) -> None:
     from pathlib import Path
 
-    from ..baselines import resolve_arch
     from ..context import Device
     from ..profile import DEFAULT_NETWORKS, profile
     from ..space import load_space
@@ -181,7 +180,9 @@ def cmd_profile(args) -> None:
 
         return cmd_profile_archs(args, dev, _protocol(args, dev.config.threads),
                                  drift_settings(args))
-    archs = [resolve_arch(a) for a in args.archs]
+    from ..refine import resolve_archs
+
+    archs = resolve_archs(args.archs, dev)  # files, baseline names, strings, baselines[@R]
     space = load_space(args.space)
     rep = profile(dev, space, args.resolution,
                   networks=DEFAULT_NETWORKS if args.networks is None else args.networks,
