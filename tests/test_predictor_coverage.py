@@ -212,7 +212,7 @@ def test_evaluation_reports_out_of_space_networks_apart(table, spaces):
     ev = evaluate(blocks, nets, groups, folds=3)
     rows = {(r["group"], r["predictor"]): r for r in ev.rows}
     assert rows[("baselines", "full")]["n"] == 2 and rows[("other", "full")]["n"] == 2
-    assert rows[("all out-of-space networks", "full")]["n"] == 4
+    assert rows[("all out-of-space", "full")]["n"] == 4
     assert rows[("all space networks", "full")]["n"] == 45
     assert rows[("other", "full")]["mape_pct"] < 5  # the ReLU stems and heads: transferred
     assert set(ev.unpredictable) == {bad.to_string()}

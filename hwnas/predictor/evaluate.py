@@ -227,7 +227,7 @@ def evaluate(blocks: Mapping[str, float], networks: Mapping[str, float],
                                           [s for s in covered if grp[s] in space_groups]))
     outside = [g for g in names if g in holdout_groups]
     if len(outside) > 1:  # the in-space and the out-of-space figure, side by side
-        report.append(("all out-of-space networks", [s for s in covered if grp[s] in outside]))
+        report.append(("all out-of-space", [s for s in covered if grp[s] in outside]))
     rows = []
     for g, members in report:
         yt = [pred[s]["measured"] for s in members]
