@@ -148,6 +148,11 @@ def test_refusal_names_the_command_that_measures_only_what_is_missing(table, spa
     assert len(lacking) >= 2 and f"only the {len(lacking)} piece(s) and the network" in msg
     with pytest.raises(HwnasError, match="--archs"):
         pred.explain(a)
+    far = _sample(spaces[0], 1, 9)[0].with_resolution(128)  # outside the measured 32..64
+    with pytest.raises(HwnasError) as e:
+        pred.predict([far])
+    assert f"for this network alone hwnas profile --device dev1 --archs {far.to_string()}" \
+        in str(e.value)
 
 
 def test_archs_alone_plan_only_the_missing_pieces_and_networks(table, spaces):

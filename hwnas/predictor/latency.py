@@ -113,6 +113,7 @@ class LatencyPredictor(StoredPredictor, BaseEstimator):
         """HwnasError unless every Arch's resolution lies within the measured resolutions
         (the block model interpolates between them, e.g. 160 from 96 and 224)."""
         check_is_fitted(self, "resolutions_")
+        archs = list(archs)
         res = self.resolutions_
         bad = sorted({a.resolution for a in archs} - set(res))
         if not bad:
@@ -120,12 +121,16 @@ class LatencyPredictor(StoredPredictor, BaseEstimator):
         lo, hi = (res[0], res[-1]) if res else (None, None)
         out = [r for r in bad if lo is None or r < lo or r > hi]
         if out:
+            import shlex
+
             dev = self.device_ or "NAME"
+            a = next(a for a in archs if a.resolution == out[0])
             raise HwnasError(
                 f"device '{dev}' has no latency table at resolution {out[0]} (measured: "
                 f"{', '.join(map(str, res)) or 'none'}; predictions interpolate between "
                 f"measured resolutions only): run hwnas profile --device {dev} --space SPACE "
-                f"--resolution {out[0]}")
+                f"--resolution {out[0]}, or for this network alone hwnas profile --device "
+                f"{dev} --archs {shlex.quote(a.to_string())}")
 
     # -- predicting
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
