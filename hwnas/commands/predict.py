@@ -105,6 +105,16 @@ def resolve_arch_or_onnx(spec: str):
     return resolve_arch(spec)
 
 
+def _source(pred, key: str, in_table: bool) -> str:
+    """Where a block's latency comes from: the table, the block model, or the block model
+    with an activation never measured on this piece kind ('transfer*', see the warnings)."""
+    from ..predictor import piece_of
+
+    if in_table:
+        return "table"
+    return "transfer*" if pred.block_model_.transfer(piece_of(key)) is not None else "block model"
+
+
 def prediction(args) -> dict:
     """The facts `hwnas predict` shows, as JSON-ready data (times in ms)."""
     arch = resolve_arch_or_onnx(args.arch)
@@ -123,7 +133,7 @@ def prediction(args) -> dict:
         "measured_ms": None if measured is None else float(measured),
         "blocks_in_table": sum(1 for r in rows if r[2]), "blocks_total": len(rows),
         "blocks": [{"index": i, "latency_ms": float(v),
-                    "source": "table" if in_table else "block model", "key": key}
+                    "source": _source(pred, key, in_table), "key": key}
                    for i, (key, v, in_table) in enumerate(rows)],
         "warnings": [f"block model extrapolates for {key}: {why}"
                      for key, why in pred.extrapolations(arch)],

@@ -94,14 +94,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'python3 run.py' there, and bring results.jsonl back with 'hwnas lut import'.")
     pr.add_argument("--device", required=True, metavar="NAME",
                     help="a device added with 'hwnas device add' (with --bundle-only any name)")
-    pr.add_argument("--space", required=True, metavar="SPACE",
-                    help="a name in search_spaces/ or a path to a YAML file")
-    pr.add_argument("--resolution", "-r", type=int, required=True, metavar="R",
+    pr.add_argument("--space", metavar="SPACE",
+                    help="a name in search_spaces/ or a path to a YAML file (without --space "
+                    "and -r, --archs alone measures only their pieces the table lacks)")
+    pr.add_argument("--resolution", "-r", type=int, metavar="R",
                     help="input resolution (blocks' sizes depend on it; each is profiled once)")
     pr.add_argument("--networks", type=int, metavar="N",
                     help="sampled whole networks for the latency predictor [150]")
     pr.add_argument("--archs", nargs="+", metavar="FILE", default=[],
-                    help="arch files (or baseline names / canonical strings) to measure too")
+                    help="arch files (or baseline names / canonical strings) to measure too; "
+                    "alone (no --space), only their pieces and networks the table lacks "
+                    "('baselines' or 'baselines@R': every baseline at the table's resolutions)")
     pr.add_argument("--seed", type=int, default=0, help="seed of the network sample and order [0]")
     pr.add_argument("--statistic", choices=("min", "p10", "median"),
                     help="the statistic the table's lookups use (all are stored) "
@@ -110,6 +113,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="start a new table even if the existing one was measured on another "
                     "machine, onnxruntime version, thread count or protocol (old files are kept "
                     "as *.bak-DATE)")
+    pr.add_argument("--refine", type=int, metavar="N",
+                    help="then adaptive sampling: cross-validate the predictor on the device's "
+                    "networks and measure up to N new networks (with their missing pieces) where "
+                    "the held-out error is largest; prints the error per group before/after "
+                    "(alone: --device D --refine N)")
     pr.add_argument("--bundle-only", metavar="DIR",
                     help="only write the bundle to DIR (or DIR.tar.gz) for running by hand")
     _protocol_args(pr)
@@ -166,14 +174,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_profile(args) -> None:
     from pathlib import Path
 
-    from ..baselines import resolve_arch
     from ..context import Device
     from ..profile import DEFAULT_NETWORKS, profile
     from ..space import load_space
 
-    space = load_space(args.space)
-    archs = [resolve_arch(a) for a in args.archs]
     dev = Device.load(args.device)
+    if args.space is None or args.resolution is None:  # --archs alone: what the table lacks
+        from ..refine import cmd_profile_archs
+
+        return cmd_profile_archs(args, dev, _protocol(args, dev.config.threads),
+                                 drift_settings(args))
+    from ..refine import resolve_archs
+
+    archs = resolve_archs(args.archs, dev)  # files, baseline names, strings, baselines[@R]
+    space = load_space(args.space)
     rep = profile(dev, space, args.resolution,
                   networks=DEFAULT_NETWORKS if args.networks is None else args.networks,
                   archs=archs, seed=args.seed,
@@ -199,6 +213,10 @@ def cmd_profile(args) -> None:
         print(f"  hwnas lut import results.jsonl --device {args.device}")
         return
     print(rep.summary())
+    if args.refine:
+        from ..refine import cmd_refine
+
+        cmd_refine(args, dev, _protocol(args, dev.config.threads), drift_settings(args))
 
 
 def cmd_measure(args) -> None:

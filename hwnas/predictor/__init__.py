@@ -40,6 +40,7 @@ from .features import (
     SHAPE_FEATURES,
     ArchFeatures,
     PieceFeatures,
+    UncoveredError,
     as_pieces,
     operator_of,
     padded_piece,
@@ -62,7 +63,7 @@ __all__ = [
     "METRICS", "MIN_NETWORKS", "PREDICTORS", "PREDICTOR_FILE", "PREDICTOR_NAMES",
     "PREDICTOR_SCHEMA", "SHAPE_FEATURES", "ArchFeatures", "BlockModel", "Evaluation",
     "LatencyPredictor", "MAX_ITER", "NetworkModel", "PieceCosts", "PieceFeatures", "StoredPredictor",
-    "as_pieces", "check_settings", "device_now", "evaluate", "latency_metrics", "network_groups", "operator_of",
+    "UncoveredError", "as_pieces", "check_settings", "device_now", "evaluate", "latency_metrics", "network_groups", "operator_of",
     "padded_piece", "parse_archs", "piece_costs", "piece_of", "piece_peak_bytes",
     "stored_settings",
 ]

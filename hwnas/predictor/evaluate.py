@@ -11,7 +11,7 @@ import csv
 import io
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 PREDICTORS = ("macs_linear", "lut_sum", "block_sum", "full")
 PREDICTOR_NAMES = {"macs_linear": "MACs-linear", "lut_sum": "LUT sum",
                    "block_sum": "block-model sum", "full": "full predictor"}
+OUT_OF_SPACE = ("baselines", "other")  # the groups of networks outside every space
 METRICS = ("n", "rmse_ms", "mape_pct", "within5_pct", "within10_pct", "kendall_tau")
 
 
@@ -86,6 +87,27 @@ class Evaluation:
     predictions: dict[str, dict[str, float]]  # arch -> measured, group, each predictor
     folds: int
     n_train: dict[str, int]  # group -> networks the full predictor was trained on (per fold)
+    #: out-of-space networks (baselines, others) that could not be predicted at all: their
+    #: arch -> why (an operator or a resolution the table never measured)
+    unpredictable: dict[str, str] = field(default_factory=dict)
+    out_of_space: tuple[str, ...] = OUT_OF_SPACE
+
+    def coverage(self) -> str:
+        """One line on the out-of-space networks: how many, how many predicted at all, and
+        how to measure the baselines when the table has none."""
+        out = [s for s, r in self.predictions.items() if r["group"] in self.out_of_space]
+        base = sum(self.predictions[s]["group"] == "baselines" for s in out)
+        n = len(out) + len(self.unpredictable)
+        line = (f"out-of-space networks (predicted by models fitted on space networks only): "
+                f"{n}, of them {len(out)} predictable ({base} baselines)")
+        if self.unpredictable:
+            s, why = next(iter(self.unpredictable.items()))
+            line += f"; not predictable: {len(self.unpredictable)} (e.g. {s[:40]}...: {why})"
+        if not base:
+            line += ("; no baseline network is in the table: hwnas profile --device NAME "
+                     "--archs baselines measures them (MobileNetV2 widths, MobileNetV3-small at "
+                     "the table's resolutions)")
+        return line
 
     def table(self) -> str:
         lines = [f"{'group':<22} {'predictor':<16} {'n':>4} {'RMSE ms':>9} {'MAPE %':>7} "
@@ -101,7 +123,7 @@ class Evaluation:
             lines.append(f"{g:<22} {PREDICTOR_NAMES[r['predictor']]:<16} {r['n']:>4} "
                          f"{r['rmse_ms']:>9.4f} {r['mape_pct']:>7.2f} {r['within5_pct']:>6.1f} "
                          f"{r['within10_pct']:>6.1f} {r['kendall_tau']:>9.3f}")
-        return "\n".join(lines)
+        return "\n".join([*lines, self.coverage()])
 
     def predictions_csv(self) -> str:
         """One row per held-out network: arch, group, measured and each predictor (ms)."""
@@ -157,6 +179,13 @@ def evaluate(blocks: Mapping[str, float], networks: Mapping[str, float],
     if len(covered) < len(nets):
         log.info("%d network(s) need operators or resolutions the table never measured; "
                  "not evaluated", len(nets) - len(covered))
+    unpredictable = {}
+    for s in nets:
+        if s not in covered and groups.get(s, "other") in OUT_OF_SPACE:
+            a = archs[s]
+            unpredictable[s] = (f"resolution {a.resolution} outside {lo}..{hi}"
+                                if not lo <= a.resolution <= hi else next(
+                                    w for p in arch_pieces(a) if (w := bm.uncovered(p))))
     grp = {s: groups.get(s, "other") for s in covered}
     hold = [s for s in covered if grp[s] in holdout_groups]
     cv = [s for s in covered if grp[s] not in holdout_groups]
@@ -196,14 +225,17 @@ def evaluate(blocks: Mapping[str, float], networks: Mapping[str, float],
     if len(space_groups) > 1:
         report.insert(len(space_groups), ("all space networks",
                                           [s for s in covered if grp[s] in space_groups]))
+    outside = [g for g in names if g in holdout_groups]
+    if len(outside) > 1:  # the in-space and the out-of-space figure, side by side
+        report.append(("all out-of-space", [s for s in covered if grp[s] in outside]))
     rows = []
     for g, members in report:
         yt = [pred[s]["measured"] for s in members]
         for name in PREDICTORS:
             rows.append({"group": g, "predictor": name,
                          **latency_metrics(yt, [pred[s][name] for s in members])})
-    return Evaluation(rows, pred, folds, n_train)
+    return Evaluation(rows, pred, folds, n_train, unpredictable, tuple(holdout_groups))
 
 
-__all__ = ["METRICS", "PREDICTORS", "PREDICTOR_NAMES", "Evaluation", "evaluate",
+__all__ = ["METRICS", "OUT_OF_SPACE", "PREDICTORS", "PREDICTOR_NAMES", "Evaluation", "evaluate",
            "latency_metrics", "network_groups"]

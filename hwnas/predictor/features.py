@@ -61,6 +61,14 @@ def operator_of(p: Piece) -> str:
     return p.kind + (f"/{p.act}" if p.act else "") + ("/se" if p.se else "")
 
 
+class UncoveredError(HwnasError):
+    """A piece needs an operator the table never measured (``piece``: that piece)."""
+
+    def __init__(self, message: str, piece: Piece):
+        super().__init__(message)
+        self.piece = piece
+
+
 # ---- piece features -------------------------------------------------------------------------------
 
 _ACTS = ("", *ACTS)  # the code of "no activation" (the classifier) is 0
@@ -171,7 +179,7 @@ class ArchFeatures(TransformerMixin, BaseEstimator):
         for p in new:
             why = bm.uncovered(p)
             if why:
-                raise HwnasError(why)
+                raise UncoveredError(why, p)
         ms = np.array([self.table_.get(p.key, np.nan) for p in new], dtype=float)
         in_table = ~np.isnan(ms)
         if (~in_table).any():
@@ -281,4 +289,4 @@ class ArchFeatures(TransformerMixin, BaseEstimator):
 
 
 __all__ = ["ARCH_FEATURES", "CHANNEL_BLOCK", "COST_FEATURES", "LEVELS", "SHAPE_FEATURES",
-           "ArchFeatures", "PieceFeatures", "as_pieces", "operator_of", "padded_piece", "piece_of"]
+           "ArchFeatures", "PieceFeatures", "UncoveredError", "as_pieces", "operator_of", "padded_piece", "piece_of"]

@@ -16,7 +16,7 @@ from ..arch import Arch, parse_string
 from ..errors import HwnasError
 from ..lut import check_statistic, lut_sum
 from ..pieces import arch_pieces
-from .features import ArchFeatures, piece_of
+from .features import ArchFeatures, UncoveredError, piece_of
 from .models import MIN_NETWORKS, BlockModel, NetworkModel
 from .store import StoredPredictor
 
@@ -113,6 +113,7 @@ class LatencyPredictor(StoredPredictor, BaseEstimator):
         """HwnasError unless every Arch's resolution lies within the measured resolutions
         (the block model interpolates between them, e.g. 160 from 96 and 224)."""
         check_is_fitted(self, "resolutions_")
+        archs = list(archs)
         res = self.resolutions_
         bad = sorted({a.resolution for a in archs} - set(res))
         if not bad:
@@ -120,12 +121,16 @@ class LatencyPredictor(StoredPredictor, BaseEstimator):
         lo, hi = (res[0], res[-1]) if res else (None, None)
         out = [r for r in bad if lo is None or r < lo or r > hi]
         if out:
+            import shlex
+
             dev = self.device_ or "NAME"
+            a = next(a for a in archs if a.resolution == out[0])
             raise HwnasError(
                 f"device '{dev}' has no latency table at resolution {out[0]} (measured: "
                 f"{', '.join(map(str, res)) or 'none'}; predictions interpolate between "
                 f"measured resolutions only): run hwnas profile --device {dev} --space SPACE "
-                f"--resolution {out[0]}")
+                f"--resolution {out[0]}, or for this network alone hwnas profile --device "
+                f"{dev} --archs {shlex.quote(a.to_string())}")
 
     # -- predicting
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
@@ -136,14 +141,41 @@ class LatencyPredictor(StoredPredictor, BaseEstimator):
         if not archs:
             return np.zeros(0)
         self.check_resolutions(archs)
-        return self.network_model_.predict(self.features_.transform(archs))
+        try:
+            F = self.features_.transform(archs)
+        except UncoveredError as e:
+            raise HwnasError(self.how_to_cover(e, archs)) from None
+        return self.network_model_.predict(F)
+
+    def missing(self, arch: Arch) -> tuple[list[str], bool]:
+        """(the distinct piece keys of ``arch`` the table lacks, whether the network itself
+        is missing from the measurements it was fitted on)."""
+        check_is_fitted(self, "blocks_")
+        keys = list(dict.fromkeys(p.key for p in arch_pieces(arch)))
+        return ([k for k in keys if k not in self.blocks_],
+                arch.to_string() not in getattr(self, "networks_", {}))
+
+    def how_to_cover(self, err: UncoveredError, archs: Sequence[Arch]) -> str:
+        """``err``'s message and the command that measures what the first Arch needing the
+        piece lacks (only its missing pieces and the network, merged into the table)."""
+        import shlex
+
+        a = next((a for a in archs if err.piece in arch_pieces(a)), archs[0])
+        keys, net = self.missing(a)
+        what = f"{len(keys)} piece(s)" + (" and the network" if net else "")
+        return (f"{err}; to measure it run: hwnas profile --device {self.device_ or 'NAME'} "
+                f"--archs {shlex.quote(a.to_string())}  (measures only the {what} the table "
+                "lacks; an arch file or a baseline name works as well)")
 
     def explain(self, arch: Arch) -> list[tuple[str, float, bool]]:
         """(piece key, latency in ms, in the table) for every piece of ``arch``, in order:
         the table's value where it has the key, else the block model's prediction."""
         check_is_fitted(self, "network_model_")
         self.check_resolutions([arch])
-        ids, _, _ = self.features_.piece_ids([arch])
+        try:
+            ids, _, _ = self.features_.piece_ids([arch])
+        except UncoveredError as e:
+            raise HwnasError(self.how_to_cover(e, [arch])) from None
         f = self.features_
         return [(f.pieces_[i].key, float(f.rows_[i, 0]), bool(f.in_table_[i])) for i in ids]
 

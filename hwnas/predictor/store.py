@@ -82,9 +82,11 @@ def check_settings(settings: Any, where: str = "predictor settings") -> dict[str
                      f"{where}: settings.block_model")
     for k, v in bm.items():
         _check_value(v, *_BLOCK_SETTINGS[k], f"{where}: settings.block_model.{k}")
-    nm = _check_keys(d.get("network_model") or {}, ("features", "alphas"),
+    nm = _check_keys(d.get("network_model") or {}, ("features", "alphas", "clip"),
                      f"{where}: settings.network_model")
     w = f"{where}: settings.network_model"
+    if "clip" in nm:
+        _check_value(nm["clip"], _BOOL, 0, 1, f"{w}.clip")
     if "features" in nm:
         f = nm["features"]
         if not isinstance(f, (list, tuple)) or not f or len(f) > len(ARCH_FEATURES) or \
