@@ -235,6 +235,18 @@ def check_journal(path: str | Path) -> None:
                          "use another --name")
 
 
+_LOCK_GRACE_S = 30  # JournalFileSymlinkLock's default grace period, which JournalFileBackend uses
+
+
+def _lock_age(path: Path) -> float | None:
+    """Seconds since the journal lock of ``path`` (Optuna's symlink ``path.lock``, which
+    records no pid) was taken; None when nobody holds it."""
+    try:
+        return time.time() - os.lstat(f"{path}.lock").st_mtime
+    except OSError:
+        return None
+
+
 def _repair_journal_tail(path: Path) -> None:
     """Drop an incomplete last line (a writer killed mid-append), under the journal's lock,
     once the file is known to be a journal (:func:`check_journal`)."""
@@ -243,10 +255,11 @@ def _repair_journal_tail(path: Path) -> None:
     check_journal(path)
     from optuna.storages.journal import JournalFileSymlinkLock
 
-    if Path(str(path) + ".lock").is_symlink():
-        log.warning("%s.lock: a lock left by a killed writer? (Optuna breaks it after 30 s if "
-                    "no live worker holds it)", path)
-    lock = JournalFileSymlinkLock(str(path))
+    lock = JournalFileSymlinkLock(str(path), grace_period=_LOCK_GRACE_S)
+    age = _lock_age(path)
+    if age is not None and age > _LOCK_GRACE_S:
+        log.warning("%s.lock: left %.0f s ago by a killed writer (a live one holds it for "
+                    "milliseconds); Optuna breaks it after %d s", path, age, _LOCK_GRACE_S)
     lock.acquire()
     try:
         with open(path, "rb+") as f:
