@@ -71,6 +71,7 @@ from .storage import (
     resolve_storage_url,
     retry_storage,
     seed_lock,
+    sqlite_file,
     worker_seed,
 )
 from .workers import (
@@ -94,7 +95,8 @@ __all__ = [
     "cheapest_archs", "cheapest_params", "default_resolution", "seed_params", "seed_study",
     # storage
     "check_journal", "check_storage_url", "heartbeat_settings", "make_sampler", "open_storage",
-    "open_study", "resolve_storage_url", "retry_storage", "seed_lock", "worker_seed",
+    "open_study", "resolve_storage_url", "retry_storage", "seed_lock", "sqlite_file",
+    "worker_seed",
     # objective
     "METRICS_ATTR", "SURPLUS_ATTR", "Estimators", "Evaluator", "Metrics", "Objective",
     "arch_costs_fast", "build_estimators",
