@@ -53,11 +53,8 @@ log = logging.getLogger(__name__)
 ITEM_ATTR = "item"  # "<name>/seed<S>", on every item trial
 HEARTBEAT_ATTR = "heartbeat"  # unix time of the last beat (storages without Optuna's heartbeat)
 ENQUEUED_ATTR = "enqueued"  # study attribute: the first process finished enqueuing
-HEARTBEAT_S, GRACE_S = 60.0, 180.0  # as the RDB storage hwnas opens (search.storage)
 _ENQUEUE_WAIT_S = 60.0  # how long other processes wait for the first one's enqueuing
 POLL_S = 5.0  # how often a waiting process looks at the queue again
-#: what the storage says when another process creates the same schema or study at once
-_RACES = ("already exists", "uniqueviolation", "duplicate", "locked", "integrity")
 
 __all__ = ["Item", "RetrainQueue", "collect_results", "open_queue", "queue_name", "queue_url",
            "train_local", "train_one", "train_queue"]
@@ -232,33 +229,34 @@ def queue_name(rid: str, study: str) -> str:
 
 def queue_url(storage: str | None, config: dict, run_dir: Path) -> str | None:
     """The queue's storage URL: ``storage`` ('none': no queue), else the run's own storage
-    when it is a URL (RDB, redis); a relative ``sqlite:///`` path is taken in the run folder."""
+    when it is a URL (RDB, redis); a relative ``sqlite:///`` path is taken in the run folder
+    (:func:`hwnas.search.storage.resolve_storage_url`, the search's rule)."""
+    from .search.storage import resolve_storage_url
+
     url = storage if storage is not None else (config.get("storage_resolved")
                                                or config.get("storage"))
     if not url or url.strip().lower() == "none" or (storage is None and "://" not in url):
         return None
-    path = _sqlite_path(url)
-    if path is not None and not path.is_absolute():
-        url = f"{url.split(':///', 1)[0]}:///{(run_dir / path).resolve()}"
-    return url
-
-
-def _sqlite_path(url: str) -> Path | None:
-    if not url.startswith("sqlite") or ":///" not in url:
-        return None
-    db = url.split(":///", 1)[1].split("?", 1)[0]
-    return Path(db) if db and db != ":memory:" else None
+    return resolve_storage_url(url, run_dir)
 
 
 class RetrainQueue:
     """The work items of one retraining in an Optuna study (see the module docstring)."""
 
-    def __init__(self, storage, name: str, url: str, heartbeat_s: float = HEARTBEAT_S,
-                 grace_s: float = GRACE_S, create: bool = True) -> None:
+    def __init__(self, storage, name: str, url: str, heartbeat_s: float | None = None,
+                 grace_s: float | None = None, create: bool = True) -> None:
+        """``heartbeat_s``, ``grace_s``: of the beats a journal storage gets from hwnas
+        (default: :func:`hwnas.search.storage.heartbeat_settings`, as an RDB storage)."""
         import optuna
 
+        from .search.storage import heartbeat_settings
+
         self.storage, self.name, self.url = storage, name, url
-        self.heartbeat_s, self.grace_s = heartbeat_s, grace_s
+        if heartbeat_s is None or grace_s is None:
+            interval, grace = heartbeat_settings()
+            heartbeat_s = interval if heartbeat_s is None else heartbeat_s
+            grace_s = grace if grace_s is None else grace_s
+        self.heartbeat_s, self.grace_s = float(heartbeat_s), float(grace_s)
         self.created = False
         try:
             if not create:
@@ -271,7 +269,9 @@ class RetrainQueue:
                 self.study = optuna.load_study(study_name=name, storage=storage)
             except KeyError:
                 raise HwnasError(f"no retrain queue '{name}' in '{url}'") from None
-        db = _sqlite_path(url)
+        from .search.storage import sqlite_file
+
+        db = sqlite_file(url)
         journal = None if "://" in url else Path(url)
         self._claim_lock = Path(f"{db}.hwnas-claim.lock") if db else None
         self._enqueue_lock = Path(f"{db or journal}.hwnas-queue.lock") if db or journal else None
@@ -280,21 +280,17 @@ class RetrainQueue:
     def open(cls, url: str, name: str, run_dir: Path, create: bool = True) -> RetrainQueue:
         """Open (``create``: or create) the queue ``name`` in the storage at ``url``; first
         starts of many processes at once (schema or study creation racing) are retried."""
-        from .search.storage import open_storage
+        from .search.storage import open_storage, retry_storage
 
-        for attempt in range(6):
-            try:
-                return cls(open_storage(url, run_dir), name, url, create=create)
-            except Exception as e:  # noqa: BLE001 (a creation race: retry, then one line)
-                msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                race = any(w in msg.lower() for w in _RACES)
-                if not race or attempt == 5:
-                    if isinstance(e, HwnasError):
-                        raise
-                    raise HwnasError(f"retrain queue in '{url}': {type(e).__name__}: {msg}") \
-                        from None
-                time.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+        storage = open_storage(url, run_dir)  # a missing driver, a bad URL: one line
+        try:
+            return retry_storage(lambda: cls(storage, name, url, create=create),
+                                 f"retrain queue {name}")
+        except HwnasError:
+            raise
+        except Exception as e:  # noqa: BLE001 (after the retries: one line)
+            msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise HwnasError(f"retrain queue in '{url}': {type(e).__name__}: {msg}") from None
 
     # -- reading
 
@@ -364,16 +360,12 @@ class RetrainQueue:
         """Fail the RUNNING items of dead workers (this machine: pid gone; others: no beat for
         ``grace_s``) and enqueue again the items left without a live trial; the keys failed now."""
         from optuna.exceptions import UpdateFinishedTrialError
-        from optuna.storages import fail_stale_trials
         from optuna.trial import TrialState
 
-        from .search.workers import fail_dead_trials, worker_alive
+        from .search.workers import reap_dead_trials, worker_alive
 
         before = {t._trial_id for t in self._trials((TrialState.FAIL,))}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # fail_stale_trials is experimental
-            fail_stale_trials(self.study)
-        fail_dead_trials(self.study)
+        reap_dead_trials(self.study)  # by pid here, by Optuna's heartbeat on RDB storages
         if not self._rdb_heartbeat():
             now = time.time()
             for t in self._trials((TrialState.RUNNING,)):

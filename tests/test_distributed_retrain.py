@@ -298,6 +298,22 @@ def test_queue_url_and_name(tmp_path):
         RetrainSettings(run="r", train_only=True, collect=True).validate()
 
 
+def test_queue_takes_the_searchs_storage_rule_and_heartbeat_settings(tmp_path, monkeypatch):
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    run = tmp_path / "runs" / "r"
+    assert queue_url("sqlite:///q.db?timeout=9", {}, run) == f"sqlite:///{run / 'q.db'}?timeout=9"
+    monkeypatch.setenv("HWNAS_HEARTBEAT_S", "2")
+    monkeypatch.setenv("HWNAS_GRACE_S", "7")
+    j = str(tmp_path / "j.log")
+    q = RetrainQueue(JournalStorage(JournalFileBackend(j)), "retrain-e", j)
+    assert (q.heartbeat_s, q.grace_s) == (2.0, 7.0)  # journal beats as the RDB storage's
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # the driver is not installed
+    with pytest.raises(HwnasError, match=r'pip install "psycopg\[binary\]"') as e:
+        RetrainQueue.open("postgresql+psycopg://u:secret@127.0.0.1:1/db", "retrain-e", run)
+    assert "secret" not in str(e.value) and "\n" not in str(e.value)
+
+
 def test_measuring_process_waits_for_items_running_elsewhere(tmp_path, monkeypatch, caplog):
     import logging
     import threading

@@ -95,6 +95,39 @@ def test_a_torn_journal_tail_is_repaired_and_garbage_is_refused_untouched(env):
         check_journal(env / "search_stubs.py")
 
 
+def test_the_journal_lock_warns_only_when_left_by_a_killed_writer(tmp_path, monkeypatch,
+                                                                 caplog):
+    import logging
+    import threading
+    import time
+
+    import optuna
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    from hwnas.search import open_storage
+    from hwnas.search import storage as st
+
+    optuna.create_study(storage=open_storage(None, tmp_path), study_name="s")
+    journal = tmp_path / "journal.log"
+    lock = f"{journal}.lock"
+    caplog.set_level(logging.WARNING, logger="hwnas.search.storage")
+    held = JournalFileSymlinkLock(str(journal))  # another live worker, writing
+    held.acquire()
+    timer = threading.Timer(0.5, held.release)
+    timer.start()
+    t0 = time.monotonic()
+    open_storage(None, tmp_path)
+    waited = time.monotonic() - t0
+    timer.join()
+    assert waited >= 0.4 and "killed writer" not in caplog.text  # waited for it, silently
+    monkeypatch.setattr(st, "_LOCK_GRACE_S", 3)
+    os.symlink(journal, lock)  # left by a writer killed a minute ago
+    old = time.time() - 60
+    os.utime(lock, (old, old), follow_symlinks=False)
+    open_storage(None, tmp_path)
+    assert caplog.text.count("killed writer") == 1 and not os.path.lexists(lock)
+
+
 def test_disk_full_is_one_error_and_the_rerun_loses_and_repeats_nothing(env, monkeypatch):
     import errno
 

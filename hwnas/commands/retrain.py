@@ -39,10 +39,11 @@ is refused with one line (delete it to train that model again).
 Many machines: with --storage URL (default: the run's own RDB storage, when the search used
 one), each (model, seed) is a work item in an Optuna study of that storage; every process
 started with the same options claims items until none is left, and a killed worker's item
-goes back to the queue. Extra machines run --train-only (train, no measurement); the
-measuring machine waits for all items, or a later --collect gathers them. Results and
-checkpoints are files in runs/RUN/retrain/: share the run folder, or copy each machine's
-runs/RUN/retrain/ back before --collect (which refuses, naming them, while any is missing).
+goes back to the queue (after HWNAS_GRACE_S without a heartbeat, as for hwnas search).
+Extra machines run --train-only (train, no measurement); the measuring machine waits for
+all items, or a later --collect gathers them. Results and checkpoints are files in
+runs/RUN/retrain/: share the run folder, or copy each machine's runs/RUN/retrain/ back
+before --collect (which refuses, naming them, while any is missing).
 """
 
 _EPILOG = """\

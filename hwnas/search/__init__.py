@@ -8,7 +8,8 @@ The modules, in the order a trial meets them:
 
 * :mod:`~hwnas.search.settings` -- :class:`SearchSettings`, its validation, the objectives;
 * :mod:`~hwnas.search.seeds`    -- the fixed resolution, seed configurations, cheapest archs;
-* :mod:`~hwnas.search.storage`  -- the Optuna storage (journal file or URL), samplers, the study;
+* :mod:`~hwnas.search.storage`  -- the Optuna storage (journal file or URL; URL checks, retries,
+  heartbeat settings), samplers, per-worker seeds, the seed lock, the study;
 * :mod:`~hwnas.search.objective` -- Arch -> metrics and constraints (``arch_costs_fast``,
   the latency and accuracy estimators);
 * :mod:`~hwnas.search.workers`  -- worker identity and liveness, how trials are counted, Ctrl-C;
@@ -60,14 +61,30 @@ from .settings import (
     parse_ms,
     parse_objectives,
 )
-from .storage import check_journal, make_sampler, open_storage, open_study
+from .storage import (
+    check_journal,
+    check_storage_url,
+    heartbeat_settings,
+    make_sampler,
+    open_storage,
+    open_study,
+    resolve_storage_url,
+    retry_storage,
+    seed_lock,
+    sqlite_file,
+    worker_seed,
+)
 from .workers import (
+    WORKER_ENV,
     Interrupts,
     count_trials,
     fail_dead_trials,
+    reap_dead_trials,
+    record_worker,
     run_trials,
     worker_alive,
     worker_id,
+    worker_name,
 )
 
 __all__ = [
@@ -77,12 +94,15 @@ __all__ = [
     # seeds
     "cheapest_archs", "cheapest_params", "default_resolution", "seed_params", "seed_study",
     # storage
-    "check_journal", "make_sampler", "open_storage", "open_study",
+    "check_journal", "check_storage_url", "heartbeat_settings", "make_sampler", "open_storage",
+    "open_study", "resolve_storage_url", "retry_storage", "seed_lock", "sqlite_file",
+    "worker_seed",
     # objective
     "METRICS_ATTR", "SURPLUS_ATTR", "Estimators", "Evaluator", "Metrics", "Objective",
     "arch_costs_fast", "build_estimators",
     # workers
-    "Interrupts", "count_trials", "fail_dead_trials", "run_trials", "worker_alive", "worker_id",
+    "WORKER_ENV", "Interrupts", "count_trials", "fail_dead_trials", "reap_dead_trials",
+    "record_worker", "run_trials", "worker_alive", "worker_id", "worker_name",
     # pareto
     "feasible_front", "hypervolume", "pareto_mask",
     # run

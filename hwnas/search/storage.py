@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["check_journal", "check_storage_url", "heartbeat_settings", "make_sampler",
            "open_storage", "open_study", "resolve_storage_url", "retry_storage", "seed_lock",
-           "worker_seed"]
+           "sqlite_file", "worker_seed"]
 
 T = TypeVar("T")
 
@@ -74,20 +74,28 @@ def resolve_storage_url(url: str | None, run_dir: Path) -> str | None:
     """``url`` with a relative SQLite path (``sqlite:///rel.db``) made absolute against the run
     folder ``run_dir``, so that the run finds its study from any working folder; any other
     storage is returned unchanged (None: the run's journal file)."""
-    if not url or not url.startswith("sqlite"):
+    db = sqlite_file(url)
+    if db is None or Path(db).is_absolute():
         return url
+    from sqlalchemy.engine import make_url
+
+    return make_url(str(url)).set(database=str((Path(run_dir) / db).absolute())).render_as_string(
+        hide_password=False)
+
+
+def sqlite_file(url: str | None) -> str | None:
+    """The database file of the SQLite URL ``url`` (as written: resolve it first with
+    :func:`resolve_storage_url`); None for any other storage and for in-memory SQLite."""
+    if not url or not url.startswith("sqlite"):
+        return None
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        u = make_url(url)
+        db = make_url(url).database
     except ArgumentError:
-        return url
-    db = u.database
-    if not db or db == ":memory:" or db.startswith("file:") or Path(db).is_absolute():
-        return url
-    return u.set(database=str((Path(run_dir) / db).absolute())).render_as_string(
-        hide_password=False)
+        return None
+    return db if db and db != ":memory:" and not db.startswith("file:") else None
 
 
 def check_storage_url(url: str | None) -> None:
@@ -227,6 +235,18 @@ def check_journal(path: str | Path) -> None:
                          "use another --name")
 
 
+_LOCK_GRACE_S = 30  # JournalFileSymlinkLock's default grace period, which JournalFileBackend uses
+
+
+def _lock_age(path: Path) -> float | None:
+    """Seconds since the journal lock of ``path`` (Optuna's symlink ``path.lock``, which
+    records no pid) was taken; None when nobody holds it."""
+    try:
+        return time.time() - os.lstat(f"{path}.lock").st_mtime
+    except OSError:
+        return None
+
+
 def _repair_journal_tail(path: Path) -> None:
     """Drop an incomplete last line (a writer killed mid-append), under the journal's lock,
     once the file is known to be a journal (:func:`check_journal`)."""
@@ -235,10 +255,11 @@ def _repair_journal_tail(path: Path) -> None:
     check_journal(path)
     from optuna.storages.journal import JournalFileSymlinkLock
 
-    if Path(str(path) + ".lock").is_symlink():
-        log.warning("%s.lock: a lock left by a killed writer? (Optuna breaks it after 30 s if "
-                    "no live worker holds it)", path)
-    lock = JournalFileSymlinkLock(str(path))
+    lock = JournalFileSymlinkLock(str(path), grace_period=_LOCK_GRACE_S)
+    age = _lock_age(path)
+    if age is not None and age > _LOCK_GRACE_S:
+        log.warning("%s.lock: left %.0f s ago by a killed writer (a live one holds it for "
+                    "milliseconds); Optuna breaks it after %d s", path, age, _LOCK_GRACE_S)
     lock.acquire()
     try:
         with open(path, "rb+") as f:
@@ -312,10 +333,7 @@ def seed_lock(storage: Any, url: str | None, run_dir: Path, study_name: str) -> 
     if url is None:
         path = str(run_dir / JOURNAL)
     elif url.startswith("sqlite"):
-        from sqlalchemy.engine import make_url
-
-        db = make_url(url).database
-        path = db if db and db != ":memory:" and not db.startswith("file:") else None
+        path = sqlite_file(url)
     elif "://" not in url:
         path = url
     if path is None:
