@@ -420,6 +420,13 @@ def _f(v: Any, fmt: str, empty: str = "-") -> str:
     return empty if v is None or v == "" else format(float(v), fmt)
 
 
+def _acc(r: dict) -> str:
+    """mean +- std over the seeds; one seed has no spread to show."""
+    if len(str(r.get("seeds", "")).split(";")) < 2:
+        return f"{float(r['acc_mean']):.4f} (1 seed)"
+    return f"{float(r['acc_mean']):.4f} +- {float(r['acc_std']):.4f}"
+
+
 def format_table(rows: Sequence[dict], drift: float | None = None) -> str:
     """The models: params, MACs, peak memory, predicted vs measured latency, accuracy (with
     ``drift``: also the drift-corrected prediction, predicted x drift, and its error)."""
@@ -437,8 +444,7 @@ def format_table(rows: Sequence[dict], drift: float | None = None) -> str:
             f"  {lab[r['name']]:<10} {r['params'] / 1e6:>7.3f}M {r['macs'] / 1e6:>7.1f}M "
             f"{r['peak_act_bytes'] / 2**20:>6.2f}Mi {_f(r['predicted_ms'], '.3f'):>8} "
             f"{float(r['measured_median_ms']):>11.3f} +- {float(r['measured_iqr_ms']):<6.3f} ms "
-            f"{_f(r['error_pct'], '+.1f'):>7} {float(r['acc_mean']):>8.4f} +- {float(r['acc_std']):.4f}"
-            + corr)
+            f"{_f(r['error_pct'], '+.1f'):>7} {_acc(r):>16}" + corr)
     ws = sorted((r for r in rows if r["kind"] == "winner"), key=lambda r: lab[r["name"]])
     for r in ws:
         out.append(f"  {lab[r['name']]} = {r['arch']}")

@@ -343,3 +343,18 @@ def test_retrain_records_the_drift_beside_the_errors(env):
     r2 = _cli(env, "drift", "--top", "1", *FAST, check=0)  # from the cache: the same drift
     assert json.loads((run / "retrain.json").read_text())["drift"]["median"] == d["median"]
     assert "drift-corr." not in r2.stdout
+
+
+def test_the_printed_table_shows_a_spread_only_with_several_seeds():
+    from hwnas.retrain import format_table
+
+    def row(name, seeds, std):
+        return {"name": name, "kind": "baseline", "arch": "a", "params": 1e5, "macs": 1e6,
+                "peak_act_bytes": 2**20, "predicted_ms": 1.0, "measured_median_ms": 1.1,
+                "measured_iqr_ms": 0.01, "error_pct": -9.1, "acc_mean": 0.81234, "acc_std": std,
+                "seeds": seeds}
+
+    one = format_table([row("mbv2-0.35", "0", 0.0)])
+    assert "0.8123 (1 seed)" in one and "+- 0.0000" not in one
+    two = format_table([row("mbv2-0.35", "0;1", 0.0123)])
+    assert "0.8123 +- 0.0123" in two
