@@ -22,7 +22,7 @@ import io
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,16 +230,17 @@ def quantize_model(model: str | os.PathLike | bytes, output: str | os.PathLike,
 
 # ---- profiling int8 (used by hwnas.profile and hwnas.bundle) -----------------------------------------
 
-def precision_entries(entries: Sequence, precision: str, calibration: Calibration | None = None
-                      ) -> list:
-    """``entries`` (:class:`hwnas.profile.Entry`) at ``precision``: fp32 as they are; int8
-    ones with the tagged id, their own file (``*.int8.onnx``) and the calibration."""
-    if precision == FP32:
-        return list(entries)
-    return [dataclasses.replace(e, id=tag(e.id, precision),
-                                file=e.file.removesuffix(".onnx") + f".{precision}.onnx",
-                                precision=precision, calibration=calibration or Calibration())
-            for e in entries]
+def precision_entries(entries: Sequence, precisions: Sequence[str] = (FP32,),
+                      calibration: Calibration | None = None) -> list:
+    """``entries`` (:class:`hwnas.profile.Entry`, fp32) at each of ``precisions``: fp32 as
+    they are; int8 ones with the tagged id, their own file (``*.int8.onnx``) and the
+    calibration of networks."""
+    out = []
+    for p in precisions:
+        out += list(entries) if p == FP32 else [dataclasses.replace(
+            e, id=tag(e.id, p), file=e.file.removesuffix(".onnx") + f".{p}.onnx", precision=p,
+            calibration=calibration or Calibration()) for e in entries]
+    return out
 
 
 #: blocks sit inside a network: dataset images are not their inputs, so they are calibrated
@@ -247,7 +248,7 @@ def precision_entries(entries: Sequence, precision: str, calibration: Calibratio
 BLOCK_CALIBRATION = Calibration(None, samples=4)
 
 
-def export_quantized(e, path: Path, piece_file: Callable | None = None) -> dict:
+def export_quantized(e, path: Path) -> dict:
     """Write the int8 model of bundle entry ``e`` to ``path`` (weights included): its fp32
     model with real (random) weights, quantized. Networks are chained from their pieces
     (:func:`hwnas.bundle.compose_network`) exported with weights into a temporary folder."""
