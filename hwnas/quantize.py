@@ -43,7 +43,7 @@ SETTINGS = {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
 
 __all__ = ["Calibration", "ArrayReader", "DEFAULT_SAMPLES", "SETTINGS", "model_input",
            "quantize_model", "quantized_nodes", "precision_entries", "export_quantized",
-           "provenance", "check_table_calibration"]
+           "provenance", "check_table_calibration", "onnx_accuracy", "int8_accuracy"]
 
 
 # ---- calibration ---------------------------------------------------------------------------------
@@ -184,9 +184,11 @@ def quantized_nodes(m) -> int:
 
 
 def quantize_model(model: str | os.PathLike | bytes, output: str | os.PathLike,
-                   calibration: Calibration | None = None, *, what: str | None = None) -> dict:
+                   calibration: Calibration | None = None, *, what: str | None = None,
+                   inputs: np.ndarray | None = None) -> dict:
     """Quantize ``model`` (a path or ONNX bytes) to a static QDQ int8 model at ``output``
-    (written atomically, only once it loads and runs in onnxruntime). Returns what was
+    (written atomically, only once it loads and runs in onnxruntime), calibrated on
+    ``calibration``'s inputs (or the given ``inputs``, N x C x H x W). Returns what was
     done: ``{"output", "quantized", "calibration", "input_shape"}``."""
     import onnxruntime as ort
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
@@ -195,7 +197,10 @@ def quantize_model(model: str | os.PathLike | bytes, output: str | os.PathLike,
     what = what or (str(model) if not isinstance(model, bytes) else "model")
     m = _load(model, what)
     name, shape = model_input(m, what)
-    x = cal.arrays(shape)
+    x = cal.arrays(shape) if inputs is None else np.asarray(inputs, dtype=np.float32)
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape[1:]):
+        raise HwnasError(f"{what}: calibration inputs of shape {tuple(x.shape)}; the model takes "
+                         f"N x {' x '.join(map(str, shape[1:]))}")
     with tempfile.TemporaryDirectory(prefix="hwnas-quantize-") as tmp, _quiet():
         src, pre, out = (Path(tmp) / f for f in ("model.onnx", "pre.onnx", "int8.onnx"))
         src.write_bytes(m.SerializeToString())
@@ -226,6 +231,51 @@ def quantize_model(model: str | os.PathLike | bytes, output: str | os.PathLike,
         atomic_write_bytes(output, out.read_bytes())
     return {"output": str(output), "quantized": n, "calibration": cal.to_dict(),
             "input_shape": list(shape)}
+
+
+# ---- accuracy after quantization (retrain) -----------------------------------------------------------
+
+def onnx_accuracy(path: str | os.PathLike, dataset, split: str = "test",
+                  limit: int | None = None) -> float:
+    """Top-1 accuracy of the ONNX model at ``path`` on ``dataset``'s ``split`` (a
+    :class:`hwnas.data.Dataset`, at the model's input resolution), run with onnxruntime on
+    this machine, one image at a time (the exported models have batch 1), 1 thread."""
+    import onnxruntime as ort
+
+    m = _load(path, str(path))
+    name, shape = model_input(m, str(path))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    right = total = 0
+    for xb, yb in dataset.batches(split, 256, resolution=shape[-1]):
+        x = xb.numpy().astype(np.float32, copy=False)
+        for i in range(len(x)):
+            if limit is not None and total >= limit:
+                break
+            out = sess.run(None, {name: x[i:i + 1]})[0]
+            right += int(np.argmax(out.reshape(-1)) == int(yb[i]))
+            total += 1
+    if not total:
+        raise HwnasError(f"{dataset.name}: the {split} split has no images")
+    return right / total
+
+
+def int8_accuracy(path: str | os.PathLike, dataset, output: str | os.PathLike | None = None,
+                  samples: int = 64, seed: int = 0, limit: int | None = None) -> dict:
+    """Quantize the trained model at ``path`` (calibrated on ``samples`` training images
+    of ``dataset``) to ``output`` (default ``<path stem>.int8.onnx``) and measure the test
+    accuracy of both with onnxruntime: ``{"int8_onnx", "accuracy_fp32", "accuracy_int8",
+    "calibration"}``. For ``hwnas retrain``: the real quantized model, not a simulation."""
+    p = Path(path)
+    out = Path(output) if output else p.with_name(p.name.removesuffix(".onnx") + ".int8.onnx")
+    _, shape = model_input(_load(p, str(p)), str(p))
+    x = dataset.minibatch(samples, seed, resolution=shape[-1]).numpy()
+    quantize_model(p, out, inputs=x)
+    return {"int8_onnx": str(out), "accuracy_fp32": onnx_accuracy(p, dataset, limit=limit),
+            "accuracy_int8": onnx_accuracy(out, dataset, limit=limit),
+            "calibration": {"source": f"training images of {dataset.name}", "samples": len(x),
+                            "seed": seed}}
 
 
 # ---- profiling int8 (used by hwnas.profile and hwnas.bundle) -----------------------------------------

@@ -95,3 +95,39 @@ def test_precision_keys():
     assert parse_precisions("fp32, int8,int8") == ("fp32", "int8")
     with pytest.raises(HwnasError):
         parse_precisions("int4")
+
+
+@pytest.mark.slow
+def test_int8_accuracy_of_a_trained_model(tmp_path):
+    """Accuracy after quantization is measured on the real int8 ONNX model with onnxruntime;
+    the fp32 ONNX accuracy equals torch's, and int8 costs little on a trained model."""
+    import torch
+    from torch import nn
+
+    from hwnas.data import load_dataset
+    from hwnas.export import export_module
+    from hwnas.quantize import int8_accuracy
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    ds = load_dataset("digits", 16)
+    m = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU6(),
+                      nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU6(),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+    opt = torch.optim.Adam(m.parameters(), 0.01)
+    for _ in range(4):
+        for xb, yb in ds.batches("train", 64, shuffle=True, generator=torch.Generator().manual_seed(0)):
+            opt.zero_grad()
+            nn.functional.cross_entropy(m(xb), yb).backward()
+            opt.step()
+    m.eval()
+    with torch.no_grad():
+        xt, yt = ds.split("test")
+        torch_acc = float((m(ds.prepare(xt)).argmax(1) == yt).float().mean())
+    export_module(m, torch.randn(1, 3, 16, 16), tmp_path / "m.onnx")
+    r = int8_accuracy(tmp_path / "m.onnx", ds, samples=32)
+    assert r["accuracy_fp32"] == pytest.approx(torch_acc, abs=0.01)
+    assert r["accuracy_fp32"] > 0.5  # trained: far above chance (0.1)
+    assert abs(r["accuracy_int8"] - r["accuracy_fp32"]) < 0.05
+    q = onnx.load(r["int8_onnx"])
+    assert quantized_nodes(q) > 0 and r["calibration"]["samples"] == 32
