@@ -131,3 +131,18 @@ def test_int8_accuracy_of_a_trained_model(tmp_path):
     assert abs(r["accuracy_int8"] - r["accuracy_fp32"]) < 0.05
     q = onnx.load(r["int8_onnx"])
     assert quantized_nodes(q) > 0 and r["calibration"]["samples"] == 32
+
+
+def test_add_int8_accuracy_rows(tmp_path):
+    from hwnas.data import load_dataset
+    from hwnas.quantize import RETRAIN_INT8_COLUMNS, add_int8_accuracy
+
+    (tmp_path / "models").mkdir()
+    _tiny_onnx(tmp_path / "models" / "w1.onnx")  # 3 classes, untrained
+    rows = [{"name": "w1", "onnx": "models/w1.onnx"}]
+    add_int8_accuracy(rows, tmp_path, load_dataset("digits", 16), samples=8)
+    r = rows[0]
+    assert set(RETRAIN_INT8_COLUMNS) <= set(r)
+    assert r["onnx_int8"] == "models/w1.int8.onnx" and (tmp_path / r["onnx_int8"]).is_file()
+    assert 0 <= r["acc_int8"] <= 1 and 0 <= r["acc_onnx_fp32"] <= 1
+    assert r["acc_int8_delta_pp"] == pytest.approx(100 * (r["acc_int8"] - r["acc_onnx_fp32"]), abs=1e-3)
