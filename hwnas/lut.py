@@ -333,7 +333,8 @@ class LatencyTable:
     # ---- updates ------------------------------------------------------------------------------
     def check_compatible(self, provenance: dict, what: str = "these measurements") -> None:
         """HwnasError (one line) if ``provenance`` cannot join this table."""
-        if not (self.blocks or self.networks) or not self.provenance:
+        root = self._root or self
+        if not any(root.has_precision(p) for p in PRECISIONS) or not self.provenance:
             return
         why = incompatibility(self.provenance, provenance)
         if why:
