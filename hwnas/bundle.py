@@ -109,7 +109,11 @@ def compose_network(arch, piece_file: Callable) -> bytes:
 def _export(e, path: Path, models: Path) -> None:
     from .export import export_piece
 
-    if e.source is not None:  # real weights: shipped as they are
+    if getattr(e, "precision", "fp32") != "fp32":  # quantized on the host, weights included
+        from .quantize import export_quantized
+
+        export_quantized(e, path)
+    elif e.source is not None:  # real weights: shipped as they are
         atomic_write_bytes(path, e.source.read_bytes())
     elif e.kind == "block":
         write_graph(path, export_piece(e.piece))

@@ -34,7 +34,7 @@ class Device:
         self._config: Any = _UNREAD
         self._table: Any = _UNREAD
         self._settings: dict[str, Any] | None = None
-        self._predictors: dict[str | None, LatencyPredictor] = {}
+        self._predictors: dict[tuple[str | None, str], LatencyPredictor] = {}
 
     @classmethod
     def load(cls, name: str) -> Device:
@@ -98,14 +98,16 @@ class Device:
             self._settings = stored_settings(self.name)
         return dict(self._settings)
 
-    def predictor(self, statistic: str | None = None) -> LatencyPredictor:
-        """The latency predictor fitted on :attr:`table` (see
-        :meth:`hwnas.predictor.LatencyPredictor.for_device`), fitted once per statistic."""
-        if statistic not in self._predictors:
+    def predictor(self, statistic: str | None = None, precision: str = "fp32") -> LatencyPredictor:
+        """The latency predictor fitted on :attr:`table`'s entries of ``precision`` (see
+        :meth:`hwnas.predictor.LatencyPredictor.for_device`; one model per precision), fitted
+        once per statistic and precision."""
+        if (statistic, precision) not in self._predictors:
             from .predictor import LatencyPredictor
 
-            self._predictors[statistic] = LatencyPredictor.for_device(self, statistic)
-        return self._predictors[statistic]
+            self._predictors[statistic, precision] = LatencyPredictor.for_device(
+                self, statistic, precision)
+        return self._predictors[statistic, precision]
 
 
 __all__ = ["Device"]

@@ -9,6 +9,12 @@ resolution):
 * ``networks.json`` -- the same header, entries keyed by canonical arch string, each
   also with ``"source"`` (``profile`` | ``measure`` | ``retrain``).
 
+Precision (:mod:`hwnas.precision`): fp32 entries have plain keys (tables from before int8
+load unchanged); int8 entries are keyed ``<key>@int8`` and say ``"precision": "int8"``.
+A :class:`LatencyTable` object holds one precision's entries in ``blocks``/``networks``
+(fp32 for the table itself); :meth:`LatencyTable.view` gives the one of another precision,
+sharing the files. The provenance's ``quantization`` says how int8 entries were made.
+
 ``statistic`` (``min``, ``p10`` or ``median``) is the one lookups return; all are stored.
 The provenance says where and how the numbers were measured (CPU, cores, machine, OS,
 kernel, Python, numpy and onnxruntime versions, threads, governor/frequency, date and
@@ -32,6 +38,7 @@ from .device.bench import COMPARABLE, PROTOCOL_COMPARABLE, STATISTICS, incompati
 from .errors import HwnasError
 from .io import atomic_write_json
 from .pieces import arch_pieces
+from .precision import FP32, PRECISIONS, split, tag
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +131,44 @@ class LatencyTable:
         self.blocks: dict[str, Stats] = dict(blocks or {})
         self.networks: dict[str, Stats] = dict(networks or {})
         self.network_sources: dict[str, str] = dict(network_sources or {})
+        self.precision = FP32
+        self._root: LatencyTable | None = None  # a view: the table that owns the files
+        self._others: dict[str, tuple[dict, dict, dict]] = {}  # precision -> entries
+
+    # ---- precisions ---------------------------------------------------------------------------
+    def has_precision(self, precision: str) -> bool:
+        root = self._root or self
+        if precision == FP32:
+            return bool(root.blocks or root.networks)
+        d = root._others.get(precision)
+        return bool(d and (d[0] or d[1]))
+
+    def view(self, precision: str, *, create: bool = False) -> LatencyTable:
+        """This table's entries at ``precision`` (same device, statistic, provenance; saving
+        a view saves the whole table). HwnasError, saying how to measure them, if it has no
+        entries of that precision (unless ``create``)."""
+        root = self._root or self
+        if precision not in PRECISIONS:
+            raise HwnasError(f"unknown precision '{precision}' (known: {', '.join(PRECISIONS)})")
+        if precision == FP32:
+            return root
+        if not create and not root.has_precision(precision):
+            raise HwnasError(
+                f"latency table of '{root.device}' has no {precision} entries: run hwnas profile "
+                f"--device {root.device} --space SPACE --resolution R --precision fp32,{precision}")
+        d = root._others.setdefault(precision, ({}, {}, {}))
+        v = LatencyTable(root.device, root.statistic, root.provenance)
+        v.blocks, v.networks, v.network_sources = d
+        v.precision, v._root = precision, root
+        return v
+
+    def has(self, key: str, kind: str) -> bool:
+        """Whether the table holds ``key`` (a tagged key: see :mod:`hwnas.precision`), a
+        block (``kind`` "block") or a network."""
+        base, p = split(key)
+        root = self._root or self
+        d = (root.blocks, root.networks) if p == FP32 else root._others.get(p, ({}, {}))[:2]
+        return base in (d[0] if kind == "block" else d[1])
 
     # ---- files --------------------------------------------------------------------------------
     @property
@@ -176,16 +221,20 @@ class LatencyTable:
             heads.append(doc)
             entries.append(doc["entries"])
         head = heads[0] or heads[1]
-        blocks = {k: Stats.from_dict(v, f"{d / BLOCKS_FILE}: entries.{k}") for k, v in entries[0].items()}
-        networks, sources = {}, {}
-        for k, v in entries[1].items():
-            networks[k] = Stats.from_dict(v, f"{d / NETWORKS_FILE}: entries.{k}")
-            sources[k] = str(v.get("source", "profile"))
         prov = dict(head.get("provenance") or {})
         if heads[0] and heads[1]:  # both files: the networks' provenance only adds
             for k, v in (heads[1].get("provenance") or {}).items():
                 prov.setdefault(k, v)
-        return cls(device, head["statistic"], prov, blocks, networks, sources)
+        t = cls(device, head["statistic"], prov)
+        for k, v in entries[0].items():
+            base, p = split(k)
+            t.view(p, create=True).blocks[base] = Stats.from_dict(v, f"{d / BLOCKS_FILE}: entries.{k}")
+        for k, v in entries[1].items():
+            base, p = split(k)
+            vw = t.view(p, create=True)
+            vw.networks[base] = Stats.from_dict(v, f"{d / NETWORKS_FILE}: entries.{k}")
+            vw.network_sources[base] = str(v.get("source", "profile"))
+        return t
 
     @classmethod
     def load_or_new(cls, device: str, statistic: str | None = None) -> LatencyTable:
@@ -199,10 +248,19 @@ class LatencyTable:
 
     def save(self) -> None:
         """Write blocks.json and networks.json atomically (each file is always whole)."""
-        blocks = dict(self._header(), entries={k: _round(self.blocks[k]) for k in sorted(self.blocks)})
-        nets = dict(self._header(), entries={
-            k: dict(_round(self.networks[k]), source=self.network_sources.get(k, "profile"))
-            for k in sorted(self.networks)})
+        if self._root is not None:
+            self._root.statistic = self.statistic
+            self._root.provenance = self.provenance
+            return self._root.save()
+        be = {k: _round(self.blocks[k]) for k in sorted(self.blocks)}
+        ne = {k: dict(_round(self.networks[k]), source=self.network_sources.get(k, "profile"))
+              for k in sorted(self.networks)}
+        for p, (b, n, src) in sorted(self._others.items()):
+            be.update({tag(k, p): dict(_round(b[k]), precision=p) for k in sorted(b)})
+            ne.update({tag(k, p): dict(_round(n[k]), source=src.get(k, "profile"), precision=p)
+                       for k in sorted(n)})
+        blocks = dict(self._header(), entries=be)
+        nets = dict(self._header(), entries=ne)
         try:
             atomic_write_json(self.dir / BLOCKS_FILE, blocks)
             atomic_write_json(self.dir / NETWORKS_FILE, nets)
@@ -275,7 +333,8 @@ class LatencyTable:
     # ---- updates ------------------------------------------------------------------------------
     def check_compatible(self, provenance: dict, what: str = "these measurements") -> None:
         """HwnasError (one line) if ``provenance`` cannot join this table."""
-        if not (self.blocks or self.networks) or not self.provenance:
+        root = self._root or self
+        if not any(root.has_precision(p) for p in PRECISIONS) or not self.provenance:
             return
         why = incompatibility(self.provenance, provenance)
         if why:
@@ -288,17 +347,24 @@ class LatencyTable:
         """Take the newest machine description; keep the first date, record the update."""
         first = self.provenance.get("date") or provenance.get("date")
         new = {k: v for k, v in provenance.items() if k not in ("type", "disk_free_mb", "runner_schema")}
+        if "quantization" in self.provenance:  # how the int8 entries were made: kept
+            new.setdefault("quantization", self.provenance["quantization"])
         self.provenance = dict(new, date=first, updated=provenance.get("date"))
 
     def add_blocks(self, measurements: dict[str, Stats]) -> None:
-        self.blocks.update(measurements)
+        """Add entries; a tagged key (``<key>@int8``) goes to that precision's entries."""
+        for k, v in measurements.items():
+            base, p = split(k)
+            (self if p == self.precision else self.view(p, create=True)).blocks[base] = v
 
     def add_networks(self, measurements: dict[str, Stats], source: str) -> None:
         if source not in SOURCES:
             raise HwnasError(f"unknown measurement source '{source}' (known: {', '.join(SOURCES)})")
         for k, v in measurements.items():
-            self.networks[k] = v
-            self.network_sources[k] = source
+            base, p = split(k)
+            t = self if p == self.precision else self.view(p, create=True)
+            t.networks[base] = v
+            t.network_sources[base] = source
 
     # ---- display ------------------------------------------------------------------------------
     def describe(self, spaces: Iterable[tuple[Any, int]] = ()) -> str:
@@ -311,6 +377,12 @@ class LatencyTable:
             srcs[s] = srcs.get(s, 0) + 1
         if srcs:
             lines.append("  networks by source: " + ", ".join(f"{k} {v}" for k, v in sorted(srcs.items())))
+        for p, (b, n, _) in sorted((self._root or self)._others.items()):
+            q = pv.get("quantization") or {}
+            cal = (q.get("networks") or {}).get("source", "?")
+            lines.append(f"  {p}: blocks {len(b)}   networks {len(n)}   ({q.get('format', '?')}, "
+                         f"weights {q.get('weights', '?')}, activations {q.get('activations', '?')}"
+                         f", networks calibrated on {cal} inputs)")
         if pv:
             lines.append(f"  cpu: {pv.get('cpu_model')}  ({pv.get('cores')} cores, {pv.get('machine')})")
             lines.append(f"  os: {pv.get('os')}, kernel {pv.get('kernel')}")

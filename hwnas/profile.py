@@ -48,6 +48,8 @@ from .drift import Drift, DriftSettings
 from .errors import HwnasError
 from .lut import LatencyTable, Stats
 from .pieces import Piece
+from .precision import FP32, split
+from .quantize import check_table_calibration, precision_entries
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,8 @@ class Entry:
     piece: Piece | None = field(default=None, compare=False)
     arch: Arch | None = field(default=None, compare=False)
     source: Path | None = field(default=None, compare=False)  # an ONNX file to copy
+    precision: str = FP32  # int8: quantized on the host (hwnas.quantize.precision_entries)
+    calibration: object = field(default=None, compare=False)  # int8: a quantize.Calibration
 
     def manifest(self) -> dict:
         d = {"id": self.id, "kind": self.kind, "file": self.file}
@@ -139,7 +143,8 @@ class Plan:
 
 
 def plan(space, resolution: int, networks: int = DEFAULT_NETWORKS, archs: Sequence[Arch] = (),
-         seed: int = 0, table: LatencyTable | None = None) -> Plan:
+         seed: int = 0, table: LatencyTable | None = None, precisions: Sequence[str] = (FP32,),
+         calibration=None) -> Plan:
     """The blocks and networks to measure: every distinct piece of ``space`` at ``resolution``,
     ``networks`` sampled Archs and ``archs``, minus what ``table`` holds. The order is
     shuffled (seeded) so that blocks and networks share the run's drift."""
@@ -151,8 +156,8 @@ def plan(space, resolution: int, networks: int = DEFAULT_NETWORKS, archs: Sequen
         e = network_entry(a)
         nets.setdefault(e.id, e)
     todo, have = [], 0
-    for e in [*blocks, *nets.values()]:
-        if table is not None and e.id in (table.blocks if e.kind == "block" else table.networks):
+    for e in precision_entries([*blocks, *nets.values()], precisions, calibration):
+        if table is not None and table.has(e.id, e.kind):
             have += 1
         else:
             todo.append(e)
@@ -360,14 +365,14 @@ def read_results(path: str | Path) -> ResultSet:
 
 def _valid_network(s: str) -> bool:
     try:
-        return Arch.from_string(s).to_string() == s
+        return Arch.from_string(split(s)[0]).to_string() == split(s)[0]
     except HwnasError:
         return False
 
 
 def _valid_block(s: str) -> bool:
     try:
-        return Piece.from_key(s).key == s
+        return Piece.from_key(split(s)[0]).key == split(s)[0]
     except HwnasError:
         return False
 
@@ -479,7 +484,8 @@ def profile(device: str | Device, space, resolution: int, *, networks: int = DEF
             archs: Sequence[Arch] = (), seed: int = 0, protocol: Protocol | None = None,
             statistic: str | None = None, replace: bool = False,
             bundle_only: str | Path | None = None, progress: bool = True,
-            drift: DriftSettings | None = None) -> ProfileReport:
+            drift: DriftSettings | None = None, precisions: Sequence[str] = (FP32,),
+            calibration=None) -> ProfileReport:
     """Profile ``space`` at ``resolution`` on ``device`` (see the module docstring), with
     the table's sentinels in every chunk (``drift``: :class:`hwnas.drift.DriftSettings`)."""
     from .drift import report_drift, settle_bundle, write_layout
@@ -495,7 +501,9 @@ def profile(device: str | Device, space, resolution: int, *, networks: int = DEF
         table = LatencyTable.load(device, any_device=True)
     else:
         table = dev.table_or_new(statistic)
-    pl = plan(space, resolution, networks, archs, seed, None if replace else table)
+    quant = check_table_calibration(table, precisions, calibration, replace)
+    pl = plan(space, resolution, networks, archs, seed, None if replace else table, precisions,
+              calibration)
     entries = pl.entries
     # a first profile (no networks yet) or a new table (--replace) has no sentinels
     sents = [] if replace else sentinel_entries(table.sentinels(drift.sentinels))
@@ -543,6 +551,7 @@ def profile(device: str | Device, space, resolution: int, *, networks: int = DEF
             break
     rs = read_results(bundle) if (bundle / RESULTS).is_file() else None
     if rs is not None:
+        rs.provenance.update({"quantization": quant} if quant else {})
         rep.measured_blocks, rep.measured_networks = merge_results(
             dev, rs, replace=replace, statistic=statistic, only=[e.id for e in entries])
         _prune(bundle, [*entries, *sents], rs)

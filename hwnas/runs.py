@@ -58,7 +58,7 @@ TRIAL_COLUMNS = ["number", "state", SEED_ATTR, "arch", *METRICS, "feasible", "vi
 PARETO_COLUMNS = ["trial", "arch", *METRICS, SEED_ATTR, "file"]
 #: settings that define what a run's trials mean: a re-run must not change them
 IDENTITY = ("space", "space_sha1", "device", "resolution", "objectives", "latency_budget_ms",
-            "max_params", "accuracy", "data", "classes")
+            "max_params", "accuracy", "data", "classes", "precision")
 
 __all__ = [
     "CONFIG_FILE", "IDENTITY", "JOURNAL", "METRICS", "PARETO_COLUMNS", "PARETO_FILE",
@@ -359,7 +359,8 @@ def identity(settings: SearchSettings, space: SearchSpace, resolution: int,
     return {"space": settings.space, "space_sha1": space_sha1(space), "device": settings.device,
             "resolution": resolution, "objectives": list(settings.objectives),
             "latency_budget_ms": settings.latency_budget_ms, "max_params": settings.max_params,
-            "accuracy": settings.accuracy, "data": settings.data, "classes": classes}
+            "accuracy": settings.accuracy, "data": settings.data, "classes": classes,
+            "precision": getattr(settings, "precision", "fp32")}
 
 
 def check_existing_run(run_dir: Path, ident: dict, storage: str | None,

@@ -105,6 +105,11 @@ def format_info(name: str, target: str, info: dict) -> str:
     rows.append(("clock", ", ".join(x for x in [
         f"governor {gov}" if gov else None, f"{f} MHz" if f else None,
         f"max {fmax} MHz" if fmax else None] if x)))
+    dot = g("int8_dot", None)
+    if dot is not None:
+        rows.append(("int8 dot product", f"yes ({dot}): onnxruntime's fast int8 kernels can use "
+                     "it" if dot != "none" else "no (no asimddp/VNNI): int8 may be no faster "
+                     "than fp32 here; profile both precisions to see"))
     t = g("temp_c", None)
     rows.append(("temperature", f"{t} °C" if t is not None else None))
     g("runner_schema", None)

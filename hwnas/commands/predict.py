@@ -9,6 +9,8 @@ _ARCH_HELP = ("an arch file (.yaml/.json), a baseline name (mbv2-0.35, mbv2-0.5,
               "canonical arch string, or an ONNX file hwnas exported (MODEL.onnx)")
 _JSON_HELP = "print one JSON document on stdout instead of the text (times in ms)"
 _STAT_HELP = "which of the table's statistics to predict (min, p10, median) [the table's]"
+_PREC_HELP = ("fp32 or int8: predict from the table's entries of that precision (one model per "
+              "precision; int8 needs hwnas profile --precision fp32,int8) [fp32]")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--device", required=True, metavar="NAME", help="a device with a latency table")
     pr.add_argument("--statistic", choices=("min", "p10", "median"), help=_STAT_HELP)
     pr.add_argument("--json", action="store_true", help=_JSON_HELP)
+    pr.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help=_PREC_HELP)
     pr.add_argument("--predictor", metavar="FILE",
                     help="use a saved predictor (hwnas predictor fit -o FILE) instead of fitting "
                     "on the device's current table")
@@ -46,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'hwnas predict' and the search use for that device.")
     fit.add_argument("--device", required=True, metavar="NAME", help="a device with a latency table")
     fit.add_argument("--statistic", choices=("min", "p10", "median"), help=_STAT_HELP)
+    fit.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help=_PREC_HELP)
     fit.add_argument("-o", "--output", metavar="FILE",
                      help="where to save [latency_tables/NAME/predictor.json]")
     fit.set_defaults(func=cmd_fit)
@@ -67,14 +71,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--folds", type=int, default=5, metavar="K", help="k-fold splits [5]")
     ev.add_argument("--seed", type=int, default=0, help="seed of the fold split [0]")
     ev.add_argument("--statistic", choices=("min", "p10", "median"), help=_STAT_HELP)
+    ev.add_argument("--precision", default="fp32", metavar="P[,P]",
+                    help="fp32, int8 or fp32,int8: evaluate the model of each precision on "
+                    "that precision's measurements, same protocol [fp32]")
     ev.add_argument("-o", "--output", metavar="FILE.csv",
-                    help="metrics CSV [latency_tables/NAME/predictor_eval.csv]")
+                    help="metrics CSV [latency_tables/NAME/predictor_eval.csv; int8: "
+                    "predictor_eval.int8.csv]")
     ev.add_argument("--predictions", metavar="FILE.csv",
                     help="also write every held-out network's measured and predicted latencies")
     ev.set_defaults(func=cmd_eval)
 
 
-def _load(device: str, statistic: str | None, predictor_file: str | None = None):
+def _load(device: str, statistic: str | None, predictor_file: str | None = None,
+          precision: str = "fp32"):
     from ..context import Device
     from ..predictor import LatencyPredictor
 
@@ -90,8 +99,13 @@ def _load(device: str, statistic: str | None, predictor_file: str | None = None)
 
             raise HwnasError(f"{predictor_file}: was fitted for device '{pred.device_}', "
                              f"not '{device}'")
+        if pred.provenance_.get("precision", "fp32") != precision:
+            from ..errors import HwnasError
+
+            raise HwnasError(f"{predictor_file}: predicts "
+                             f"{pred.provenance_.get('precision', 'fp32')} latency, not {precision}")
         return pred
-    return Device.load(device).predictor(statistic)
+    return Device.load(device).predictor(statistic, precision)
 
 
 def resolve_arch_or_onnx(spec: str):
@@ -118,14 +132,15 @@ def _source(pred, key: str, in_table: bool) -> str:
 def prediction(args) -> dict:
     """The facts `hwnas predict` shows, as JSON-ready data (times in ms)."""
     arch = resolve_arch_or_onnx(args.arch)
-    pred = _load(args.device, args.statistic, args.predictor)
+    pred = _load(args.device, args.statistic, args.predictor, args.precision)
     ms = float(pred.predict([arch])[0])
     rows = pred.explain(arch)
     lut = pred.lut_sum(arch)
     total = float(sum(r[1] for r in rows))
     measured = pred.networks_.get(arch.to_string())
     out = {
-        "arch": arch.to_string(), "device": args.device, "statistic": pred.statistic,
+        "arch": arch.to_string(), "device": args.device, "precision": args.precision,
+        "statistic": pred.statistic,
         "fitted_on": {"blocks": len(pred.blocks_), "networks": len(pred.networks_)},
         "predicted_ms": ms, "block_sum_ms": total,
         "network_model_factor": ms / total if total > 0 else None,
@@ -153,7 +168,7 @@ def cmd_predict(args) -> None:
     ms, total, lut, measured = d["predicted_ms"], d["block_sum_ms"], d["lut_sum_ms"], d["measured_ms"]
     fit = d["fitted_on"]
     print(f"arch        {d['arch']}")
-    print(f"device      {d['device']}  ({d['statistic']} latency; fitted on "
+    print(f"device      {d['device']}  ({d['precision']} {d['statistic']} latency; fitted on "
           f"{fit['blocks']} blocks and {fit['networks']} networks)")
     print(f"predicted   {ms:.4f} ms")
     if args.drift_correct:
@@ -208,12 +223,14 @@ def cmd_fit(args) -> None:
 
     dev = Device.load(args.device)
     t = time.perf_counter()
-    pred = dev.predictor(args.statistic)
+    pred = dev.predictor(args.statistic, args.precision)
     took = time.perf_counter() - t
-    out = args.output or dev.dir / PREDICTOR_FILE
+    out = args.output or dev.dir / (PREDICTOR_FILE if args.precision == "fp32" else
+                                    PREDICTOR_FILE.replace(".json", f".{args.precision}.json"))
     pred.save(out)
     nm = pred.network_model_
-    print(f"fitted the latency predictor of '{args.device}' ({pred.statistic} latency) on "
+    print(f"fitted the latency predictor of '{args.device}' ({args.precision} "
+          f"{pred.statistic} latency) on "
           f"{len(pred.blocks_)} blocks and {len(pred.networks_)} networks in {took:.2f} s")
     print("network model: " + " + ".join(f"{c:.4g}*{f}" for c, f in
                                           zip(nm.coef_, nm.features, strict=True))
@@ -224,16 +241,32 @@ def cmd_fit(args) -> None:
 def cmd_eval(args) -> None:
     from ..context import Device
     from ..errors import HwnasError
-    from ..io import atomic_write_text
-    from ..predictor import evaluate, network_groups
-    from ..space import load_space, load_spaces
+    from ..precision import parse_precisions
 
     if args.folds < 2:
         raise HwnasError(f"--folds must be >= 2, got {args.folds}")
     if args.resolution and not args.space:
         raise HwnasError("--resolution needs --space")
+    precisions = parse_precisions(args.precision)
     dev = Device.load(args.device)
-    table = dev.table
+    for p in precisions:
+        _eval_one(args, dev, dev.table.view(p), p, len(precisions) > 1)
+
+
+def _eval_one(args, dev, table, precision: str, several: bool) -> None:
+    from pathlib import Path
+
+    from ..errors import HwnasError
+    from ..io import atomic_write_text
+    from ..predictor import evaluate, network_groups
+    from ..space import load_space, load_spaces
+
+    def named(path, default: str) -> Path:
+        p = Path(path) if path else dev.dir / default
+        if precision == "fp32" or (path and not several):  # a name given for one precision
+            return p
+        return p.with_name(f"{p.stem}.{precision}{p.suffix}")
+
     spaces = [load_space(args.space)] if args.space else load_spaces()
     groups = network_groups(table.networks, spaces)
     test_groups = None
@@ -254,13 +287,14 @@ def cmd_eval(args) -> None:
     blocks, nets = table.latencies(stat)
     ev = evaluate(blocks, nets, groups, test_groups=test_groups, folds=args.folds,
                   random_state=args.seed, settings=settings)
-    print(f"device {args.device}: {stat} latency, {len(blocks)} blocks, {len(nets)} networks; "
+    print(f"device {args.device}: {precision} {stat} latency, {len(blocks)} blocks, "
+          f"{len(nets)} networks; "
           f"{args.folds}-fold over space networks, baselines/others held out")
     print(ev.table())
-    out = args.output or dev.dir / "predictor_eval.csv"
+    out = named(args.output, "predictor_eval.csv")
     atomic_write_text(out, ev.to_csv())
     print(f"wrote {out}")
     if args.predictions:
-        atomic_write_text(args.predictions, ev.predictions_csv())
-        print(f"wrote {args.predictions}")
+        atomic_write_text(named(args.predictions, ""), ev.predictions_csv())
+        print(f"wrote {named(args.predictions, '')}")
 

@@ -118,6 +118,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "networks and measure up to N new networks (with their missing pieces) where "
                     "the held-out error is largest; prints the error per group before/after "
                     "(alone: --device D --refine N)")
+    pr.add_argument("--precision", default="fp32", metavar="P[,P]",
+                    help="fp32, int8 or fp32,int8: int8 exports every block and network as a "
+                    "static QDQ int8 model quantized on the host (see hwnas quantize) [fp32]")
+    pr.add_argument("--data", metavar="D", help="int8: calibrate networks on images of this "
+                    "dataset at R (see hwnas quantize) [random inputs]")
     pr.add_argument("--bundle-only", metavar="DIR",
                     help="only write the bundle to DIR (or DIR.tar.gz) for running by hand")
     _protocol_args(pr)
@@ -175,7 +180,9 @@ def cmd_profile(args) -> None:
     from pathlib import Path
 
     from ..context import Device
+    from ..precision import parse_precisions
     from ..profile import DEFAULT_NETWORKS, profile
+    from ..quantize import Calibration
     from ..space import load_space
 
     dev = Device.load(args.device)
@@ -193,7 +200,8 @@ def cmd_profile(args) -> None:
                   archs=archs, seed=args.seed,
                   protocol=_protocol(args, dev.config_or_default.threads),
                   statistic=args.statistic, replace=args.replace, bundle_only=args.bundle_only,
-                  drift=drift_settings(args))
+                  drift=drift_settings(args), precisions=parse_precisions(args.precision),
+                  calibration=Calibration(args.data))
     if args.bundle_only:
         out = Path(args.bundle_only)
         size = out.stat().st_size if out.is_file() else sum(

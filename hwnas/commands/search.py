@@ -66,6 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default="digits", metavar="SPEC",
                    help="dataset for the estimator: digits (bundled, default), fashion-mnist[:PATH], "
                    "mnist:PATH, cifar10:PATH or imagefolder:PATH")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "int8", "search"),
+                   help="latency of every trial predicted as fp32 (default) or as static int8 "
+                   "(the device's int8 entries: hwnas profile --precision fp32,int8); search: "
+                   "precision is a choice of each trial")
     p.add_argument("--resolution", "-r", type=int, metavar="PX",
                    help="input resolution searched at (default: the one the device's table "
                    "was profiled at, else 96)")
@@ -104,6 +108,7 @@ def cmd_search(args) -> None:
         sampler=args.sampler, accuracy=args.accuracy, data=args.data, seed=args.seed,
         workers=args.workers, storage=args.storage, resolution=args.resolution,
         population=args.population, seed_baselines=args.seed_baselines,
+        precision=args.precision,
     )
     res = run_search(settings, progress=not args.quiet, worker=args.worker_id)
     print(format_summary(res))

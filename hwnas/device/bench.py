@@ -244,6 +244,22 @@ def cpu_model() -> str:
     return name
 
 
+#: CPU flags (/proc/cpuinfo) of the dot-product instructions onnxruntime's fast int8 kernels
+#: use: ARM's SDOT/UDOT (Cortex-A76 in the Pi 5 has them, the Pi 4's A72 does not), x86 VNNI
+DOT_PRODUCT_FLAGS = ("asimddp", "avx512_vnni", "avx_vnni", "avx_vnni_int8")
+
+
+def dot_product_flags(cpuinfo: str | None = None) -> list[str]:
+    """The int8 dot-product flags this CPU reports ([] if none, or no /proc/cpuinfo)."""
+    info = read_file("/proc/cpuinfo") if cpuinfo is None else cpuinfo
+    flags: set = set()
+    for line in (info or "").splitlines():
+        k, _, v = line.partition(":")
+        if k.strip().lower() in ("flags", "features"):
+            flags.update(v.split())
+    return [f for f in DOT_PRODUCT_FLAGS if f in flags]
+
+
 def _os_name() -> str:
     rel = read_file("/etc/os-release") or ""
     for line in rel.splitlines():
@@ -289,6 +305,7 @@ def provenance(threads: int | None = None) -> dict:
         "freq_max_mhz": round(int(fmax) / 1000) if fmax and fmax.isdigit() else None,
         "temp_c": round(int(temp) / 1000, 1) if temp and temp.lstrip("-").isdigit() else None,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "int8_dot": " ".join(dot_product_flags()) or "none",
     }
     if threads is not None:
         d["threads"] = int(threads)

@@ -183,20 +183,23 @@ class StoredPredictor:
         return pred
 
     @classmethod
-    def for_device(cls: type[_P], device: str | Device, statistic: str | None = None) -> _P:
+    def for_device(cls: type[_P], device: str | Device, statistic: str | None = None,
+                   precision: str = "fp32") -> _P:
         """Fit on the table of ``device`` (a :class:`~hwnas.context.Device` or its name:
-        blocks + whole networks) with the settings of ``latency_tables/<device>/predictor.json``
+        blocks + whole networks; its entries of ``precision``, see
+        :meth:`hwnas.lut.LatencyTable.view`) with the settings of ``latency_tables/<device>/predictor.json``
         if present (``hwnas predictor fit``). ``Device.predictor()`` keeps the result.
 
         HwnasError if the device has no table or too few whole-network measurements."""
         dev = Device.of(device)
-        table = dev.table
+        table = dev.table.view(precision)
         settings = dev.predictor_settings()
         stat = statistic or settings.get("statistic") or table.statistic
         settings["statistic"] = stat
         pred = cls.from_settings(settings)
         blocks, nets = table.latencies(stat)
-        pred.fit(blocks, nets, device=dev.name, provenance=table.provenance)
+        prov = table.provenance if precision == "fp32" else dict(table.provenance, precision=precision)
+        pred.fit(blocks, nets, device=dev.name, provenance=prov)
         pred.check_device(dev)
         return pred
 

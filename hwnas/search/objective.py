@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ SURPLUS_ATTR = "surplus"
 METRICS_ATTR = "metrics"  # one user attribute {accuracy, latency_ms, params, macs, memory_bytes}
 
 __all__ = ["METRICS_ATTR", "SURPLUS_ATTR", "Estimators", "Evaluator", "Metrics", "Objective",
+           "PerPrecision",
            "arch_costs_fast", "build_estimators"]
 
 
@@ -63,14 +65,31 @@ class Evaluator:
         self.latency_fn = latency_fn
         self.accuracy_fn = accuracy_fn
 
-    def __call__(self, arch: Arch) -> Metrics:
+    def __call__(self, arch: Arch, precision: str | None = None) -> Metrics:
+        """``precision``: the trial's choice (``--precision search``), passed on to a
+        :class:`PerPrecision` latency function; None for a run of one precision."""
         params, macs, mem = arch_costs(arch)
-        lat = float(np.asarray(self.latency_fn([arch]), dtype=float).reshape(-1)[0])
+        lats = self.latency_fn([arch]) if precision is None else \
+            self.latency_fn([arch], precision=precision)
+        lat = float(np.asarray(lats, dtype=float).reshape(-1)[0])
         acc = float(np.asarray(self.accuracy_fn([arch]), dtype=float).reshape(-1)[0])
         if not (math.isfinite(lat) and math.isfinite(acc)):
             raise HwnasError(f"{arch.to_string()}: non-finite estimate (latency {lat}, "
                              f"accuracy {acc})")
         return Metrics(acc, lat, params, macs, mem)
+
+
+class PerPrecision:
+    """``--precision search``'s latency function: ``fns`` maps precision -> latency
+    function; ``(archs, precision=P)`` predicts at P, ``(archs)`` the fastest precision's."""
+
+    def __init__(self, fns: dict[str, LatencyFn]):
+        self.fns = dict(fns)
+
+    def __call__(self, archs: Sequence[Arch], precision: str | None = None):
+        if precision is not None:
+            return self.fns[precision](archs)
+        return np.min([np.asarray(f(archs), dtype=float) for f in self.fns.values()], axis=0)
 
 
 @dataclass
@@ -89,7 +108,12 @@ def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path,
     from ..accuracy import make_estimator
 
     dev = device or Device.load(settings.device)
-    predictor = dev.predictor()
+    prec = getattr(settings, "precision", "fp32")
+    if prec == "search":
+        latency_fn: LatencyFn = PerPrecision({p: dev.predictor(precision=p).predict
+                                               for p in ("fp32", "int8")})
+    else:
+        latency_fn = dev.predictor(precision=prec).predict
     # the supernet estimator scores subnets of the supernet trained on this space
     kw: dict[str, Any] = {"space": settings.space} if settings.accuracy == "supernet" else {}
     est = make_estimator(settings.accuracy, settings.data, resolution, seed=settings.seed,
@@ -105,11 +129,12 @@ def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path,
     table = dev.table  # the one the predictor was fitted on
     info["device_provenance"] = dict(table.provenance or {})
     info["latency_statistic"] = table.statistic
+    info["latency_precision"] = prec
     try:
         info["device_config"] = _jsonable(dev.config)
     except HwnasError as e:  # no (or a bad) device.json: a table imported or made by hand
         log.debug("no device config for %s: %s", dev.name, e)
-    return Estimators(predictor.predict, est.score, int(classes), info)
+    return Estimators(latency_fn, est.score, int(classes), info)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -149,9 +174,13 @@ class Objective:
             trial.relative_params  # noqa: B018 -- gives the seed a GA generation (hwnas.search.seeds)
         arch = replace(self.space.suggest(trial, resolution=self.resolution), classes=self.classes)
         trial.set_user_attr("arch", arch.to_string())
-        m = self.interrupts.run(lambda: self.evaluator(arch))
-        trial.set_user_attr(METRICS_ATTR, {k: getattr(m, k) for k in METRICS})
         s = self.settings
+        chosen = getattr(s, "precision", "fp32") == "search"
+        prec = trial.suggest_categorical("precision", ["fp32", "int8"]) if chosen else \
+            getattr(s, "precision", "fp32")
+        trial.set_user_attr("precision", prec)
+        m = self.interrupts.run(lambda: self.evaluator(arch, prec if chosen else None))
+        trial.set_user_attr(METRICS_ATTR, {k: getattr(m, k) for k in METRICS})
         if s.latency_budget_ms is not None:
             trial.set_constraint("latency", m.latency_ms / s.latency_budget_ms - 1.0)
         if s.max_params is not None:

@@ -446,6 +446,7 @@ def trial_rows(study) -> list[dict[str, Any]]:
             "number": t.number, "state": t.state.name,
             SEED_ATTR: t.user_attrs.get(SEED_ATTR, ""),
             "arch": t.user_attrs.get("arch", ""),
+            "precision": t.user_attrs.get("precision", "fp32"),
             **{k: t.user_attrs.get(METRICS_ATTR, {}).get(k, "") for k in METRICS},
             "feasible": (all(v <= 0 for v in cons.values()) if t.state.name == "COMPLETE" else ""),
             "violation_latency": cons.get("latency", ""),
@@ -465,15 +466,16 @@ def trial_rows(study) -> list[dict[str, Any]]:
 def pareto_rows(study, objectives: Sequence[str]) -> list[dict[str, Any]]:
     """Feasible non-dominated COMPLETE trials (:func:`feasible_front`), one row per arch (its
     first trial), sorted by the first minimised objective."""
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     rows = []
     for t in feasible_front(study):
-        a = t.user_attrs.get("arch")
-        if not a or a in seen:
+        a, prec = t.user_attrs.get("arch"), t.user_attrs.get("precision", "fp32")
+        if not a or (a, prec) in seen:  # --precision search: an arch may win in both
             continue
-        seen.add(a)
+        seen.add((a, prec))
         arch = parse_string(a)
-        rows.append({"trial": t.number, "arch": a, "file": f"winners/{arch.file_stem()}.yaml",
+        rows.append({"trial": t.number, "arch": a, "precision": prec,
+                     "file": f"winners/{arch.file_stem()}.yaml",
                      **{k: t.user_attrs.get(METRICS_ATTR, {}).get(k) for k in METRICS},
                      SEED_ATTR: t.user_attrs.get(SEED_ATTR, "")})
     key = next((OBJECTIVES[o][1] for o in objectives if OBJECTIVES[o][0] == "minimize"), "accuracy")

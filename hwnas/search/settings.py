@@ -23,10 +23,13 @@ OBJECTIVES: dict[str, tuple[str, str, str]] = {
 }
 SAMPLERS = ("nsga2", "nsga3", "tpe", "gp", "random")
 ACCURACY_KINDS = ("zero-cost", "train", "supernet")
+#: fp32 / int8: every trial's latency predicted at that precision (the device's model for it);
+#: search: precision is a choice of each trial (trial parameter ``precision``)
+PRECISION_CHOICES = ("fp32", "int8", "search")
 MAX_WORKERS = 256  # processes of one search on one machine
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
-__all__ = ["ACCURACY_KINDS", "OBJECTIVES", "SAMPLERS", "AccuracyFn", "LatencyFn", "SearchSettings",
+__all__ = ["ACCURACY_KINDS", "OBJECTIVES", "PRECISION_CHOICES", "SAMPLERS", "AccuracyFn", "LatencyFn", "SearchSettings",
            "parse_count", "parse_ms", "parse_objectives"]
 
 
@@ -50,6 +53,7 @@ class SearchSettings:
     resolution: int | None = None
     population: int | None = None
     seed_baselines: bool = True
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if isinstance(self.objectives, str):
@@ -63,6 +67,9 @@ class SearchSettings:
         if self.accuracy not in ACCURACY_KINDS:
             raise HwnasError(f"unknown accuracy estimator '{self.accuracy}' "
                              f"(choose from {', '.join(ACCURACY_KINDS)})")
+        if self.precision not in PRECISION_CHOICES:
+            raise HwnasError(f"unknown precision '{self.precision}' (choose from "
+                             f"{', '.join(PRECISION_CHOICES)})")
         if not isinstance(self.name, str) or not _RUN_NAME.fullmatch(self.name):
             raise HwnasError(f"run name {self.name!r}: use letters, digits, '.', '_' and '-' "
                              "(at most 100; it becomes the folder runs/RUN)")

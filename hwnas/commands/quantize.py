@@ -1,0 +1,46 @@
+"""hwnas quantize: a static QDQ int8 copy of any ONNX model (the profile's settings)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    q = sub.add_parser(
+        "quantize", help="quantize an ONNX model to static QDQ int8 (same settings as profiling)",
+        description="Write a static QDQ int8 copy of MODEL.onnx with onnxruntime.quantization: "
+        "pre-processed, per-channel int8 weights, uint8 activations, calibrated (MinMax) on "
+        "inputs at the model's input resolution: images of --data, or seeded random inputs. "
+        "Nothing is written if the model cannot be quantized.")
+    q.add_argument("model", metavar="MODEL.onnx")
+    q.add_argument("--data", metavar="D",
+                   help="calibration data: a dataset (digits, fashion-mnist[:PATH], mnist:PATH, "
+                   "cifar10:PATH, imagefolder:PATH) or a .npy file of N x C x H x W float32 "
+                   "inputs [random normal inputs]")
+    q.add_argument("-o", "--output", metavar="OUT.onnx",
+                   help="the int8 model [MODEL.int8.onnx next to MODEL]")
+    q.add_argument("--samples", type=int, default=None, metavar="N",
+                   help="calibration inputs [16]")
+    q.add_argument("--seed", type=int, default=0, help="seed of the calibration sample [0]")
+    q.set_defaults(func=cmd_quantize)
+
+
+def cmd_quantize(args) -> None:
+    from pathlib import Path
+
+    from ..errors import HwnasError
+    from ..quantize import DEFAULT_SAMPLES, Calibration, quantize_model
+
+    src = Path(args.model)
+    if not src.is_file():
+        raise HwnasError(f"{src}: no such ONNX file")
+    out = Path(args.output) if args.output else src.with_name(
+        src.name.removesuffix(".onnx") + ".int8.onnx")
+    if out.resolve() == src.resolve():
+        raise HwnasError(f"{out}: the output would overwrite the model; give another -o")
+    cal = Calibration(args.data, DEFAULT_SAMPLES if args.samples is None else args.samples,
+                      args.seed)
+    r = quantize_model(src, out, cal)
+    kb = out.stat().st_size / 1024
+    print(f"{out}: int8 QDQ model ({r['quantized']} quantized tensors, {kb:.0f} KiB; "
+          f"{src.stat().st_size / 1024:.0f} KiB fp32), {cal.describe()}")

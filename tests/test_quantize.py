@@ -1,0 +1,148 @@
+"""hwnas quantize / hwnas.quantize: static QDQ int8 models, bad input, precision keys."""
+
+import numpy as np
+import onnx
+import pytest
+from conftest import assert_one_line_error
+
+from hwnas.errors import HwnasError
+from hwnas.precision import parse_precisions, split, tag
+from hwnas.quantize import Calibration, quantize_model, quantized_nodes
+
+
+def _tiny_onnx(path, channels=3, res=16):
+    import torch
+    from torch import nn
+
+    from hwnas.export import export_module
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(channels, 8, 3, padding=1), nn.ReLU6(), nn.Conv2d(8, 4, 1),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    export_module(m, torch.randn(1, channels, res, res), path)
+    return path
+
+
+def _run(path, x):
+    import onnxruntime as ort
+
+    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return s.run(None, {s.get_inputs()[0].name: x})[0]
+
+
+def test_quantize_model_is_qdq_per_channel_uint8(tmp_path):
+    src = _tiny_onnx(tmp_path / "m.onnx")
+    r = quantize_model(src, tmp_path / "m8.onnx", Calibration(samples=4))
+    q = onnx.load(str(tmp_path / "m8.onnx"))
+    assert quantized_nodes(q) == r["quantized"] > 0
+    inits = {i.name: i for i in q.graph.initializer}
+    ops = [n for n in q.graph.node]
+    # the first conv's weight: int8, one scale per output channel
+    wdq = [n for n in ops if n.op_type == "DequantizeLinear" and n.input[0] in inits
+           and inits[n.input[0]].data_type == onnx.TensorProto.INT8 and len(inits[n.input[0]].dims) == 4]
+    assert wdq and list(inits[wdq[0].input[1]].dims) == [8]
+    # activations are uint8 (their zero points)
+    aq = [n for n in ops if n.op_type == "QuantizeLinear"]
+    assert all(inits[n.input[2]].data_type == onnx.TensorProto.UINT8 for n in aq)
+    x = np.random.default_rng(1).standard_normal((1, 3, 16, 16), dtype=np.float32)
+    a, b = _run(src, x), _run(tmp_path / "m8.onnx", x)
+    assert a.shape == b.shape and np.abs(a - b).max() < 0.1 * (np.abs(a).max() + 1e-3) + 0.05
+    assert r["calibration"]["source"] == "random"
+
+
+def test_calibration_from_dataset_and_npy_shapes(tmp_path):
+    x = Calibration("digits", samples=5).arrays((1, 3, 12, 12))
+    assert x.shape == (5, 3, 12, 12) and x.dtype == np.float32 and x.std() > 0
+    np.save(tmp_path / "good.npy", np.zeros((3, 3, 12, 12), np.float32))
+    assert Calibration(str(tmp_path / "good.npy")).arrays((1, 3, 12, 12)).shape == (3, 3, 12, 12)
+    np.save(tmp_path / "bad.npy", np.zeros((3, 1, 12, 12), np.float32))
+    with pytest.raises(HwnasError, match="shape"):
+        Calibration(str(tmp_path / "bad.npy")).arrays((1, 3, 12, 12))
+
+
+def test_cli_quantize_and_bad_input(cli, home):
+    src = _tiny_onnx(home / "m.onnx")
+    r = cli("quantize", src, "--data", "digits", "--samples", "4", "-o", home / "m8.onnx", check=0)
+    assert "int8" in r.stdout and "dataset:digits" in r.stdout
+    assert quantized_nodes(onnx.load(str(home / "m8.onnx"))) > 0
+    out = home / "keep.onnx"
+    out.write_bytes(b"old")
+    # calibration data of the wrong shape
+    np.save(home / "bad.npy", np.zeros((2, 3, 8, 8), np.float32))
+    assert_one_line_error(cli("quantize", src, "--data", home / "bad.npy", "-o", out), "shape")
+    # a model onnxruntime cannot quantize (an operator it does not know)
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Frobnicate", ["y"], ["z"],
+                                                                       domain="acme")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 2, 6, 6])],
+        [helper.make_tensor("w", TensorProto.FLOAT, [2, 3, 3, 3], [0.1] * 54)])
+    bad = home / "bad.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                                  helper.make_opsetid("acme", 1)]), str(bad))
+    assert_one_line_error(cli("quantize", bad, "-o", out), "cannot quantize")
+    (home / "junk.onnx").write_bytes(b"not onnx")
+    assert_one_line_error(cli("quantize", home / "junk.onnx", "-o", out), "not a readable ONNX")
+    assert out.read_bytes() == b"old"
+
+
+def test_precision_keys():
+    assert tag("mb_h8_i8_o8_k3_s1_m8_q0_r6_res1", "int8").endswith("@int8")
+    assert split(tag("k", "int8")) == ("k", "int8") and split("k") == ("k", "fp32")
+    assert tag("k", "fp32") == "k"
+    assert parse_precisions("fp32, int8,int8") == ("fp32", "int8")
+    with pytest.raises(HwnasError):
+        parse_precisions("int4")
+
+
+@pytest.mark.slow
+def test_int8_accuracy_of_a_trained_model(tmp_path):
+    """Accuracy after quantization is measured on the real int8 ONNX model with onnxruntime;
+    the fp32 ONNX accuracy equals torch's, and int8 costs little on a trained model."""
+    import torch
+    from torch import nn
+
+    from hwnas.data import load_dataset
+    from hwnas.export import export_module
+    from hwnas.quantize import int8_accuracy
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    ds = load_dataset("digits", 16)
+    m = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU6(),
+                      nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU6(),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+    opt = torch.optim.Adam(m.parameters(), 0.01)
+    for _ in range(4):
+        for xb, yb in ds.batches("train", 64, shuffle=True, generator=torch.Generator().manual_seed(0)):
+            opt.zero_grad()
+            nn.functional.cross_entropy(m(xb), yb).backward()
+            opt.step()
+    m.eval()
+    with torch.no_grad():
+        xt, yt = ds.split("test")
+        torch_acc = float((m(ds.prepare(xt)).argmax(1) == yt).float().mean())
+    export_module(m, torch.randn(1, 3, 16, 16), tmp_path / "m.onnx")
+    r = int8_accuracy(tmp_path / "m.onnx", ds, samples=32)
+    assert r["accuracy_fp32"] == pytest.approx(torch_acc, abs=0.01)
+    assert r["accuracy_fp32"] > 0.5  # trained: far above chance (0.1)
+    assert abs(r["accuracy_int8"] - r["accuracy_fp32"]) < 0.05
+    q = onnx.load(r["int8_onnx"])
+    assert quantized_nodes(q) > 0 and r["calibration"]["samples"] == 32
+
+
+def test_add_int8_accuracy_rows(tmp_path):
+    from hwnas.data import load_dataset
+    from hwnas.quantize import RETRAIN_INT8_COLUMNS, add_int8_accuracy
+
+    (tmp_path / "models").mkdir()
+    _tiny_onnx(tmp_path / "models" / "w1.onnx")  # 3 classes, untrained
+    rows = [{"name": "w1", "onnx": "models/w1.onnx"}]
+    add_int8_accuracy(rows, tmp_path, load_dataset("digits", 16), samples=8)
+    r = rows[0]
+    assert set(RETRAIN_INT8_COLUMNS) <= set(r)
+    assert r["onnx_int8"] == "models/w1.int8.onnx" and (tmp_path / r["onnx_int8"]).is_file()
+    assert 0 <= r["acc_int8"] <= 1 and 0 <= r["acc_onnx_fp32"] <= 1
+    assert r["acc_int8_delta_pp"] == pytest.approx(100 * (r["acc_int8"] - r["acc_onnx_fp32"]), abs=1e-3)
