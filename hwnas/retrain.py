@@ -105,6 +105,7 @@ class RetrainSettings:
     storage: str | None = None  # the work queue's storage (None: the run's RDB; "none": here)
     train_only: bool = False  # claim and train queue items, no measurement
     collect: bool = False  # no training: gather every result, measure, tabulate
+    int8: bool = False  # also each model quantized: fp32 and int8 accuracy with onnxruntime
 
     def validate(self) -> RetrainSettings:
         if self.train_only and self.collect:
@@ -590,6 +591,10 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     predicted, predicted_by, statistic = _predict(dev, [m.arch for m in models])
     rows = _rows(models, results, stats, predicted, predicted_by, statistic, settings.seeds,
                  recipe.epochs)
+    if settings.int8:  # seed 0's ONNX model, calibrated on training images (hwnas.quantize)
+        from .quantize import add_int8_accuracy
+
+        add_int8_accuracy(rows, run.path, data)
     meta = {"run": run.name, "device": device, "target": target,
             "protocol": protocol.to_dict(), "statistic": statistic,
             "predicted_by": predicted_by, "protocol_matches_table": same, "data": data_spec, "resolution": resolution,
@@ -601,7 +606,10 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
             "drift_correct": bool(settings.drift is not None and settings.drift.correct),
             "queue": url, "trained_here": trained,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    atomic_write_text(run.path / CSV_FILE, csv_text(rows, COLUMNS + EXTRA_COLUMNS, extra=False))
+    from .quantize import RETRAIN_INT8_COLUMNS
+
+    cols = COLUMNS + EXTRA_COLUMNS + (list(RETRAIN_INT8_COLUMNS) if settings.int8 else [])
+    atomic_write_text(run.path / CSV_FILE, csv_text(rows, cols, extra=False))
     atomic_write_json(run.path / JSON_FILE, {**meta, "summary": summarize(rows),
                                              "settings": _settings_dict(settings)})
     if settings.feedback:

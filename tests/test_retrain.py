@@ -358,3 +358,18 @@ def test_the_printed_table_shows_a_spread_only_with_several_seeds():
     assert "0.8123 (1 seed)" in one and "+- 0.0000" not in one
     two = format_table([row("mbv2-0.35", "0;1", 0.0123)])
     assert "0.8123 +- 0.0123" in two
+
+
+@pytest.mark.slow
+def test_retrain_int8_adds_the_quantized_models_accuracy(env):
+    home, _ = env
+    run = _copy_run(env, "i8")
+    _cli(env, "i8", "--top", "1", *FAST, "--int8", check=0)
+    with open(run / "retrain.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["acc_int8"] != "" for r in rows)
+    for r in rows:
+        assert (run / r["onnx_int8"]).is_file() and r["onnx_int8"].endswith(".int8.onnx")
+        fp32, int8 = float(r["acc_onnx_fp32"]), float(r["acc_int8"])
+        assert 0 <= int8 <= 1 and fp32 == pytest.approx(float(r["acc_mean"]), abs=0.02)
+        assert float(r["acc_int8_delta_pp"]) == pytest.approx(100 * (int8 - fp32), abs=0.01)

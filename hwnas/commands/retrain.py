@@ -82,6 +82,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--collect", action="store_true",
                    help="no training: gather every result in runs/RUN/retrain/, measure, "
                    "write retrain.csv (refused, naming them, while any is missing)")
+    p.add_argument("--int8", action="store_true",
+                   help="also quantize each trained model (static QDQ int8, calibrated on "
+                   "training images; see hwnas quantize) and measure the test accuracy of the "
+                   "fp32 and int8 ONNX models with onnxruntime (retrain.csv: acc_onnx_fp32, "
+                   "acc_int8, acc_int8_delta_pp)")
     p.add_argument("--storage", metavar="URL",
                    help="Optuna storage of the work queue shared by many machines "
                    "(sqlite:///, postgresql+psycopg2://, a journal file); default: the run's "
@@ -167,7 +172,8 @@ def _retrain(args) -> None:
         drift=drift_settings(args),
         protocol_overrides={"warmup": args.warmup, "min_repeats": args.min_repeats,
                             "min_time_s": args.min_time, "passes": args.passes},
-        storage=args.storage, train_only=args.train_only, collect=args.collect)
+        storage=args.storage, train_only=args.train_only, collect=args.collect,
+        int8=args.int8)
     res = run_retrain(settings, progress=not args.quiet)
     if args.train_only:
         left = res.meta["pending"]
