@@ -399,7 +399,7 @@ def test_resume_after_kill_9(env):
 
 @pytest.mark.slow
 def test_two_workers_share_one_journal_and_stop_cleanly_on_ctrl_c(env):
-    n = 24
+    n = 60  # enough work left when the SIGINT lands, even if the second worker starts late
     kw = dict(space="tiny", device="stub", name="r", trials=n, resolution=32, population=6,
               workers=2)
     marker = env / "evals.txt"
