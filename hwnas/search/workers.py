@@ -69,7 +69,7 @@ def record_worker(study, name: str, sampler_seed: int) -> None:
     retry_storage(lambda: study.set_user_attr(f"{WORKER_ATTR}:{worker_id()}",
                                               {"name": name, "sampler_seed": sampler_seed}),
                   "recording the worker")
-    log.info("worker %s (%s): sampler seed %d", worker_id(), name, sampler_seed)
+    log.debug("worker %s (%s): sampler seed %d", worker_id(), name, sampler_seed)
 
 
 def worker_alive(wid: str) -> bool | None:
