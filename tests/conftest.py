@@ -62,3 +62,12 @@ def assert_one_line_error(r, *fragments):
     assert "Traceback" not in r.stderr
     for f in fragments:
         assert f in lines[0], (f, lines[0])
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child a test stops with SIGINT (as Ctrl-C): a shell that runs the
+    suite in the background (``cmd &``, nohup, some CI runners) starts it with SIGINT
+    ignored, which children inherit and Python then never turns into KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

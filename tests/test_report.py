@@ -20,7 +20,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, default_sigint, run_cli
 
 TINY = """
 name: tiny-report
@@ -303,7 +303,8 @@ def test_view_serve_any_free_port(env):
     home = env["home"]
     p = subprocess.Popen([sys.executable, "-m", "hwnas", "view", "r", "--serve", "0",
                           "--no-predictor"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, cwd=home, env={**os.environ, "HWNAS_HOME": str(home)})
+                         text=True, cwd=home, env={**os.environ, "HWNAS_HOME": str(home)},
+                         preexec_fn=default_sigint)
     try:
         url = None
         for _ in range(5):

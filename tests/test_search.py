@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, default_sigint, run_cli
 
 STUBS = '''
 import math, os, time
@@ -355,7 +355,8 @@ def test_sqlite_storage_url(env):
 def _start(env, marker: Path, kw: dict, sleep: float) -> subprocess.Popen:
     e = dict(os.environ, STUB_MARKER=str(marker), STUB_SLEEP=str(sleep))
     return subprocess.Popen([sys.executable, str(env / "runner.py"), json.dumps(kw)], env=e,
-                            cwd=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
 
 
 def _wait_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:

@@ -451,7 +451,7 @@ def test_a_search_records_which_supernet_scored_it(trained, tiny_path, tmp_path,
 
     home, r = trained
     monkeypatch.setenv("HWNAS_HOME", str(home))
-    dev = SimpleNamespace(predictor=lambda: SimpleNamespace(predict=lambda archs: [1.0] * len(archs)),
+    dev = SimpleNamespace(predictor=lambda **kw: SimpleNamespace(predict=lambda a: [1.0] * len(a)),
                           table=SimpleNamespace(provenance={}, statistic="min"), config={})
     s = SearchSettings(space=str(tiny_path), device="d", name="n", accuracy="supernet",
                        data="digits", resolution=32)
