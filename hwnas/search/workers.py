@@ -219,6 +219,11 @@ class Interrupts:
             self.safe = False
 
 
+def _told_elsewhere(e: ValueError) -> bool:
+    """Optuna's ``Cannot tell a COMPLETE trial.``: the trial was finished by another worker."""
+    return str(e).startswith("Cannot tell a ")
+
+
 def run_trials(study, objective: Objective, callbacks: list, watch_parent: bool = False) -> None:
     """Run trials on ``study`` until ``objective.target`` trials are COMPLETE (or, with
     ``watch_parent``, until the launching process is gone). Dead workers' trials are failed
@@ -247,8 +252,16 @@ def run_trials(study, objective: Objective, callbacks: list, watch_parent: bool 
             if done >= target or (parent is not None and os.getppid() != parent):
                 return
             if done + running < target:
-                study.optimize(objective, callbacks=[stop_when_done, *callbacks],
-                               gc_after_trial=False)
+                try:
+                    study.optimize(objective, callbacks=[stop_when_done, *callbacks],
+                                   gc_after_trial=False)
+                except ValueError as e:
+                    if not _told_elsewhere(e):
+                        raise
+                    # SQLite has no row lock: another process popped the same WAITING (seed)
+                    # trial and told it first; our evaluation of it is a duplicate, the study
+                    # is consistent, so count again and go on
+                    log.debug("a trial this worker ran was completed by another one: %s", e)
                 continue
             wait, blind = _others_running(study)
             if not wait:
