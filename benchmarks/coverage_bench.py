@@ -141,6 +141,14 @@ def main() -> int:
     second_c = {n: v / drifts[1] for n, v in second.items()}
     truth_c = {n: min(first_c[n], second_c[n]) for n in nets}
 
+    def results_table(old_label: str, truth: dict, first: dict, second: dict) -> list[str]:
+        """The four predictors against ``truth``, and the repeatability floor."""
+        return ["| predictor | predicted at all | within ±10 % | MAPE % | Kendall τ |",
+                "|---|---|---|---|---|",
+                row(old_label, truth, old), row("before refine", truth, before),
+                row(f"after refine {args.refine}", truth, after),
+                row("repeatability floor (round 2 vs round 1)", first, second)]
+
     lines = [
         f"`python benchmarks/coverage_bench.py --device {args.device} --refine {args.refine}` "
         f"({date0}, {time.monotonic() - t0:.0f} s; load average before {load0}, after {load()}; "
@@ -151,20 +159,11 @@ def main() -> int:
         "rounds (before / after the refinement), truth = min of the rounds; refinement chunks beyond "
         f"the drift threshold {'merged anyway' if args.accept_drift else 're-measured or left out'}.",
         "",
-        "| predictor | predicted at all | within ±10 % | MAPE % | Kendall τ |",
-        "|---|---|---|---|---|",
-        row("before issue 17 (no activation transfer, unclipped network model)", truth, old),
-        row("before refine", truth, before),
-        row(f"after refine {args.refine}", truth, after),
-        row("repeatability floor (round 2 vs round 1)", first, second), "",
+        *results_table("before issue 17 (no activation transfer, unclipped network model)", truth,
+                       first, second), "",
         f"Drift-corrected (each round divided by its sentinels' drift, x{drifts[0]:.3f} and "
         f"x{drifts[1]:.3f}: the truth at the speed the table was measured at):", "",
-        "| predictor | predicted at all | within ±10 % | MAPE % | Kendall τ |",
-        "|---|---|---|---|---|",
-        row("before issue 17", truth_c, old),
-        row("before refine", truth_c, before),
-        row(f"after refine {args.refine}", truth_c, after),
-        row("repeatability floor (round 2 vs round 1)", first_c, second_c), "",
+        *results_table("before issue 17", truth_c, first_c, second_c), "",
         f"Refinement: {rep.networks} networks + {rep.pieces} pieces measured in {refine_s:.0f} s "
         f"(whole step, with both cross-validations); held-out on the device's own networks: "
         + "; ".join(f"{k} {b:.2f} -> {a:.2f}" for k, (b, a) in rep.overall.items()), "",
