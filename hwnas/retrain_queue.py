@@ -385,10 +385,9 @@ class RetrainQueue:
         return failed
 
     def _rdb_heartbeat(self) -> bool:
-        from optuna.storages import RDBStorage
+        from .search.workers import heartbeat_interval
 
-        return isinstance(self.storage, RDBStorage) and \
-            self.storage.get_heartbeat_interval() is not None
+        return heartbeat_interval(self.storage) is not None
 
     # -- claiming
 

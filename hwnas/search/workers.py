@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 _STALE_UNOWNED_S = 60.0  # a RUNNING trial without a worker attribute older than this is dead
 WORKER_ENV = "HWNAS_WORKER_ID"  # an explicit worker name (``--worker-id``) when not given
 
-__all__ = ["WORKER_ENV", "Interrupts", "count_trials", "fail_dead_trials", "reap_dead_trials",
-           "record_worker", "run_trials", "worker_alive", "worker_id", "worker_name"]
+__all__ = ["WORKER_ENV", "Interrupts", "count_trials", "fail_dead_trials", "heartbeat_interval",
+           "reap_dead_trials", "record_worker", "run_trials", "worker_alive", "worker_id",
+           "worker_name"]
 
 
 def _proc_start(pid: int) -> str:
@@ -121,11 +122,14 @@ def fail_dead_trials(study) -> list[int]:
     return failed
 
 
-def _heartbeat(study) -> int | None:
-    """The heartbeat interval of the study's storage (None: it has none)."""
-    storage = study._storage
+def heartbeat_interval(storage) -> int | None:
+    """The heartbeat interval of an Optuna storage (None: it has none, e.g. a journal)."""
     get = getattr(storage, "get_heartbeat_interval", None)
     return get() if get is not None else None
+
+
+def _heartbeat(study) -> int | None:
+    return heartbeat_interval(study._storage)
 
 
 def reap_dead_trials(study) -> list[int]:
