@@ -149,7 +149,7 @@ def test_demo_quick_end_to_end_and_resume(home, cli):
 def test_reference_table_is_trusted_only_if_its_sentinels_run_as_fast_here(home, monkeypatch,
                                                                           tmp_path):
     """Same provenance is not enough: the shipped table's sentinel networks are timed here;
-    a table whose networks run 4x slower here than it says is another machine's."""
+    a table whose networks run 10x slower here than it says is another machine's."""
     import shutil
 
     from conftest import tiny_space
@@ -177,21 +177,21 @@ def test_reference_table_is_trusted_only_if_its_sentinels_run_as_fast_here(home,
     fast = json.loads(json.dumps(nets))
     for e in fast["entries"].values():
         for k in ("min_ms", "p10_ms", "median_ms", "iqr_ms"):
-            e[k] /= 4
+            e[k] /= 10
     (shipped / "networks.json").write_text(json.dumps(fast))
-    loose = DriftSettings(threshold=0.6)  # this shared machine's noise stays inside +-60 %
+    loose = DriftSettings(threshold=2.0)  # beyond at > 3x slower: the 10x edit, not this VM's noise
 
     c = demo.choose_device(demo.FULL, drift=loose)
     me = demo.this_machine_name(_this_machine(proto))
     assert c.name == me != ref
-    assert c.drift is not None and c.drift.beyond and c.drift.median > 4 * (1 - 0.6)
+    assert c.drift is not None and c.drift.beyond and c.drift.median > 1 + loose.threshold
     assert "sentinel networks run" in c.reason and "x slower" in c.reason
     assert not (home / "latency_tables" / ref / "blocks.json").exists(), "not copied"
 
     (shipped / "networks.json").write_text(json.dumps(nets))
     c = demo.choose_device(demo.FULL, drift=loose)
     assert c.name == ref and c.drift is not None and not c.drift.beyond
-    assert "sentinels run within +-60 %" in c.reason
+    assert "sentinels run within +-200 %" in c.reason
     assert (home / "latency_tables" / ref / "blocks.json").is_file()
     assert not list((home / "runs" / "profile" / ref).glob("sentinels-*")), "cleaned up"
 

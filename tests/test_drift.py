@@ -29,8 +29,10 @@ from hwnas.lut import LatencyTable, Stats
 # enough samples per sentinel to judge (the quick protocol's 3 only warn), still fast
 DECISIVE = dict(warmup=1, min_repeats=10, passes=2, burst_warmup=0, min_time_s=0.0,
                 sample_ms=0.0)
-SLOWER = 4.0  # the table's sentinel entries are divided by this: the device looks 4x slower
-LOOSE = DriftSettings(threshold=0.6)  # +-60 %: this shared machine's noise stays inside
+SLOWER = 10.0  # the table's sentinel entries are divided by this: the device looks 10x slower
+# beyond only when the device looks > 3x slower: the 10x edit crosses it, this shared VM's
+# noise does not (a CI run under load re-timed the unedited sentinels 1.66x slow)
+LOOSE = DriftSettings(threshold=2.0)
 
 
 def _st(ms: float, n: int = 20) -> Stats:
@@ -142,7 +144,7 @@ def test_drift_and_its_warning_line():
 # ---- a device made slower ------------------------------------------------------------------------
 
 def test_profile_refuses_a_drifted_chunk_and_measures_it_again(home, tiny, monkeypatch, caplog):
-    """The table's sentinels edited 4x faster than they run: the chunk is refused, the
+    """The table's sentinels edited 10x faster than they run: the chunk is refused, the
     warning fires, and (the edit undone in between) the chunk measured again is merged."""
     import hwnas.drift as drift
     from hwnas.profile import profile
@@ -175,7 +177,7 @@ def test_profile_refuses_a_drifted_chunk_and_measures_it_again(home, tiny, monke
     # the numbers in the files: a drift record per chunk, the refused results aside
     recs = _records(home, "drift")
     assert [r["verdict"] for r in recs] == ["re-measure", "merged"]
-    assert recs[0]["median"] > SLOWER * (1 - LOOSE.threshold) and recs[0]["beyond"]
+    assert recs[0]["median"] > 1 + LOOSE.threshold and recs[0]["beyond"]
     assert abs(recs[1]["median"] - 1) < abs(recs[0]["median"] - 1)  # the edit undone
     assert all(len(r["sentinels"]) == 3 and {"arch", "table_ms", "measured_ms", "drift", "n"}
                <= set(r["sentinels"][0]) for r in recs)
@@ -186,7 +188,7 @@ def test_profile_refuses_a_drifted_chunk_and_measures_it_again(home, tiny, monke
     assert len(results) == len(set(results)) == len(tiny.pieces(32)) + 5  # no sentinel there
     assert len(_records(home, "sentinel")) == 6  # 3 per chunk, kept as "sentinel" records
     d, meta = last(home / "latency_tables" / "ref")
-    assert meta["what"] == "profile" and d.median > 1 and len(d.sentinels) == 6  # 4x + ~1x
+    assert meta["what"] == "profile" and d.median > 1 and len(d.sentinels) == 6  # 10x + ~1x
 
 
 def test_profile_gives_up_after_the_retries_and_accept_drift_merges(home, tiny, caplog):
@@ -208,7 +210,7 @@ def test_profile_gives_up_after_the_retries_and_accept_drift_merges(home, tiny, 
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="hwnas"):
         rep = profile("ref", tiny, 32, networks=5, protocol=_protocol(), progress=False,
-                      drift=DriftSettings(threshold=0.6, accept=True))
+                      drift=DriftSettings(threshold=LOOSE.threshold, accept=True))
     assert rep.measured_networks == 2 and rep.accepted == 1 and rep.remeasured == 0
     assert any("merged anyway (--accept-drift)" in r.getMessage() for r in caplog.records)
     assert _records(home, "drift")[-1]["verdict"] == "accepted"

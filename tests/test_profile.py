@@ -484,15 +484,15 @@ def test_bundle_only_carries_sentinels_and_import_refuses_a_drifted_chunk(home, 
     by_hand(second)
     nets = home / "latency_tables" / "pi" / "networks.json"
     doc = json.loads(nets.read_text())
-    for e in doc["entries"].values():  # the device now looks 4x slower than its table
+    for e in doc["entries"].values():  # the device now looks 10x slower than its table
         for k in ("min_ms", "p10_ms", "median_ms", "iqr_ms"):
-            e[k] /= 4
+            e[k] /= 10
     nets.write_text(json.dumps(doc))
-    loose = DriftSettings(threshold=0.6)
+    loose = DriftSettings(threshold=2.0)  # beyond at > 3x: the edit, not this VM's noise
     with caplog.at_level(logging.WARNING, logger="hwnas"):
         _, nb, nn = import_results("pi", second, drift=loose)
     assert (nb, nn) == (0, 0) and len(LatencyTable.load("pi").networks) == 2
     msg = [r.getMessage() for r in caplog.records if "sentinel" in r.getMessage()]
     assert len(msg) == 1 and "x slower" in msg[0] and "not importing the 2 results" in msg[0]
-    _, nb, nn = import_results("pi", second, drift=DriftSettings(threshold=0.6, accept=True))
+    _, nb, nn = import_results("pi", second, drift=DriftSettings(threshold=2.0, accept=True))
     assert nn == 2 and len(LatencyTable.load("pi").networks) == 4
