@@ -43,8 +43,7 @@ SETTINGS = {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
 
 __all__ = ["Calibration", "ArrayReader", "DEFAULT_SAMPLES", "SETTINGS", "model_input",
            "quantize_model", "quantized_nodes", "precision_entries", "export_quantized",
-           "provenance", "check_table_calibration", "onnx_accuracy", "int8_accuracy",
-           "add_int8_accuracy", "RETRAIN_INT8_COLUMNS"]
+           "provenance", "check_table_calibration", "onnx_accuracy", "int8_accuracy"]
 
 
 # ---- calibration ---------------------------------------------------------------------------------
@@ -277,24 +276,6 @@ def int8_accuracy(path: str | os.PathLike, dataset, output: str | os.PathLike | 
             "accuracy_int8": onnx_accuracy(out, dataset, limit=limit),
             "calibration": {"source": f"training images of {dataset.name}", "samples": len(x),
                             "seed": seed}}
-
-
-#: the columns :func:`add_int8_accuracy` adds to retrain.csv rows
-RETRAIN_INT8_COLUMNS = ("onnx_int8", "acc_onnx_fp32", "acc_int8", "acc_int8_delta_pp")
-
-
-def add_int8_accuracy(rows: Sequence[dict], run_dir: str | os.PathLike, dataset,
-                      samples: int = 64, seed: int = 0) -> None:
-    """For ``hwnas retrain``: each row's exported model (``row["onnx"]``, relative to
-    ``run_dir``) quantized next to it (``models/<name>.int8.onnx``) and both precisions'
-    test accuracy measured with onnxruntime, in the :data:`RETRAIN_INT8_COLUMNS`."""
-    for r in rows:
-        src = Path(run_dir) / r["onnx"]
-        q = int8_accuracy(src, dataset, samples=samples, seed=seed)
-        r["onnx_int8"] = str(Path(r["onnx"]).with_name(Path(q["int8_onnx"]).name))
-        r["acc_onnx_fp32"] = round(q["accuracy_fp32"], 6)
-        r["acc_int8"] = round(q["accuracy_int8"], 6)
-        r["acc_int8_delta_pp"] = round(100 * (q["accuracy_int8"] - q["accuracy_fp32"]), 3)
 
 
 # ---- profiling int8 (used by hwnas.profile and hwnas.bundle) -----------------------------------------

@@ -279,9 +279,10 @@ def _ensure_onnx(model: Model, result: dict, ckpt: Path, run_dir: Path, res_path
 # ---- measuring and predicting -----------------------------------------------------------------------
 
 def _measure(dev: Device, models: list[Model], run_dir: Path, protocol, feedback: bool,
-             progress: bool, drift=None) -> tuple[dict[str, Any], Any]:
-    """Stats per arch string, measured in one interleaved call with the table's sentinels
-    (or the stored measurement of exactly these archs with this protocol), and the drift."""
+             progress: bool, drift=None, files: Sequence[str] = ()) -> tuple[dict[str, Any], Any]:
+    """Stats per arch string (and per ONNX file in ``files``, relative to ``run_dir``: the
+    int8 models), measured in one interleaved call with the table's sentinels (or the stored
+    measurement of exactly these models with this protocol), and the drift."""
     from .drift import Drift
     from .lut import Stats
     from .measure import measure
@@ -294,7 +295,7 @@ def _measure(dev: Device, models: list[Model], run_dir: Path, protocol, feedback
         try:
             c = json.loads(cache.read_text())
             ok = (c.get("format") == MEASURE_FORMAT and c.get("protocol") == proto
-                  and set(c.get("stats", {})) == set(archs)
+                  and set(c.get("stats", {})) == set(archs) | set(files)
                   and (c.get("feedback") or not feedback))
             if ok:
                 log.info("measurement of these %d models on %s: from %s", len(archs), device,
@@ -306,9 +307,10 @@ def _measure(dev: Device, models: list[Model], run_dir: Path, protocol, feedback
     onnx = {s: run_dir / m.onnx_rel for s, m in archs.items()}
     log.info("measuring %d models on %s, interleaved (%d passes, >= %d samples each)",
              len(archs), device, protocol.passes, protocol.min_repeats)
-    res = measure(dev, [m.arch for m in archs.values()], onnx=onnx, protocol=protocol,
-                  source="retrain" if feedback else None, progress=progress, drift=drift,
-                  what="retrain measurement")
+    res = measure(dev, [m.arch for m in archs.values()], [run_dir / f for f in files],
+                  onnx=onnx, protocol=protocol, source="retrain" if feedback else None,
+                  progress=progress, drift=drift, what="retrain measurement")
+    res.stats.update({f: res.stats.pop(str(run_dir / f)) for f in files})
     atomic_write_json(cache, {"format": MEASURE_FORMAT, "device": device, "protocol": proto,
                               "feedback": feedback, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                               "stats": {k: v.to_dict() for k, v in res.stats.items()},
@@ -480,6 +482,9 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
     out.append(f"accuracy = test top-1 on {meta.get('data', '?')}, mean +- std over seeds {seeds}, "
                f"{rows[0]['epochs'] if rows else '?'} epochs, one recipe for all "
                f"({meta.get('recipe_text', '')})")
+    from .retrain_int8 import format_int8
+
+    out += format_int8(rows, lab, summarize)
     if ws and bs:
         out.append("")
         out.append("winner vs baseline: measured speedup (baseline ms / winner ms), accuracy "
@@ -584,17 +589,24 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     results = rq.collect_results(models, settings.seeds, run.path, rid, queue,
                                  "--collect" if settings.collect else "retrain")
     same = protocol_matches_table(dev, protocol)
+    q8 = {}
+    if settings.int8:  # seed 0's ONNX models quantized, timed beside fp32 (hwnas.retrain_int8)
+        from .retrain_int8 import quantize_models
+
+        q8 = quantize_models({m.name: m.onnx_rel for m in models}, run.path, data, progress=progress)
     stats, drift = _measure(dev, models, run.path, protocol, settings.feedback, progress,
-                            settings.drift)
+                            settings.drift, files=[q["onnx_int8"] for q in q8.values()])
     if settings.feedback:  # the measurements joined (or made) the table: read it afresh
         dev = Device.load(device)
     predicted, predicted_by, statistic = _predict(dev, [m.arch for m in models])
     rows = _rows(models, results, stats, predicted, predicted_by, statistic, settings.seeds,
                  recipe.epochs)
-    if settings.int8:  # seed 0's ONNX model, calibrated on training images (hwnas.quantize)
-        from .quantize import add_int8_accuracy
+    if settings.int8:
+        from . import retrain_int8
 
-        add_int8_accuracy(rows, run.path, data)
+        retrain_int8.add_columns(rows, models, q8, stats,
+                                 retrain_int8.predict_int8(dev, [m.arch for m in models]),
+                                 cfg.get("precision"))
     meta = {"run": run.name, "device": device, "target": target,
             "protocol": protocol.to_dict(), "statistic": statistic,
             "predicted_by": predicted_by, "protocol_matches_table": same, "data": data_spec, "resolution": resolution,
@@ -606,9 +618,9 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
             "drift_correct": bool(settings.drift is not None and settings.drift.correct),
             "queue": url, "trained_here": trained,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    from .quantize import RETRAIN_INT8_COLUMNS
+    from .retrain_int8 import COLUMNS as INT8_COLUMNS
 
-    cols = COLUMNS + EXTRA_COLUMNS + (list(RETRAIN_INT8_COLUMNS) if settings.int8 else [])
+    cols = COLUMNS + EXTRA_COLUMNS + (list(INT8_COLUMNS) if settings.int8 else [])
     atomic_write_text(run.path / CSV_FILE, csv_text(rows, cols, extra=False))
     atomic_write_json(run.path / JSON_FILE, {**meta, "summary": summarize(rows),
                                              "settings": _settings_dict(settings)})

@@ -10,13 +10,13 @@ from hwnas.precision import parse_precisions, split, tag
 from hwnas.quantize import Calibration, quantize_model, quantized_nodes
 
 
-def _tiny_onnx(path, channels=3, res=16):
+def _tiny_onnx(path, channels=3, res=16, seed=0):
     import torch
     from torch import nn
 
     from hwnas.export import export_module
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     m = nn.Sequential(nn.Conv2d(channels, 8, 3, padding=1), nn.ReLU6(), nn.Conv2d(8, 4, 1),
                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
     export_module(m, torch.randn(1, channels, res, res), path)
@@ -133,16 +133,41 @@ def test_int8_accuracy_of_a_trained_model(tmp_path):
     assert quantized_nodes(q) > 0 and r["calibration"]["samples"] == 32
 
 
-def test_add_int8_accuracy_rows(tmp_path):
+def test_retrain_int8_quantizes_once_and_fills_the_columns(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from hwnas import quantize, retrain_int8
     from hwnas.data import load_dataset
-    from hwnas.quantize import RETRAIN_INT8_COLUMNS, add_int8_accuracy
+    from hwnas.lut import Stats
 
     (tmp_path / "models").mkdir()
     _tiny_onnx(tmp_path / "models" / "w1.onnx")  # 3 classes, untrained
-    rows = [{"name": "w1", "onnx": "models/w1.onnx"}]
-    add_int8_accuracy(rows, tmp_path, load_dataset("digits", 16), samples=8)
-    r = rows[0]
-    assert set(RETRAIN_INT8_COLUMNS) <= set(r)
-    assert r["onnx_int8"] == "models/w1.int8.onnx" and (tmp_path / r["onnx_int8"]).is_file()
-    assert 0 <= r["acc_int8"] <= 1 and 0 <= r["acc_onnx_fp32"] <= 1
+    ds = load_dataset("digits", 16)
+    q = retrain_int8.quantize_models({"w1": "models/w1.onnx"}, tmp_path, ds, samples=8,
+                                     progress=False)["w1"]
+    assert q["onnx_int8"] == "models/w1.int8.onnx" and (tmp_path / q["onnx_int8"]).is_file()
+    calls = []
+    real = quantize.int8_accuracy
+    monkeypatch.setattr(quantize, "int8_accuracy", lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = retrain_int8.quantize_models({"w1": "models/w1.onnx"}, tmp_path, ds, samples=8,
+                                         progress=False)["w1"]
+    assert again == q and not calls  # cached by the fp32 file's hash
+    _tiny_onnx(tmp_path / "models" / "w1.onnx", seed=1)  # another model: quantized again
+    retrain_int8.quantize_models({"w1": "models/w1.onnx"}, tmp_path, ds, samples=8, progress=False)
+    assert len(calls) == 1
+
+    rows = [{"name": "w1", "kind": "winner", "statistic": "min", "measured_stat_ms": 2.0},
+            {"name": "b", "kind": "baseline", "statistic": "min", "measured_stat_ms": 1.0}]
+    models = [SimpleNamespace(name="w1", search={"precision": "int8"}),
+              SimpleNamespace(name="b", search={})]
+    st = Stats(0.5, 0.6, 0.7, 0.1, 20)
+    retrain_int8.add_columns(rows, models, {"w1": q}, {"models/w1.int8.onnx": st}, [0.55, None],
+                             "search")
+    r, b = rows
+    assert set(retrain_int8.COLUMNS) <= set(r) and r["precision"] == "int8"
+    assert b["precision"] == "fp32" and "acc_int8" not in b  # not quantized: columns left empty
+    assert r["measured_int8_stat_ms"] == 0.5 and r["measured_int8_median_ms"] == 0.7
+    assert r["int8_speedup"] == 4.0 and r["predicted_int8_ms"] == 0.55
     assert r["acc_int8_delta_pp"] == pytest.approx(100 * (r["acc_int8"] - r["acc_onnx_fp32"]), abs=1e-3)
+    lines = retrain_int8.format_int8(rows, {"w1": "W1"})
+    assert any(ln.split()[:2] == ["W1", "int8"] and "4.00x" in ln and "+10.0" in ln for ln in lines)

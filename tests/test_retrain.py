@@ -364,7 +364,7 @@ def test_the_printed_table_shows_a_spread_only_with_several_seeds():
 def test_retrain_int8_adds_the_quantized_models_accuracy(env):
     home, _ = env
     run = _copy_run(env, "i8")
-    _cli(env, "i8", "--top", "1", *FAST, "--int8", check=0)
+    out = _cli(env, "i8", "--top", "1", *FAST, "--int8", check=0).stdout
     with open(run / "retrain.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and all(r["acc_int8"] != "" for r in rows)
@@ -373,3 +373,10 @@ def test_retrain_int8_adds_the_quantized_models_accuracy(env):
         fp32, int8 = float(r["acc_onnx_fp32"]), float(r["acc_int8"])
         assert 0 <= int8 <= 1 and fp32 == pytest.approx(float(r["acc_mean"]), abs=0.02)
         assert float(r["acc_int8_delta_pp"]) == pytest.approx(100 * (int8 - fp32), abs=0.01)
+        # the int8 file timed in the same interleaved run as the fp32 one
+        m8, m32 = float(r["measured_int8_stat_ms"]), float(r["measured_stat_ms"])
+        assert m8 > 0 and float(r["int8_speedup"]) == pytest.approx(m32 / m8, rel=1e-3)
+        assert r["precision"] == "fp32"  # an fp32 search's winners and the baselines
+    assert "int8 (static QDQ" in out and "speed-up" in out
+    cache = json.loads((run / "retrain" / "measured-ref.json").read_text())
+    assert {r["onnx_int8"] for r in rows} <= set(cache["stats"])  # one run, both precisions
