@@ -121,3 +121,62 @@ def test_profile_int8_on_a_board_without_qdq_keeps_fp32(cli, home, no_qdq):
     # nothing measured is lost: fp32 again has nothing left to measure
     r = cli(*args, "--precision", "fp32", check=0)
     assert "added 0 blocks and 0 networks" in r.stdout
+
+
+def test_lut_import_of_a_hand_run_int8_bundle_records_the_calibration(cli, home, tmp_path):
+    """bundle-only + run by hand + lut import leaves the int8 provenance a direct profile
+    run records; results quantized otherwise than the table's int8 entries are refused."""
+    import json
+    import subprocess
+
+    from hwnas.quantize import provenance
+
+    (home / "search_spaces").mkdir()
+    (home / "search_spaces" / "tiny.yaml").write_text(tiny_space("tiny"))
+    out = tmp_path / "pi-bundle"
+    cli("profile", "--device", "pi", "--space", "tiny", "-r", "32", "--networks", "1",
+        "--precision", "fp32,int8", "--bundle-only", out, "--quick", check=0)
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["quantization"]["networks"] == {"source": "random", "samples": 16, "seed": 0}
+    assert {e.get("precision") for e in man["entries"] if e["id"].endswith("@int8")} == {"int8"}
+    board = tmp_path / "board"  # "on the board": a copy with only the bundle, plain python
+    subprocess.run(["cp", "-r", str(out), str(board)], check=True)
+    rr = subprocess.run([sys.executable, "run.py"], cwd=board, capture_output=True, text=True,
+                        timeout=300)
+    assert rr.returncode == 0, rr.stderr
+    lines = (board / "results.jsonl").read_text().splitlines()
+    # another calibration / no record at all, while the table is still empty: kept for later
+    other, bare = [], []
+    for line in lines:
+        rec = json.loads(line)
+        if rec["type"] == "provenance":
+            other.append(json.dumps(dict(rec, quantization=dict(
+                rec["quantization"], networks={"source": "dataset:digits", "samples": 16,
+                                               "seed": 0}))))
+            rec.pop("quantization")
+            bare.append(json.dumps(rec))
+        else:
+            other.append(line)
+            bare.append(line)
+    (tmp_path / "other.jsonl").write_text("\n".join(other) + "\n")
+    (tmp_path / "bare.jsonl").write_text("\n".join(bare) + "\n")
+    assert_one_line_error(cli("lut", "import", tmp_path / "bare.jsonl", "--device", "pi"),
+                          "int8 results without a record of how they were quantized")
+    assert not LatencyTable.exists("pi")
+
+    cli("lut", "import", board, "--device", "pi", check=0)
+    doc = json.loads((home / "latency_tables" / "pi" / "blocks.json").read_text())
+    q = doc["provenance"]["quantization"]
+    assert q == provenance(None)  # what hwnas profile --precision fp32,int8 records
+    assert LatencyTable.load("pi").has_precision("int8")
+    files = {n: (home / "latency_tables" / "pi" / n).read_bytes()
+             for n in ("blocks.json", "networks.json")}
+    r = cli("lut", "import", tmp_path / "other.jsonl", "--device", "pi")
+    assert_one_line_error(r, "int8 entries of 'pi' were made with networks", "dataset:digits",
+                          "--replace")
+    for n, data in files.items():
+        assert (home / "latency_tables" / "pi" / n).read_bytes() == data
+    # --replace: a new table with the other calibration recorded
+    cli("lut", "import", tmp_path / "other.jsonl", "--device", "pi", "--replace", check=0)
+    q = json.loads((home / "latency_tables" / "pi" / "blocks.json").read_text())["provenance"]
+    assert q["quantization"]["networks"]["source"] == "dataset:digits"
