@@ -195,3 +195,18 @@ def test_report_of_an_int8_run_end_to_end(home, tmp_path):
     assert "int8 speed-up" in page and "Pareto front, int8" in page
     assert "precision: \\u003cb\\u003eint8" in page  # a hover box, in plotly's JSON
     assert res.data.tables[0].rows[0][res.data.tables[0].columns.index("int8 speed-up")] == "2.00x"
+
+
+def test_latex_tables_show_int8_and_precision():
+    from hwnas.report.latex import pareto_latex, retrain_latex
+
+    rows = [retrain_row("w", "winner", 2.0, 0.80, int8=(1.0, 0.79)),
+            retrain_row("mbv2-0.5", "baseline", 3.0, 0.82)]
+    tex = retrain_latex(rows)
+    assert "Int8 speed-up" in tex and "2.00x" in tex and "79.00" in tex
+    assert r"\begin{tabular}{llrrrrrrrrr}" in tex  # 11 columns, as many alignments
+    assert "Int8" not in retrain_latex(rows[1:])
+    ts = [trial(0, "a", 0.5, 1.2, "int8"), trial(1, "b", 0.7, 3.0, "fp32")]
+    tex = pareto_latex([pareto_row(t) for t in ts], dict(CFG, precision="search"))
+    assert "Precision" in tex and "int8" in tex and r"{rlrrrrr}" in tex
+    assert "Precision" not in pareto_latex([pareto_row(trial(0, "a", 0.5, 1.2))], CFG)
