@@ -180,3 +180,13 @@ def test_lut_import_of_a_hand_run_int8_bundle_records_the_calibration(cli, home,
     cli("lut", "import", tmp_path / "other.jsonl", "--device", "pi", "--replace", check=0)
     q = json.loads((home / "latency_tables" / "pi" / "blocks.json").read_text())["provenance"]
     assert q["quantization"]["networks"]["source"] == "dataset:digits"
+
+
+def test_qdq_line_says_what_failed():
+    from hwnas.commands.device import qdq_line
+
+    assert qdq_line({"runs": False, "error": "int8: RuntimeError: no QuantizeLinear(17)"}) \
+        .startswith("FAIL: this onnxruntime cannot run static QDQ int8 models (int8: ")
+    assert "fp32 probe conv either" in qdq_line({"runs": False, "error": "fp32: opset 17"})
+    assert "1.25x slower than fp32" in qdq_line({"runs": True, "fp32_ms": 0.4, "int8_ms": 0.5,
+                                                 "speedup": 0.8, "conv": "c"})

@@ -127,8 +127,12 @@ def format_info(name: str, target: str, info: dict) -> str:
 
 def qdq_line(q: dict) -> str:
     """The --check INFO's ``int8_qdq`` (hwnas/device/qdq.py's probe) as one line."""
+    err = str(q.get("error") or "")
+    if not q.get("runs") and err.startswith("fp32:"):  # not even the fp32 conv (opset 17)
+        return (f"FAIL: this onnxruntime cannot run the fp32 probe conv either ({err}): "
+                "install a newer onnxruntime")
     if not q.get("runs"):
-        return (f"FAIL: this onnxruntime cannot run static QDQ int8 models ({q.get('error')}); "
+        return (f"FAIL: this onnxruntime cannot run static QDQ int8 models ({err}); "
                 "profile --precision fp32 only, or install a newer onnxruntime")
     f, i, sp = q.get("fp32_ms"), q.get("int8_ms"), q.get("speedup")
     if not (f and i and sp):
