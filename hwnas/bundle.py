@@ -136,6 +136,8 @@ def entry_manifest(bundle: Path, e) -> dict:
     from .export import weights_spec
 
     d = e.manifest()
+    if getattr(e, "precision", "fp32") != "fp32":  # the runner tells a QDQ failure by it
+        d["precision"] = e.precision
     f = bundle / e.file
     if e.source is not None or not f.is_file():
         d["weights"] = "included"
@@ -192,7 +194,7 @@ def build_bundle(bundle: str | Path, entries: Sequence, protocol, progress: bool
                 "protocol": protocol.to_dict(),
                 "weights": "graphs only: entries with weights 'generated' get seeded random "
                            "weights written on the device; 'included' ones ship their own",
-                **(info or {})}
+                **quantization_info(entries), **(info or {})}
         atomic_write_text(bundle / MANIFEST,
                           _manifest_text(head, [entry_manifest(bundle, e) for e in entries]))
         write_runner(bundle)
@@ -201,6 +203,20 @@ def build_bundle(bundle: str | Path, entries: Sequence, protocol, progress: bool
     finally:
         torch.set_num_threads(threads)
     return bundle
+
+
+def quantization_info(entries: Sequence) -> dict:
+    """``{"quantization": ...}``: how the bundle's int8 entries were made (the same record
+    :func:`hwnas.quantize.provenance` gives a profile run's table), which the runner copies
+    into its results' provenance so ``hwnas lut import`` records it; {} without int8."""
+    int8 = [e for e in entries if getattr(e, "precision", "fp32") != "fp32"]
+    if not int8:
+        return {}
+    # every int8 entry carries the networks' calibration (blocks use their own, fixed one)
+    cal = next((e.calibration for e in int8 if getattr(e, "calibration", None) is not None), None)
+    from .quantize import provenance
+
+    return {"quantization": provenance(cal)}
 
 
 def write_archive(bundle: Path, archive: Path) -> Path:

@@ -357,6 +357,8 @@ def _runner_failure(name: str, rc: int, err: list[str]) -> str:
                 "install Python 3 or give --python /path/to/python")
     if rc < 0:
         return f"device '{name}': the runner was killed by signal {-rc}" + (f": {last}" if last else "")
+    if rc == 7 and last:  # the runner's "its onnxruntime X cannot run static QDQ int8 models"
+        return f"device '{name}': {last}"
     return f"device '{name}': the runner failed (exit {rc})" + (f": {last}" if last else "")
 
 

@@ -51,7 +51,8 @@ NETWORKS_FILE = "networks.json"
 DEFAULT_STATISTIC = "min"
 SOURCES = ("profile", "measure", "retrain", "import")
 __all__ = ["Stats", "LatencyTable", "STATISTICS", "DEFAULT_STATISTIC", "table_dir", "COMPARABLE",
-           "PROTOCOL_COMPARABLE", "check_statistic", "incompatibility", "lut_sum"]
+           "PROTOCOL_COMPARABLE", "check_quantization", "check_statistic", "incompatibility",
+           "lut_sum"]
 
 
 def check_statistic(statistic: str) -> str:
@@ -400,3 +401,32 @@ class LatencyTable:
             lines.append(f"  coverage of {space.name} at {res}: {have}/{total} blocks "
                          f"({100.0 * have / max(total, 1):.0f}%)")
         return "\n".join(lines)
+
+
+def check_quantization(table: LatencyTable | None, provenance: Mapping[str, Any],
+                       ids: Iterable[str], what: str) -> None:
+    """For ``hwnas lut import``: HwnasError (one line) if results ``ids`` with ``provenance``
+    (a results file's: the runner copies its bundle's ``quantization`` record into it) hold
+    int8 entries without a record of how they were quantized, or quantized with other
+    settings or calibration than ``table``'s int8 entries (None: no table yet, or
+    ``--replace``) -- what ``hwnas profile`` refuses too (hwnas.quantize.check_table_calibration)."""
+    int8 = [i for i in ids if split(i)[1] != FP32]
+    if not int8:
+        return
+    new = provenance.get("quantization")
+    if not isinstance(new, dict):
+        raise HwnasError(f"{what}: {len(int8)} int8 results without a record of how they were "
+                         "quantized (a bundle from an older hwnas): write the bundle again with "
+                         "hwnas profile ... --precision fp32,int8 --bundle-only DIR and measure it")
+    old = table.provenance.get("quantization") if table is not None else None
+    if table is None or not isinstance(old, dict) or not any(
+            table.has_precision(p) for p in PRECISIONS if p != FP32):
+        return
+    from .quantize import SETTINGS
+
+    keys = [k for k in (*SETTINGS, "networks") if old.get(k) != new.get(k)]
+    if keys:
+        raise HwnasError(f"the int8 entries of '{table.device}' were made with {keys[0]} "
+                         f"{old.get(keys[0])}, the int8 results of {what} with "
+                         f"{new.get(keys[0])}; import them into another device, or --replace "
+                         "to start a new table")

@@ -46,7 +46,7 @@ from .device.bench import Protocol, incompatibility
 from .device.runner import Lock, ResultsWriter, RunnerError, read_records
 from .drift import Drift, DriftSettings
 from .errors import HwnasError
-from .lut import LatencyTable, Stats
+from .lut import LatencyTable, Stats, check_quantization
 from .pieces import Piece
 from .precision import FP32, split
 from .quantize import check_table_calibration, precision_entries
@@ -603,6 +603,8 @@ def import_results(device: str, path: str | Path, *, replace: bool = False,
     rs = read_results(path)
     if not rs.stats:
         raise HwnasError(f"{rs.path}: holds no finished measurement yet")
+    check_quantization(LatencyTable.load(device) if not replace and LatencyTable.exists(device)
+                       else None, rs.provenance, rs.stats, str(rs.path))  # int8: as profile
     records = read_records(str(rs.path))
     refused: set[str] = set()
     if not replace and LatencyTable.exists(device):

@@ -110,6 +110,9 @@ def format_info(name: str, target: str, info: dict) -> str:
         rows.append(("int8 dot product", f"yes ({dot}): onnxruntime's fast int8 kernels can use "
                      "it" if dot != "none" else "no (no asimddp/VNNI): int8 may be no faster "
                      "than fp32 here; profile both precisions to see"))
+    q = g("int8_qdq", None)
+    if isinstance(q, dict):
+        rows.append(("int8 QDQ models", qdq_line(q)))
     t = g("temp_c", None)
     rows.append(("temperature", f"{t} °C" if t is not None else None))
     g("runner_schema", None)
@@ -120,6 +123,23 @@ def format_info(name: str, target: str, info: dict) -> str:
     rows = [(k, v) for k, v in rows if v not in (None, "")]
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
+
+
+def qdq_line(q: dict) -> str:
+    """The --check INFO's ``int8_qdq`` (hwnas/device/qdq.py's probe) as one line."""
+    err = str(q.get("error") or "")
+    if not q.get("runs") and err.startswith("fp32:"):  # not even the fp32 conv (opset 17)
+        return (f"FAIL: this onnxruntime cannot run the fp32 probe conv either ({err}): "
+                "install a newer onnxruntime")
+    if not q.get("runs"):
+        return (f"FAIL: this onnxruntime cannot run static QDQ int8 models ({err}); "
+                "profile --precision fp32 only, or install a newer onnxruntime")
+    f, i, sp = q.get("fp32_ms"), q.get("int8_ms"), q.get("speedup")
+    if not (f and i and sp):
+        return "run"
+    how = f"{sp:.2f}x faster than fp32" if sp >= 1 else f"{1 / sp:.2f}x slower than fp32"
+    return (f"run; int8 {how} on a {q.get('conv', 'probe conv')} ({i:.3f} vs {f:.3f} ms; "
+            "informational: one conv, not a network)")
 
 
 def _fmt(v) -> str:

@@ -50,7 +50,12 @@ entry's passes are in flight).
 
 Exit status: 0 done; 2 bad usage or bundle; 3 numpy/onnxruntime missing; 4 cannot write
 the results (e.g. disk full); 5 the results file belongs to another machine/threads;
-6 some models failed to load or run (the others are kept); 130 interrupted.
+6 some models failed to load or run (the others are kept); 7 only int8 (static QDQ) models
+failed, and the probe conv of qdq.py fails too: this onnxruntime cannot run them (the fp32
+results are kept); 130 interrupted.
+
+A manifest's ``quantization`` (how the host made its int8 models) is copied into each
+provenance record, so a results file carried back alone still says how they were made.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ import sys
 import threading
 import time
 
-from . import bench, conditions, weights
+from . import bench, conditions, qdq, weights
 from .bench import Protocol
 
 MANIFEST = "manifest.json"
@@ -315,6 +320,8 @@ def run(bundle: str, results: str, p: Protocol, log=None, exit_with_parent: bool
         records = read_records(results, repair=True)
         prov = bench.provenance(p.threads)
         prov["protocol"] = p.to_dict()
+        if isinstance(manifest.get("quantization"), dict):
+            prov["quantization"] = manifest["quantization"]
         for old in (r for r in records if r["type"] == "provenance"):
             why = bench.incompatibility(old, prov)
             if why:
@@ -401,12 +408,40 @@ def run(bundle: str, results: str, p: Protocol, log=None, exit_with_parent: bool
         writer.close()
         rep.progress(finished, force=True)
         if failed:
-            raise RunnerError(f"{len(failed)} model(s) failed to load or run; first: "
-                              f"{failed[0][0]}: {failed[0][1]}", 6)
+            raise failure(failed, entries, manifest)
         log(f"done: {finished}/{len(entries)} entries measured")
         return 0
     finally:
         lock.release()
+
+
+def is_int8(e: dict) -> bool:
+    """Whether manifest entry ``e`` is a static QDQ int8 model (hwnas.precision's key)."""
+    return e.get("precision") == "int8" or str(e.get("id", "")).endswith("@int8")
+
+
+def failure(failed: list, entries: list, manifest: dict) -> RunnerError:
+    """The one-line error of models that failed to load or run (``failed``: (id, first line)).
+    Only int8 ones, and the QDQ probe conv (qdq.py) fails as well: this onnxruntime cannot run
+    static QDQ int8 models (exit 7), said with the way out."""
+    int8 = {e["id"] for e in entries if is_int8(e)}
+    first = f"{failed[0][0]}: {failed[0][1]}"
+    if all(i in int8 for i, _ in failed):
+        try:
+            pr = qdq.probe(rounds=0)
+        except Exception as ex:  # noqa: BLE001 - the probe must not hide the real failure
+            pr = {"runs": False, "error": _first_line(ex)}
+        if not pr.get("runs"):
+            import onnxruntime as ort
+
+            host = (manifest.get("quantization") or {}).get("host_onnxruntime")
+            return RunnerError(
+                f"its onnxruntime {ort.__version__} cannot run static QDQ int8 models "
+                f"({len(failed)} int8 model(s) failed; first: {first[:160]}): profile "
+                "--precision fp32, or install onnxruntime "
+                + (f">= {host} (the version the host quantized with)" if host
+                   else "of the host's version or newer"), 7)
+    return RunnerError(f"{len(failed)} model(s) failed to load or run; first: {first}", 6)
 
 
 def _result(e: dict, samples: dict, runs: dict) -> dict:
@@ -486,6 +521,10 @@ def main(argv: list | None = None, bundle_dir: str | None = None) -> int:
         except OSError:
             pass
         info["runner_schema"] = SCHEMA
+        try:  # can this onnxruntime run static QDQ int8 models, and are they faster?
+            info["int8_qdq"] = qdq.probe(args.threads or 1)
+        except Exception as ex:  # noqa: BLE001 - --check reports; it does not fail on this
+            info["int8_qdq"] = {"runs": False, "error": f"{type(ex).__name__}: {_first_line(ex)}"}
         info["conditions"] = conditions.snapshot(args.sys_root, args.vcgencmd.split())
         print("INFO " + json.dumps(info), flush=True)
         return 0

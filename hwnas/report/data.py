@@ -31,6 +31,20 @@ import numpy as np
 from ..runs import retrain_labels
 from ..search.pareto import hypervolume, pareto_mask
 from ..search.settings import OBJECTIVES
+from .int8 import (
+    CHOSEN_NOTE,
+    INT8_FIGURE_NOTE,
+    INT8_TABLE_NOTE,
+    PRECISION_NOTE,
+    Int8Result,
+    any_int8,
+    chosen_precision,
+    int8_cells,
+    int8_columns,
+    int8_result,
+    marks_precision,
+    point_precision,
+)
 from .labels import fmt_acc, log_ticks, score_label, seed_count, trials_archs
 
 __all__ = [
@@ -165,6 +179,7 @@ class PointGroup:
     numbers: list[int]
     hover: list[str]
     archs: list[str] = field(default_factory=list)  # each point's arch string
+    precision: str | None = None  # fp32 | int8 when the run marks precision, else None
 
     @property
     def n_archs(self) -> int:
@@ -195,6 +210,8 @@ class Retrained:
     error_pct: float | None
     hover: str
     n_seeds: int | None = None  # seeds the accuracy is averaged over (1: no spread)
+    precision: str | None = None  # the precision the search chose (retrain.csv), if recorded
+    int8: Int8Result | None = None  # its int8 version (hwnas retrain --int8), if any
 
 
 @dataclass
@@ -222,12 +239,14 @@ def complete_trials(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _trial_hover(t: dict[str, Any], objectives: Sequence[str], front: bool,
-                 score: str = "accuracy estimate") -> str:
+                 score: str = "accuracy estimate", precision: str | None = None) -> str:
     lines = [f"<b>trial {t.get('number')}</b>" + (" (Pareto front)" if front else "")
              + (f" seed: {t['seed']}" if t.get("seed") else "")
              + ("" if t.get("feasible") is not False else " <i>infeasible</i>"),
+             *([f"precision: <b>{precision}</b>"] if precision else []),
              f"{score}: {fmt(t.get('accuracy'))}",
-             f"latency (predicted): {fmt(t.get('latency_ms'), '.3f', ' ms')}",
+             f"latency (predicted{', ' + precision if precision else ''}): "
+             f"{fmt(t.get('latency_ms'), '.3f', ' ms')}",
              f"params: {fmt_count(t.get('params'))}   MACs: {fmt_count(t.get('macs'))}",
              f"peak act. memory: {fmt_bytes(t.get('memory_bytes'))}",
              "objectives: " + ", ".join(objectives),
@@ -240,24 +259,36 @@ def objective_space_data(trials: Sequence[dict[str, Any]], pareto: Sequence[dict
                          measurement: Measurement | None = None) -> ObjectiveSpaceData:
     """Every COMPLETE trial as (predicted latency, estimated accuracy), split into the Pareto
     front (``pareto`` rows' trials and archs), other feasible and infeasible trials; and the
-    retrained models of ``retrain`` (rows of ``retrain.csv``)."""
+    retrained models of ``retrain`` (rows of ``retrain.csv``). A run searched with
+    ``--precision int8|search`` has one group per kind and precision (:mod:`.int8`)."""
     objectives = list(config.get("objectives") or [])
     done = complete_trials(trials)
+    mark = marks_precision([*done, *pareto], config)
     front_trials = {r.get("trial") for r in pareto}
-    front_archs = {r.get("arch") for r in pareto}
+    front_archs = {(r.get("arch"), point_precision(r, config)) for r in pareto}
     score = score_label(config)
-    groups = {k: PointGroup(n, k, [], [], [], []) for k, n in
-              (("front", "Pareto front"), ("feasible", "feasible trials"),
-               ("infeasible", "infeasible trials"))}
+    names = (("infeasible", "infeasible trials"), ("feasible", "feasible trials"),
+             ("front", "Pareto front"))
+    groups = {(k, None): PointGroup(n, k, [], [], [], []) for k, n in names}
     for t in done:
         feasible = t.get("feasible") is not False
-        on_front = feasible and (t.get("number") in front_trials or t.get("arch") in front_archs)
-        g = groups["front" if on_front else "feasible" if feasible else "infeasible"]
+        prec = point_precision(t, config)
+        on_front = feasible and (t.get("number") in front_trials
+                                 or (t.get("arch"), prec) in front_archs)
+        kind = "front" if on_front else "feasible" if feasible else "infeasible"
+        key = (kind, prec if mark else None)
+        if key not in groups:
+            groups[key] = PointGroup(f"{dict(names)[kind]}, {prec}", kind, [], [], [], [],
+                                     precision=prec)
+        g = groups[key]
         g.x.append(float(t["latency_ms"]))
         g.y.append(float(t["accuracy"]))
         g.numbers.append(int(t.get("number", -1)))
         g.archs.append(str(t.get("arch", "")))
-        g.hover.append(_trial_hover(t, objectives, on_front, score))
+        g.hover.append(_trial_hover(t, objectives, on_front, score, prec if mark else None))
+    order = [k for k, _ in names]
+    shown = sorted((g for (_, p), g in groups.items() if (p is None) != mark),
+                   key=lambda g: (order.index(g.kind), g.precision or ""))
     labels = retrain_labels(retrain)
     retrained = [as_retrained(r, labels) for r in retrain]
     est = config.get("accuracy_estimator") or config.get("accuracy") or "?"
@@ -280,11 +311,11 @@ def objective_space_data(trials: Sequence[dict[str, Any]], pareto: Sequence[dict
                 "arrow goes from the predicted latency (open marker) to the latency measured on "
                 f"the device (filled; {retrained[0].statistic} of the samples, the statistic "
                 "the predictor predicts; median and IQR in the hover).")
+    cap += (PRECISION_NOTE if mark else "") + (INT8_FIGURE_NOTE if any_int8(retrained) else "")
     if measurement is not None:
         cap += f" Measured on {measurement.text()}."
-    return ObjectiveSpaceData("latency (ms)", score,
-                              [groups["infeasible"], groups["feasible"], groups["front"]],
-                              retrained, budget, objectives, len(done), cap, n_archs)
+    return ObjectiveSpaceData("latency (ms)", score, shown, retrained, budget, objectives,
+                              len(done), cap, n_archs)
 
 
 def _seeds(v: Any) -> str:
@@ -305,9 +336,11 @@ def as_retrained(r: dict[str, Any], labels: dict[str, str] | None = None) -> Ret
         err = 100.0 * (pred - meas) / meas
     label = (labels or {}).get(name, name)
     n_seeds = seed_count(r.get("seeds"))
+    prec, q = chosen_precision(r), int8_result(r)
     hover = "<br>".join([
         f"<b>{html.escape(label)}</b> ({r.get('kind', '?')})"
-        + (f" {html.escape(name)}" if label != name else ""),
+        + (f" {html.escape(name)}" if label != name else "")
+        + (f"; precision chosen by the search: <b>{prec}</b>" if prec else ""),
         f"test accuracy (trained): {fmt_acc(r.get('acc_mean'), r.get('acc_std'), n_seeds, with_n=False)}"
         f" over {_seeds(r.get('seeds'))}, {r.get('epochs') or '?'} epoch(s)",
         f"latency predicted {fmt(pred, '.3f', ' ms')}, measured {fmt(meas, '.3f', ' ms')} "
@@ -316,10 +349,12 @@ def as_retrained(r: dict[str, Any], labels: dict[str, str] | None = None) -> Ret
         f", n {r.get('measured_n') or '?'}",
         f"params: {fmt_count(r.get('params'))}   MACs: {fmt_count(r.get('macs'))}   "
         f"peak act.: {fmt_bytes(r.get('peak_act_bytes'))}",
+        *(q.hover() if q is not None else []),
         _wrap(r.get("arch", ""))])
     return Retrained(name, label, str(r.get("kind", "")), str(r.get("arch", "")), pred, meas, stat,
                      median, finite(r.get("measured_iqr_ms")), finite(r.get("acc_mean")),
-                     None if n_seeds == 1 else finite(r.get("acc_std")), err, hover, n_seeds)
+                     None if n_seeds == 1 else finite(r.get("acc_std")), err, hover, n_seeds,
+                     prec, q)
 
 
 # ---- (b) parity ----------------------------------------------------------------------------------
@@ -400,6 +435,13 @@ def parity_data(measured: dict[str, float] | None = None,
                                        [r.predicted_ms for r in rows],
                                        [r.measured_ms for r in rows],
                                        [r.label for r in rows]))
+        q8 = [r for r in rts if r.kind == kind and r.int8 is not None
+              and r.int8.predicted_ms is not None and r.int8.measured_ms is not None]
+        if q8:  # the int8 predictor against the int8 models measured in the same run
+            series.append(ParitySeries(name + ", int8 (re-measured)", kind + "-int8",
+                                       [r.int8.predicted_ms for r in q8],
+                                       [r.int8.measured_ms for r in q8],
+                                       [r.label + " int8" for r in q8]))
     vals = [v for s in series for v in (*s.predicted, *s.measured) if v > 0]
     lo = min(vals) * 0.8 if vals else 0.1
     hi = max(vals) * 1.25 if vals else 10.0
@@ -516,6 +558,12 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
             "predicted", "error", "params", "MACs", "peak act.", "arch"]
     if corr is not None:
         cols.insert(7, f"drift-corrected (x{corr:.3f}, error)")
+    q8 = any_int8(rts)  # hwnas retrain --int8: both precisions side by side
+    prec = any(rt.precision for rt in rts)
+    if q8:
+        cols[cols.index("params"):cols.index("params")] = int8_columns(stat)
+    if prec:
+        cols.insert(2, "precision (search)")
     rows, titles = [], []
     order = sorted(zip(retrain, rts, strict=True),
                    key=lambda x: (x[1].kind != "winner", x[1].measured_ms or math.inf))
@@ -532,6 +580,11 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
             p = None if rt.predicted_ms is None else rt.predicted_ms * corr
             row.insert(7, f"{fmt(p, '.3f', ' ms')} "
                           f"({fmt(corrected_error(rt.predicted_ms, rt.measured_ms, corr), '+.1f', ' %')})")
+        if q8:
+            i = len(row) - 4  # before params, MACs, peak act., arch
+            row[i:i] = int8_cells(rt.int8)
+        if prec:
+            row.insert(2, rt.precision or "-")
         rows.append(row)
         titles.append([rt.name if rt.name != rt.label else ""] + [""] * (len(row) - 1))
     cap = ("Winners (Pareto-front archs, W1... by measured latency) and baselines trained with "
@@ -540,6 +593,7 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
            f"ONNX model with trained weights timed on the device -- the {stat} of the samples "
            "(the statistic the predictor predicts), and median, IQR, number of samples; "
            "error = (predicted - measured) / measured. ONNX files: runs/RUN/models/.")
+    cap += (INT8_TABLE_NOTE if q8 else "") + (CHOSEN_NOTE if prec else "")
     if dr is not None:
         cap += " " + note(dr)[0].upper() + note(dr)[1:] + "."
         if corr is not None:
@@ -553,17 +607,19 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
 def pareto_table(pareto: Sequence[dict[str, Any]], config: dict[str, Any]) -> TableData:
     """The run's Pareto front as the search saw it (estimates): one row per arch."""
     score = score_label(config)
-    cols = ["trial", score, "latency (predicted)", "params", "MACs", "peak act.", "arch file"]
+    mark = marks_precision(pareto, config)
+    cols = ["trial", *(["precision"] if mark else []), score, "latency (predicted)", "params",
+            "MACs", "peak act.", "arch file"]
     rows, titles = [], []
     for r in pareto:
-        rows.append([str(r.get("trial", "")), fmt(r.get("accuracy")),
-                     fmt(r.get("latency_ms"), ".3f", " ms"), fmt_count(r.get("params")),
-                     fmt_count(r.get("macs")), fmt_bytes(r.get("memory_bytes")),
-                     _short(r.get("file", ""), 56)])
-        titles.append([""] * 6 + [str(r.get("arch", ""))])
+        rows.append([str(r.get("trial", "")), *([point_precision(r, config)] if mark else []),
+                     fmt(r.get("accuracy")), fmt(r.get("latency_ms"), ".3f", " ms"),
+                     fmt_count(r.get("params")), fmt_count(r.get("macs")),
+                     fmt_bytes(r.get("memory_bytes")), _short(r.get("file", ""), 56)])
+        titles.append([""] * (len(cols) - 1) + [str(r.get("arch", ""))])
     n = len({r.get("arch") for r in pareto})
     cap = (f"Feasible non-dominated archs over {', '.join(config.get('objectives') or [])}, one "
-           "row per distinct arch (the trial that first scored it; pareto.csv; arch files in "
+           f"row per distinct arch{' and precision' if mark else ''} (the trial that first scored it; pareto.csv; arch files in "
            f"winners/). {score[0].upper() + score[1:]}: what the search's estimator gave.")
     return TableData(f"Pareto front (search estimates): {n} arch{'s' if n != 1 else ''}", cols,
                      rows, titles, cap, "table-pareto")

@@ -10,6 +10,7 @@ import numpy as np
 
 from .ablation import AblationData
 from .data import HypervolumeData, ObjectiveSpaceData, ParityData, ReportData
+from .int8 import PRECISION_SYMBOLS
 from .labels import tick_text
 
 __all__ = ["COLORS", "PREDICTOR_COLORS", "draw_ablation", "draw_figures", "draw_hypervolume",
@@ -41,10 +42,13 @@ def draw_objective_space(d: ObjectiveSpaceData):
               "feasible": dict(size=6, color=COLORS["feasible"], opacity=0.6),
               "infeasible": dict(size=6, color=COLORS["infeasible"], opacity=0.6)}
     for g in d.groups:
+        marker = dict(styles[g.kind])
+        if g.precision:  # a run with precision: one symbol per precision
+            marker["symbol"] = PRECISION_SYMBOLS.get(g.precision, "circle")
         fig.add_trace(go.Scatter(
-            x=g.x, y=g.y, mode="markers", name=g.legend, marker=styles[g.kind],
+            x=g.x, y=g.y, mode="markers", name=g.legend, marker=marker,
             hovertext=g.hover, hoverinfo="text", customdata=g.numbers, meta="trials",
-            legendgroup=g.kind), row=1, col=1)
+            legendgroup=g.kind + (f"-{g.precision}" if g.precision else "")), row=1, col=1)
     if d.retrained:
         for kind, label in (("winner", "retrained winners"), ("baseline", "baselines")):
             rs = [r for r in d.retrained if r.kind == kind]
@@ -65,6 +69,7 @@ def draw_objective_space(d: ObjectiveSpaceData):
                 error_y=dict(type="data", array=[r.acc_std for r in rs], visible=True,
                              color=color),
                 hovertext=[r.hover for r in rs], hoverinfo="text"), row=2, col=1)
+            _int8_points(fig, go, [r for r in rs if r.int8 is not None], kind, label, color)
             for r in rs:
                 if r.predicted_ms is None or r.measured_ms is None or r.acc_mean is None:
                     continue
@@ -90,6 +95,30 @@ def draw_objective_space(d: ObjectiveSpaceData):
     return fig
 
 
+def _int8_points(fig, go, rs, kind: str, label: str, color: str) -> None:
+    """The retrained models' int8 versions: an open marker at (int8 measured latency, int8
+    accuracy), a dotted line to the model's fp32 point."""
+    rs = [r for r in rs if r.int8.measured_ms is not None and r.int8.accuracy is not None]
+    if not rs:
+        return
+    xs, ys = [], []
+    for r in rs:
+        if r.measured_ms is not None and r.acc_mean is not None:
+            xs += [r.measured_ms, r.int8.measured_ms, None]
+            ys += [r.acc_mean, r.int8.accuracy, None]
+    if xs:
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=1,
+                                                                     dash="dot"),
+                                 hoverinfo="skip", showlegend=False, meta="int8-link",
+                                 legendgroup=kind), row=2, col=1)
+    symbol = ("diamond" if kind == "baseline" else "star") + "-open"
+    fig.add_trace(go.Scatter(
+        x=[r.int8.measured_ms for r in rs], y=[r.int8.accuracy for r in rs], mode="markers",
+        name=f"{label}: int8, measured latency", meta="measured-int8", legendgroup=kind,
+        marker=dict(size=12, symbol=symbol, color=color, line=dict(width=2, color=color)),
+        hovertext=[r.hover for r in rs], hoverinfo="text"), row=2, col=1)
+
+
 def draw_parity(d: ParityData):
     import plotly.graph_objects as go
 
@@ -104,7 +133,11 @@ def draw_parity(d: ParityData):
                              hoverinfo="skip", name="predicted = measured", meta="diagonal"))
     styles = {"profiled": dict(size=6, color=COLORS["profiled"], opacity=0.7),
               "winner": dict(size=12, color=COLORS["winner"], symbol="star"),
-              "baseline": dict(size=11, color=COLORS["baseline"], symbol="diamond")}
+              "baseline": dict(size=11, color=COLORS["baseline"], symbol="diamond"),
+              "winner-int8": dict(size=12, color=COLORS["winner"], symbol="star-open",
+                                  line=dict(width=2, color=COLORS["winner"])),
+              "baseline-int8": dict(size=11, color=COLORS["baseline"], symbol="diamond-open",
+                                    line=dict(width=2, color=COLORS["baseline"]))}
     for s in d.series:
         fig.add_trace(go.Scatter(
             x=s.measured, y=s.predicted, mode="markers", name=f"{s.name} ({len(s.measured)})",

@@ -17,6 +17,7 @@ from ..errors import HwnasError
 from ..io import atomic_write_text
 from ..runs import load_run, retrain_labels
 from .data import Measurement, as_retrained, finite, fmt, fmt_bytes, fmt_count
+from .int8 import any_int8, marks_precision, point_precision
 from .labels import score_label, seed_count
 
 __all__ = ["TABLES_DIR", "booktabs", "pareto_latex", "retrain_latex", "tex_escape", "write_latex"]
@@ -87,9 +88,20 @@ def retrain_latex(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
            "(the statistic the predictor predicts); error = (predicted - measured) / measured.")
     if measurement is not None:
         cap += f" Measured on {measurement.text()}."
+    cols = ["Model", "Kind", "Accuracy (%)", f"Measured ({stat}, ms)", "Predicted (ms)",
+            "Error (%)", "Params", "MACs"]
+    if any_int8([rt for _, rt in rts]):  # hwnas retrain --int8: the quantized models beside
+        cols[6:6] = ["Int8 acc. (%)", f"Int8 measured ({stat}, ms)", "Int8 speed-up"]
+        for row, (_, rt) in zip(rows, rts, strict=True):
+            q = rt.int8
+            row[6:6] = ["-", "-", "-"] if q is None else [
+                fmt(None if q.accuracy is None else 100 * q.accuracy, ".2f"),
+                fmt(q.measured_ms, ".3f"), fmt(q.speedup, ".2f", "x")]
+        cap += (" Int8: the seed-0 model quantized (static QDQ), its test accuracy with "
+                "onnxruntime and its latency measured on the device in the same run; speed-up = "
+                "fp32 measured / int8 measured.")
     comment = "needs \\usepackage{booktabs}; arch strings: retrain.csv, column arch"
-    return booktabs(["Model", "Kind", "Accuracy (%)", f"Measured ({stat}, ms)", "Predicted (ms)",
-                     "Error (%)", "Params", "MACs"], rows, "llrrrrrr", cap, label, comment)
+    return booktabs(cols, rows, "ll" + "r" * (len(cols) - 2), cap, label, comment)
 
 
 def pareto_latex(pareto: Sequence[dict[str, Any]], config: dict[str, Any],
@@ -97,7 +109,9 @@ def pareto_latex(pareto: Sequence[dict[str, Any]], config: dict[str, Any],
     """The Pareto front as the search saw it: one row per arch, the search's score named for
     its estimator (a NASWOT score is not an accuracy)."""
     score = score_label(config)
-    rows = [[str(r.get("trial", "")), fmt(r.get("accuracy")), fmt(r.get("latency_ms"), ".3f"),
+    mark = marks_precision(pareto, config)  # --precision int8|search: each row's precision
+    rows = [[str(r.get("trial", "")), *([point_precision(r, config)] if mark else []),
+             fmt(r.get("accuracy")), fmt(r.get("latency_ms"), ".3f"),
              fmt_count(r.get("params")), fmt_count(r.get("macs")),
              fmt_bytes(r.get("memory_bytes")).replace(" MiB", "")] for r in pareto]
     n = len({r.get("arch") for r in pareto})
@@ -106,8 +120,9 @@ def pareto_latex(pareto: Sequence[dict[str, Any]], config: dict[str, Any],
            f"for device {config.get('device', '?')}, space {config.get('space', '?')} at "
            f"{config.get('resolution', '?')} px.")
     comment = "needs \\usepackage{booktabs}; arch files: winners/ (pareto.csv, column file)"
-    return booktabs(["Trial", score[0].upper() + score[1:], "Latency (predicted, ms)", "Params",
-                     "MACs", "Peak act. (MiB)"], rows, "rrrrrr", cap, label, comment)
+    cols = ["Trial", *(["Precision"] if mark else []), score[0].upper() + score[1:],
+            "Latency (predicted, ms)", "Params", "MACs", "Peak act. (MiB)"]
+    return booktabs(cols, rows, "r" + ("l" if mark else "") + "rrrrr", cap, label, comment)
 
 
 def write_latex(run: str | Path, measurement: Measurement | None = None) -> list[Path]:
