@@ -63,7 +63,7 @@ IDENTITY = ("space", "space_sha1", "device", "resolution", "objectives", "latenc
 __all__ = [
     "CONFIG_FILE", "IDENTITY", "JOURNAL", "METRICS", "PARETO_COLUMNS", "PARETO_FILE",
     "RETRAIN_FILE", "SEED_ATTR", "TRIALS_FILE", "TRIAL_COLUMNS", "WINNERS_DIR", "WORKER_ATTR",
-    "Run", "check_existing_run", "csv_text", "identity", "load_retrain", "load_run",
+    "Run", "check_existing_run", "csv_text", "finite", "identity", "load_retrain", "load_run",
     "read_config", "read_retrain", "read_rows", "retrain_labels", "run_path", "space_sha1",
     "typed", "winner_arch", "write_tables",
 ]
@@ -81,6 +81,15 @@ FLOAT_COLUMNS = frozenset({
     "acc_onnx_fp32", "acc_int8", "acc_int8_delta_pp", "measured_int8_median_ms",
     "measured_int8_iqr_ms", "measured_int8_stat_ms", "predicted_int8_ms", "int8_speedup"})
 _INT_TEXT = re.compile(r"-?\d+")
+
+
+def finite(v: Any) -> float | None:
+    """``v`` as a finite float; None for an empty, non-numeric or non-finite value."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
 
 
 def typed(row: dict[str | None, str | None]) -> dict[str, Any]:

@@ -9,12 +9,13 @@ evaluation it computed itself for the parity plot (5-fold, every group)."""
 from __future__ import annotations
 
 import csv
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..runs import finite
 
 __all__ = ["EVAL_FILE", "AblationData", "AblationSeries", "ablation_data", "read_predictor_eval"]
 
@@ -48,14 +49,6 @@ class AblationData:
     @property
     def n_bars(self) -> int:
         return sum(v is not None for s in self.series for v in s.mape)
-
-
-def _num(v: Any) -> float | None:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def read_predictor_eval(path: str | Path) -> list[dict[str, Any]] | None:
@@ -100,11 +93,11 @@ def ablation_data(rows: Sequence[dict[str, Any]], device: str, source: str = "co
         if not any((g, p) in by for g in groups):
             continue
         cells = [by.get((g, p), {}) for g in groups]
-        n = [int(_num(c.get("n")) or 0) for c in cells]
+        n = [int(finite(c.get("n")) or 0) for c in cells]
         ok = [k > 0 for k in n]
 
         def col(name: str, cells=cells, ok=ok) -> list[float | None]:
-            return [_num(c.get(name)) if good else None for c, good in zip(cells, ok, strict=True)]
+            return [finite(c.get(name)) if good else None for c, good in zip(cells, ok, strict=True)]
 
         series.append(AblationSeries(p, PREDICTOR_NAMES[p], col("mape_pct"), col("within10_pct"),
                                      col("kendall_tau"), col("rmse_ms"), n))

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runs import retrain_labels
+from ..runs import finite, retrain_labels
 from ..search.pareto import hypervolume, pareto_mask
 from ..search.settings import OBJECTIVES
 from .int8 import (
@@ -61,15 +61,6 @@ BAND = 0.10  # the parity plot's band: +-10 %
 
 
 # ---- formatting cells ------------------------------------------------------------------------
-
-def finite(v: Any) -> float | None:
-    """``v`` as a finite float; None for an empty, non-numeric or non-finite value."""
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
 
 def fmt_count(v: Any, unit: str = "") -> str:
     x = finite(v)

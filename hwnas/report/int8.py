@@ -14,12 +14,12 @@ has, and the int8 columns of retrain.csv. Pure functions and a dataclass, no plo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..precision import FP32, INT8, PRECISIONS
+from ..runs import finite
 
 __all__ = ["CHOSEN_NOTE", "INT8_FIGURE_NOTE", "INT8_TABLE_NOTE", "PRECISION_NOTE",
            "PRECISION_SYMBOLS", "Int8Result", "any_int8", "chosen_precision", "int8_cells",
@@ -28,14 +28,6 @@ __all__ = ["CHOSEN_NOTE", "INT8_FIGURE_NOTE", "INT8_TABLE_NOTE", "PRECISION_NOTE
 #: the marker symbol of a trial at each precision (the lower panel's retrained int8 points
 #: are their fp32 marker, open)
 PRECISION_SYMBOLS = {FP32: "circle", INT8: "square"}
-
-
-def _num(v: Any) -> float | None:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def point_precision(row: dict[str, Any], config: dict[str, Any] | None = None) -> str:
@@ -92,19 +84,19 @@ class Int8Result:
 def int8_result(r: dict[str, Any]) -> Int8Result | None:
     """The int8 columns of retrain.csv row ``r``; None when it has neither an int8 accuracy
     nor an int8 measurement."""
-    acc = _num(r.get("acc_int8"))
-    stat, median = _num(r.get("measured_int8_stat_ms")), _num(r.get("measured_int8_median_ms"))
+    acc = finite(r.get("acc_int8"))
+    stat, median = finite(r.get("measured_int8_stat_ms")), finite(r.get("measured_int8_median_ms"))
     if acc is None and stat is None and median is None:
         return None
     meas = stat if stat is not None else median
-    speed = _num(r.get("int8_speedup"))
+    speed = finite(r.get("int8_speedup"))
     if speed is None and meas:
-        fp32 = _num(r.get("measured_stat_ms"))
-        fp32 = fp32 if fp32 is not None else _num(r.get("measured_median_ms"))
+        fp32 = finite(r.get("measured_stat_ms"))
+        fp32 = fp32 if fp32 is not None else finite(r.get("measured_median_ms"))
         speed = None if fp32 is None else fp32 / meas
-    return Int8Result(acc, _num(r.get("acc_onnx_fp32")), _num(r.get("acc_int8_delta_pp")), meas,
-                      median, _num(r.get("measured_int8_iqr_ms")),
-                      _num(r.get("predicted_int8_ms")), speed, r.get("onnx_int8") or None)
+    return Int8Result(acc, finite(r.get("acc_onnx_fp32")), finite(r.get("acc_int8_delta_pp")), meas,
+                      median, finite(r.get("measured_int8_iqr_ms")),
+                      finite(r.get("predicted_int8_ms")), speed, r.get("onnx_int8") or None)
 
 
 def chosen_precision(r: dict[str, Any]) -> str | None:
