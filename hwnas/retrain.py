@@ -320,7 +320,6 @@ def _measure(dev: Device, models: list[Model], run_dir: Path, protocol, feedback
 
 def _predict(dev: Device, archs: list[Arch]) -> tuple[list[float | None], str, str]:
     """(predicted ms per arch, what predicted them, the statistic predicted)."""
-    import numpy as np
 
     from .lut import DEFAULT_STATISTIC, lut_sum
 
@@ -328,9 +327,10 @@ def _predict(dev: Device, archs: list[Arch]) -> tuple[list[float | None], str, s
     statistic = table.statistic if table is not None else DEFAULT_STATISTIC
     try:
         pred = dev.predictor()
-        vals = np.asarray(pred.predict(archs), dtype=float).reshape(-1)
-        statistic = getattr(pred, "statistic", None) or statistic
-        return [float(v) if math.isfinite(v) else None for v in vals], "predictor", statistic
+        vals, why = pred.predict_each(archs)
+        if why:  # the others are still predicted
+            log.warning("%d of %d models not predicted: %s", vals.count(None), len(vals), why)
+        return vals, "predictor", getattr(pred, "statistic", None) or statistic
     except HwnasError as e:
         log.warning("no latency predictor for '%s' (%s); predicting with the table's block sum",
                     dev.name, str(e).splitlines()[0] if str(e) else type(e).__name__)

@@ -79,17 +79,15 @@ def quantize_models(onnx: Mapping[str, str], run_dir: str | Path, dataset, sampl
 def predict_int8(dev, archs: Sequence) -> list[float | None]:
     """int8 latency per arch from the device's int8 predictor; None each when its table has
     no int8 entries (``hwnas profile --precision fp32,int8`` adds them)."""
-    import math
-
-    import numpy as np
-
     try:
-        vals = np.asarray(dev.predictor(precision="int8").predict(list(archs)),
-                          dtype=float).reshape(-1)
+        vals, why = dev.predictor(precision="int8").predict_each(list(archs))
     except HwnasError as e:
         log.info("no int8 prediction for '%s': %s", dev.name, str(e).splitlines()[0])
         return [None] * len(archs)
-    return [float(v) if math.isfinite(v) else None for v in vals]
+    if why:
+        log.info("%d of %d models without an int8 prediction: %s", vals.count(None), len(vals),
+                 why)
+    return vals
 
 
 def searched_precision(model, run_precision: str | None) -> str:

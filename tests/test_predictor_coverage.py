@@ -155,6 +155,18 @@ def test_refusal_names_the_command_that_measures_only_what_is_missing(table, spa
         in str(e.value)
 
 
+def test_predict_each_leaves_out_only_what_cannot_be_predicted(table, spaces):
+    """retrain predicts winners and baselines together: one uncovered model is None, the
+    others keep their predictions (they used to fall back to the block sum all together)."""
+    blocks, nets = table
+    pred = LatencyPredictor().fit(blocks, nets, device="dev1")
+    ok, bad = _sample(spaces[0], 1, 9)[0], hswish_net(spaces)
+    vals, why = pred.predict_each([ok, bad, ok])
+    assert vals[1] is None and "never measured" in why
+    assert vals[0] == vals[2] == pytest.approx(float(pred.predict([ok])[0]))
+    assert pred.predict_each([ok]) == ([vals[0]], None)
+
+
 def test_archs_alone_plan_only_the_missing_pieces_and_networks(table, spaces):
     from hwnas.lut import LatencyTable, Stats
     from hwnas.profile import plan

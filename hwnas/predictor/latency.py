@@ -147,6 +147,23 @@ class LatencyPredictor(StoredPredictor, BaseEstimator):
             raise HwnasError(self.how_to_cover(e, archs)) from None
         return self.network_model_.predict(F)
 
+    def predict_each(self, archs: Sequence[Arch]) -> tuple[list[float | None], str | None]:
+        """Per Arch its predicted ms, None for one the table cannot predict (e.g. a baseline
+        with pieces it never measured) instead of failing them all; and the first refusal's
+        message (None if every Arch was predicted)."""
+        import math
+
+        out, why = [], None
+        for a in archs:
+            try:
+                v = float(self.predict([a])[0])
+            except HwnasError as e:
+                out.append(None)
+                why = why or str(e).splitlines()[0]
+                continue
+            out.append(v if math.isfinite(v) else None)
+        return out, why
+
     def missing(self, arch: Arch) -> tuple[list[str], bool]:
         """(the distinct piece keys of ``arch`` the table lacks, whether the network itself
         is missing from the measurements it was fitted on)."""
