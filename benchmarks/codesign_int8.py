@@ -66,6 +66,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--subset", type=int, default=10000)
     ap.add_argument("--seeds", default="2", help="a count or a comma list (see retrain)")
     ap.add_argument("--baselines", default="mbv2-0.35,mbv3-small")
+    ap.add_argument("--fronts-only", action="store_true",
+                    help="no retraining: the two searches' whole Pareto fronts exported "
+                    "(random weights), quantized and timed in int8 side by side, compared at "
+                    "equal estimator score (e.g. at a resolution too costly to train at here)")
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny everything")
     a = ap.parse_args()
     if a.quick:
@@ -101,6 +105,70 @@ def front(models: list[dict]) -> list[dict]:
     return out
 
 
+def fronts_only(a, home: Path, runs: dict, log: list[str], load0, t0: float) -> None:
+    """Both runs' Pareto fronts in int8, measured side by side; compared at equal score."""
+    import tempfile
+
+    os.environ["HWNAS_HOME"] = str(home)
+    from hwnas.arch import Arch
+    from hwnas.export import export_arch
+    from hwnas.measure import measure, measurement_protocol
+    from hwnas.quantize import Calibration, quantize_model
+
+    pts, files = [], []
+    tmp = Path(tempfile.mkdtemp(prefix="hwnas-codesign-"))
+    for key, (name, _) in runs.items():
+        for i, r in enumerate(sorted(rows_of(home / "runs" / name / "pareto.csv"),
+                                     key=lambda r: float(r["latency_ms"]))):
+            arch = Arch.from_string(r["arch"])
+            f32 = tmp / f"{key}{i}.onnx"
+            export_arch(arch, f32)
+            f8 = tmp / f"{key}{i}.int8.onnx"
+            quantize_model(f32, f8, Calibration(None, samples=8))
+            pts.append({"run": key, "name": f"{key.upper()}{i + 1}", "score": float(r["accuracy"]),
+                        "pred_ms": float(r["latency_ms"]), "f32": f32, "f8": f8,
+                        "hswish": sum(b.act == "hswish" for b in arch.blocks),
+                        "se": sum(b.se > 0 for b in arch.blocks), "blocks": len(arch.blocks)})
+            files += [f32, f8]
+    proto = measurement_protocol(a.device, quick=a.quick)
+    res = measure(a.device, files=files, protocol=proto, progress=False,
+                  what="co-design fronts measurement")
+    for m in pts:
+        m["ms8"], m["ms32"] = (res.stats[str(m["f8"])].value("min"),
+                               res.stats[str(m["f32"])].value("min"))
+    load1 = os.getloadavg()
+    print(f"\n## int8 co-design, search fronts only: {a.space.stem} at {a.resolution} px "
+          f"({time.strftime('%Y-%m-%d')}, load {load0[0]:.2f} -> {load1[0]:.2f}, "
+          f"{(time.time() - t0) / 60:.0f} min)\n")
+    print(f"searches: {a.trials} trials, nsga2 seed 0, estimator {a.accuracy} on {a.data} "
+          f"(the score stands in for accuracy: no training); every front arch exported with "
+          f"random weights, quantized (random calibration), fp32 and int8 timed in one "
+          f"interleaved run ({len(files)} files, min of >= {proto.min_repeats} samples, "
+          f"{proto.passes} passes" + (f", drift {res.drift.median:.3f}" if res.drift else "")
+          + ")\n")
+    print("| model | score | blocks (hswish, SE) | predicted ms (its precision) | fp32 ms | "
+          "int8 ms | int8 speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    for m in pts:
+        print(f"| {m['name']} | {m['score']:.1f} | {m['blocks']} ({m['hswish']}, {m['se']}) | "
+              f"{m['pred_ms']:.3f} | {m['ms32']:.3f} | {m['ms8']:.3f} | "
+              f"{m['ms32'] / m['ms8']:.2f}x |")
+    wa = [m for m in pts if m["run"] == "a"]
+    wb = [m for m in pts if m["run"] == "b"]
+    sp = []
+    for m in wa:
+        ok = [b for b in wb if b["score"] >= m["score"]]
+        if ok:
+            b = min(ok, key=lambda b: b["ms8"])
+            sp.append(m["ms8"] / b["ms8"])
+    sp.sort()
+    print(f"\n(a) front points with a (b) point of equal or higher score: {len(sp)} of "
+          f"{len(wa)}; int8 speed-up of the fastest such (b) point (a ms / b ms): "
+          + (f"median {sp[len(sp) // 2]:.2f}x, range {sp[0]:.2f}..{sp[-1]:.2f}x" if sp else "-")
+          + " (target >= 1.2x)")
+    print(f"commands: {'; '.join(log)}")
+
+
 def main() -> None:
     a = parse_args()
     home = a.home.resolve()
@@ -116,12 +184,15 @@ def main() -> None:
        "--networks", str(a.networks), "--precision", "fp32,int8", "--data", a.data, *quick,
        log=log)
     budget = ["--latency-budget", a.budget] if a.budget else []
-    runs = {"a": ("cd-fp32", "fp32"), "b": ("cd-int8", "int8")}
+    sfx = "" if a.resolution == 32 else f"-r{a.resolution}"
+    runs = {"a": (f"cd-fp32{sfx}", "fp32"), "b": (f"cd-int8{sfx}", "int8")}
     for name, prec in runs.values():
         if not (home / "runs" / name / "pareto.csv").is_file():
             hw(home, "search", "--space", space, "--device", a.device, "--name", name,
                "-r", str(a.resolution), "--trials", str(a.trials), "--accuracy", a.accuracy,
                "--data", a.data, "--precision", prec, "--seed", "0", *budget, "-q", log=log)
+    if a.fronts_only:
+        return fronts_only(a, home, runs, log, load0, t0)
     recipe = ["--data", a.data, "--epochs", str(a.epochs), "--subset", str(a.subset),
               "--seeds", a.seeds, "--threads", "1", "--int8", "--top", str(a.top), *quick, "-q"]
     for key, (name, _) in runs.items():
