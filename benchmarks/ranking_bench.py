@@ -166,16 +166,22 @@ def estimate(args) -> None:
         params, macs, _ = arch_costs_fast(a)
         res.setdefault(label, {}).update(arch=a.to_string(), latency_ms=float(ms),
                                          params=params, macs=macs)
-    kinds = {"zero-cost": ("zero-cost", {})}
+    kinds = {"zero-cost": ("zero-cost", {}, 0)}
     if args.supernet_space:  # what the search uses (2,000 validation images), and all of them
         sn = {"space": args.supernet_space, "supernet": args.supernet or None}
-        kinds[_tagged("supernet", args.tag)] = ("supernet", sn)
+        base = _tagged("supernet", args.tag)
+        kinds[base] = ("supernet", sn, 0)
         if not args.tag:
-            kinds["supernet-allval"] = ("supernet", {**sn, "val_images": None})
-    for kind, (est_kind, kw) in kinds.items():
+            kinds["supernet-allval"] = ("supernet", {**sn, "val_images": None}, 0)
+        # the estimator's own repeatability: seed 1 draws other BN-recalibration and
+        # validation images; and the log-likelihood metric (--supernet-metric loglik)
+        kinds[base + "-seed1"] = ("supernet", sn, 1)
+        kinds[base + "-loglik"] = ("supernet", {**sn, "metric": "loglik"}, 0)
+        kinds[base + "-loglik-seed1"] = ("supernet", {**sn, "metric": "loglik"}, 1)
+    for kind, (est_kind, kw, seed) in kinds.items():
         if all(kind in res[label] for label, _ in archs):
             continue
-        est = make_estimator(est_kind, args.data, args.resolution, seed=0, **kw)
+        est = make_estimator(est_kind, args.data, args.resolution, seed=seed, **kw)
         scores, secs = _timed(est, [a for _, a in archs])
         for (label, _), sc, t in zip(archs, scores, secs, strict=True):
             res[label][kind] = sc
@@ -262,6 +268,15 @@ def report(args) -> None:
             kt, sr = kendalltau(x, y).statistic, spearmanr(x, y).statistic
             pt, n = _pairs_tau(x, y, lat_m, 0.15)
             print(f"{name:<44} {kt:>6.3f} {sr:>6.3f} {pt:>13.3f} {n:>6}")
+    print()
+    for key in sn_keys:  # the estimator against itself: other BN and validation images
+        if key + "-seed1" in sn_keys:
+            both = [la for la in common if est[la].get(key) is not None
+                    and est[la].get(key + "-seed1") is not None]
+            kt = kendalltau([est[la][key] for la in both],
+                            [est[la][key + "-seed1"] for la in both]).statistic
+            print(f"# {key} vs itself with other BN/validation images ({len(both)} archs): "
+                  f"tau {kt:.3f}")
     for key in (*sn_keys, "zero-cost"):
         secs = [est[la].get(key + "_s") for la in full if key + "_s" in est[la]]
         if secs:

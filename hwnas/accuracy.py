@@ -329,9 +329,15 @@ class SupernetEstimator(_CachedEstimator):
                  seed: int = 0, cache_path: str | Path | None = None, space: Any = None,
                  supernet: str | Path | None = None, bn_images: int = 2000,
                  val_images: int | None = 2000, threads: int | None = None,
-                 torch_device: str | torch.device = "cpu"):
+                 torch_device: str | torch.device = "cpu", metric: str = "accuracy"):
         from .space import SearchSpace, load_space
         from .supernet import find_supernet, load_supernet
+        from .supernet.train import SUBNET_METRICS
+
+        if metric not in SUBNET_METRICS:
+            raise HwnasError(f"--supernet-metric must be one of {', '.join(SUBNET_METRICS)}, "
+                             f"got {metric!r}")
+        self.metric = metric
 
         super().__init__(data, data_spec, resolution, seed, cache_path, threads, torch_device)
         if resolution is None:
@@ -356,14 +362,17 @@ class SupernetEstimator(_CachedEstimator):
                              "changed since it was trained)")
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "supernet": self.store.id, "bn_images": self.bn_images,
-                "val_images": self.val_images, "torch_device": str(self.device)}
+        d = {**super().settings(), "supernet": self.store.id, "bn_images": self.bn_images,
+             "val_images": self.val_images, "torch_device": str(self.device)}
+        if self.metric != "accuracy":  # absent for accuracy: earlier caches stay valid
+            d["metric"] = self.metric
+        return d
 
     def _compute(self, arch: Arch) -> float:
         from .supernet import subnet_accuracy
 
         return subnet_accuracy(self.net, arch, self.val_data, self.bn_images, self.seed,
-                               arch.resolution, self.val_images)
+                               arch.resolution, self.val_images, self.metric)
 
 
 # ---- factory ---------------------------------------------------------------------------------------------
@@ -376,7 +385,7 @@ def make_estimator(kind: str, data_spec: str, resolution: int | None, seed: int 
                    cache_path: str | Path | None = None, **kw: Any) -> AccuracyEstimator:
     """``kind`` "zero-cost" (NASWOT; options batch_size, threads), "train" (short training;
     options epochs, subset, val_fraction, recipe, threads, progress) or "supernet" (options
-    space (required), supernet, bn_images, val_images, threads); every kind takes
+    space (required), supernet, bn_images, val_images, threads, metric); every kind takes
     torch_device. The dataset is loaded now, so a bad ``data_spec`` fails here."""
     cls = ESTIMATORS.get(kind)
     if cls is None:

@@ -58,7 +58,7 @@ TRIAL_COLUMNS = ["number", "state", SEED_ATTR, "arch", *METRICS, "feasible", "vi
 PARETO_COLUMNS = ["trial", "arch", *METRICS, SEED_ATTR, "file"]
 #: settings that define what a run's trials mean: a re-run must not change them
 IDENTITY = ("space", "space_sha1", "device", "resolution", "objectives", "latency_budget_ms",
-            "max_params", "accuracy", "data", "classes", "precision")
+            "max_params", "accuracy", "data", "classes", "precision", "supernet_metric")
 
 __all__ = [
     "CONFIG_FILE", "IDENTITY", "JOURNAL", "METRICS", "PARETO_COLUMNS", "PARETO_FILE",
@@ -372,7 +372,8 @@ def identity(settings: SearchSettings, space: SearchSpace, resolution: int,
             "resolution": resolution, "objectives": list(settings.objectives),
             "latency_budget_ms": settings.latency_budget_ms, "max_params": settings.max_params,
             "accuracy": settings.accuracy, "data": settings.data, "classes": classes,
-            "precision": getattr(settings, "precision", "fp32")}
+            "precision": getattr(settings, "precision", "fp32"),
+            "supernet_metric": getattr(settings, "supernet_metric", "accuracy")}
 
 
 def check_existing_run(run_dir: Path, ident: dict, storage: str | None,

@@ -332,6 +332,42 @@ def test_supernet_estimator_scores_cached_on_the_held_out_part(trained, tiny_pat
     assert other.n_computed == 1  # other settings, another key
 
 
+def test_loglik_metric_scores_the_same_subnets_by_their_true_class_probability(
+        trained, tiny_path, tmp_path, monkeypatch):
+    """--supernet-metric loglik: mean log-probability of the true class on the same images
+    (<= 0, -cross-entropy), cached apart from accuracy; accuracy's cache key is unchanged."""
+    import math
+
+    import torch.nn.functional as F
+
+    home, _ = trained
+    monkeypatch.setenv("HWNAS_HOME", str(home))
+    cache = tmp_path / "cache.json"
+    kw = dict(space=str(tiny_path), cache_path=cache, threads=1, bn_images=500, val_images=200)
+    acc = make_estimator("supernet", "digits", 32, **kw)
+    ll = make_estimator("supernet", "digits", 32, metric="loglik", **kw)
+    assert "metric" not in acc.settings() and ll.settings()["metric"] == "loglik"
+    assert acc.settings_id() != ll.settings_id()
+    archs = [ll.net.largest(32), ll.net.smallest(32)]
+    a, b = ll.score(archs)
+    assert a <= 0 and b <= 0 and ll.n_computed == 2
+    # by hand: the same BN recalibration and images, then -cross-entropy
+    subnet_accuracy(ll.net, ll.adapt(archs[0]), ll.val_data, 500, 0, 32, 200)  # BN as scored
+    from dataclasses import replace
+
+    from hwnas.data import stratified_indices
+
+    idx = stratified_indices(ll.val_data.test_y, 200, 0)
+    v = replace(ll.val_data, test_x=ll.val_data.test_x[idx], test_y=ll.val_data.test_y[idx])
+    x, y = v.split("test")
+    with torch.no_grad():
+        want = -float(F.cross_entropy(ll.net(v.prepare(x, 32)), y))
+    assert a == pytest.approx(want, abs=1e-4) and math.isfinite(a)
+    assert acc.score(archs[:1])[0] != a and 0 <= acc.score(archs[:1])[0] <= 1
+    with pytest.raises(HwnasError, match="--supernet-metric must be one of"):
+        make_estimator("supernet", "digits", 32, metric="loss", **kw)
+
+
 def test_estimator_refuses_in_one_line_without_a_matching_supernet(trained, tiny_path, tmp_path,
                                                                    monkeypatch):
     home, r = trained
@@ -398,6 +434,10 @@ def test_cli_trains_lists_scores_and_refuses_bad_input_in_one_line(cli_in_proces
              "--space", "tiny.yaml", "--data", "digits", "-r", "32", "--threads", "1"]
     out = cli(*score, check=0).stdout
     assert 0 <= float(out.splitlines()[-1].split()[0]) <= 1 and "torch device cpu" in out
+    ll = cli(*score, "--supernet-metric", "loglik", check=0).stdout
+    assert float(ll.splitlines()[-1].split()[0]) <= 0
+    assert_one_line_error(cli("score", score[1], "--data", "digits", "--supernet-metric", "loglik"),
+                          "--supernet-metric go")
     outside = [*score]
     outside[1] = "r32c3_s8k3s2r6_k3e1c8s1_k7e3c16s2_h32hs_n10"
     assert_one_line_error(cli(*outside), "blocks[1]", "kernel 7")
@@ -459,3 +499,14 @@ def test_a_search_records_which_supernet_scored_it(trained, tiny_path, tmp_path,
     assert est.info["accuracy_estimator"] == "supernet"
     assert est.info["accuracy_settings"]["supernet"] == r.store.id
     assert est.info["accuracy_settings"]["bn_images"] == 2000
+    assert "metric" not in est.info["accuracy_settings"]
+    from hwnas.report.labels import score_label
+
+    assert score_label({"accuracy_estimator": "supernet", **est.info}) == "supernet val. accuracy"
+    ll = build_estimators(SearchSettings(space=str(tiny_path), device="d", name="n",
+                                         accuracy="supernet", data="digits", resolution=32,
+                                         supernet_metric="loglik"), 32, tmp_path, dev)
+    assert ll.info["accuracy_settings"]["metric"] == "loglik"
+    assert score_label(ll.info) == "supernet val. log-likelihood"
+    with pytest.raises(HwnasError, match="--supernet-metric goes with --accuracy supernet"):
+        SearchSettings(space="s", device="d", name="n", supernet_metric="loglik").validate()

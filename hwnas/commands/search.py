@@ -63,6 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "supernet (a subnet of the weight-sharing supernet trained with 'hwnas "
                    "supernet train' on this space, data and resolution: best ranking, ~1 s per "
                    "Arch) or train (a short training run per Arch)")
+    p.add_argument("--supernet-metric", default="accuracy", choices=("accuracy", "loglik"),
+                   help="with --accuracy supernet: score each subnet by its validation accuracy "
+                   "(default) or by the mean log-likelihood of the true class on the same "
+                   "images, which ranks architectures with less noise (README, ranking)")
     p.add_argument("--data", default="digits", metavar="SPEC",
                    help="dataset for the estimator: digits (bundled, default), fashion-mnist[:PATH], "
                    "mnist:PATH, cifar10:PATH or imagefolder:PATH")
@@ -108,7 +112,7 @@ def cmd_search(args) -> None:
         sampler=args.sampler, accuracy=args.accuracy, data=args.data, seed=args.seed,
         workers=args.workers, storage=args.storage, resolution=args.resolution,
         population=args.population, seed_baselines=args.seed_baselines,
-        precision=args.precision,
+        precision=args.precision, supernet_metric=args.supernet_metric,
     )
     res = run_search(settings, progress=not args.quiet, worker=args.worker_id)
     print(format_summary(res))

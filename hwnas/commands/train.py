@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc.add_argument("--val-images", type=int, default=2000, metavar="N",
                     help="with --estimator supernet: score on a stratified N of the validation "
                     "images (2000, what the search uses; 0: all of them)")
+    sc.add_argument("--supernet-metric", default="accuracy", choices=("accuracy", "loglik"),
+                    help="with --estimator supernet: score by validation accuracy (default) or "
+                    "by mean log-likelihood of the true class (ranks with less noise)")
     sc.add_argument("--torch-device", default="cpu", metavar="DEV", help=DEVICE_HELP)
     sc.set_defaults(func=cmd_score)
 
@@ -124,9 +127,10 @@ def cmd_score(args) -> None:
         if not args.resolution:
             raise HwnasError("--estimator supernet needs -r (the resolution the supernet trained at)")
         kw = {"space": args.space, "supernet": args.supernet, "bn_images": args.bn_images,
-              "val_images": args.val_images or None}  # 0: the whole validation carve
-    elif args.space or args.supernet:
-        raise HwnasError("--space and --supernet go with --estimator supernet")
+              "val_images": args.val_images or None,  # 0: the whole validation carve
+              "metric": args.supernet_metric}
+    elif args.space or args.supernet or args.supernet_metric != "accuracy":
+        raise HwnasError("--space, --supernet and --supernet-metric go with --estimator supernet")
     elif args.estimator == "zero-cost":
         kw = {"batch_size": args.batch_size}
     else:

@@ -24,6 +24,8 @@ def score_label(config: dict[str, Any]) -> str:
     score is no accuracy ("NASWOT score"); an injected function is named as such."""
     if config.get("injected_estimators"):
         return "estimated score (injected function)"
+    if (config.get("accuracy_settings") or {}).get("metric") == "loglik":
+        return "supernet val. log-likelihood"
     for key in ("accuracy_estimator", "accuracy"):
         v = str(config.get(key) or "")
         if v in ESTIMATOR_LABELS:

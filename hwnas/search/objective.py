@@ -116,6 +116,8 @@ def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path,
         latency_fn = dev.predictor(precision=prec).predict
     # the supernet estimator scores subnets of the supernet trained on this space
     kw: dict[str, Any] = {"space": settings.space} if settings.accuracy == "supernet" else {}
+    if getattr(settings, "supernet_metric", "accuracy") != "accuracy":
+        kw["metric"] = settings.supernet_metric
     est = make_estimator(settings.accuracy, settings.data, resolution, seed=settings.seed,
                          cache_path=run_dir / "accuracy_cache.json", **kw)
     classes = getattr(est, "classes", None) or getattr(getattr(est, "data", None), "classes", None)

@@ -54,6 +54,7 @@ class SearchSettings:
     population: int | None = None
     seed_baselines: bool = True
     precision: str = "fp32"
+    supernet_metric: str = "accuracy"  # --accuracy supernet: "accuracy" or "loglik"
 
     def __post_init__(self) -> None:
         if isinstance(self.objectives, str):
@@ -67,6 +68,11 @@ class SearchSettings:
         if self.accuracy not in ACCURACY_KINDS:
             raise HwnasError(f"unknown accuracy estimator '{self.accuracy}' "
                              f"(choose from {', '.join(ACCURACY_KINDS)})")
+        if self.supernet_metric not in ("accuracy", "loglik"):
+            raise HwnasError(f"unknown --supernet-metric '{self.supernet_metric}' (choose from "
+                             "accuracy, loglik)")
+        if self.supernet_metric != "accuracy" and self.accuracy != "supernet":
+            raise HwnasError("--supernet-metric goes with --accuracy supernet")
         if self.precision not in PRECISION_CHOICES:
             raise HwnasError(f"unknown precision '{self.precision}' (choose from "
                              f"{', '.join(PRECISION_CHOICES)})")
