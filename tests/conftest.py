@@ -33,6 +33,17 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture
+def tiny_in_home(home):
+    """The tiny space (:func:`tiny_space`) written to HWNAS_HOME/search_spaces and loaded."""
+    d = home / "search_spaces"
+    d.mkdir()
+    (d / "tiny.yaml").write_text(tiny_space("tiny"))
+    from hwnas.space import load_space
+
+    return load_space("tiny")
+
+
 def run_cli(*args, env=None, cwd=None, timeout=600, check=None):
     """Run ``python -m hwnas ARGS`` in a fresh process; returns CompletedProcess."""
     e = dict(os.environ)

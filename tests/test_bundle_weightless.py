@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_space
 
 from hwnas.arch import Arch
 from hwnas.baselines import baseline
@@ -26,13 +25,8 @@ QUICK = make_protocol(1, quick=True)
 
 
 @pytest.fixture
-def tiny(home):
-    d = home / "search_spaces"
-    d.mkdir()
-    (d / "tiny.yaml").write_text(tiny_space("tiny"))
-    from hwnas.space import load_space
-
-    return load_space("tiny")
+def tiny(tiny_in_home):
+    return tiny_in_home
 
 
 def tensors_of(path: Path):

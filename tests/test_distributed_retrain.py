@@ -20,8 +20,7 @@ from pathlib import Path
 import optuna
 import pytest
 from conftest import assert_one_line_error, run_cli
-from test_retrain import TINY as TINY_SPACE
-from test_retrain import _accuracy, _latency
+from test_retrain import make_env
 
 from hwnas.errors import HwnasError
 from hwnas.retrain_queue import ITEM_ATTR, Item, RetrainQueue, queue_name, queue_url
@@ -36,25 +35,8 @@ TRAINED = re.compile(r"(\S+) seed (\d+): test accuracy")
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    """HWNAS_HOME with the tiny space, a local device 'ref' (quick profile) and a search run
-    'tr' (journal storage) whose front has at least 2 winners."""
-    home = tmp_path_factory.mktemp("dretrain_home")
-    (home / "search_spaces").mkdir()
-    (home / "search_spaces" / "tiny.yaml").write_text(TINY_SPACE)
-    e = {"HWNAS_HOME": str(home)}
-    run_cli("device", "add", "ref", "--target", "local", "--threads", "1", env=e, cwd=home,
-            check=0)
-    run_cli("profile", "--device", "ref", "--space", "tiny", "-r", "32", "--networks", "2",
-            "--quick", env=e, cwd=home, check=0)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HWNAS_HOME", str(home))
-        from hwnas.search import SearchSettings, run_search
-
-        res = run_search(SearchSettings(space="tiny", device="ref", name="tr", trials=12,
-                                        resolution=32, sampler="random"),
-                         latency_fn=_latency, accuracy_fn=_accuracy, classes=10, progress=False)
-    assert len(res.pareto) >= 2
-    return home, e
+    """tests/test_retrain.py's home: the tiny space, device 'ref', search run 'tr'."""
+    return make_env(tmp_path_factory, "dretrain_home")
 
 
 def _copy_run(env, name):

@@ -5,7 +5,7 @@ import json
 
 import onnx
 import pytest
-from conftest import assert_one_line_error, tiny_space
+from conftest import assert_one_line_error
 
 from hwnas.arch import Arch
 from hwnas.errors import HwnasError
@@ -13,13 +13,8 @@ from hwnas.lut import LatencyTable, Stats
 
 
 @pytest.fixture
-def tiny(home):
-    d = home / "search_spaces"
-    d.mkdir()
-    (d / "tiny.yaml").write_text(tiny_space("tiny"))
-    from hwnas.space import load_space
-
-    return load_space("tiny")
+def tiny(tiny_in_home):
+    return tiny_in_home
 
 
 @pytest.fixture

@@ -15,13 +15,7 @@ import test_report
 from conftest import assert_one_line_error, run_cli
 
 made = test_report.made  # the module-scoped fixture: HWNAS_HOME with one finished run 'r'
-
-
-@pytest.fixture
-def env(made, monkeypatch):
-    monkeypatch.setenv("HWNAS_HOME", str(made["home"]))
-    monkeypatch.chdir(made["home"])
-    return made
+env = test_report.env  # ... as this test's HWNAS_HOME and working folder
 
 
 def _variant(env, name, scale=1.0, **config):

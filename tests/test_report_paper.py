@@ -19,13 +19,7 @@ import test_report
 from conftest import run_cli
 
 made = test_report.made  # the module-scoped fixture: HWNAS_HOME with one finished run 'r'
-
-
-@pytest.fixture
-def env(made, monkeypatch):
-    monkeypatch.setenv("HWNAS_HOME", str(made["home"]))
-    monkeypatch.chdir(made["home"])
-    return made
+env = test_report.env  # ... as this test's HWNAS_HOME and working folder
 
 
 def _copy(env, tmp_path, **config):

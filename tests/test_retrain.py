@@ -60,9 +60,13 @@ def _accuracy(archs):  # ... and for the accuracy estimate: grows with params
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
+    return make_env(tmp_path_factory, "retrain_home")
+
+
+def make_env(tmp_path_factory, prefix: str):
     """HWNAS_HOME with the tiny space, a local device 'ref' profiled (quick) and a search run
-    'tr' whose front has at least 2 winners."""
-    home = tmp_path_factory.mktemp("retrain_home")
+    'tr' (journal storage) whose front has at least 2 winners; (home, its environment)."""
+    home = tmp_path_factory.mktemp(prefix)
     (home / "search_spaces").mkdir()
     (home / "search_spaces" / "tiny.yaml").write_text(TINY)
     e = {"HWNAS_HOME": str(home)}
