@@ -48,6 +48,11 @@ def marks_precision(rows: Iterable[dict[str, Any]], config: dict[str, Any]) -> b
     return any(point_precision(r, config) != FP32 for r in rows)
 
 
+def _dash(v: float | None, spec: str, suffix: str = "") -> str:
+    """``v`` formatted with ``spec`` and ``suffix``; '-' for a missing value."""
+    return "-" if v is None else f"{v:{spec}}{suffix}"
+
+
 @dataclass
 class Int8Result:
     """The int8 version of one retrained model (a retrain.csv row's int8 columns)."""
@@ -69,16 +74,13 @@ class Int8Result:
 
     def hover(self) -> list[str]:
         """Lines for a hover box."""
-        def f(v: float | None, spec: str, suffix: str = "") -> str:
-            return "-" if v is None else f"{v:{spec}}{suffix}"
-
-        return [f"int8 (static QDQ) test accuracy: {f(self.accuracy, '.4f')} "
-                f"(fp32 ONNX {f(self.accuracy_fp32, '.4f')}, {f(self.delta_pp, '+.2f', ' pp')})",
-                f"int8 latency predicted {f(self.predicted_ms, '.3f', ' ms')}, measured "
-                f"{f(self.measured_ms, '.3f', ' ms')}; error {f(self.error_pct, '+.1f', ' %')}; "
-                f"speed-up over fp32 {f(self.speedup, '.2f', 'x')}",
-                f"int8 measured median {f(self.median_ms, '.3f', ' ms')}, IQR "
-                f"{f(self.iqr_ms, '.3f', ' ms')}"]
+        return [f"int8 (static QDQ) test accuracy: {_dash(self.accuracy, '.4f')} "
+                f"(fp32 ONNX {_dash(self.accuracy_fp32, '.4f')}, {_dash(self.delta_pp, '+.2f', ' pp')})",
+                f"int8 latency predicted {_dash(self.predicted_ms, '.3f', ' ms')}, measured "
+                f"{_dash(self.measured_ms, '.3f', ' ms')}; error {_dash(self.error_pct, '+.1f', ' %')}; "
+                f"speed-up over fp32 {_dash(self.speedup, '.2f', 'x')}",
+                f"int8 measured median {_dash(self.median_ms, '.3f', ' ms')}, IQR "
+                f"{_dash(self.iqr_ms, '.3f', ' ms')}"]
 
 
 def int8_result(r: dict[str, Any]) -> Int8Result | None:
@@ -121,14 +123,11 @@ def int8_cells(q: Int8Result | None) -> list[str]:
     if q is None:
         return ["-"] * 5
 
-    def f(v: float | None, spec: str, suffix: str = "") -> str:
-        return "-" if v is None else f"{v:{spec}}{suffix}"
-
-    return [f"{f(q.accuracy, '.4f')} ({f(q.delta_pp, '+.2f', ' pp')} vs {f(q.accuracy_fp32, '.4f')})",
-            f(q.measured_ms, ".3f", " ms"),
-            f"{f(q.median_ms, '.3f', ' ms')} ({f(q.iqr_ms, '.3f')})",
-            f"{f(q.predicted_ms, '.3f', ' ms')} ({f(q.error_pct, '+.1f', ' %')})",
-            f(q.speedup, ".2f", "x")]
+    return [f"{_dash(q.accuracy, '.4f')} ({_dash(q.delta_pp, '+.2f', ' pp')} vs {_dash(q.accuracy_fp32, '.4f')})",
+            _dash(q.measured_ms, ".3f", " ms"),
+            f"{_dash(q.median_ms, '.3f', ' ms')} ({_dash(q.iqr_ms, '.3f')})",
+            f"{_dash(q.predicted_ms, '.3f', ' ms')} ({_dash(q.error_pct, '+.1f', ' %')})",
+            _dash(q.speedup, ".2f", "x")]
 
 
 #: caption sentences (figure, tables)
