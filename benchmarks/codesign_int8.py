@@ -33,7 +33,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -91,8 +90,13 @@ def hw(home: Path, *args: str, log: list[str]) -> str:
 
 
 def rows_of(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    """A run's CSV file, typed (hwnas.runs.read_rows); exits naming it when missing."""
+    from hwnas.runs import read_rows
+
+    rows = read_rows(path)
+    if rows is None:
+        sys.exit(f"{path}: missing")
+    return rows
 
 
 def front(models: list[dict]) -> list[dict]:
