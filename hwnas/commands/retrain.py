@@ -84,9 +84,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "write retrain.csv (refused, naming them, while any is missing)")
     p.add_argument("--int8", action="store_true",
                    help="also quantize each trained model (static QDQ int8, calibrated on "
-                   "training images; see hwnas quantize) and measure the test accuracy of the "
-                   "fp32 and int8 ONNX models with onnxruntime (retrain.csv: acc_onnx_fp32, "
-                   "acc_int8, acc_int8_delta_pp)")
+                   "training images; see hwnas quantize), measure the test accuracy of the "
+                   "fp32 and int8 ONNX models with onnxruntime and time the int8 models in the "
+                   "same interleaved device run (retrain.csv: acc_int8, measured_int8_*_ms, "
+                   "int8_speedup, ...)")
     p.add_argument("--storage", metavar="URL",
                    help="Optuna storage of the work queue shared by many machines "
                    "(sqlite:///, postgresql+psycopg2://, a journal file); default: the run's "

@@ -61,8 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accuracy", default="zero-cost", metavar="KIND",
                    help="accuracy estimator: zero-cost (default; a training-free proxy), "
                    "supernet (a subnet of the weight-sharing supernet trained with 'hwnas "
-                   "supernet train' on this space, data and resolution: best ranking, ~1 s per "
-                   "Arch) or train (a short training run per Arch)")
+                   "supernet train' on this space, data and resolution: ~2 s per Arch on 2 "
+                   "cores) or train (a short training run per Arch)")
     p.add_argument("--supernet-metric", default="accuracy", choices=("accuracy", "loglik"),
                    help="with --accuracy supernet: score each subnet by its validation accuracy "
                    "(default) or by the mean log-likelihood of the true class on the same "
