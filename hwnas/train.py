@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .arch import Arch, validate
@@ -366,20 +367,22 @@ def recalibrate_bn(model: nn.Module, data: Dataset, images: int, resolution: int
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset, resolution: int | None = None,
              batch_size: int = 256, split: str = "test",
-             device: str | torch.device | None = None) -> float:
+             device: str | torch.device | None = None, metric: str = "accuracy") -> float:
     """Top-1 accuracy (0..1) of ``model`` on a split, at ``resolution`` (default: the
     model's arch resolution, else the dataset's); images go to ``device`` (default: the
-    model's)."""
+    model's). ``metric="loglik"``: the mean log-probability of the true class instead
+    (-cross-entropy, <= 0)."""
     arch = getattr(model, "arch", None)
     res = resolution or (arch.resolution if arch is not None else None) or data.resolution
     dev = torch.device(device) if device is not None else _model_device(model)
     model.eval()
-    correct = total = 0
+    score, total = 0.0, 0
     for xb, yb in data.batches(split, batch_size, resolution=res):
-        out = model(xb.to(dev).contiguous(memory_format=CHANNELS_LAST))
-        correct += (out.argmax(1).cpu() == yb).sum().item()
+        out = model(xb.to(dev).contiguous(memory_format=CHANNELS_LAST)).cpu()
+        score += ((out.argmax(1) == yb).sum().item() if metric == "accuracy" else
+                  -F.cross_entropy(out, yb, reduction="sum").item())
         total += len(yb)
-    return correct / max(1, total)
+    return score / max(1, total)
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------

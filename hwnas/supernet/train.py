@@ -141,15 +141,7 @@ def subnet_accuracy(net: SuperNet, arch: Arch, val: Dataset, bn_images: int, see
 
         idx = stratified_indices(val.test_y, val_images, seed)
         val = replace(val, test_x=val.test_x[idx], test_y=val.test_y[idx])
-    if metric == "accuracy":
-        return evaluate(net, val, resolution, batch_size=500)
-    net.eval()
-    total, n = 0.0, 0
-    for xb, yb in val.batches("test", 500, resolution=resolution):
-        out = net(xb.contiguous(memory_format=CHANNELS_LAST))
-        total -= F.cross_entropy(out, yb, reduction="sum").item()
-        n += len(yb)
-    return total / max(1, n)
+    return evaluate(net, val, resolution, batch_size=500, metric=metric)
 
 
 def new_meta(sid: str, space: SearchSpace, data: Dataset, data_spec: str, resolution: int,
