@@ -422,11 +422,11 @@ def check_quantization(table: LatencyTable | None, provenance: Mapping[str, Any]
     if table is None or not isinstance(old, dict) or not any(
             table.has_precision(p) for p in PRECISIONS if p != FP32):
         return
-    from .quantize import SETTINGS
+    from .quantize import quantization_differs
 
-    keys = [k for k in (*SETTINGS, "networks") if old.get(k) != new.get(k)]
-    if keys:
-        raise HwnasError(f"the int8 entries of '{table.device}' were made with {keys[0]} "
-                         f"{old.get(keys[0])}, the int8 results of {what} with "
-                         f"{new.get(keys[0])}; import them into another device, or --replace "
+    key = quantization_differs(old, new)
+    if key:
+        raise HwnasError(f"the int8 entries of '{table.device}' were made with {key} "
+                         f"{old.get(key)}, the int8 results of {what} with "
+                         f"{new.get(key)}; import them into another device, or --replace "
                          "to start a new table")

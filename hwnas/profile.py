@@ -48,7 +48,7 @@ from .drift import Drift, DriftSettings
 from .errors import HwnasError
 from .lut import LatencyTable, Stats, check_quantization
 from .pieces import Piece
-from .precision import FP32, split
+from .precision import FP32, INT8, split
 from .quantize import check_table_calibration, precision_entries
 
 log = logging.getLogger(__name__)
@@ -443,6 +443,7 @@ class ProfileReport:
     remeasured: int = 0  # chunks refused for their drift and measured again
     unmerged: int = 0  # entries whose chunks drifted too often: left for the next run
     accepted: int = 0  # chunks beyond the threshold merged anyway (--accept-drift)
+    int8_format: str | None = None  # the int8 entries' format (hwnas.device.isa), None: fp32
 
     def summary(self) -> str:
         s = (f"{self.device}: {self.space} at {self.resolution}: {self.blocks_total} distinct "
@@ -458,6 +459,25 @@ class ProfileReport:
             if self.unmerged:
                 s += f"; {self.unmerged} entries left out of the table (measured next run)"
         return s
+
+
+def _with_format(calibration, requested: str, cfg, table: LatencyTable, bundle_only) -> object:
+    """``calibration`` (a :class:`hwnas.quantize.Calibration`) with the int8 format resolved
+    for the device (:func:`hwnas.quantize.resolve_format`); logs which and why."""
+    from dataclasses import replace as dc_replace
+
+    from .hosts import connect
+    from .quantize import Calibration, resolve_format
+
+    info = None
+    if requested == "auto" and bundle_only is None:
+        info = connect(cfg).check()
+    fmt = resolve_format(requested, info=info, table=table,
+                         local=cfg.is_local and bundle_only is None)
+    isa = (info or {}).get("isa") or table.provenance.get("isa")
+    log.debug("int8 format %s for '%s' (%s)", fmt, cfg.name,
+             "asked for" if requested != "auto" else f"its CPU: {(isa or {}).get('int8', 'unknown')}")
+    return dc_replace(calibration or Calibration(), format=fmt)
 
 
 def _precheck(cfg, protocol: Protocol, table: LatencyTable, bundle: Path, replace: bool) -> dict:
@@ -485,9 +505,12 @@ def profile(device: str | Device, space, resolution: int, *, networks: int = DEF
             statistic: str | None = None, replace: bool = False,
             bundle_only: str | Path | None = None, progress: bool = True,
             drift: DriftSettings | None = None, precisions: Sequence[str] = (FP32,),
-            calibration=None) -> ProfileReport:
+            calibration=None, int8_format: str = "auto") -> ProfileReport:
     """Profile ``space`` at ``resolution`` on ``device`` (see the module docstring), with
-    the table's sentinels in every chunk (``drift``: :class:`hwnas.drift.DriftSettings`)."""
+    the table's sentinels in every chunk (``drift``: :class:`hwnas.drift.DriftSettings`).
+    int8 entries are quantized in ``int8_format`` (auto: the device's, as its check reports
+    its CPU; a bundle written for running by hand: as its table records, else the format
+    exact on every CPU)."""
     from .drift import report_drift, settle_bundle, write_layout
 
     t0 = time.monotonic()
@@ -501,6 +524,8 @@ def profile(device: str | Device, space, resolution: int, *, networks: int = DEF
         table = LatencyTable.load(device, any_device=True)
     else:
         table = dev.table_or_new(statistic)
+    if INT8 in precisions:
+        calibration = _with_format(calibration, int8_format, cfg, table, bundle_only)
     quant = check_table_calibration(table, precisions, calibration, replace)
     pl = plan(space, resolution, networks, archs, seed, None if replace else table, precisions,
               calibration)
@@ -508,6 +533,7 @@ def profile(device: str | Device, space, resolution: int, *, networks: int = DEF
     # a first profile (no networks yet) or a new table (--replace) has no sentinels
     sents = [] if replace else sentinel_entries(table.sentinels(drift.sentinels))
     rep = ProfileReport(device, space.name, resolution, pl.blocks, pl.networks, pl.have)
+    rep.int8_format = calibration.format if INT8 in precisions else None
     info = {"space": space.name, "resolution": resolution, "device": device}
     if bundle_only is not None:
         out = Path(bundle_only)

@@ -4,7 +4,10 @@ One setting everywhere (``hwnas quantize``, ``hwnas profile --precision int8``):
 is pre-processed (``quant_pre_process``: shape inference and onnxruntime's graph
 optimisation, which folds the exporter's Identity nodes so every bias is an initializer),
 then ``quantize_static`` writes a QDQ model with per-channel int8 weights and uint8
-activations, calibrated (MinMax) on a few inputs at the model's input resolution: images
+activations in the int8 format of the target CPU (:mod:`hwnas.device.isa`: full-range U8S8
+where onnxruntime's kernels cannot saturate, 7-bit weights (``reduce_range``) on x86 without
+VNNI and on devices of unknown features, or U8U8), calibrated (MinMax) on a few inputs at the
+model's input resolution: images
 of a dataset (``--data``: any :func:`hwnas.data.load_dataset` spec, or a ``.npy`` file of
 N x C x H x W float32 inputs) or seeded random normal inputs. The board only times the
 result: the device side needs nothing beyond onnxruntime.
@@ -29,6 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from .device.isa import FORMATS, SAFE_FORMAT
+from .device.isa import choose_format as _choose
+from .device.isa import detect as detect_isa
 from .errors import HwnasError
 from .io import atomic_write_bytes
 from .precision import FP32, INT8, split, tag
@@ -36,14 +42,101 @@ from .precision import FP32, INT8, split, tag
 log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLES = 16
-#: what :func:`quantize_model` does, as recorded in a table's provenance (``quantization``)
+#: what :func:`quantize_model` does, as recorded in a table's provenance (``quantization``);
+#: ``weights`` and ``activations`` as in the int8 format (:func:`format_settings`)
 SETTINGS = {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
             "weights": "int8 per-channel", "activations": "uint8", "calibrate": "MinMax",
             "preprocess": "quant_pre_process"}
+#: the provenance keys two int8 entries of one table must agree on (an old record without
+#: ``int8_format`` was full-range U8S8, all hwnas made before formats were chosen per CPU)
+COMPARED = (*SETTINGS, "int8_format", "networks")
 
-__all__ = ["Calibration", "ArrayReader", "DEFAULT_SAMPLES", "SETTINGS", "model_input",
+__all__ = ["Calibration", "ArrayReader", "DEFAULT_SAMPLES", "SETTINGS", "FORMATS", "model_input",
            "quantize_model", "quantized_nodes", "precision_entries", "export_quantized",
-           "provenance", "check_table_calibration", "onnx_accuracy", "int8_accuracy"]
+           "provenance", "check_table_calibration", "onnx_accuracy", "int8_accuracy",
+           "format_settings", "device_format", "quantization_differs", "int8_numerics"]
+
+
+def format_settings(fmt: str) -> dict[str, str]:
+    """SETTINGS with the weights and activations of int8 format ``fmt``."""
+    f = FORMATS[fmt]
+    w = f"{f['weights']} per-channel" + (", 7-bit (reduce_range)" if f["reduce_range"] else "")
+    return dict(SETTINGS, weights=w, activations=f["activations"], int8_format=fmt)
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise HwnasError(f"unknown int8 format '{fmt}' (known: {', '.join(FORMATS)}, or auto)")
+    return fmt
+
+
+def device_format(isa: dict | None = None, probe: dict | None = None) -> str:
+    """The int8 format for a device: what its ``hwnas device check`` probe chose (it measures
+    saturation), else what its ISA record implies, else the format exact everywhere."""
+    if isinstance(probe, dict) and probe.get("format") in FORMATS:
+        return probe["format"]
+    if isinstance(isa, dict) and isa.get("int8"):
+        return _choose(isa)
+    return SAFE_FORMAT
+
+
+def resolve_format(requested: str = "auto", *, info: dict | None = None, table=None,
+                   local: bool = False) -> str:
+    """The int8 format to quantize in: ``requested`` unless "auto"; else the device's as its
+    check ``info`` (``run.py --check``'s INFO: ISA and probe) says, else as its ``table`` says
+    (the format of its int8 entries, then its recorded ISA), else this host's when the device
+    is ``local``, else the format exact on every CPU."""
+    if requested != "auto":
+        return check_format(requested)
+    if isinstance(info, dict) and (info.get("isa") or info.get("int8_qdq")):
+        return device_format(info.get("isa"), info.get("int8_qdq"))
+    prov = getattr(table, "provenance", None) or {}
+    q = prov.get("quantization")
+    if isinstance(q, dict) and table.has_precision(INT8):
+        return q.get("int8_format") or "u8s8"
+    if isinstance(prov.get("isa"), dict):
+        return device_format(prov["isa"])
+    return device_format(detect_isa()) if local else SAFE_FORMAT
+
+
+def quantization_differs(old: dict, new: dict) -> str | None:
+    """The first key of :data:`COMPARED` on which two ``quantization`` records differ."""
+    for k in COMPARED:
+        o, n = old.get(k), new.get(k)
+        if k == "int8_format":
+            o, n = o or "u8s8", n or "u8s8"
+        if o != n:
+            return k
+    return None
+
+
+def int8_numerics(fmt: str, device_isa: dict | None = None) -> dict:
+    """How to compute int8 accuracy on this host for a device quantized in ``fmt``: with this
+    host's int8 kernels where they compute what the device's do (``fmt`` cannot saturate, or
+    neither CPU saturates, or both do), else with the unfused QDQ graph (each node in float: the
+    exact quantized arithmetic, what a non-saturating device computes) -- ``{"host", "host_isa",
+    "device_isa", "kernels": "int8" | "reference", "note": str | None}``."""
+    from .device.bench import cpu_model
+
+    host = detect_isa()
+    exact = FORMATS[fmt]["reduce_range"] or FORMATS[fmt]["weights"] == "uint8"
+    hs = host.get("u8s8_saturates")
+    ds = (device_isa or {}).get("u8s8_saturates") if isinstance(device_isa, dict) else None
+    out = {"host": cpu_model(), "host_isa": host.get("int8"), "format": fmt,
+           "device_isa": (device_isa or {}).get("int8") if isinstance(device_isa, dict) else None,
+           "kernels": "int8", "note": None}
+    if exact or hs is False and ds is not True:
+        return out
+    if hs is not False and ds is False:  # host saturates (or may), the device does not
+        out["kernels"] = "reference"
+        out["note"] = (f"this host ({host.get('int8')}) may saturate in {fmt} where the device "
+                       f"({out['device_isa']}) does not: int8 accuracy computed with the exact "
+                       "quantized arithmetic (unfused QDQ graph), not this host's int8 kernels")
+        return out
+    if hs is not ds:
+        out["note"] = (f"int8 accuracy computed with this host's kernels ({host.get('int8')}); "
+                       f"the device's ({out['device_isa'] or 'unknown'}) may differ in {fmt}")
+    return out
 
 
 # ---- calibration ---------------------------------------------------------------------------------
@@ -76,10 +169,13 @@ class Calibration:
     data: str | None = None
     samples: int = DEFAULT_SAMPLES
     seed: int = 0
+    #: the int8 format (:data:`FORMATS`) the models are quantized in: the target CPU's
+    format: str = SAFE_FORMAT
 
     def validate(self) -> Calibration:
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
             raise HwnasError(f"calibration samples must be a positive integer, got {self.samples!r}")
+        check_format(self.format)
         return self
 
     @property
@@ -185,15 +281,18 @@ def quantized_nodes(m) -> int:
 
 def quantize_model(model: str | os.PathLike | bytes, output: str | os.PathLike,
                    calibration: Calibration | None = None, *, what: str | None = None,
-                   inputs: np.ndarray | None = None) -> dict:
+                   inputs: np.ndarray | None = None, fmt: str | None = None) -> dict:
     """Quantize ``model`` (a path or ONNX bytes) to a static QDQ int8 model at ``output``
-    (written atomically, only once it loads and runs in onnxruntime), calibrated on
-    ``calibration``'s inputs (or the given ``inputs``, N x C x H x W). Returns what was
-    done: ``{"output", "quantized", "calibration", "input_shape"}``."""
+    (written atomically, only once it loads and runs in onnxruntime) in int8 format ``fmt``
+    (default: ``calibration``'s), calibrated on ``calibration``'s inputs (or the given
+    ``inputs``, N x C x H x W). Returns what was done: ``{"output", "quantized",
+    "calibration", "input_shape", "int8_format"}``."""
     import onnxruntime as ort
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
 
     cal = (calibration or Calibration()).validate()
+    fmt = check_format(fmt or cal.format)
+    f = FORMATS[fmt]
     what = what or (str(model) if not isinstance(model, bytes) else "model")
     m = _load(model, what)
     name, shape = model_input(m, what)
@@ -212,7 +311,8 @@ def quantize_model(model: str | os.PathLike | bytes, output: str | os.PathLike,
         try:
             quantize_static(str(pre), str(out), ArrayReader(name, x), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8)
+                            weight_type=QuantType.QUInt8 if f["weights"] == "uint8"
+                            else QuantType.QInt8, reduce_range=f["reduce_range"])
             q = _load(out.read_bytes(), what)
             n = quantized_nodes(q)
             if n == 0:
@@ -230,22 +330,26 @@ def quantize_model(model: str | os.PathLike | bytes, output: str | os.PathLike,
                              f"{first})") from None
         atomic_write_bytes(output, out.read_bytes())
     return {"output": str(output), "quantized": n, "calibration": cal.to_dict(),
-            "input_shape": list(shape)}
+            "input_shape": list(shape), "int8_format": fmt}
 
 
 # ---- accuracy after quantization (retrain) -----------------------------------------------------------
 
 def onnx_accuracy(path: str | os.PathLike, dataset, split: str = "test",
-                  limit: int | None = None) -> float:
+                  limit: int | None = None, kernels: str = "int8") -> float:
     """Top-1 accuracy of the ONNX model at ``path`` on ``dataset``'s ``split`` (a
     :class:`hwnas.data.Dataset`, at the model's input resolution), run with onnxruntime on
-    this machine, one image at a time (the exported models have batch 1), 1 thread."""
+    this machine, one image at a time (the exported models have batch 1), 1 thread.
+    ``kernels="reference"`` runs the graph unoptimised (a QDQ model then computes the exact
+    quantized arithmetic in float instead of with this CPU's int8 kernels)."""
     import onnxruntime as ort
 
     m = _load(path, str(path))
     name, shape = model_input(m, str(path))
     so = ort.SessionOptions()
     so.intra_op_num_threads = so.inter_op_num_threads = 1
+    if kernels == "reference":
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     right = total = 0
     for xb, yb in dataset.batches(split, 256, resolution=shape[-1]):
@@ -262,20 +366,26 @@ def onnx_accuracy(path: str | os.PathLike, dataset, split: str = "test",
 
 
 def int8_accuracy(path: str | os.PathLike, dataset, output: str | os.PathLike | None = None,
-                  samples: int = 64, seed: int = 0, limit: int | None = None) -> dict:
+                  samples: int = 64, seed: int = 0, limit: int | None = None,
+                  fmt: str = SAFE_FORMAT, device_isa: dict | None = None) -> dict:
     """Quantize the trained model at ``path`` (calibrated on ``samples`` training images
-    of ``dataset``) to ``output`` (default ``<path stem>.int8.onnx``) and measure the test
-    accuracy of both with onnxruntime: ``{"int8_onnx", "accuracy_fp32", "accuracy_int8",
-    "calibration"}``. For ``hwnas retrain``: the real quantized model, not a simulation."""
+    of ``dataset``) in int8 format ``fmt`` (the device's) to ``output`` (default
+    ``<path stem>.int8.onnx``) and measure the test accuracy of both with onnxruntime on this
+    host, computing int8 as the device (``device_isa``) would (:func:`int8_numerics`):
+    ``{"int8_onnx", "accuracy_fp32", "accuracy_int8", "calibration", "numerics"}``. For
+    ``hwnas retrain``: the real quantized model, not a simulation."""
     p = Path(path)
     out = Path(output) if output else p.with_name(p.name.removesuffix(".onnx") + ".int8.onnx")
     _, shape = model_input(_load(p, str(p)), str(p))
     x = dataset.minibatch(samples, seed, resolution=shape[-1]).numpy()
-    quantize_model(p, out, inputs=x)
+    quantize_model(p, out, inputs=x, fmt=fmt)
+    num = int8_numerics(fmt, device_isa)
+    if num["note"]:
+        log.warning("%s: %s", p.name, num["note"])
     return {"int8_onnx": str(out), "accuracy_fp32": onnx_accuracy(p, dataset, limit=limit),
-            "accuracy_int8": onnx_accuracy(out, dataset, limit=limit),
+            "accuracy_int8": onnx_accuracy(out, dataset, limit=limit, kernels=num["kernels"]),
             "calibration": {"source": f"training images of {dataset.name}", "samples": len(x),
-                            "seed": seed}}
+                            "seed": seed}, "numerics": num}
 
 
 # ---- profiling int8 (used by hwnas.profile and hwnas.bundle) -----------------------------------------
@@ -318,17 +428,18 @@ def export_quantized(e, path: Path) -> dict:
                 return f
 
             fp32 = compose_network(e.arch, full)
-    cal = BLOCK_CALIBRATION if e.kind == "block" else (e.calibration or Calibration())
-    return quantize_model(fp32, path, cal, what=split(e.id)[0][:60])
+    net = e.calibration or Calibration()
+    cal = BLOCK_CALIBRATION if e.kind == "block" else net
+    return quantize_model(fp32, path, cal, what=split(e.id)[0][:60], fmt=net.format)
 
 
 def provenance(calibration: Calibration | None) -> dict:
     """The ``quantization`` record of a table's provenance: settings and calibration."""
     import onnxruntime as ort
 
-    return dict(SETTINGS, host_onnxruntime=ort.__version__,
-                networks=(calibration or Calibration()).to_dict(),
-                blocks=BLOCK_CALIBRATION.to_dict())
+    cal = calibration or Calibration()
+    return dict(format_settings(cal.format), host_onnxruntime=ort.__version__,
+                networks=cal.to_dict(), blocks=BLOCK_CALIBRATION.to_dict())
 
 
 def check_table_calibration(table, precisions: Sequence[str], calibration: Calibration | None,
@@ -341,10 +452,10 @@ def check_table_calibration(table, precisions: Sequence[str], calibration: Calib
     old = table.provenance.get("quantization")
     if replace or not isinstance(old, dict) or not table.has_precision(INT8):
         return new
-    keys = [k for k in (*SETTINGS, "networks") if old.get(k) != new.get(k)]
-    if keys:
-        o, n = old.get(keys[0]), new.get(keys[0])
-        raise HwnasError(f"the int8 entries of '{table.device}' were made with {keys[0]} {o}, "
-                         f"this run would use {n}; profile with the same --data/--calibration "
-                         "settings, or --replace to start a new table")
+    key = quantization_differs(old, new)
+    if key:
+        o, n = old.get(key) or ("u8s8" if key == "int8_format" else None), new.get(key)
+        raise HwnasError(f"the int8 entries of '{table.device}' were made with {key} {o}, "
+                         f"this run would use {n}; profile with the same --data/--calibration/"
+                         "--int8-format settings, or --replace to start a new table")
     return new

@@ -591,9 +591,15 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     same = protocol_matches_table(dev, protocol)
     q8 = {}
     if settings.int8:  # seed 0's ONNX models quantized, timed beside fp32 (hwnas.retrain_int8)
+        from .device.isa import detect
+        from .quantize import resolve_format
         from .retrain_int8 import quantize_models
 
-        q8 = quantize_models({m.name: m.onnx_rel for m in models}, run.path, data, progress=progress)
+        local = dev.config_or_default.is_local
+        table = dev.table_or_new()
+        isa = table.provenance.get("isa") or (detect() if local else None)
+        q8 = quantize_models({m.name: m.onnx_rel for m in models}, run.path, data, progress=progress,
+                             fmt=resolve_format(table=table, local=local), device_isa=isa)
     stats, drift = _measure(dev, models, run.path, protocol, settings.feedback, progress,
                             settings.drift, files=[q["onnx_int8"] for q in q8.values()])
     if settings.feedback:  # the measurements joined (or made) the table: read it afresh

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "hwnas-retrain-int8/1"
 CACHE = Path("retrain") / "int8.json"
-COLUMNS = ("precision", "onnx_int8", "acc_onnx_fp32", "acc_int8", "acc_int8_delta_pp",
+COLUMNS = ("precision", "onnx_int8", "int8_format", "int8_kernels", "acc_onnx_fp32", "acc_int8",
+           "acc_int8_delta_pp",
            "predicted_int8_ms", "measured_int8_median_ms", "measured_int8_iqr_ms",
            "measured_int8_stat_ms", "int8_speedup")
 
@@ -43,9 +44,12 @@ def _sha1(path: Path) -> str:
 
 
 def quantize_models(onnx: Mapping[str, str], run_dir: str | Path, dataset, samples: int = 64,
-                    seed: int = 0, progress: bool = True) -> dict[str, dict]:
-    """``onnx`` maps a model name to its fp32 file (relative to ``run_dir``); per name
-    ``{"onnx_int8" (relative), "accuracy_fp32", "accuracy_int8", "calibration", "sha1"}``."""
+                    seed: int = 0, progress: bool = True, fmt: str = "u8s8-rr",
+                    device_isa: dict | None = None) -> dict[str, dict]:
+    """``onnx`` maps a model name to its fp32 file (relative to ``run_dir``); each is quantized
+    in the device's int8 ``fmt`` and its int8 accuracy computed as the device (``device_isa``)
+    computes it (:func:`hwnas.quantize.int8_numerics`); per name ``{"onnx_int8" (relative),
+    "accuracy_fp32", "accuracy_int8", "calibration", "sha1", "int8_format", "numerics"}``."""
     from tqdm import tqdm
 
     from .quantize import int8_accuracy
@@ -64,14 +68,16 @@ def quantize_models(onnx: Mapping[str, str], run_dir: str | Path, dataset, sampl
         src = run_dir / rel
         sha = _sha1(src)
         c = cache.get(name)
-        if c and c.get("sha1") == sha and (run_dir / c["onnx_int8"]).is_file():
+        if (c and c.get("sha1") == sha and c.get("int8_format") == fmt
+                and (run_dir / c["onnx_int8"]).is_file()):
             out[name] = c
             continue
-        q = int8_accuracy(src, dataset, samples=samples, seed=seed)
+        q = int8_accuracy(src, dataset, samples=samples, seed=seed, fmt=fmt, device_isa=device_isa)
         out[name] = cache[name] = {
             "onnx_int8": str(Path(rel).with_name(Path(q["int8_onnx"]).name)),
             "accuracy_fp32": q["accuracy_fp32"], "accuracy_int8": q["accuracy_int8"],
-            "calibration": q["calibration"], "sha1": sha}
+            "calibration": q["calibration"], "sha1": sha, "int8_format": fmt,
+            "numerics": q["numerics"]}
         atomic_write_json(cache_file, {"format": FORMAT, "models": cache})
     return out
 
@@ -112,7 +118,9 @@ def add_columns(rows: Sequence[dict], models: Sequence, q8: Mapping[str, dict],
         st = stats.get(q["onnx_int8"])
         stat = st.value(r["statistic"]) if st is not None else None
         r.update({
-            "onnx_int8": q["onnx_int8"], "acc_onnx_fp32": round(q["accuracy_fp32"], 6),
+            "onnx_int8": q["onnx_int8"], "int8_format": q.get("int8_format"),
+            "int8_kernels": (q.get("numerics") or {}).get("kernels"),
+            "acc_onnx_fp32": round(q["accuracy_fp32"], 6),
             "acc_int8": round(q["accuracy_int8"], 6),
             "acc_int8_delta_pp": round(100 * (q["accuracy_int8"] - q["accuracy_fp32"]), 3),
             "predicted_int8_ms": None if pred is None else round(pred, 6),

@@ -106,6 +106,12 @@ def test_bundle_runs_on_emulated_pi_resumes_and_imports(aarch64_root, cli, home,
     assert info["machine"] == "aarch64", info
     assert info["python"].startswith("3.11."), info
     assert "emulation" in info["cpu_model"], info  # never passes for a real Pi
+    # int8 on ARM: the emulated Pi 4 (Cortex-A72: NEON, no dot product) is read from its
+    # auxiliary vector; its U8S8 kernels are exact, so hwnas quantizes it full-range
+    assert info["isa"]["machine"] == "aarch64" and info["isa"]["int8"] == "arm-neon", info["isa"]
+    q = info["int8_qdq"]
+    assert q["runs"] and q["format"] == "u8s8" and not q["saturates"], q
+    assert all(v <= 1 for v in q["error_steps"].values()), q
 
     # first run, stopped by kill -9 of the emulated runner once two entries are finished
     p = run_in_root(bundle, PI_RUN)

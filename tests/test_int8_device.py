@@ -14,7 +14,8 @@ import onnx
 import pytest
 from conftest import assert_one_line_error, tiny_space
 
-from hwnas.device.qdq import conv_model, probe
+from hwnas.device.isa import FORMATS, choose_format, detect
+from hwnas.device.qdq import conv_model, error_steps, probe
 from hwnas.lut import LatencyTable
 
 NO_QDQ = '''\
@@ -37,14 +38,16 @@ _ort.InferenceSession = _NoQDQ
 '''
 
 
-def test_probe_conv_is_the_qdq_model_hwnas_quantize_makes(tmp_path):
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_probe_conv_is_the_qdq_model_hwnas_quantize_makes(tmp_path, fmt):
     from hwnas.quantize import quantize_model
 
-    fp32, int8 = (onnx.load_from_string(conv_model(q, channels=8, size=12)) for q in (False, True))
+    fp32, int8 = (onnx.load_from_string(conv_model(q, channels=8, size=12, fmt=fmt))
+                  for q in (False, True))
     for m in (fp32, int8):
         onnx.checker.check_model(m, full_check=True)
     ref = tmp_path / "ref.int8.onnx"
-    quantize_model(conv_model(False, channels=8, size=12), ref)
+    quantize_model(conv_model(False, channels=8, size=12), ref, fmt=fmt)
     ref = onnx.load(str(ref))
     assert Counter(n.op_type for n in int8.graph.node) == Counter(n.op_type for n in ref.graph.node)
 
@@ -59,15 +62,54 @@ def test_probe_conv_is_the_qdq_model_hwnas_quantize_makes(tmp_path):
                             list(t.dims)[:1] if t is not None else None))
         return Counter(map(str, out))
 
-    assert dtypes(int8) == dtypes(ref)  # int8 per-channel weights, int32 bias, uint8 activations
-    assert int8.opset_import[0].version == ref.opset_import[0].version
+    def weight_range(m):  # the largest |quantized weight - zero point| of the conv's weights
+        inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
+        w = next(n for n in m.graph.node if n.op_type == "DequantizeLinear"
+                 and inits.get(n.input[0]) is not None and inits[n.input[0]].ndim == 4)
+        q, zp = inits[w.input[0]].astype(int), inits[w.input[2]].astype(int)
+        return int(np.abs(q - zp.reshape(-1, 1, 1, 1)).max())
 
+    assert dtypes(int8) == dtypes(ref)  # per-channel weights, int32 bias, uint8 activations
+    assert int8.opset_import[0].version == ref.opset_import[0].version
+    # 7-bit weights for u8s8-rr (onnxruntime's reduce_range), 8-bit otherwise, in both models
+    assert weight_range(int8) == (64 if fmt == "u8s8-rr" else 127)
+    top = {"u8s8-rr": 64, "u8s8": 127, "u8u8": 255}[fmt]  # onnxruntime's uint8 weights: asymmetric
+    assert weight_range(int8) // 2 < weight_range(ref) <= top
+
+
+def test_the_format_chosen_for_this_cpu_computes_exactly():
+    """On any CPU (AVX2-only, AVX-512, VNNI, ARM): the int8 format hwnas picks for it runs the
+    probe conv within one output step of exact integer arithmetic (what the unfused QDQ graph
+    computes); full-range U8S8 does so exactly where the CPU's features say it cannot saturate."""
     import onnxruntime as ort
 
+    isa = detect()
+    fmt = choose_format(isa)
+    assert error_steps(fmt, channels=8, size=12) <= 1
+    assert error_steps(fmt) <= 1  # the 32-channel probe
+    u8s8 = error_steps("u8s8")
+    if isa["u8s8_saturates"] is False:
+        assert u8s8 <= 1, f"{isa}: U8S8 saturated on a CPU predicted not to"
+    # and the models' outputs are close to fp32's: quantization error, not saturation
     x = np.random.default_rng(0).uniform(-1, 1, (1, 8, 12, 12)).astype(np.float32)
-    y32, y8 = (ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-               .run(None, {"x": x})[0] for m in (fp32, int8))
-    assert y8.shape == y32.shape and np.abs(y8 - y32).max() < 0.1 < np.abs(y32).max()
+    y32, y8 = (ort.InferenceSession(conv_model(q, channels=8, size=12, fmt=fmt),
+                                    providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+               for q in (False, True))
+    assert np.abs(y8 - y32).max() < 0.1 < np.abs(y32).max()
+
+
+def test_probe_reports_saturation_as_this_cpu_has_it():
+    """The check's probe measures each format; on a CPU whose U8S8 saturates (this project's
+    AVX2-only hosts) it says so and picks a format that does not."""
+    p = probe(rounds=0)
+    assert p["runs"], p
+    steps = p["error_steps"]
+    assert set(steps) == set(FORMATS)
+    assert steps["u8s8-rr"] <= 1 and steps["u8u8"] <= 1
+    assert p["saturates"] == (steps["u8s8"] > 1.5)
+    assert steps[p["format"]] <= 1
+    if p["isa"]["u8s8_saturates"]:
+        assert p["format"] != "u8s8"
 
 
 def test_probe_runs_here():

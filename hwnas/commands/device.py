@@ -110,9 +110,17 @@ def format_info(name: str, target: str, info: dict) -> str:
         rows.append(("int8 dot product", f"yes ({dot}): onnxruntime's fast int8 kernels can use "
                      "it" if dot != "none" else "no (no asimddp/VNNI): int8 may be no faster "
                      "than fp32 here; profile both precisions to see"))
+    isa = g("isa", None)
     q = g("int8_qdq", None)
+    if isinstance(isa, dict):
+        from ..device.isa import describe
+
+        flags = ", ".join(isa.get("flags") or []) or "none found"
+        rows.append(("int8 ISA", f"{describe(isa)} ({isa.get('machine')}: {flags})"))
     if isinstance(q, dict):
         rows.append(("int8 QDQ models", qdq_line(q)))
+        if isinstance(q.get("error_steps"), dict) and "u8s8" in q["error_steps"]:
+            rows.append(("int8 numerics", numerics_line(q)))
     t = g("temp_c", None)
     rows.append(("temperature", f"{t} °C" if t is not None else None))
     g("runner_schema", None)
@@ -140,6 +148,16 @@ def qdq_line(q: dict) -> str:
     how = f"{sp:.2f}x faster than fp32" if sp >= 1 else f"{1 / sp:.2f}x slower than fp32"
     return (f"run; int8 {how} on a {q.get('conv', 'probe conv')} ({i:.3f} vs {f:.3f} ms; "
             "informational: one conv, not a network)")
+
+
+def numerics_line(q: dict) -> str:
+    """The probe's measured int8 error per format, and the format hwnas uses here."""
+    steps = q["error_steps"]
+    each = ", ".join(f"{f} {v:g}" for f, v in steps.items() if isinstance(v, (int, float)))
+    sat = ("U8S8 saturates here (onnxruntime's VPMADDUBSW path)" if q.get("saturates")
+           else "no format saturates here")
+    return (f"{sat}; max error in output steps vs exact integer arithmetic: {each} "
+            f"(<= 1 is exact) -> profile and retrain quantize in {q.get('format')}")
 
 
 def _fmt(v) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..device.isa import FORMATS
+
 _PROTOCOL_HELP = (
     "Measurement protocol (defaults in brackets): each model gets WARMUP untimed runs when "
     "its onnxruntime session is created, then PASSES short bursts interleaved with the other "
@@ -121,6 +123,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--precision", default="fp32", metavar="P[,P]",
                     help="fp32, int8 or fp32,int8: int8 exports every block and network as a "
                     "static QDQ int8 model quantized on the host (see hwnas quantize) [fp32]")
+    pr.add_argument("--int8-format", default="auto", choices=("auto", *FORMATS),
+                    help="int8: u8s8 (full-range int8 weights), u8s8-rr (7-bit weights, "
+                    "onnxruntime's reduce_range) or u8u8; auto: the device's, as device check "
+                    "reports its CPU: u8s8 where onnxruntime's U8S8 kernels cannot saturate "
+                    "(x86 with VNNI, ARM), else u8s8-rr [auto]")
     pr.add_argument("--data", metavar="D", help="int8: calibrate networks on images of this "
                     "dataset at R (see hwnas quantize) [random inputs]")
     pr.add_argument("--bundle-only", metavar="DIR",
@@ -201,7 +208,7 @@ def cmd_profile(args) -> None:
                   protocol=_protocol(args, dev.config_or_default.threads),
                   statistic=args.statistic, replace=args.replace, bundle_only=args.bundle_only,
                   drift=drift_settings(args), precisions=parse_precisions(args.precision),
-                  calibration=Calibration(args.data))
+                  calibration=Calibration(args.data), int8_format=args.int8_format)
     if args.bundle_only:
         out = Path(args.bundle_only)
         size = out.stat().st_size if out.is_file() else sum(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..device.isa import FORMATS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     q = sub.add_parser(
@@ -22,6 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--samples", type=int, default=None, metavar="N",
                    help="calibration inputs [16]")
     q.add_argument("--seed", type=int, default=0, help="seed of the calibration sample [0]")
+    q.add_argument("--int8-format", default="auto", choices=("auto", *FORMATS),
+                   help="u8s8 (full-range int8 weights), u8s8-rr (7-bit weights: exact where "
+                   "onnxruntime's U8S8 kernels saturate, x86 without VNNI) or u8u8; auto: "
+                   "--device's format, else this machine's [auto]")
+    q.add_argument("--device", metavar="NAME",
+                   help="with --int8-format auto: quantize for this device's CPU (its table "
+                   "records it) instead of this machine's")
     q.set_defaults(func=cmd_quantize)
 
 
@@ -29,7 +38,7 @@ def cmd_quantize(args) -> None:
     from pathlib import Path
 
     from ..errors import HwnasError
-    from ..quantize import DEFAULT_SAMPLES, Calibration, quantize_model
+    from ..quantize import DEFAULT_SAMPLES, Calibration, quantize_model, resolve_format
 
     src = Path(args.model)
     if not src.is_file():
@@ -38,9 +47,17 @@ def cmd_quantize(args) -> None:
         src.name.removesuffix(".onnx") + ".int8.onnx")
     if out.resolve() == src.resolve():
         raise HwnasError(f"{out}: the output would overwrite the model; give another -o")
+    if args.device:
+        from ..context import Device
+
+        dev = Device.of(args.device)
+        fmt = resolve_format(args.int8_format, table=dev.table_or_new(),
+                             local=dev.config_or_default.is_local)
+    else:
+        fmt = resolve_format(args.int8_format, local=True)
     cal = Calibration(args.data, DEFAULT_SAMPLES if args.samples is None else args.samples,
-                      args.seed)
+                      args.seed, format=fmt)
     r = quantize_model(src, out, cal)
     kb = out.stat().st_size / 1024
     print(f"{out}: int8 QDQ model ({r['quantized']} quantized tensors, {kb:.0f} KiB; "
-          f"{src.stat().st_size / 1024:.0f} KiB fp32), {cal.describe()}")
+          f"{src.stat().st_size / 1024:.0f} KiB fp32), int8 format {fmt}, {cal.describe()}")

@@ -30,6 +30,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, fields
 
+from . import isa
+
 STATISTICS = ("min", "p10", "median")
 
 #: keys of the provenance that decide whether two measurements are comparable
@@ -306,6 +308,7 @@ def provenance(threads: int | None = None) -> dict:
         "temp_c": round(int(temp) / 1000, 1) if temp and temp.lstrip("-").isdigit() else None,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "int8_dot": " ".join(dot_product_flags()) or "none",
+        "isa": isa.detect(),  # how int8 computes here (hwnas.device.isa)
     }
     if threads is not None:
         d["threads"] = int(threads)

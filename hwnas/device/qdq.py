@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["PROBE", "conv_model", "probe"]
+from .isa import FORMATS, choose_format, detect
+
+__all__ = ["PROBE", "Y_SCALE", "conv_model", "error_steps", "probe"]
 
 #: the probe convolution: channels, kernel, input height/width
 PROBE = {"channels": 32, "kernel": 3, "size": 28}
 OPSET, IR_VERSION = 17, 8
+#: the probe's output quantization step: errors are counted in these steps
+Y_SCALE = 8 / 255
 FLOAT, UINT8, INT8, INT32 = 1, 2, 3, 6  # onnx TensorProto data types
 
 
@@ -78,10 +82,13 @@ def _model(nodes, inits, inp, out, name: str) -> bytes:
 # ---- the probe models -------------------------------------------------------------------------------
 
 def conv_model(int8: bool, channels: int = PROBE["channels"], kernel: int = PROBE["kernel"],
-               size: int = PROBE["size"], seed: int = 0) -> bytes:
+               size: int = PROBE["size"], seed: int = 0, fmt: str = "u8s8") -> bytes:
     """ONNX bytes of a ``channels`` -> ``channels`` ``kernel`` x ``kernel`` convolution on a
     ``size`` x ``size`` input: fp32, or (``int8``) its static QDQ form as hwnas.quantize writes
-    it (scales from the seeded random weights; an input in [-1, 1], an output in [-4, 4])."""
+    it in int8 format ``fmt`` (:data:`hwnas.device.isa.FORMATS`: per-channel symmetric int8
+    weights in [-127, 127], or [-64, 64] with ``u8s8-rr``; uint8 weights with zero point 128
+    with ``u8u8``; scales from the seeded random weights; an input in [-1, 1], an output in
+    [-4, 4])."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -94,15 +101,22 @@ def conv_model(int8: bool, channels: int = PROBE["channels"], kernel: int = PROB
     if not int8:
         return _model([_node("Conv", ["x", "W", "b"], ["y"], pads=pads)],
                       [_tensor("W", w), _tensor("b", b)], inp, out, "conv_fp32")
-    x_scale, y_scale = np.float32(2 / 255), np.float32(8 / 255)
-    w_scale = (np.abs(w).reshape(c, -1).max(axis=1) / 127).astype(np.float32)
-    w_q = np.clip(np.round(w / w_scale[:, None, None, None]), -127, 127).astype(np.int8)
+    x_scale, y_scale = np.float32(2 / 255), np.float32(Y_SCALE)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown int8 format {fmt!r} (known: {', '.join(FORMATS)})")
+    qmax = 64 if FORMATS[fmt]["reduce_range"] else 127
+    w_scale = (np.abs(w).reshape(c, -1).max(axis=1) / qmax).astype(np.float32)
+    w_q = np.clip(np.round(w / w_scale[:, None, None, None]), -qmax, qmax)
+    w_zp = np.zeros(c, np.int8)
+    if FORMATS[fmt]["weights"] == "uint8":
+        w_q, w_zp = w_q + 128, np.full(c, 128, np.uint8)
+    w_q = w_q.astype(w_zp.dtype)
     b_scale = (x_scale * w_scale).astype(np.float32)
     b_q = np.round(b / b_scale).astype(np.int32)
     inits = [_tensor("x_scale", np.array(x_scale)), _tensor("x_zero_point", np.array(128, np.uint8)),
              _tensor("y_scale", np.array(y_scale)), _tensor("y_zero_point", np.array(128, np.uint8)),
              _tensor("W_quantized", w_q), _tensor("W_scale", w_scale),
-             _tensor("W_zero_point", np.zeros(c, np.int8)),
+             _tensor("W_zero_point", w_zp),
              _tensor("b_quantized", b_q), _tensor("b_scale", b_scale),
              _tensor("b_zero_point", np.zeros(c, np.int32))]
     nodes = [_node("QuantizeLinear", ["x", "x_scale", "x_zero_point"], ["xq"]),
@@ -120,23 +134,57 @@ def _first_line(ex: Exception) -> str:
     return s if len(s) <= 200 else s[:197] + "..."
 
 
+def _input(channels: int, size: int):
+    import numpy as np
+
+    return np.random.default_rng(1).uniform(-1, 1, (1, channels, size, size)).astype(np.float32)
+
+
+def error_steps(fmt: str, channels: int = PROBE["channels"], size: int = PROBE["size"],
+                threads: int = 1) -> float:
+    """How far this onnxruntime's int8 kernels land from exact integer arithmetic on the probe
+    conv in int8 format ``fmt``, in output quantization steps (:data:`Y_SCALE`): the same QDQ
+    model run with its graph optimised (QuantizeLinear/DequantizeLinear around the Conv fused
+    into an integer convolution, as in every real run) against run unoptimised (each node on
+    its own in float: the exact result of the quantized arithmetic, up to float rounding).
+    Exact kernels give at most 1 step (a rounding tie); saturating ones many more."""
+    import numpy as np
+    import onnxruntime as ort
+
+    model = conv_model(True, channels=channels, size=size, fmt=fmt)
+    x = _input(channels, size)
+    out = []
+    for level in (ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+                  ort.GraphOptimizationLevel.ORT_DISABLE_ALL):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = max(1, int(threads or 1)), 1
+        so.graph_optimization_level = level
+        out.append(ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+                   .run(None, {"x": x})[0])
+    return round(float(np.abs(out[0] - out[1]).max()) / Y_SCALE, 3)
+
+
 def probe(threads: int = 1, rounds: int = 5, runs: int = 10) -> dict:
     """Run the int8 QDQ probe conv and its fp32 twin with this onnxruntime: ``{"runs": bool,
-    "error": first line or None, "fp32_ms", "int8_ms": the fastest of ``rounds`` interleaved
-    means of ``runs`` runs, "speedup": fp32 / int8, "conv": what was timed}``."""
+    "error": first line or None, "isa": :func:`hwnas.device.isa.detect`, "format": the int8
+    format for this CPU, "error_steps": {format: :func:`error_steps`}, "saturates": whether
+    full-range U8S8 landed over 1 step from exact, "fp32_ms", "int8_ms": the fastest of
+    ``rounds`` interleaved means of ``runs`` runs (in ``format``), "speedup": fp32 / int8,
+    "conv": what was timed}``. A measured saturation overrides what the features predict."""
     import numpy as np
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = max(1, int(threads or 1)), 1
     conv = f"{PROBE['channels']}ch {PROBE['kernel']}x{PROBE['kernel']} conv at {PROBE['size']}"
-    out: dict = {"runs": False, "error": None, "conv": conv}
-    x = np.random.default_rng(1).uniform(-1, 1, (1, PROBE["channels"], PROBE["size"],
-                                                 PROBE["size"])).astype(np.float32)
+    isa = detect()
+    out: dict = {"runs": False, "error": None, "conv": conv, "isa": isa,
+                 "format": isa["int8_format"]}
+    x = _input(PROBE["channels"], PROBE["size"])
     sessions = {}
     for key in ("fp32", "int8"):
         try:
-            s = ort.InferenceSession(conv_model(key == "int8"), so,
+            s = ort.InferenceSession(conv_model(key == "int8", fmt=out["format"]), so,
                                      providers=["CPUExecutionProvider"])
             y = s.run(None, {"x": x})[0]
             if y.shape != x.shape or not np.all(np.isfinite(y)):
@@ -146,6 +194,15 @@ def probe(threads: int = 1, rounds: int = 5, runs: int = 10) -> dict:
             return out
         sessions[key] = s
     out["runs"] = True
+    try:
+        out["error_steps"] = {f: error_steps(f, threads=threads) for f in FORMATS}
+    except Exception as ex:  # noqa: BLE001 - informational; the timing below still counts
+        out["error_steps"] = {"error": f"{type(ex).__name__}: {_first_line(ex)}"}
+    sat = out["error_steps"].get("u8s8")
+    if isinstance(sat, float):
+        out["saturates"] = sat > 1.5
+        if out["saturates"] and out["format"] == "u8s8":  # measured beats predicted
+            out["format"] = choose_format("x86-avx2")
     if rounds < 1:  # only whether it runs
         return out
     best = {k: float("inf") for k in sessions}
