@@ -88,6 +88,35 @@ def test_cli_quantize_and_bad_input(cli, home):
     assert out.read_bytes() == b"old"
 
 
+def test_cli_quantize_int8_formats(cli, home):
+    """auto: this machine's format (or --device's, from its table's ISA record); asked-for
+    formats show in the weights: 7-bit int8 (u8s8-rr), uint8 (u8u8)."""
+    from hwnas.device.isa import classify, detect
+
+    src = _tiny_onnx(home / "m.onnx")
+
+    def weights(path):
+        m = onnx.load(str(path))
+        inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
+        return next(inits[n.input[0]] for n in m.graph.node if n.op_type == "DequantizeLinear"
+                    and n.input[0] in inits and inits[n.input[0]].ndim == 4)
+
+    r = cli("quantize", src, "-o", home / "a.onnx")
+    assert f"int8 format {detect()['int8_format']}" in r.stdout
+    cli("quantize", src, "-o", home / "rr.onnx", "--int8-format", "u8s8-rr")
+    w = weights(home / "rr.onnx")
+    assert w.dtype == np.int8 and np.abs(w.astype(int)).max() <= 64
+    cli("quantize", src, "-o", home / "uu.onnx", "--int8-format", "u8u8")
+    assert weights(home / "uu.onnx").dtype == np.uint8
+    cli("device", "add", "pi5", "--target", "ssh://pi@127.0.0.1:1")
+    from hwnas.lut import LatencyTable
+
+    LatencyTable("pi5", provenance={"isa": classify("aarch64", ["asimd", "asimddp"])}).save()
+    r = cli("quantize", src, "-o", home / "pi.onnx", "--device", "pi5")
+    assert "int8 format u8s8" in r.stdout and "u8s8-rr" not in r.stdout
+    assert np.abs(weights(home / "pi.onnx").astype(int)).max() == 127
+
+
 def test_precision_keys():
     assert tag("mb_h8_i8_o8_k3_s1_m8_q0_r6_res1", "int8").endswith("@int8")
     assert split(tag("k", "int8")) == ("k", "int8") and split("k") == ("k", "fp32")
