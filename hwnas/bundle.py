@@ -24,14 +24,16 @@ the retrained winners, and ``hwnas measure FILE.onnx``) ship their real weights:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .errors import HwnasError
-from .io import atomic_write_bytes, atomic_write_text
+from .io import atomic_write_bytes, atomic_write_text, file_mode
 
 DEVICE_PACKAGE = Path(__file__).resolve().parent / "device"
 PACKAGE_NAME = "hwnas_device"
@@ -222,14 +224,19 @@ def quantization_info(entries: Sequence) -> dict:
 def write_archive(bundle: Path, archive: Path) -> Path:
     """Pack ``bundle`` as ``archive`` (.tar.gz) with one top folder named like the archive."""
     top = archive.name.removesuffix(".tar.gz").removesuffix(".tgz")
-    tmp = archive.with_name(f".{archive.name}.tmp")
+    try:  # a fresh name (O_EXCL), never a predictable one a planted symlink could redirect
+        fd, name = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=".tmp", dir=archive.parent)
+    except OSError as ex:
+        raise HwnasError(f"cannot write {archive}: {ex.strerror or ex}") from None
+    tmp = Path(name)
     try:
-        with tarfile.open(tmp, "w:gz") as tar:
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             for p in sorted(bundle.rglob("*")):
                 if "__pycache__" in p.parts or p.name in (RESULTS, RESULTS + ".lock") \
                         or p.name.endswith(".onnx" + DATA_SUFFIX):
                     continue
                 tar.add(p, arcname=f"{top}/{p.relative_to(bundle)}", recursive=False)
+        os.chmod(tmp, file_mode())  # mkstemp made it 0600
         tmp.replace(archive)
     except OSError as ex:
         tmp.unlink(missing_ok=True)

@@ -40,6 +40,11 @@ def _umask() -> int:
     return mask
 
 
+def file_mode() -> int:
+    """The mode a new file gets under the user's umask (0o666 & ~umask)."""
+    return 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     p = Path(path)
     try:

@@ -24,6 +24,7 @@ their data and are loaded as they are.
 from __future__ import annotations
 
 import os
+import tempfile
 import zlib
 
 DTYPES = {"float32": "<f4", "float16": "<f2", "float64": "<f8"}
@@ -89,10 +90,12 @@ def write_data(bundle: str, entry: dict) -> str | None:
         return None
     path = _check_path(bundle, d["file"])
     rng = np.random.default_rng(zlib.crc32(str(entry.get("file", d["file"])).encode()))
-    tmp = f"{path}.tmp-{os.getpid()}"
+    # a fresh name (O_EXCL), never a predictable one a planted symlink could redirect
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
+                               dir=os.path.dirname(path) or ".")
     end = 0
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             for t in sorted(d["tensors"], key=lambda t: int(t["offset"])):
                 off = int(t["offset"])
                 if off < end:

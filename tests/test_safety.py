@@ -1,0 +1,41 @@
+"""Files handed to hwnas must not make it write where it should not: temp files are fresh
+names made with O_EXCL in the target folder, never a predictable name that a planted
+symlink could redirect (issue 24, safety)."""
+
+from __future__ import annotations
+
+import os
+
+from hwnas.bundle import write_archive
+from hwnas.device import weights
+
+
+def test_archive_temp_file_does_not_follow_a_planted_symlink(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.txt").write_text("x")
+    out = tmp_path / "out"
+    out.mkdir()
+    # the name the archive's temp file used to have
+    (out / ".b.tar.gz.tmp").symlink_to(victim)
+    write_archive(tmp_path / "b", out / "b.tar.gz")
+    assert victim.read_text() == "precious"
+    assert (out / "b.tar.gz").is_file() and not (out / "b.tar.gz").is_symlink()
+    assert sorted(p.name for p in out.iterdir()) == [".b.tar.gz.tmp", "b.tar.gz"]
+
+
+def test_generated_weights_temp_file_does_not_follow_a_planted_symlink(tmp_path):
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"precious")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    # the name the data file's temp file used to have (this process writes it)
+    (bundle / f"m.onnx.data.tmp-{os.getpid()}").symlink_to(victim)
+    entry = {"id": "m", "file": "m.onnx", "weights": "generated",
+             "data": {"file": "m.onnx.data", "bytes": 16,
+                      "tensors": [{"name": "w", "offset": 0, "length": 16, "dtype": "float32",
+                                   "shape": [4]}]}}
+    path = weights.write_data(str(bundle), entry)
+    assert victim.read_bytes() == b"precious"
+    assert os.path.getsize(path) == 16 and not os.path.islink(path)
