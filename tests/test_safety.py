@@ -39,3 +39,44 @@ def test_generated_weights_temp_file_does_not_follow_a_planted_symlink(tmp_path)
     path = weights.write_data(str(bundle), entry)
     assert victim.read_bytes() == b"precious"
     assert os.path.getsize(path) == 16 and not os.path.islink(path)
+
+
+def test_view_serve_serves_the_report_and_its_images_only(tmp_path):
+    import http.server
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from hwnas.commands.view import report_handler
+
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "report.html").write_text("<html>report</html>")
+    (run / "pareto.png").write_bytes(b"png")
+    (run / "config.json").write_text("{}")
+    (run / "journal.log").write_text("secret")
+    (tmp_path / "outside.txt").write_text("outside")
+    (run / "link.png").symlink_to(tmp_path / "outside.txt")
+    handler = report_handler(run / "report.html", [run / "pareto.png", run / "link.png"])
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    def get(path):
+        try:
+            with urllib.request.urlopen(base + path, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, b""
+
+    try:
+        assert get("/report.html") == (200, b"<html>report</html>")
+        assert get("/") == (200, b"<html>report</html>")  # redirected to the report
+        assert get("/pareto.png") == (200, b"png")
+        for path in ("/config.json", "/journal.log", "/link.png", "/../outside.txt",
+                     "/%2e%2e/outside.txt", "/runs/"):
+            assert get(path)[0] == 404, path
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -100,7 +100,7 @@ def cmd_view(args) -> int:
         if not res.data.has_retrain:
             log.warning("no retrain results: wrote only the Pareto-front table")
     if args.serve is not None:
-        return serve(res.path, args.serve, args.open)
+        return serve(res.path, args.serve, args.open, extra=res.images)
     if args.open:
         import webbrowser
 
@@ -108,14 +108,54 @@ def cmd_view(args) -> int:
     return 0
 
 
-def serve(report, port: int, open_browser: bool = False) -> int:
-    """Serve the report's folder on 127.0.0.1:``port`` until Ctrl-C."""
+def report_handler(report, extra=()):
+    """A request handler that serves the report and the files written beside it (images)
+    and nothing else: no directory listing, no config.json or journal.log, no file whose
+    real path leaves the run folder (a symlink out of it)."""
     import functools
+    import http.server
+    from pathlib import Path
+    from urllib.parse import unquote, urlsplit
+
+    root = Path(report).parent.resolve()
+    allowed = {}
+    for f in (report, *extra):
+        real = Path(f).resolve()
+        if real.is_file() and real.parent == root:
+            allowed["/" + real.name] = real
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def send_head(self):
+            path = unquote(urlsplit(self.path).path)
+            if path == "/":
+                self.send_response(302)
+                self.send_header("Location", "/" + Path(report).name)
+                self.end_headers()
+                return None
+            real = allowed.get(path)
+            # checked again now: a file swapped for a symlink after the start is refused
+            if real is None or Path(root / path.lstrip("/")).resolve() != real:
+                self.send_error(404, "not part of the report")
+                return None
+            return super().send_head()
+
+        def list_directory(self, path):
+            self.send_error(404, "no listing")
+            return None
+
+        def log_message(self, fmt, *args):  # quiet: one line per request is noise here
+            pass
+
+    return functools.partial(Handler, directory=str(root))
+
+
+def serve(report, port: int, open_browser: bool = False, extra=()) -> int:
+    """Serve the report (and the images beside it) on 127.0.0.1:``port`` until Ctrl-C."""
     import http.server
 
     from ..errors import HwnasError
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(report.parent))
+    handler = report_handler(report, extra)
     try:
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError as e:
