@@ -80,3 +80,28 @@ def test_view_serve_serves_the_report_and_its_images_only(tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_search_worker_whose_launcher_is_gone_runs_no_trial():
+    """A worker started after its launcher died has another parent already (PID 1 or a
+    subreaper): it must compare with the launcher's PID, not adopt the parent it finds."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from hwnas.search.run import _worker_main
+    from hwnas.search.workers import run_trials
+
+    not_parent = os.getppid() + 1 if os.getppid() + 1 != os.getpid() else os.getppid() + 2
+    # returns before reading its settings, opening the study or running anything
+    assert _worker_main(None, "", 5, "", 0, 0, None, None, None, None, not_parent) is None
+    study = optuna.create_study(directions=["maximize"])
+    ran = []
+
+    def objective(trial):
+        ran.append(trial.number)
+        return 0.0
+
+    obj = SimpleNamespace(target=5, __call__=objective)
+    run_trials(study, obj, [], watch_parent=not_parent)
+    assert ran == [] and len(study.trials) == 0

@@ -302,7 +302,7 @@ def _run_workers(settings, run_dir, space, resolution, classes, latency_fn, accu
     procs = [ctx.Process(target=_worker_main, name=f"hwnas-search-{i}",
                          args=(settings, str(run_dir), settings.trials, space.source, resolution,
                                classes, latency_fn, accuracy_fn, errors,
-                               f"{base}/{i}" if base else None))
+                               f"{base}/{i}" if base else None, os.getpid()))
              for i in range(settings.workers)]
     for p in procs:
         p.start()
@@ -349,14 +349,18 @@ def optimize(study, space: SearchSpace, settings: SearchSettings, latency_fn: La
 
 def _worker_main(settings: SearchSettings, run_dir: str, target: int, space_path: str,
                  resolution: int, classes: int, latency_fn, accuracy_fn, errors,
-                 worker: str | None = None) -> None:
+                 worker: str | None = None, launcher: int | None = None) -> None:
     """Entry point of a ``--workers`` child process.
 
     It leaves the terminal's process group: a Ctrl-C reaches only the launcher, which passes
-    one SIGINT on to each worker (two would interrupt a storage write, see hwnas.search.workers.Interrupts)."""
+    one SIGINT on to each worker (two would interrupt a storage write, see hwnas.search.workers.Interrupts).
+    It stops once its ``launcher`` (that process's PID) is gone -- also when the launcher died
+    before this worker started, when its parent is already another process."""
     import optuna
 
     os.setpgrp()
+    if launcher is not None and os.getppid() != launcher:
+        return  # the launcher died while this worker started
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         space = load_space(space_path)
@@ -370,7 +374,7 @@ def _worker_main(settings: SearchSettings, run_dir: str, target: int, space_path
         record_worker(study, name, sampler_seed)
         obj = Objective(space, resolution, classes, Evaluator(latency_fn, accuracy_fn), settings,
                          target)
-        run_trials(study, obj, [], watch_parent=True)
+        run_trials(study, obj, [], watch_parent=launcher or True)
     except HwnasError as e:
         errors.put(str(e))
         sys.exit(2)

@@ -228,15 +228,18 @@ def _told_elsewhere(e: ValueError) -> bool:
     return str(e).startswith("Cannot tell a ")
 
 
-def run_trials(study, objective: Objective, callbacks: list, watch_parent: bool = False) -> None:
+def run_trials(study, objective: Objective, callbacks: list,
+               watch_parent: bool | int = False) -> None:
     """Run trials on ``study`` until ``objective.target`` trials are COMPLETE (or, with
-    ``watch_parent``, until the launching process is gone). Dead workers' trials are failed
+    ``watch_parent``, until the launching process is gone: True = the parent this process has
+    now, an int = that PID, which must be the parent). Dead workers' trials are failed
     before each count (:func:`reap_dead_trials`); while the remaining trials are all running
     elsewhere this worker waits for them, and runs again those that fail. It stops without
     waiting only for trials of other machines that no heartbeat watches (a journal file on a
     shared folder): then it says so, and the same command run later completes the run."""
     target = objective.target
-    parent = os.getppid() if watch_parent else None
+    parent = (watch_parent if not isinstance(watch_parent, bool) else os.getppid()) \
+        if watch_parent else None
     beat = _heartbeat(study)
     poll = min(5.0, max(0.5, beat / 2)) if beat else 1.0
 
