@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -49,6 +50,8 @@ NETWORKS_FILE = "networks.json"
 #: the statistic new tables use (chosen from benchmarks/profile_bench.py: on a shared VM the
 #: minimum over interleaved passes repeats best; see the README's benchmark section)
 DEFAULT_STATISTIC = "min"
+#: the largest latency a table may hold (ms): ~2.8 hours; 1e308 ms is a lie, not a measurement
+MAX_MS = 1e7
 SOURCES = ("profile", "measure", "retrain", "import")
 __all__ = ["Stats", "LatencyTable", "STATISTICS", "DEFAULT_STATISTIC", "table_dir", "COMPARABLE",
            "PROTOCOL_COMPARABLE", "check_quantization", "check_statistic", "incompatibility",
@@ -105,8 +108,11 @@ class Stats:
         except (TypeError, ValueError):
             raise HwnasError(f"{where}: min_ms, p10_ms, median_ms, iqr_ms must be numbers and n "
                              "a positive integer") from None
-        if any(v != v or v < 0 for v in vals.values()):
-            raise HwnasError(f"{where}: times must be non-negative numbers")
+        if any(not math.isfinite(v) or v < 0 or v > MAX_MS for v in vals.values()):
+            raise HwnasError(f"{where}: times must be finite numbers in [0, {MAX_MS:g}] ms")
+        if min(vals["min_ms"], vals["p10_ms"], vals["median_ms"]) <= 0:
+            # a 0 ms network would make the predictor's 1/y^2 weights infinite
+            raise HwnasError(f"{where}: a latency of 0 ms is not a measurement")
         return cls(n=n, **vals)
 
 

@@ -82,7 +82,23 @@ class Protocol:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    #: upper bounds: a protocol read from a file or typed by hand cannot ask for days of timing
+    LIMITS = {"warmup": 100_000, "burst_warmup": 10_000, "min_repeats": 1_000_000,
+              "passes": 10_000, "chunk": 100_000, "threads": 4096, "min_time_s": 3600.0,
+              "chunk_mb": 1_000_000.0, "sample_ms": 60_000.0}
+
     def validate(self) -> None:
+        """ValueError naming the first setting that is not a finite number in its range
+        (NaN and infinity included: one would be written into the table's provenance and
+        refuse every later profile of the device)."""
+        for name, top in self.LIMITS.items():
+            v = getattr(self, name)
+            integer = name not in ("min_time_s", "chunk_mb", "sample_ms")
+            if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)):
+                raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}, "
+                                 f"got {v!r}")
+            if not math.isfinite(v) or v > top:
+                raise ValueError(f"{name} must be a finite number <= {top:g}, got {v!r}")
         for name in ("warmup", "burst_warmup"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")

@@ -1,0 +1,49 @@
+"""Numbers that are not measurements (issue 24, inputs that still broke hwnas): a 0 ms or
+1e308 ms table entry, NaN or infinite protocol settings. Each is one line and exit 2, and
+nothing is written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import assert_one_line_error
+
+from hwnas.errors import HwnasError
+from hwnas.lut import LatencyTable, Stats
+
+GOOD = {"min_ms": 1.0, "p10_ms": 1.1, "median_ms": 1.2, "iqr_ms": 0.1, "n": 5}
+
+
+@pytest.mark.parametrize("field,value,msg", [
+    ("min_ms", 0.0, "0 ms is not a measurement"),
+    ("median_ms", 1e308, r"finite numbers in \[0, 1e\+07\] ms"),
+    ("p10_ms", float("inf"), "finite numbers"),
+    ("iqr_ms", float("nan"), "finite numbers"),
+    ("min_ms", -1.0, "finite numbers"),
+])
+def test_table_entries_that_are_not_measurements_are_refused(field, value, msg):
+    assert Stats.from_dict(GOOD).min_ms == 1.0
+    with pytest.raises(HwnasError, match=msg):
+        Stats.from_dict({**GOOD, field: value}, "blocks.json: k")
+
+
+def test_a_table_with_a_zero_entry_is_one_line(cli, home):
+    LatencyTable("d", "min", {}, {"k": Stats(1.0, 1.0, 1.0, 0.0, 3)}).save()
+    f = home / "latency_tables" / "d" / "blocks.json"
+    doc = json.loads(f.read_text())
+    doc["entries"]["k"]["min_ms"] = 0.0
+    f.write_text(json.dumps(doc))
+    before = f.read_bytes()
+    assert_one_line_error(cli("lut", "show", "d"), "0 ms is not a measurement")
+    assert f.read_bytes() == before
+
+
+@pytest.mark.parametrize("opt,value", [("--min-time", "nan"), ("--min-time", "inf"),
+                                       ("--sample-ms", "-inf"), ("--chunk-mb", "nan"),
+                                       ("--min-time", "1e300")])
+def test_non_finite_protocol_settings_are_refused(cli, home, opt, value):
+    r = cli("profile", "--device", "d", "--space", "mobilenetv2", "-r", "96",
+            "--bundle-only", home / "b", f"{opt}={value}")
+    assert_one_line_error(r, "measurement protocol", opt.lstrip("-").replace("-", "_")[:8])
+    assert not (home / "b").exists() and not (home / "latency_tables").exists()
