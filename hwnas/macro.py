@@ -12,10 +12,14 @@ is one of three choices, the digit of its position in the benchmark's code (``"0
 * ``2`` -- an inverted residual, kernel 5, expansion 6, ReLU.
 
 The same networks are the Archs of ``search_spaces/nas-bench-macro.yaml``. ``macro:<code>``
-is an ARCH argument anywhere (:func:`hwnas.baselines.resolve_arch`). No torch here.
+is an ARCH argument anywhere (:func:`hwnas.baselines.resolve_arch`). The benchmark's own
+results (CIFAR-10 test accuracy of 3 seeds, params, MACs as "flops") ship with hwnas, with
+their licence (Apache-2.0) and citation: :func:`benchmark_results`. No torch here.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .arch import Arch, Block, Head, Stem, validate
 from .errors import HwnasError
@@ -84,6 +88,18 @@ def macro_code(arch: Arch) -> str | None:
     return code if macro_arch(code) == arch else None
 
 
+RESULTS = "resources/nas-bench-macro/cifar10.json"  # inside the hwnas package
+
+
+def benchmark_results() -> dict[str, dict[str, Any]]:
+    """The benchmark's file: code -> {test_acc: [3 seeds], mean_acc, std, params, flops}
+    (accuracies in %, flops = multiply-accumulates at 32 px)."""
+    import json
+    from importlib.resources import files
+
+    return json.loads(files("hwnas").joinpath(RESULTS).read_text(encoding="utf-8"))
+
+
 def all_codes() -> list[str]:
     """Every code of the benchmark (3^8 = 6,561), in numeric order."""
     from itertools import product
@@ -91,4 +107,5 @@ def all_codes() -> list[str]:
     return ["".join(c) for c in product("012", repeat=LAYERS)]
 
 
-__all__ = ["CHOICES", "PREFIX", "all_codes", "check_code", "macro_arch", "macro_code"]
+__all__ = ["CHOICES", "PREFIX", "RESULTS", "all_codes", "benchmark_results", "check_code",
+           "macro_arch", "macro_code"]
