@@ -303,3 +303,35 @@ def test_the_small_input_mobilenetv2_space_trains_a_supernet_step():
     assert isinstance(sub, Net)
     with torch.no_grad():
         torch.testing.assert_close(net(x), sub.eval()(x), rtol=1e-4, atol=1e-4)
+
+
+def test_the_latency_predictor_and_bundles_take_macro_archs(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from hwnas.bundle import compose_network
+    from hwnas.export import export_piece
+    from hwnas.predictor import LatencyPredictor
+
+    sp = load_space("nas-bench-macro")
+    blocks = {p.key: 1e-8 * piece_costs(p).macs + 0.01 for p in sp.pieces(32)}  # a fake table
+    archs = [macro_arch(c) for c in SAMPLE]
+    nets = {a.to_string(): 1e-8 * arch_costs(a).macs + 0.05 for a in archs}
+    m = LatencyPredictor().fit(blocks, nets)
+    ms = m.predict([macro_arch("00000000"), macro_arch("22222222")])
+    assert 0 < ms[0] < ms[1]
+    a = macro_arch("20010012")
+    rows = m.explain(a)
+    assert [k for k, _, _ in rows] == [p.key for p in arch_pieces(a)]  # no identity piece
+
+    def piece_file(p):
+        f = tmp_path / f"{p.key}.onnx"
+        if not f.is_file():
+            export_piece(p, f)
+        return f
+
+    net = tmp_path / "net.onnx"
+    net.write_bytes(compose_network(a, piece_file))
+    s = ort.InferenceSession(str(net), providers=["CPUExecutionProvider"])
+    out = s.run(None, {s.get_inputs()[0].name: np.zeros((1, 3, 32, 32), np.float32)})[0]
+    assert out.shape == (1, 10)
