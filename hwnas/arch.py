@@ -9,6 +9,15 @@ Channel rounding: the expansion (hidden) width of an MBConv block is
 of 8, never below 90 % of the exact value), except ``expand == 1`` which keeps
 ``in_channels`` (no expansion conv). The squeeze-excite width is
 ``make_divisible(hidden * se, 8)``.
+
+Skip blocks (``Block.skip(out, stride, act)``, ``kind="skip"``; NAS-Bench-Macro's
+"Identity", FBNet's skip): the identity where the block keeps the shape (stride 1, input
+channels == ``out``), else a 1x1 convolution (no bias) with the stride + BatchNorm; ``act``
+(off by default: ``""``) adds an activation after it. A skip has no kernel, expansion or SE
+(stored as kernel 1, expand 1, se 0). In an arch file: ``{kind: skip, out: 64, stride: 2}``
+(``act`` only when set); in the canonical string: ``idc64s2`` (``id`` + channels + stride,
+then the activation's code when set: it is the skip's own, not a change from the previous
+block, and skips leave the running activation/SE of MBConv tokens untouched).
 """
 
 from __future__ import annotations
@@ -72,16 +81,30 @@ class Stem:
     act: str = "relu6"
 
 
+BLOCK_KINDS = ("mb", "skip")
+
+
 @dataclass(frozen=True)
 class Block:
-    """One inverted-residual (MBConv) block."""
+    """One block: inverted residual (MBConv, ``kind="mb"``) or skip (``kind="skip"``, made
+    with :meth:`skip`; see the module docstring)."""
 
     kernel: int
     expand: float
     out: int
     stride: int = 1
     se: float = 0.0
-    act: str = "relu6"
+    act: str = "relu6"  # a skip: "" (no activation) or the activation after it
+    kind: str = "mb"
+
+    @classmethod
+    def skip(cls, out: int, stride: int = 1, act: str = "") -> Block:
+        """A skip block: identity if the shape is kept, else 1x1 conv + BN (+ ``act``)."""
+        return cls(kernel=1, expand=1.0, out=out, stride=stride, se=0.0, act=act, kind="skip")
+
+    @property
+    def is_skip(self) -> bool:
+        return self.kind == "skip"
 
     def hidden(self, in_channels: int) -> int:
         if self.expand == 1:
@@ -92,7 +115,16 @@ class Block:
         return make_divisible(self.hidden(in_channels) * self.se, 8) if self.se else 0
 
     def residual(self, in_channels: int) -> bool:
-        return self.stride == 1 and in_channels == self.out
+        """A residual add (MBConv only: a skip is never an add)."""
+        return self.kind == "mb" and self.stride == 1 and in_channels == self.out
+
+    def projects(self, in_channels: int) -> bool:
+        """A skip that changes the shape (stride 2 or other channels): 1x1 conv + BN."""
+        return self.kind == "skip" and (self.stride != 1 or in_channels != self.out)
+
+    def is_noop(self, in_channels: int) -> bool:
+        """A skip that does nothing (keeps the shape, no activation): it has no piece."""
+        return self.kind == "skip" and not self.projects(in_channels) and not self.act
 
 
 @dataclass(frozen=True)
@@ -148,6 +180,9 @@ class Arch:
         act, se = st.act, 0.0
         toks: list[str] = []
         for b in self.blocks:
+            if b.is_skip:
+                toks.append(f"idc{b.out}s{b.stride}{ACT_CODE[b.act] if b.act else ''}")
+                continue
             t = f"k{b.kernel}e{num_str(b.expand)}c{b.out}s{b.stride}"
             if b.se != se:
                 t += f"q{num_str(b.se)}"
@@ -187,7 +222,7 @@ class Arch:
         return {
             "input": {"resolution": self.resolution, "channels": self.channels},
             "stem": asdict(self.stem),
-            "blocks": [clean(asdict(b)) for b in self.blocks],
+            "blocks": [_block_dict(b, clean) for b in self.blocks],
             "head": asdict(self.head) if self.head else None,
             "classes": self.classes,
         }
@@ -196,6 +231,14 @@ class Arch:
         a = replace(self, resolution=resolution)
         validate(a, "arch")
         return a
+
+
+def _block_dict(b: Block, clean) -> dict[str, Any]:
+    """An arch file's block: MBConv fields as before (no ``kind``); a skip's kind, out, stride
+    and act (only when set)."""
+    if not b.is_skip:
+        return clean({k: v for k, v in asdict(b).items() if k != "kind"})
+    return {"kind": "skip", "out": b.out, "stride": b.stride, **({"act": b.act} if b.act else {})}
 
 
 def out_size(h: int, k: int, s: int) -> int:
@@ -212,12 +255,15 @@ _FIELDS = {
     "stem": {"out": int, "kernel": int, "stride": int, "act": str},
     "block": {"kernel": int, "expand": float, "out": int, "stride": int, "se": float, "act": str},
     "head": {"out": int, "act": str},
+    "skip": {"kind": str, "out": int, "stride": int, "act": str},
 }
+_FIELDS["block"]["kind"] = str
 _REQUIRED = {
     "input": {"resolution"},
     "stem": {"out"},
     "block": {"kernel", "expand", "out"},
     "head": {"out"},
+    "skip": {"out"},
 }
 
 
@@ -285,7 +331,7 @@ def from_dict(d: Any, source: str = "arch") -> Arch:
     if len(d["blocks"]) > MAX_BLOCKS:
         raise HwnasError(f"{source}: blocks: {len(d['blocks'])} blocks is above the limit of "
                          f"{MAX_BLOCKS}")
-    blocks = [check_section(b, "block", f"{source}: blocks[{i}]") for i, b in enumerate(d["blocks"])]
+    blocks = [_check_block(b, f"{source}: blocks[{i}]") for i, b in enumerate(d["blocks"])]
     head = d.get("head")
     if head is not None:
         head = check_section(head, "head", f"{source}: head")
@@ -296,12 +342,24 @@ def from_dict(d: Any, source: str = "arch") -> Arch:
         resolution=inp["resolution"],
         channels=inp.get("channels", 3),
         stem=Stem(**stem),
-        blocks=tuple(Block(**b) for b in blocks),
+        blocks=tuple(blocks),
         head=Head(**head) if head is not None else None,
         classes=classes,
     )
     validate(arch, source)
     return arch
+
+
+def _check_block(d: Any, where: str) -> Block:
+    """One block of an arch file: MBConv fields, or ``kind: skip`` with out, stride, act."""
+    kind = d.get("kind", "mb") if isinstance(d, dict) else "mb"
+    if kind not in BLOCK_KINDS:
+        raise HwnasError(f"{where}.kind: unknown block kind {kind!r} (allowed: "
+                         f"{', '.join(BLOCK_KINDS)})")
+    if kind == "skip":
+        f = check_section(d, "skip", where)
+        return Block.skip(f["out"], f.get("stride", 1), f.get("act", ""))
+    return Block(**check_section(d, "block", where))
 
 
 def validate(a: Arch, source: str = "arch") -> None:
@@ -314,7 +372,20 @@ def validate(a: Arch, source: str = "arch") -> None:
                          f"{MAX_BLOCKS}")
     cin = a.stem.out
     for i, b in enumerate(a.blocks):
-        check_values(f"{source}: blocks[{i}]", **asdict(b))
+        if b.kind not in BLOCK_KINDS:
+            raise HwnasError(f"{source}: blocks[{i}].kind: unknown block kind {b.kind!r} "
+                             f"(allowed: {', '.join(BLOCK_KINDS)})")
+        if b.is_skip:
+            if (b.kernel, b.expand, b.se) != (1, 1.0, 0.0):
+                raise HwnasError(f"{source}: blocks[{i}]: a skip block has no kernel, expand "
+                                 f"or se (got kernel {b.kernel}, expand {num_str(b.expand)}, "
+                                 f"se {num_str(b.se)})")
+            check_values(f"{source}: blocks[{i}]", out=b.out, stride=b.stride,
+                         **({"act": b.act} if b.act else {}))
+            cin = b.out
+            continue
+        check_values(f"{source}: blocks[{i}]",
+                     **{k: v for k, v in asdict(b).items() if k != "kind"})
         if b.hidden(cin) > MAX_CHANNELS:
             raise HwnasError(f"{source}: blocks[{i}]: {cin} x expand {num_str(b.expand)} = "
                              f"{b.hidden(cin):,} channels is above the limit of {MAX_CHANNELS:,}")
@@ -374,6 +445,7 @@ _NUM = r"\d+(?:\.\d+)?"
 _RE_IN = re.compile(r"r(\d+)c(\d+)")
 _RE_STEM = re.compile(r"s(\d+)k(\d+)s(\d+)(re|r6|hs)")
 _RE_BLOCK = re.compile(rf"k(\d+)e({_NUM})c(\d+)s(\d+)(?:q({_NUM}))?(re|r6|hs)?(?:x(\d+))?")
+_RE_SKIP = re.compile(r"idc(\d+)s(\d+)(re|r6|hs)?(?:x(\d+))?")
 _RE_HEAD = re.compile(r"h(\d+)(re|r6|hs)?")
 _RE_CLS = re.compile(r"n(\d+)")
 
@@ -396,14 +468,19 @@ def parse_string(s: str) -> Arch:
     blocks: list[Block] = []
     for t in toks[2:-2]:
         m = _RE_BLOCK.fullmatch(t)
-        if not m:
+        if m:
+            if m[5] is not None:
+                se = float(m[5])
+            if m[6] is not None:
+                act = CODE_ACT[m[6]]
+            b = Block(kernel=int(m[1]), expand=float(m[2]), out=int(m[3]), stride=int(m[4]),
+                      se=se, act=act)
+            n = int(m[7] or 1)
+        elif m := _RE_SKIP.fullmatch(t):
+            b = Block.skip(int(m[1]), int(m[2]), CODE_ACT[m[3]] if m[3] else "")
+            n = int(m[4] or 1)
+        else:
             raise HwnasError(f"'{s}': cannot read block token '{t}'")
-        if m[5] is not None:
-            se = float(m[5])
-        if m[6] is not None:
-            act = CODE_ACT[m[6]]
-        b = Block(kernel=int(m[1]), expand=float(m[2]), out=int(m[3]), stride=int(m[4]), se=se, act=act)
-        n = int(m[7] or 1)
         if len(blocks) + n > MAX_BLOCKS:
             raise HwnasError(f"'{_short(s)}': more than {MAX_BLOCKS} blocks (the limit)")
         blocks.extend([b] * n)
@@ -484,7 +561,7 @@ def save_arch(arch: Arch, path: str | Path) -> Path:
 
 
 __all__ = [
-    "ACTS", "ACT_CODE", "CODE_ACT", "DEFAULT_MAX_MEMORY_GB", "MAX_BLOCKS", "MAX_CHANNELS",
+    "ACTS", "ACT_CODE", "BLOCK_KINDS", "CODE_ACT", "DEFAULT_MAX_MEMORY_GB", "MAX_BLOCKS", "MAX_CHANNELS",
     "MAX_CLASSES", "MAX_EXPAND", "MAX_FILE_BYTES", "MAX_KERNEL", "MAX_MEMORY_ENV",
     "MAX_RESOLUTION", "Arch", "Block", "Head", "Stem", "check_keys", "check_memory",
     "check_section", "check_values", "dump_arch", "from_dict", "load_arch", "make_divisible",

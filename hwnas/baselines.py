@@ -4,8 +4,8 @@ MobileNetV2: Sandler et al. 2018, Table 2 (t, c, n, s); channels ``make_divisibl
 the last conv keeps 1280 for widths <= 1.0. MobileNetV3-small: Howard et al. 2019, Table 2,
 without the extra 1x1 conv after pooling (this builder has one head conv), hence "-like".
 
-:func:`resolve_arch` reads an ARCH argument of the command line: a file, a baseline name or a
-canonical string (it lives here, not in :mod:`hwnas.arch`, which knows no baselines).
+:func:`resolve_arch` reads an ARCH argument of the command line: a file, a baseline name, a
+NAS-Bench-Macro network (``macro:<8 digits>``, :mod:`hwnas.macro`) or a canonical string (it lives here, not in :mod:`hwnas.arch`, which knows no baselines).
 """
 
 from __future__ import annotations
@@ -63,8 +63,12 @@ def baseline(name: str, resolution: int | None = None, classes: int = 1000) -> A
 
 
 def resolve_arch(spec: str) -> Arch:
-    """An ARCH argument: a file path, a baseline name (``mbv2-0.5``, ``mbv2-0.5@160``) or a
-    canonical string."""
+    """An ARCH argument: a file path, a baseline name (``mbv2-0.5``, ``mbv2-0.5@160``), a
+    NAS-Bench-Macro code (``macro:02012100``) or a canonical string."""
+    if spec.startswith("macro:"):
+        from .macro import macro_arch
+
+        return macro_arch(spec[len("macro:"):])
     p = Path(spec)
     if p.suffix in (".yaml", ".yml", ".json") or p.exists():
         return load_arch(p)
@@ -77,7 +81,8 @@ def resolve_arch(spec: str) -> Arch:
     if spec.startswith("r") and "_" in spec:
         return parse_string(spec)
     raise HwnasError(
-        f"'{spec}': not an arch file, a baseline ({', '.join(BASELINES)}) or a canonical arch string"
+        f"'{spec}': not an arch file, a baseline ({', '.join(BASELINES)}), macro:<8 digits> "
+        "or a canonical arch string"
     )
 
 

@@ -82,6 +82,13 @@ def piece_costs(p: Piece) -> PieceCosts:
         dense += conv(p.cin, p.cout, p.kernel, hw_in, hw_out)
     elif p.kind == "head":
         pw += conv(p.cin, p.cout, 1, hw_in, hw_in)
+    elif p.kind == "skip":  # 1x1 conv + BN if the shape changes; its activation, if any
+        if p.stride != 1 or p.cin != p.cout:
+            pw += conv(p.cin, p.cout, 1, hw_in, hw_out, act=bool(p.act))
+        elif p.act:  # the activation alone, its own operator
+            ops += 1
+            act_e += p.cout * hw_out
+            moved += 2 * p.cout * hw_out
     elif p.kind == "cls":
         fc += p.cin * p.cout
         params += p.cin * p.cout + p.cout
@@ -116,7 +123,7 @@ def piece_peak_bytes(p: Piece) -> int:
     its input alive until the add (the MCUNet-style analysis).
     """
     hw_in, hw_out = p.h * p.h, p.h_out * p.h_out
-    if p.kind in ("stem", "head"):
+    if p.kind in ("stem", "head", "skip"):
         return (p.cin * hw_in + p.cout * hw_out) * BYTES_PER_ELEM
     if p.kind == "cls":
         return (p.cin * hw_in + p.cin + p.cout) * BYTES_PER_ELEM

@@ -74,11 +74,21 @@ class Classifier(nn.Module):
         return self.fc(torch.flatten(x.mean((2, 3)), 1))
 
 
+def skip_module(p: Piece) -> nn.Module:
+    """A skip piece: 1x1 conv (stride, no bias) + BN where the shape changes (NAS-Bench-Macro's
+    "Identity"), then its activation if it has one; the activation alone where the shape is kept."""
+    if p.stride != 1 or p.cin != p.cout:
+        return ConvBNAct(p.cin, p.cout, 1, p.stride, act=p.act or None)
+    return make_act(p.act) if p.act else nn.Identity()
+
+
 def build_piece(p: Piece) -> nn.Module:
     if p.kind == "stem":
         return ConvBNAct(p.cin, p.cout, p.kernel, p.stride, act=p.act)
     if p.kind == "mb":
         return MBConv(p)
+    if p.kind == "skip":
+        return skip_module(p)
     if p.kind == "head":
         return ConvBNAct(p.cin, p.cout, 1, act=p.act)
     return Classifier(p.cin, p.cout)
@@ -94,7 +104,8 @@ class Net(nn.Module):
         pieces = arch_pieces(arch)
         self.arch = arch
         self.stem = build_piece(pieces[0])
-        self.blocks = nn.Sequential(*[build_piece(p) for p in pieces if p.kind == "mb"])
+        # skips that do nothing have no piece (hwnas.pieces.arch_pieces): nothing to build
+        self.blocks = nn.Sequential(*[build_piece(p) for p in pieces if p.kind in ("mb", "skip")])
         self.head = build_piece(pieces[-2]) if arch.head is not None else nn.Identity()
         self.classifier = build_piece(pieces[-1])
         _init_weights(self)
@@ -150,4 +161,4 @@ def arch_costs(arch: Arch) -> Costs:
 
 __all__ = ["Classifier", "ConvBNAct", "Costs", "MBConv", "Net", "SqueezeExcite", "arch_costs",
            "build", "build_piece", "count_macs", "count_params", "input_tensor", "make_act",
-           "peak_activation_bytes", "piece_input", "piece_peak_bytes"]
+           "peak_activation_bytes", "piece_input", "piece_peak_bytes", "skip_module"]

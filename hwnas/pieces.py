@@ -1,7 +1,11 @@
 """Pieces and block keys: what makes two pieces of a network cost the same on a device.
 
-A network is a sequence of *pieces*: the stem, its MBConv blocks, the head (1x1 conv)
-and the classifier (global average pool + linear). A piece's key holds op type, input
+A network is a sequence of *pieces*: the stem, its MBConv blocks, its skip blocks that do
+something, the head (1x1 conv) and the classifier (global average pool + linear). A skip
+block that changes the shape is a ``skip`` piece (1x1 conv with the stride + BatchNorm, then
+its activation if it has one), e.g. ``skip_h32_i32_o64_k1_s2``; a shape-keeping skip with an
+activation is a ``skip`` piece with stride 1 and equal channels (the activation alone); a
+plain identity skip does nothing and has **no piece** (it costs nothing and is not profiled). A piece's key holds op type, input
 H(=W) and channels, output channels, kernel, stride, expansion (hidden) channels, SE
 channels, activation and residual; two pieces with the same key are the same ONNX
 graph and so cost the same. Keys are plain strings, e.g.
@@ -18,12 +22,12 @@ from dataclasses import dataclass
 from .arch import ACT_CODE, CODE_ACT, Arch, Block, Head, Stem, out_size
 from .errors import HwnasError
 
-KINDS = ("stem", "mb", "head", "cls")
+KINDS = ("stem", "mb", "head", "cls", "skip")  # new kinds go last: feature codes
 
 
 @dataclass(frozen=True)
 class Piece:
-    kind: str  # stem | mb | head | cls
+    kind: str  # stem | mb | head | cls | skip
     h: int  # input height (= width)
     cin: int
     cout: int
@@ -44,11 +48,15 @@ class Piece:
                     f"_m{self.hidden}_q{self.se}_{a}_res{int(self.residual)}")
         if self.kind == "head":
             return f"head_h{self.h}_i{self.cin}_o{self.cout}_{a}"
+        if self.kind == "skip":
+            return (f"skip_h{self.h}_i{self.cin}_o{self.cout}_k{self.kernel}_s{self.stride}"
+                    + (f"_{a}" if a else ""))
         return f"cls_h{self.h}_i{self.cin}_o{self.cout}"
 
     @property
     def h_out(self) -> int:
-        return out_size(self.h, self.kernel, self.stride) if self.kind in ("stem", "mb") else self.h
+        return out_size(self.h, self.kernel, self.stride) if self.kind in ("stem", "mb", "skip") \
+            else self.h
 
     @classmethod
     def from_key(cls, key: str) -> Piece:
@@ -66,7 +74,7 @@ class Piece:
 
 
 _KEY_RE = re.compile(
-    r"(?P<kind>stem|mb|head|cls)_h(?P<h>\d+)_i(?P<i>\d+)_o(?P<o>\d+)"
+    r"(?P<kind>stem|mb|head|cls|skip)_h(?P<h>\d+)_i(?P<i>\d+)_o(?P<o>\d+)"
     r"(?:_k(?P<k>\d+)_s(?P<s>\d+))?(?:_m(?P<m>\d+)_q(?P<q>\d+))?"
     r"(?:_(?P<act>re|r6|hs))?(?:_res(?P<res>[01]))?"
 )
@@ -77,7 +85,10 @@ def stem_piece(resolution: int, channels: int, stem: Stem) -> Piece:
 
 
 def block_piece(h: int, cin: int, b: Block) -> Piece:
-    """The MBConv block ``b`` seeing an ``h`` x ``h`` x ``cin`` input."""
+    """The block ``b`` seeing an ``h`` x ``h`` x ``cin`` input (a skip: a ``skip`` piece;
+    :func:`arch_pieces` leaves out skips that do nothing, :meth:`Block.is_noop`)."""
+    if b.is_skip:
+        return Piece("skip", h, cin, b.out, 1, b.stride, act=b.act)
     return Piece("mb", h, cin, b.out, b.kernel, b.stride, b.hidden(cin), b.se_channels(cin),
                  b.act, b.residual(cin))
 
@@ -94,7 +105,8 @@ def arch_pieces(arch: Arch) -> list[Piece]:
     """The pieces of ``arch`` in execution order, with the shapes they see inside it."""
     out = [stem_piece(arch.resolution, arch.channels, arch.stem)]
     for _, h, c, b in arch.stages():
-        out.append(block_piece(h, c, b))
+        if not b.is_noop(c):
+            out.append(block_piece(h, c, b))
     h, c = arch.final_size()
     if arch.head is not None:
         out.append(head_piece(h, c, arch.head))

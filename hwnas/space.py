@@ -5,6 +5,13 @@ multiplier choices), a first-layer stride, a depth range, and per-layer kernel a
 expansion choices (plus SE and activation choices per stage). It maps a set of
 parameters to an :class:`~hwnas.arch.Arch`.
 
+A stage's layer choices are every ``kernel`` x ``expand`` pair, or, with ``layers:``, an
+explicit list of them (kernel and expand are then not given), which may hold ``"id"``: a
+skip block (:meth:`hwnas.arch.Block.skip`: identity where the shape is kept, else a 1x1
+conv + BN with the stride; NAS-Bench-Macro's "Identity"), e.g. ``layers: [id, k3e3, k5e6]``.
+``"id"`` is a block of the network (the first layer of a stage keeps its stride and
+projects); ``"skip"`` below leaves the layer out.
+
 Every Arch is described by the *same* parameter set (what NSGA-II and GP samplers need):
 a layer beyond a stage's minimum depth has the extra choice ``"skip"``. All choices are
 plain ints or strings:
@@ -12,7 +19,8 @@ plain ints or strings:
 * ``resolution`` (int) -- only when the space lists more than one;
 * ``s{j}_out`` (int) -- stage j's output channels, one per width multiplier;
 * ``s{j}_se`` (str, e.g. "0" / "0.25") and ``s{j}_act`` (str) -- where a stage has choices;
-* ``s{j}_l{l}`` (str) -- layer l of stage j: ``"k{kernel}e{expand}"`` or ``"skip"``.
+* ``s{j}_l{l}`` (str) -- layer l of stage j: ``"k{kernel}e{expand}"``, ``"id"`` (where the
+  stage's ``layers`` list it) or ``"skip"``.
 
 Parameters with a single choice are fixed and not sampled.
 """
@@ -54,7 +62,8 @@ from .pieces import Piece, block_piece, cls_piece, head_piece, stem_piece
 
 log = logging.getLogger(__name__)
 
-SKIP = "skip"
+SKIP = "skip"  # the layer is left out
+ID = "id"  # the layer is a skip block
 _LAYER_RE = re.compile(r"k(\d+)e(\d+(?:\.\d+)?)")
 
 
@@ -68,6 +77,7 @@ class Stage:
     width: tuple[float, ...] = (1.0,)
     se: tuple[float, ...] = (0.0,)
     act: tuple[str, ...] = ("relu6",)
+    layers: tuple[str, ...] = ()  # explicit layer choices ("k3e3", "id"); () = kernel x expand
 
     @property
     def outs(self) -> list[int]:
@@ -75,7 +85,22 @@ class Stage:
 
     @property
     def layer_choices(self) -> list[str]:
+        if self.layers:
+            return list(self.layers)
         return [f"k{k}e{num_str(e)}" for k in self.kernel for e in self.expand]
+
+    @property
+    def has_id(self) -> bool:
+        """Whether a layer may be a skip block (``"id"``)."""
+        return ID in self.layers
+
+    def largest_layer(self) -> str:
+        """The layer choice with the most channels and the largest kernel (limits, memory)."""
+        mb = [c for c in self.layer_choices if c != ID]
+        if not mb:
+            return ID
+        return max(mb, key=lambda c: (float(_LAYER_RE.fullmatch(c)[2]),
+                                      int(_LAYER_RE.fullmatch(c)[1])))
 
 
 @dataclass(frozen=True)
@@ -124,6 +149,10 @@ class SearchSpace:
                 choice = p.get(f"s{j}_l{layer}", st.layer_choices[0])
                 if choice == SKIP:
                     continue
+                if choice == ID and st.has_id:
+                    blocks.append(Block.skip(out, st.stride if first else 1))
+                    first = False
+                    continue
                 m = _LAYER_RE.fullmatch(str(choice))
                 if not m:
                     raise HwnasError(f"{self.name}: bad layer choice {choice!r} for s{j}_l{layer}")
@@ -160,19 +189,23 @@ class SearchSpace:
         def add(p: Piece) -> None:
             found.setdefault(p.key, p)
 
+        def add_block(h: int, cin: int, b: Block) -> None:
+            if not b.is_noop(cin):  # an identity skip has no piece
+                add(block_piece(h, cin, b))
+
         add(stem_piece(resolution, self.channels, st))
         h = out_size(resolution, st.kernel, st.stride)
         prev_outs = [st.out]
         for stage in self.stages:
-            h_next = out_size(h, max(stage.kernel), stage.stride)
+            h_next = out_size(h, 1, stage.stride)  # the same for every odd kernel
             for cin in prev_outs:
                 for cout in stage.outs:
                     for b in self._stage_blocks(stage, cout, stage.stride):
-                        add(block_piece(h, cin, b))
+                        add_block(h, cin, b)
             if stage.depth[1] > 1:
                 for cout in stage.outs:
                     for b in self._stage_blocks(stage, cout, 1):
-                        add(block_piece(h_next, cout, b))
+                        add_block(h_next, cout, b)
             h, prev_outs = h_next, stage.outs
         if self.head is not None:
             for cin in prev_outs:
@@ -185,11 +218,14 @@ class SearchSpace:
 
 
     def _stage_blocks(self, stage: Stage, cout: int, stride: int) -> Iterable[Block]:
+        if stage.has_id:
+            yield Block.skip(cout, stride)
         for se in stage.se:
             for act in stage.act:
-                for k in stage.kernel:
-                    for e in stage.expand:
-                        yield Block(k, e, cout, stride, se, act)
+                for c in stage.layer_choices:
+                    if c != ID:
+                        m = _LAYER_RE.fullmatch(c)
+                        yield Block(int(m[1]), float(m[2]), cout, stride, se, act)
 
     def min_resolution(self) -> int:
         return self.stem.stride * math.prod(s.stride for s in self.stages)
@@ -203,8 +239,10 @@ class SearchSpace:
         for j, s in enumerate(self.stages, 1):
             lines.append(
                 f"  s{j:<5} {','.join(map(str, s.outs)):<15} {s.stride:<7} {s.depth[0]}-{s.depth[1]:<4}"
-                f" {','.join(map(str, s.kernel)):<8} {','.join(num_str(e) for e in s.expand):<8}"
+                f" {','.join(map(str, s.kernel)) or '-':<8} "
+                f"{','.join(num_str(e) for e in s.expand) or '-':<8}"
                 f" {','.join(num_str(e) for e in s.se):<9} {','.join(s.act)}"
+                + (f"   layers: {','.join(s.layers)}" if s.layers else "")
             )
         lines.append(f"  head: {self.head.out} {self.head.act}" if self.head else "  head: none")
         lines.append(f"  parameters: {len(self.params())}, configurations: {self.size():.3e}")
@@ -215,7 +253,7 @@ class SearchSpace:
 # ---- loading ---------------------------------------------------------------------------------
 
 _TOP = {"name", "description", "resolutions", "channels", "classes", "stem", "head", "stages"}
-_STAGE = {"out", "stride", "depth", "kernel", "expand", "width", "se", "act"}
+_STAGE = {"out", "stride", "depth", "kernel", "expand", "layers", "width", "se", "act"}
 
 
 def _list(v: Any, where: str, typ: type | tuple, check=None) -> tuple:
@@ -230,6 +268,24 @@ def _list(v: Any, where: str, typ: type | tuple, check=None) -> tuple:
             if msg:
                 raise HwnasError(f"{where}: {x!r} {msg}")
     return tuple(vals)
+
+
+def _layers(s: dict, w: str) -> tuple[str, ...]:
+    """A stage's explicit ``layers`` choices (``()`` if it has none): distinct ``k<K>e<E>``
+    (odd kernel, expand >= 1) or ``id``; instead of ``kernel`` and ``expand``."""
+    if "layers" not in s:
+        return ()
+    if "kernel" in s or "expand" in s:
+        raise HwnasError(f"{w}: give either layers or kernel and expand, not both")
+    vals = _list(s["layers"], f"{w}.layers", str)
+    for c in vals:
+        m = _LAYER_RE.fullmatch(c)
+        if c != ID and not (m and int(m[1]) % 2 == 1 and float(m[2]) >= 1):
+            raise HwnasError(f"{w}.layers: {c!r} is not a layer choice ('k<odd kernel>e<expand "
+                             f">= 1>', e.g. 'k3e6', or '{ID}' for a skip block)")
+    if len(set(vals)) != len(vals):
+        raise HwnasError(f"{w}.layers: a choice is listed twice")
+    return vals
 
 
 def space_from_dict(d: Any, source: str) -> SearchSpace:
@@ -253,7 +309,9 @@ def space_from_dict(d: Any, source: str) -> SearchSpace:
         w = f"{source}: stages[{j - 1}]"
         if not isinstance(s, dict):
             raise HwnasError(f"{w}: must be a mapping")
-        check_keys(s, sorted(_STAGE), ("out", "stride", "kernel", "expand"), w)
+        layers = _layers(s, w)
+        check_keys(s, sorted(_STAGE), ("out", "stride") if layers else
+                   ("out", "stride", "kernel", "expand"), w)
         def odd(x):
             return (None if x >= 1 and x % 2 == 1 else "must be an odd positive integer")
         depth = _list(s.get("depth", 1), f"{w}.depth", int, pos)
@@ -265,11 +323,16 @@ def space_from_dict(d: Any, source: str) -> SearchSpace:
         if stride not in (1, 2) or isinstance(stride, bool):
             raise HwnasError(f"{w}.stride: must be 1 or 2, got {stride!r}")
         out = _list(s["out"], f"{w}.out", int, pos)[0]
+        if layers:
+            ms = [_LAYER_RE.fullmatch(c) for c in layers if c != ID]
+            kernel = tuple(sorted({int(m[1]) for m in ms}))
+            expand = tuple(sorted({float(m[2]) for m in ms}))
+        else:
+            kernel = _list(s["kernel"], f"{w}.kernel", int, odd)
+            expand = tuple(float(x) for x in _list(s["expand"], f"{w}.expand", (int, float),
+                                                   lambda x: None if x >= 1 else "must be >= 1"))
         stages.append(Stage(
-            out=out, stride=stride, depth=depth,
-            kernel=_list(s["kernel"], f"{w}.kernel", int, odd),
-            expand=tuple(float(x) for x in _list(s["expand"], f"{w}.expand", (int, float),
-                                                  lambda x: None if x >= 1 else "must be >= 1")),
+            out=out, stride=stride, depth=depth, kernel=kernel, expand=expand, layers=layers,
             width=tuple(float(x) for x in _list(
                 s.get("width", 1.0), f"{w}.width", (int, float),
                 lambda x: None if 0 < x <= MAX_CHANNELS else f"must be in (0, {MAX_CHANNELS}]")),
@@ -316,7 +379,7 @@ def _check_limits(sp: SearchSpace, source: str) -> None:
     for j, st in enumerate(sp.stages, 1):
         largest[f"s{j}_out"] = max(st.outs)
         largest[f"s{j}_se"] = num_str(max(st.se))
-        big = f"k{num_str(max(st.kernel))}e{num_str(max(st.expand))}"
+        big = st.largest_layer()
         for layer in range(st.depth[1]):
             largest[f"s{j}_l{layer}"] = big
     sp.arch_from_params(largest, max(sp.resolutions))  # validate: channels, memory
@@ -352,4 +415,4 @@ def load_spaces() -> list[SearchSpace]:
     return out
 
 
-__all__ = ["SKIP", "SearchSpace", "Stage", "load_space", "load_spaces", "space_from_dict"]
+__all__ = ["ID", "SKIP", "SearchSpace", "Stage", "load_space", "load_spaces", "space_from_dict"]

@@ -5,7 +5,7 @@ from hwnas.errors import HwnasError
 from hwnas.pieces import Piece, arch_pieces
 from hwnas.space import SKIP, load_space
 
-SPACES = ["mobilenetv2", "mobilenetv3"]
+SPACES = ["mobilenetv2", "mobilenetv3", "mobilenetv2-cifar", "mobilenetv3-cifar"]
 
 
 @pytest.mark.parametrize("name", SPACES)

@@ -32,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     info = asub.add_parser("info", help="canonical string, params, MACs, peak activation memory",
                            description="ARCH is an arch file (.yaml/.json), a baseline name "
                            "(mbv2-0.35, mbv2-0.5, mbv2-0.75, mbv2-1.0, mbv3-small; add @RES for "
-                           "another resolution, e.g. mbv2-0.5@160), a canonical arch string or "
-                           "an ONNX file hwnas exported.")
+                           "another resolution, e.g. mbv2-0.5@160), a NAS-Bench-Macro network "
+                           "(macro:<8 digits 0/1/2>, e.g. macro:02012100), a canonical arch "
+                           "string or an ONNX file hwnas exported.")
     info.add_argument("arch", metavar="ARCH")
     info.add_argument("--blocks", action="store_true", help="also list every block key")
     info.add_argument("--json", action="store_true",
@@ -94,6 +95,9 @@ def cmd_arch_info(args) -> None:
     from ..model import arch_costs
 
     c = arch_costs(a)
+    from ..macro import macro_code
+
+    code = macro_code(a)
     if args.json:
         from ..io import print_json
 
@@ -101,13 +105,15 @@ def cmd_arch_info(args) -> None:
                     "blocks": len(a.blocks), "classes": a.classes, "params": c.params,
                     "macs": c.macs, "peak_activation_bytes": c.peak_act_bytes,
                     "peak_activation_note": "float32, batch 1, sequential, freed after last use",
-                    "block_keys": [p.key for p in arch_pieces(a)]})
+                    "block_keys": [p.key for p in arch_pieces(a)], "macro_code": code})
         return
     print(f"arch        {a.to_string()}")
     print(f"resolution  {a.resolution}x{a.resolution}x{a.channels}, {len(a.blocks)} blocks, {a.classes} classes")
     print(f"params      {c.params / 1e6:.3f} M ({c.params:,})")
     print(f"MACs        {c.macs / 1e6:.1f} M  (torch.utils.flop_counter, batch 1)")
     print(f"peak act.   {c.peak_act_bytes / 2**20:.2f} MiB  (float32, batch 1, sequential, freed after last use)")
+    if code is not None:
+        print(f"NAS-Bench-Macro  {code}  (macro:{code})")
     if args.blocks:
         for p in arch_pieces(a):
             print(f"  {p.key}")

@@ -206,7 +206,7 @@ class ArchFeatures(TransformerMixin, BaseEstimator):
     @staticmethod
     def _piece_of(k: tuple) -> Piece:
         """The piece a cache key stands for (as :func:`hwnas.pieces.arch_pieces` makes it)."""
-        if len(k) == 3:  # an MBConv block: (H, C_in, Block)
+        if len(k) == 3:  # an MBConv or skip block: (H, C_in, Block)
             return block_piece(*k)
         tag, h, c, x = k
         if tag == 0:  # stem: (0, resolution, channels, Stem)
@@ -236,8 +236,9 @@ class ArchFeatures(TransformerMixin, BaseEstimator):
             c = st.out
             level = 1 if st.stride == 2 else 0
             for b in a.blocks:
-                keys.append((h, c, b))
-                lv.append(level)
+                if b.kind == "mb" or not b.is_noop(c):  # an identity skip has no piece
+                    keys.append((h, c, b))
+                    lv.append(level)
                 s = b.stride
                 if s == 2:
                     level += 1

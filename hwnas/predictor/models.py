@@ -42,13 +42,16 @@ _TRANSFER_CLIP = (0.5, 2.0)  # bounds of the activation-cost ratio applied in a 
 
 def activated_elements(p: Piece) -> int:
     """Elements the activation of ``p`` is applied to (fused into a conv or not): the stem's
-    and head's outputs, an MBConv block's expansion and depthwise outputs."""
+    and head's outputs, an MBConv block's expansion and depthwise outputs, a skip's output
+    when it has an activation."""
     if p.kind == "stem":
         return p.cout * p.h_out ** 2
     if p.kind == "head":
         return p.cout * p.h ** 2
     if p.kind == "mb":
         return (p.hidden * p.h ** 2 if p.hidden != p.cin else 0) + p.hidden * p.h_out ** 2
+    if p.kind == "skip":
+        return p.cout * p.h_out ** 2 if p.act else 0
     return 0
 
 

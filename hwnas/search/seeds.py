@@ -24,7 +24,7 @@ from ..context import Device
 from ..errors import HwnasError
 from ..paths import DEMO_RESOLUTION
 from ..runs import SEED_ATTR
-from ..space import SKIP, SearchSpace
+from ..space import ID, SKIP, SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,9 @@ __all__ = ["cheapest_archs", "cheapest_params", "default_resolution", "seed_para
 
 
 def _layer_choice(choices: list[str], kernel: float, expand: float) -> str:
-    real = [c for c in choices if c != SKIP]
+    real = [c for c in choices if c not in (SKIP, ID)]
+    if not real:  # only skip blocks
+        return ID
     return min(real, key=lambda c: (abs(int(c[1:].split("e")[0]) - kernel),
                                     abs(float(c.split("e")[1]) - expand)))
 
@@ -51,7 +53,8 @@ def cheapest_params(space: SearchSpace, act: str | None = None) -> dict[str, Any
         elif name.endswith("_act"):
             p[name] = act if act in choices else choices[0]
         else:
-            p[name] = SKIP if SKIP in choices else _layer_choice(choices, 0, 0)
+            p[name] = next((c for c in (SKIP, ID) if c in choices), None) or \
+                _layer_choice(choices, 0, 0)
     return p
 
 

@@ -45,10 +45,14 @@ from .elastic import (
     DynamicSE,
     act,
 )
+from .store import check_space
 
 
 def _block_token(b: Block) -> str:
+    if b.is_skip:
+        return f"skip c{b.out}s{b.stride}"
     return f"k{b.kernel}e{num_str(b.expand)}c{b.out}s{b.stride}"
+
 
 
 def _allowed(st: Stage, first: bool) -> str:
@@ -60,6 +64,8 @@ def _allowed(st: Stage, first: bool) -> str:
 def _misfit(b: Block, st: Stage, first: bool) -> str | None:
     """Why block ``b`` cannot be a layer of stage ``st`` (None if it can)."""
     want = st.stride if first else 1
+    if b.is_skip:
+        return "a skip block (the supernet has none)"
     if b.stride != want:
         return f"stride {b.stride} (the {'first' if first else 'next'} layer has stride {want})"
     if b.out not in st.outs:
@@ -211,6 +217,7 @@ class SuperNet(nn.Module):
 
     def __init__(self, space: SearchSpace, classes: int, channels: int = 3,
                  kernel_transform: bool = False):
+        check_space(space)
         super().__init__()
         self.space, self.classes, self.channels = space, classes, channels
         self.kernel_transform = kernel_transform

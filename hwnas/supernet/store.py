@@ -40,11 +40,23 @@ def supernets_dir() -> Path:
     return runs_dir() / "supernets"
 
 
+def check_space(space: SearchSpace) -> None:
+    """HwnasError (one line) if the supernet cannot hold ``space``: a skip-block layer choice
+    (``id``: identity or a 1x1 projection) has no elastic counterpart here."""
+    for j, st in enumerate(space.stages, 1):
+        if st.has_id:
+            raise HwnasError(f"{space.name}: stage {j} has skip-block layers ('id', e.g. "
+                             "NAS-Bench-Macro), which the supernet cannot share weights with; "
+                             "use another accuracy estimator for this space")
+
+
 def space_definition(space: SearchSpace) -> dict[str, Any]:
     """The space as the YAML mapping :func:`hwnas.space.space_from_dict` reads back."""
     def stage(st) -> dict[str, Any]:
         d = asdict(st)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        # explicit layer choices replace kernel x expand; none: as before layers existed
+        drop = ("kernel", "expand") if st.layers else ("layers",)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items() if k not in drop}
 
     return {"name": space.name, "resolutions": list(space.resolutions), "channels": space.channels,
             "classes": space.classes, "stem": asdict(space.stem),
@@ -227,6 +239,7 @@ def find_supernet(space: SearchSpace, data_spec: str, resolution: int,
     """The supernet to score with: ``ref`` (id or folder), checked to be of ``space`` on
     ``data_spec`` at ``resolution`` and complete; else the newest complete such supernet.
     HwnasError (one line, with the command to run) when there is none."""
+    check_space(space)
     where = f"space {space.name} on {data_spec} at {resolution} px"
     if ref is not None:
         store = open_store(ref)
@@ -271,7 +284,7 @@ def load_supernet(store: Store, device: Any = "cpu") -> tuple[Any, dict[str, Any
     return net.to(torch.device(device), memory_format=torch.channels_last).eval(), meta
 
 
-__all__ = ["CHECKPOINT", "CHECKPOINT_FORMAT", "META", "META_FORMAT", "Store", "complete",
-           "list_stores", "matches", "open_store", "space_arg", "space_content", "space_definition",
+__all__ = ["CHECKPOINT", "CHECKPOINT_FORMAT", "META", "META_FORMAT", "Store", "check_space",
+           "complete", "list_stores", "matches", "open_store", "space_arg", "space_content", "space_definition",
            "space_from_meta", "find_supernet", "load_supernet", "supernet_id", "supernets_dir",
            "train_command", "versions"]

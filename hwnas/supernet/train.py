@@ -51,6 +51,7 @@ from .net import SuperNet
 from .store import (
     META_FORMAT,
     Store,
+    check_space,
     space_content,
     space_definition,
     supernet_id,
@@ -193,6 +194,7 @@ def train_supernet(space: SearchSpace, data: Dataset, data_spec: str, resolution
     """
     from tqdm import tqdm
 
+    check_space(space)  # before a store folder is made
     dev = resolve_torch_device(device)
     t0 = time.perf_counter()
     sid = supernet_id(space, data_spec, resolution, recipe.id_dict(), seed)
