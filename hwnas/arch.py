@@ -498,7 +498,27 @@ def parse_string(s: str) -> Arch:
 
 # ---- files ------------------------------------------------------------------------------------
 
-MAX_FILE_BYTES = 16 * 2**20  # an arch or space file larger than this is not read
+#: an arch or space file larger than this is not read (a 256-block arch file is ~40 KB; a
+#: 15 MB YAML file kept the pure-Python parser busy for minutes at 1.2 GB)
+MAX_FILE_BYTES = 2**20
+#: a name a file gives (a space's ``name``) that becomes part of a path: no separators, no
+#: "..", nothing that could leave the folder it is joined to
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+
+
+def safe_name(name: Any, what: str) -> str:
+    """``name`` if it is a plain file-name-safe word (:data:`SAFE_NAME`); else HwnasError."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+        raise HwnasError(f"{what}: {str(name)[:60]!r} is not a plain name (letters, digits, "
+                         "'.', '_', '+', '-'; no '/' or '..'): it would make a path outside "
+                         "its folder")
+    return name
+
+
+def load_yaml(text: str):
+    """Parse YAML with libyaml's safe C loader when PyYAML has it (the pure-Python one took
+    minutes on large files), else the safe Python loader."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def read_text_file(p: Path, what: str) -> str:
@@ -506,6 +526,10 @@ def read_text_file(p: Path, what: str) -> str:
     it is missing, unreadable, larger than :data:`MAX_FILE_BYTES` or not UTF-8 text."""
     try:
         if not p.is_file():
+            if p.is_dir():
+                raise HwnasError(f"{p}: is a directory, not {what}")
+            if p.exists():  # a FIFO, socket or device: never opened (a FIFO would block)
+                raise HwnasError(f"{p}: not a regular file; expected {what}")
             raise HwnasError(f"{p}: no such {what}")
         size = p.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -525,7 +549,7 @@ def load_arch(path: str | Path) -> Arch:
     p = Path(path)
     text = read_text_file(p, "arch file")
     try:
-        d = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        d = json.loads(text) if p.suffix == ".json" else load_yaml(text)
     except (ValueError, yaml.YAMLError, RecursionError) as e:  # ValueError: JSON, huge ints
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise HwnasError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first}") from None

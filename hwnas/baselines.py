@@ -70,12 +70,16 @@ def resolve_arch(spec: str) -> Arch:
 
         return macro_arch(spec[len("macro:"):])
     p = Path(spec)
-    if p.suffix in (".yaml", ".yml", ".json") or p.exists():
+    try:
+        exists = p.exists()
+    except OSError:  # e.g. a canonical string longer than a file name may be (255 bytes)
+        exists = False
+    if p.suffix in (".yaml", ".yml", ".json") or exists:
         return load_arch(p)
     name = spec.split("@")[0]
     if name in BASELINES:
         res = spec.split("@")[1] if "@" in spec else None
-        if res is not None and not res.isdigit():
+        if res is not None and not (res.isascii() and res.isdigit()):
             raise HwnasError(f"'{spec}': resolution after '@' must be an integer")
         return baseline(name, int(res) if res else None)
     if spec.startswith("r") and "_" in spec:

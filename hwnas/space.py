@@ -50,10 +50,12 @@ from .arch import (
     check_keys,
     check_section,
     check_values,
+    load_yaml,
     make_divisible,
     num_str,
     out_size,
     read_text_file,
+    safe_name,
     validate,
 )
 from .errors import HwnasError
@@ -292,6 +294,7 @@ def space_from_dict(d: Any, source: str) -> SearchSpace:
     if not isinstance(d, dict):
         raise HwnasError(f"{source}: must be a mapping")
     check_keys(d, sorted(_TOP), ("name", "resolutions", "stem", "stages"), source, ": ")
+    safe_name(d["name"], f"{source}: name")
     def pos(x):
         return (None if x > 0 else "must be positive")
     res = _list(d["resolutions"], f"{source}: resolutions", int, pos)
@@ -396,7 +399,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
         p = files[p.name]
     text = read_text_file(p, "space file")
     try:
-        d = yaml.safe_load(text)
+        d = load_yaml(text)
     except (yaml.YAMLError, ValueError, RecursionError) as e:
         first = (str(e).splitlines() or [type(e).__name__])[0]
         raise HwnasError(f"{p}: not valid YAML: {first}") from None

@@ -47,3 +47,34 @@ def test_non_finite_protocol_settings_are_refused(cli, home, opt, value):
             "--bundle-only", home / "b", f"{opt}={value}")
     assert_one_line_error(r, "measurement protocol", opt.lstrip("-").replace("-", "_")[:8])
     assert not (home / "b").exists() and not (home / "latency_tables").exists()
+
+
+def test_arch_specs_that_broke_hwnas(cli, home):
+    import os
+
+    from hwnas.arch import MAX_FILE_BYTES
+    from hwnas.baselines import baseline, resolve_arch
+
+    long = baseline("mbv2-1.0").to_string()
+    long = long.replace("_h1280", "_k5e6c320s1_k3e6c320s1" * 6 + "_h1280")  # valid, > 255 chars
+    assert len(long) > 255 and resolve_arch(long).to_string().startswith("r224")
+    assert_one_line_error(cli("arch", "info", "r224" + "_x" * 200), "r224")
+    assert_one_line_error(cli("arch", "info", "mbv2-0.5@١٦٠"), "must be an integer")
+    (home / "d.yaml").mkdir()
+    assert_one_line_error(cli("arch", "info", home / "d.yaml"), "is a directory")
+    os.mkfifo(home / "f.yaml")
+    assert_one_line_error(cli("arch", "info", home / "f.yaml"), "not a regular file")
+    big = home / "big.yaml"
+    big.write_text("blocks:\n" + "  - {kernel: 3, expand: 6, out: 24, stride: 1}\n" * 30000)
+    assert big.stat().st_size > MAX_FILE_BYTES
+    assert_one_line_error(cli("arch", "info", big), "too large")
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/x", "a/b", "..", ".hidden", "x" * 101])
+def test_a_space_name_that_makes_a_path_outside_its_folder_is_refused(cli, home, name):
+    (home / "s.yaml").write_text(f"name: {json.dumps(name)}\nresolutions: [32]\n"
+                                 "stem: {out: 8, kernel: 3, stride: 2}\nhead: null\n"
+                                 "stages:\n  - {out: 8, stride: 1, depth: 1, kernel: [3], "
+                                 "expand: [1]}\n")
+    assert_one_line_error(cli("space", "show", home / "s.yaml"), "not a plain name")
+    assert sorted(p.name for p in home.iterdir()) == ["s.yaml"]
