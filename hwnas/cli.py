@@ -19,6 +19,8 @@ from . import commands
 from .errors import HwnasError
 
 log = logging.getLogger("hwnas")
+#: libraries whose loggers stay at WARNING (kaleido/choreographer start Chrome for image export)
+THIRD_PARTY = ("kaleido", "choreographer", "urllib3", "asyncio", "matplotlib", "PIL")
 _ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
@@ -34,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hardware-aware NAS for edge devices: profile a board, learn a latency "
         "predictor, search a MobileNet-like space, retrain and re-measure the winners, view.",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    loud.add_argument("-q", "--quiet", action="store_true",
+                      help="warnings and errors only (results still print)")
     p.add_argument("--version", action="version", version=f"hwnas {_version()}")
     p.add_argument("--max-memory-gb", type=float, metavar="GB",
                    help="the memory one model may need (weights + activations at batch 1, "
@@ -66,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(message)s", stream=sys.stderr)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    for name in THIRD_PARTY:  # their INFO lines are not ours to print, even with -v
+        logging.getLogger(name).setLevel(logging.WARNING)
     if args.max_memory_gb is not None:
         import math
         import os
