@@ -46,7 +46,7 @@ STANDALONE = "stand-alone"
 BN_IMAGES = 2000
 
 __all__ = ["BN_IMAGES", "STANDALONE", "SupernetSource", "assign", "deploy_models", "deploy_one",
-           "open_source", "weights_label"]
+           "extract_subnet", "open_source", "weights_label"]
 
 
 def weights_label(finetune_epochs: int) -> str:
@@ -148,7 +148,7 @@ def assign(src: SupernetSource, models: list, baselines: bool) -> None:
              + (" from the largest subnet" if src.distill else "") if src.finetune_epochs else "")
 
 
-def _extract(src: SupernetSource, arch, data, seed: int):
+def extract_subnet(src: SupernetSource, arch, data, seed: int):
     """The plain Net of ``arch`` with the supernet's weights, BN recalibrated, eval mode."""
     from .train import recalibrate_bn
 
@@ -171,14 +171,14 @@ def deploy_one(src: SupernetSource, m, s: int, export: bool, data, data_spec: st
     folder = root / m.folder
     folder.mkdir(parents=True, exist_ok=True)
     ck = folder / f"seed{s}.pt"
-    net = _extract(src, m.arch, data, s)
+    net = extract_subnet(src, m.arch, data, s)
     epochs, resumed = src.finetune_epochs, 0
     if epochs:
         teacher = None
         if src.distill:
             dev = torch.device(torch_device)
             largest = src.net.largest(m.arch.resolution)
-            teacher = _extract(src, replace(largest, resolution=m.arch.resolution), data, s)
+            teacher = extract_subnet(src, replace(largest, resolution=m.arch.resolution), data, s)
             teacher = teacher.to(dev, memory_format=torch.channels_last).eval()
         res = train_arch(m.arch, data, replace(recipe, epochs=epochs), seed=s, checkpoint=ck,
                          progress=progress, device=torch_device, init=net.state_dict(),

@@ -42,7 +42,7 @@ def test_extracted_net_computes_what_the_supernet_subnet_computes(env, monkeypat
     home, _, sid = env
     monkeypatch.setenv("HWNAS_HOME", str(home))
     from hwnas.data import load_dataset
-    from hwnas.deploy import BN_IMAGES, _extract, open_source
+    from hwnas.deploy import BN_IMAGES, extract_subnet, open_source
     from hwnas.model import Net
     from hwnas.runs import load_run
     from hwnas.train import recalibrate_bn
@@ -53,7 +53,7 @@ def test_extracted_net_computes_what_the_supernet_subnet_computes(env, monkeypat
     rng = torch.Generator().manual_seed(3)
     for arch in [src.net.largest(32), src.net.smallest(32), *(src.net.sample(rng, 32)
                                                                for _ in range(3))]:
-        net = _extract(src, arch, data, seed=0)
+        net = extract_subnet(src, arch, data, seed=0)
         assert type(net) is Net and not net.training
         src.net.set_active(arch)
         recalibrate_bn(src.net, data, BN_IMAGES, 32, 0)

@@ -179,6 +179,9 @@ def _retrain(args) -> None:
 
     if args.epochs < 1:
         raise HwnasError(f"--epochs must be >= 1, got {args.epochs}")
+    from ..train import resolve_torch_device
+
+    resolve_torch_device(args.torch_device)  # before the run is read
     adamw = args.optimizer == "adamw"
     lr = args.lr if args.lr is not None else (0.002 if adamw else 0.05)
     wd = args.weight_decay if args.weight_decay is not None else (0.05 if adamw else 4e-5)

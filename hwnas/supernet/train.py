@@ -135,6 +135,7 @@ def subnet_accuracy(net: SuperNet, arch: Arch, val: Dataset, bn_images: int, see
         raise HwnasError(f"supernet metric must be one of {', '.join(SUBNET_METRICS)}, "
                          f"got {metric!r}")
     net.set_active(arch)
+    val = _held(val, next(net.parameters()).device)
     recalibrate_bn(net, val, bn_images, resolution, seed)
     if val_images is not None and val_images < len(val.test_y):
         from dataclasses import replace
@@ -144,6 +145,22 @@ def subnet_accuracy(net: SuperNet, arch: Arch, val: Dataset, bn_images: int, see
         idx = stratified_indices(val.test_y, val_images, seed)
         val = replace(val, test_x=val.test_x[idx], test_y=val.test_y[idx])
     return evaluate(net, val, resolution, batch_size=500, metric=metric)
+
+
+_HELD: list = []  # (the host images, device, the same on that device): one entry
+
+
+def _held(val: Dataset, dev: torch.device) -> Dataset:
+    """``val`` on CUDA device ``dev`` (:func:`hwnas.train.on_device`), moved once for all
+    the archs a search or ``hwnas score`` scores on it (the last one is kept)."""
+    from ..train import on_device
+
+    if dev.type != "cuda":
+        return val
+    if _HELD and _HELD[0][0] is val.train_x and _HELD[0][1] == dev:
+        return _HELD[0][2]
+    _HELD[:] = [(val.train_x, dev, on_device(val, dev))]
+    return _HELD[0][2]
 
 
 def new_meta(sid: str, space: SearchSpace, data: Dataset, data_spec: str, resolution: int,
