@@ -160,9 +160,10 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator | None, flip: bool
         ox = torch.randint(0, 2 * p + 1, (n,), generator=generator)
         rows = (oy[:, None] + torch.arange(h))[:, :, None]  # (n, h, 1)
         cols = (ox[:, None] + torch.arange(w))[:, None, :]  # (n, 1, w)
-        x = padded[torch.arange(n)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+        rows, cols = rows.to(x.device), cols.to(x.device)  # drawn on the CPU generator
+        x = padded[torch.arange(n, device=x.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
     if flip:
-        m = torch.rand(n, generator=generator) < 0.5
+        m = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         x = torch.where(m[:, None, None, None], x.flip(-1), x)
     return x.contiguous()
 
@@ -174,7 +175,7 @@ def stratified_indices(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     if n >= len(y):
         return torch.arange(len(y))
     idx = np.arange(len(y))
-    labels = y.numpy()
+    labels = y.cpu().numpy()
     counts = np.bincount(labels)
     strat = labels if n >= (counts > 0).sum() and counts[counts > 0].min() >= 2 else None
     pick, _ = train_test_split(idx, train_size=n, random_state=seed, stratify=strat)

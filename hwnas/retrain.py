@@ -43,8 +43,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -56,6 +54,8 @@ from .context import Device
 from .errors import HwnasError
 from .io import atomic_write_json, atomic_write_text
 from .measure import measurement_protocol, protocol_matches_table
+from .retrain_table import format_summary, format_table, summarize
+from .retrain_table import rows as table_rows
 from .runs import RETRAIN_FILE, csv_text, load_retrain, load_run, retrain_labels, winner_arch
 from .search.pareto import knee_index, spread_indices
 
@@ -68,7 +68,7 @@ COLUMNS = ["name", "kind", "arch", "params", "macs", "peak_act_bytes", "predicte
 #: extra columns after :data:`COLUMNS`: the statistic the predictor predicts (the device
 #: table's) and the measured value of that statistic, which ``error_pct`` compares with
 EXTRA_COLUMNS = ["statistic", "measured_stat_ms", "predicted_by", "search_accuracy",
-                 "search_latency_ms"]
+                 "search_latency_ms", "weights", "train_s"]
 DEFAULT_BASELINES = ("mbv2-0.35", "mbv2-0.5", "mbv2-0.75", "mbv2-1.0")
 SELECTIONS = ("top", "knee", "budget", "all")
 RESULT_FORMAT = "hwnas-retrain-result/1"
@@ -106,6 +106,10 @@ class RetrainSettings:
     train_only: bool = False  # claim and train queue items, no measurement
     collect: bool = False  # no training: gather every result, measure, tabulate
     int8: bool = False  # also each model quantized: fp32 and int8 accuracy with onnxruntime
+    from_supernet: str | None = None  # deploy winners from a supernet ("": the search's)
+    finetune_epochs: int = 0  # --from-supernet: fine-tune epochs after BN recalibration
+    distill: bool = False  # ... from the supernet's largest subnet
+    baselines_from_supernet: bool = False  # baselines the space holds are deployed too
 
     def validate(self) -> RetrainSettings:
         if self.train_only and self.collect:
@@ -125,6 +129,15 @@ class RetrainSettings:
                 raise HwnasError(f"unknown baseline '{b}' (known: {', '.join(BASELINES)})")
         if len(set(self.baselines)) != len(self.baselines):
             raise HwnasError("--baselines: a baseline is listed twice")
+        if self.finetune_epochs < 0:
+            raise HwnasError(f"--finetune-epochs must be >= 0, got {self.finetune_epochs}")
+        if self.from_supernet is None and (self.finetune_epochs or self.distill
+                                           or self.baselines_from_supernet):
+            raise HwnasError("--finetune-epochs, --distill and --baselines-from-supernet go "
+                             "with --from-supernet")
+        if self.distill and not self.finetune_epochs:
+            raise HwnasError("--distill fine-tunes from the largest subnet: give "
+                             "--finetune-epochs N (N >= 1)")
         return self
 
 
@@ -188,6 +201,13 @@ class Model:
     kind: str  # "winner" | "baseline"
     arch: Arch
     search: dict = field(default_factory=dict)  # the winner's Pareto row
+    weights: str = "stand-alone"  # or "supernet", "supernet+N" (hwnas.deploy)
+    tag: str = ""  # the deployment's folder tag (hwnas.deploy.SupernetSource.tag)
+
+    @property
+    def folder(self) -> str:
+        """Its results' folder under retrain/<recipe id>/."""
+        return f"{self.name}@{self.tag}" if self.tag else self.name
 
     @property
     def onnx_rel(self) -> str:
@@ -339,182 +359,6 @@ def _predict(dev: Device, archs: list[Arch]) -> tuple[list[float | None], str, s
             "lut-sum" if table is not None else "none", statistic)
 
 
-# ---- rows and summary ---------------------------------------------------------------------------------
-
-def _mean_std(v: Sequence[float]) -> tuple[float, float]:
-    return float(statistics.fmean(v)), (float(statistics.stdev(v)) if len(v) > 1 else 0.0)
-
-
-def _rows(models, results, stats, predicted, predicted_by, statistic, seeds, epochs) -> list[dict]:
-    from .model import arch_costs
-
-    rows = []
-    for m, pred in zip(models, predicted, strict=True):
-        s = m.arch.to_string()
-        st = stats[s]
-        mean, std = _mean_std([r["test_acc"] for r in results[m.name]])
-        c = arch_costs(m.arch)
-        meas = st.value(statistic)
-        rows.append({
-            "name": m.name, "kind": m.kind, "arch": s, "params": c.params, "macs": c.macs,
-            "peak_act_bytes": c.peak_act_bytes,
-            "predicted_ms": None if pred is None else round(pred, 6),
-            "measured_median_ms": round(st.median_ms, 6), "measured_iqr_ms": round(st.iqr_ms, 6),
-            "measured_n": st.n,
-            "error_pct": (None if pred is None or meas <= 0
-                          else round(100.0 * (pred - meas) / meas, 3)),
-            "acc_mean": round(mean, 6), "acc_std": round(std, 6),
-            "seeds": ";".join(map(str, seeds)), "epochs": epochs, "onnx": m.onnx_rel,
-            "statistic": statistic, "measured_stat_ms": round(meas, 6), "predicted_by": predicted_by,
-            "search_accuracy": m.search.get("accuracy"), "search_latency_ms": m.search.get("latency_ms"),
-        })
-    return rows
-
-
-def _tol(w: dict, b: dict) -> float:
-    """Accuracy noise between two rows: the seeds' standard deviations combined."""
-    return math.hypot(float(w.get("acc_std") or 0.0), float(b.get("acc_std") or 0.0))
-
-
-def summarize(rows: Sequence[dict]) -> dict[str, Any]:
-    """Winners against baselines, on measured median latency and mean test accuracy.
-
-    * ``dominance``: every (winner W, baseline B) with W faster than B (lower measured
-      median) and W's accuracy >= B's minus the noise ``sqrt(std_W^2 + std_B^2)`` over seeds
-      (0 with one seed); ``strict`` when W's mean accuracy is >= B's.
-    * ``speedups``: per baseline, the fastest winner with accuracy >= B's (``strict``) and
-      the fastest within noise (``noise``): speedup = B's ms / W's ms (> 1: W is faster).
-    """
-    ws = [r for r in rows if r["kind"] == "winner"]
-    bs = [r for r in rows if r["kind"] == "baseline"]
-
-    def ms(r: dict) -> float:
-        return float(r["measured_median_ms"])
-
-    def acc(r: dict) -> float:
-        return float(r["acc_mean"])
-
-    dom = []
-    for w in ws:
-        for b in bs:
-            if ms(w) < ms(b) and acc(w) >= acc(b) - _tol(w, b):
-                dom.append({"winner": w["name"], "baseline": b["name"], "speedup": ms(b) / ms(w),
-                            "acc_diff": acc(w) - acc(b), "strict": acc(w) >= acc(b)})
-    speed = []
-    for b in bs:
-        entry: dict[str, Any] = {"baseline": b["name"], "baseline_ms": ms(b),
-                                 "baseline_acc": acc(b), "baseline_acc_std": float(b["acc_std"])}
-        for key, ok in (("strict", lambda w, b=b: acc(w) >= acc(b)),
-                        ("noise", lambda w, b=b: acc(w) >= acc(b) - _tol(w, b))):
-            cand = [w for w in ws if ok(w)]
-            if cand:
-                w = min(cand, key=ms)
-                entry[key] = {"winner": w["name"], "winner_ms": ms(w), "winner_acc": acc(w),
-                              "speedup": ms(b) / ms(w)}
-            else:
-                entry[key] = None
-        speed.append(entry)
-    strict = [e["strict"]["speedup"] for e in speed if e["strict"]]
-    return {"statistic": "median", "dominance": dom, "speedups": speed,
-            "best_strict_speedup": max(strict) if strict else None}
-
-
-def _f(v: Any, fmt: str, empty: str = "-") -> str:
-    return empty if v is None or v == "" else format(float(v), fmt)
-
-
-def _acc(r: dict) -> str:
-    """mean +- std over the seeds; one seed has no spread to show."""
-    if len(str(r.get("seeds", "")).split(";")) < 2:
-        return f"{float(r['acc_mean']):.4f} (1 seed)"
-    return f"{float(r['acc_mean']):.4f} +- {float(r['acc_std']):.4f}"
-
-
-def format_table(rows: Sequence[dict], drift: float | None = None) -> str:
-    """The models: params, MACs, peak memory, predicted vs measured latency, accuracy (with
-    ``drift``: also the drift-corrected prediction, predicted x drift, and its error)."""
-    from .drift import corrected_error
-
-    lab = retrain_labels(rows)
-    out = [f"  {'model':<10} {'params':>8} {'MACs':>8} {'peak':>8} {'pred.':>8} "
-           f"{'measured (median +- IQR)':>24} {'err%':>7} {'accuracy':>16}"
-           + (f" {'drift-corr.':>11} {'err%':>7}" if drift else "")]
-    for r in rows:
-        corr = "" if not drift else (
-            f" {_f(None if r['predicted_ms'] is None else r['predicted_ms'] * drift, '.3f'):>11} "
-            f"{_f(corrected_error(r['predicted_ms'], r.get('measured_stat_ms'), drift), '+.1f'):>7}")
-        out.append(
-            f"  {lab[r['name']]:<10} {r['params'] / 1e6:>7.3f}M {r['macs'] / 1e6:>7.1f}M "
-            f"{r['peak_act_bytes'] / 2**20:>6.2f}Mi {_f(r['predicted_ms'], '.3f'):>8} "
-            f"{float(r['measured_median_ms']):>11.3f} +- {float(r['measured_iqr_ms']):<6.3f} ms "
-            f"{_f(r['error_pct'], '+.1f'):>7} {_acc(r):>16}" + corr)
-    ws = sorted((r for r in rows if r["kind"] == "winner"), key=lambda r: lab[r["name"]])
-    for r in ws:
-        out.append(f"  {lab[r['name']]} = {r['arch']}")
-    return "\n".join(out)
-
-
-def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
-    """Table, how it was measured, the dominance grid and the speedups at matched accuracy."""
-    meta = meta or {}
-    s = summarize(rows)
-    lab = retrain_labels(rows)
-    ws = sorted((r for r in rows if r["kind"] == "winner"), key=lambda r: lab[r["name"]])
-    bs = [r for r in rows if r["kind"] == "baseline"]
-    seeds = rows[0]["seeds"] if rows else ""
-    from .drift import Drift, note
-
-    dr = Drift.from_dict(meta.get("drift"))
-    out = [format_table(rows, dr.median if dr is not None and meta.get("drift_correct") else None),
-           ""]
-    p = meta.get("protocol") or {}
-    out.append(
-        f"measured on '{meta.get('device', '?')}' ({meta.get('target', '?')}): onnxruntime, "
-        f"{p.get('threads', '?')} thread(s), batch 1, all models interleaved in one run "
-        f"({p.get('passes', '?')} passes, >= {p.get('min_repeats', '?')} samples, n = "
-        f"{min((r['measured_n'] for r in rows), default=0)}..{max((r['measured_n'] for r in rows), default=0)}); "
-        f"latency = median; predicted = {meta.get('predicted_by', '?')} "
-        f"({meta.get('statistic', '?')}; err% against the measured {meta.get('statistic', '?')}"
-        f"{'; NOTE: not the protocol of the table' if meta.get('protocol_matches_table') is False else ''})")
-    if dr is not None:
-        out.append(note(dr) + ("; drift-corr. = predicted x drift" if meta.get("drift_correct")
-                               else ""))
-    out.append(f"accuracy = test top-1 on {meta.get('data', '?')}, mean +- std over seeds {seeds}, "
-               f"{rows[0]['epochs'] if rows else '?'} epochs, one recipe for all "
-               f"({meta.get('recipe_text', '')})")
-    from .retrain_int8 import format_int8
-
-    out += format_int8(rows, lab, summarize)
-    if ws and bs:
-        out.append("")
-        out.append("winner vs baseline: measured speedup (baseline ms / winner ms), accuracy "
-                   "difference; * = winner dominates (faster, accuracy >= within noise)")
-        head = f"  {'':<6}" + "".join(f"{lab[b['name']]:>20}" for b in bs)
-        out.append(head)
-        doms = {(d["winner"], d["baseline"]) for d in s["dominance"]}
-        for w in ws:
-            cells = []
-            for b in bs:
-                sp = float(b["measured_median_ms"]) / float(w["measured_median_ms"])
-                da = 100 * (float(w["acc_mean"]) - float(b["acc_mean"]))
-                star = "*" if (w["name"], b["name"]) in doms else " "
-                cells.append(f"{sp:>8.2f}x {da:+6.1f}pp{star:>2}")
-            out.append(f"  {lab[w['name']]:<6}" + "".join(f"{c:>20}" for c in cells))
-        out.append("")
-        out.append("speedup at matched accuracy (fastest winner with accuracy >= the baseline's; "
-                   "in brackets: within noise):")
-        for e in s["speedups"]:
-            st, nz = e["strict"], e["noise"]
-            a = (f"{lab[st['winner']]} {st['speedup']:.2f}x ({st['winner_ms']:.3f} vs "
-                 f"{e['baseline_ms']:.3f} ms)" if st else "no winner that accurate")
-            b = f"[{lab[nz['winner']]} {nz['speedup']:.2f}x]" if nz else "[none]"
-            out.append(f"  {e['baseline']:<11} acc {e['baseline_acc']:.4f}: {a} {b}")
-        best = s["best_strict_speedup"]
-        best_text = f"{best:.2f}x" if best is not None else "none"
-        out.append(f"best speedup at equal or better accuracy: {best_text}")
-    return "\n".join(out)
-
-
 # ---- the whole step -----------------------------------------------------------------------------------
 
 @dataclass
@@ -569,20 +413,31 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
 
     models = [*_winner_models(run, settings, adapt),
               *_baseline_models(settings.baselines, resolution, adapt)]
+    src = None
+    if settings.from_supernet is not None:  # refusals before anything trains (hwnas.deploy)
+        from . import deploy
+
+        src = deploy.open_source(settings.from_supernet, cfg, data_spec, resolution, data,
+                                 settings.finetune_epochs, settings.distill)
+        deploy.assign(src, models, settings.baselines_from_supernet)
     log.info("%s %d winner(s) and %d baseline(s) on %s at %d px, %d epoch(s), seeds %s%s",
              "collecting" if settings.collect else "retraining", sum(m.kind == "winner" for m in models), len(settings.baselines), data_spec,
              resolution, recipe.epochs, ",".join(map(str, settings.seeds)),
              f" (work queue {queue.name} in {url})" if queue else "")
     torch_device = resolve_torch_device(settings.torch_device)  # fails before any training
+    alone = [m for m in models if not m.tag]  # the models trained stand-alone
     trained = 0
+    if src is not None and not settings.train_only:
+        trained += deploy.deploy_models(src, [m for m in models if m.tag], settings.seeds, data,
+                                        data_spec, recipe, run.path, rid, progress, torch_device)
     if queue is not None and not settings.collect:
-        trained = rq.train_queue(queue, models, settings.seeds, data, data_spec, recipe, run.path,
-                                 rid, progress, torch_device, wait=not settings.train_only)
+        trained += rq.train_queue(queue, alone, settings.seeds, data, data_spec, recipe, run.path,
+                                  rid, progress, torch_device, wait=not settings.train_only)
     elif not settings.collect:
-        trained = rq.train_local(models, data, data_spec, recipe, settings.seeds, run.path, rid,
-                                 progress, torch_device)
+        trained += rq.train_local(alone, data, data_spec, recipe, settings.seeds, run.path, rid,
+                                  progress, torch_device)
     if settings.train_only:
-        left = queue.pending([rq.Item.of(m, s, False) for m in models for s in settings.seeds]) \
+        left = queue.pending([rq.Item.of(m, s, False) for m in alone for s in settings.seeds]) \
             if queue is not None else []
         return RetrainResult(run.path, [], {"run": run.name, "recipe_id": rid, "queue": url,
                                             "pending": [it.key for it in left]}, trained)
@@ -605,7 +460,7 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     if settings.feedback:  # the measurements joined (or made) the table: read it afresh
         dev = Device.load(device)
     predicted, predicted_by, statistic = _predict(dev, [m.arch for m in models])
-    rows = _rows(models, results, stats, predicted, predicted_by, statistic, settings.seeds,
+    rows = table_rows(models, results, stats, predicted, predicted_by, statistic, settings.seeds,
                  recipe.epochs)
     if settings.int8:
         from . import retrain_int8
@@ -623,6 +478,7 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
             "drift": drift.to_dict() if drift is not None else None,
             "drift_correct": bool(settings.drift is not None and settings.drift.correct),
             "queue": url, "trained_here": trained,
+            "supernet": src.describe() if src is not None else None,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     from .retrain_int8 import COLUMNS as INT8_COLUMNS
 

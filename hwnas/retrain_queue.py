@@ -66,7 +66,7 @@ def read_done(model, seed: int, root: Path) -> dict | None:
     """The finished result of (model, seed) under ``root`` (retrain/<recipe id>/), or None."""
     from .retrain import _read_result
 
-    rp = root / model.name / f"seed{seed}.json"
+    rp = root / model.folder / f"seed{seed}.json"
     return _read_result(rp, model, seed) if rp.is_file() else None
 
 
@@ -78,7 +78,7 @@ def train_one(m, s: int, export: bool, data, data_spec: str, recipe, run_dir: Pa
     from .train import train_arch
 
     root = run_dir / "retrain" / rid
-    ck = root / m.name / f"seed{s}.pt"
+    ck = root / m.folder / f"seed{s}.pt"
     ck.parent.mkdir(parents=True, exist_ok=True)
     res = train_arch(m.arch, data, recipe, seed=s, checkpoint=ck, progress=progress,
                      device=torch_device)
@@ -93,7 +93,7 @@ def train_one(m, s: int, export: bool, data, data_spec: str, recipe, run_dir: Pa
     if export:
         r["onnx"] = m.onnx_rel
         r["onnx_sha1"] = _export(m, res.model, run_dir)
-    atomic_write_json(root / m.name / f"seed{s}.json", r)
+    atomic_write_json(root / m.folder / f"seed{s}.json", r)
     log.info("%s seed %d: test accuracy %.4f (%.0f s)", m.name, s, r["test_acc"], res.seconds)
     return r
 
@@ -153,7 +153,7 @@ def collect_results(models: list, seeds: Sequence[int], run_dir: Path, rid: str,
     for m in models:
         for s in seeds:
             r = read_done(m, s, root)
-            ck = root / m.name / f"seed{s}.pt"
+            ck = root / m.folder / f"seed{s}.pt"
             if r is not None and s == seeds[0] and not ck.is_file() and not _onnx_ok(m, r, run_dir):
                 r = None  # the ONNX file cannot be made here without the checkpoint
             if r is None:
@@ -169,8 +169,8 @@ def collect_results(models: list, seeds: Sequence[int], run_dir: Path, rid: str,
             f"retrain/ folder of the machine that trained them into {run_dir}")
     for m in models:
         s0 = seeds[0]
-        _ensure_onnx(m, done[(m.name, s0)], root / m.name / f"seed{s0}.pt", run_dir,
-                     root / m.name / f"seed{s0}.json")
+        _ensure_onnx(m, done[(m.name, s0)], root / m.folder / f"seed{s0}.pt", run_dir,
+                     root / m.folder / f"seed{s0}.json")
     return {m.name: [done[(m.name, s)] for s in seeds] for m in models}
 
 

@@ -76,7 +76,7 @@ INT_COLUMNS = frozenset({"number", "trial", "params", "macs", "memory_bytes", "p
 FLOAT_COLUMNS = frozenset({
     "accuracy", "latency_ms", "violation_latency", "violation_params", "duration_s",
     "predicted_ms", "measured_median_ms", "measured_iqr_ms", "error_pct", "acc_mean", "acc_std",
-    "measured_stat_ms", "search_accuracy", "search_latency_ms",
+    "measured_stat_ms", "search_accuracy", "search_latency_ms", "train_s",
     # hwnas retrain --int8: the quantized model's accuracy and its latency on the device
     "acc_onnx_fp32", "acc_int8", "acc_int8_delta_pp", "measured_int8_median_ms",
     "measured_int8_iqr_ms", "measured_int8_stat_ms", "predicted_int8_ms", "int8_speedup"})

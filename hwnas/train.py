@@ -197,6 +197,34 @@ def resolve_torch_device(spec: str | torch.device | None = "auto") -> torch.devi
     return torch.device(name)
 
 
+def autocast(dev: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (tensor cores; no loss scaling needed, unlike fp16), nothing
+    elsewhere: CPU and MPS keep fp32, so the CPU results stay bit-for-bit reproducible."""
+    if dev.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+#: the most bytes of images moved to a CUDA device at once (the rest of its memory trains)
+DEVICE_DATA_BYTES = 4 << 30
+
+
+def on_device(data: Dataset, dev: torch.device) -> Dataset:
+    """``data`` with its images and labels held on CUDA device ``dev`` when they fit
+    (:data:`DEVICE_DATA_BYTES`): batches are then cut, resized and augmented on the GPU with
+    no per-batch host copy (the shuffling and augmentation draws stay on the CPU generator,
+    so a seed gives the same batches everywhere). Elsewhere, ``data`` as it is."""
+    if dev.type != "cuda" or data.train_x.device == dev:
+        return data
+    size = sum(t.numel() * t.element_size() for t in (data.train_x, data.test_x))
+    if size > DEVICE_DATA_BYTES:
+        log.info("%s: %.1f GiB of images stay on the host (more than %.0f GiB)", data.name,
+                 size / 2**30, DEVICE_DATA_BYTES / 2**30)
+        return data
+    return replace(data, train_x=data.train_x.to(dev), train_y=data.train_y.to(dev),
+                   test_x=data.test_x.to(dev), test_y=data.test_y.to(dev))
+
+
 def _model_device(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
@@ -228,11 +256,18 @@ def lr_schedule(r: Recipe, steps_per_epoch: int) -> Callable[[int], float]:
 def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
                checkpoint: Path | None = None, progress: bool = True,
                on_epoch: Callable[[int, float], None] | None = None,
-               device: str | torch.device = "cpu") -> TrainResult:
-    """Train ``arch`` from scratch on ``data`` with ``recipe``; evaluate on the test split.
+               device: str | torch.device = "cpu", init: dict[str, torch.Tensor] | None = None,
+               teacher: nn.Module | None = None) -> TrainResult:
+    """Train ``arch`` on ``data`` with ``recipe`` (from scratch, or from the weights ``init``,
+    a state dict of ``build(arch)``: fine-tuning); evaluate on the test split.
 
+    ``teacher`` (a module on ``device``, in eval mode): the loss is then the soft
+    cross-entropy to the teacher's predictions on the same augmented batch (distillation, as
+    the supernet's students learn) instead of the labels' cross-entropy.
     ``on_epoch(epoch, train_loss)`` is called after each epoch (and its checkpoint).
-    ``device``: a torch device (or a spec for :func:`resolve_torch_device`).
+    ``device``: a torch device (or a spec for :func:`resolve_torch_device`). On CUDA the
+    forward passes run under bf16 autocast (:func:`autocast`) and the data is moved to the
+    GPU once (:func:`on_device`).
     """
     if arch.classes != data.classes:
         raise HwnasError(f"arch has {arch.classes} classes but dataset '{data.name}' has "
@@ -250,7 +285,11 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
     steps = n // recipe.batch_size if drop_last else 1
     with torch_threads(recipe.threads):
         torch.manual_seed(seed)
-        model = build(arch).to(dev, memory_format=CHANNELS_LAST)
+        model = build(arch)
+        if init is not None:
+            model.load_state_dict(init)
+        model = model.to(dev, memory_format=CHANNELS_LAST)
+        train = on_device(train, dev)
         opt = make_optimizer(model, recipe)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(recipe, steps))
         gen = torch.Generator().manual_seed(seed)
@@ -273,7 +312,14 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
                                         shuffle=True, generator=gen, augment=recipe.augment,
                                         drop_last=drop_last):
                 xb, yb = xb.to(dev).contiguous(memory_format=CHANNELS_LAST), yb.to(dev)
-                loss = loss_fn(model(xb), yb)
+                with autocast(dev):
+                    out = model(xb)
+                    if teacher is None:
+                        loss = loss_fn(out, yb)
+                    else:
+                        with torch.no_grad():
+                            soft = teacher(xb).float().softmax(1)
+                        loss = -(soft * F.log_softmax(out.float(), 1)).sum(1).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -357,7 +403,8 @@ def recalibrate_bn(model: nn.Module, data: Dataset, images: int, resolution: int
     try:
         for xb, _ in data.batches("train", batch_size, resolution=resolution, indices=idx):
             if len(xb) > 1:
-                model(xb.to(dev).contiguous(memory_format=CHANNELS_LAST))
+                with autocast(dev):
+                    model(xb.to(dev).contiguous(memory_format=CHANNELS_LAST))
     finally:
         for m, mom in zip(bns, saved, strict=True):
             m.momentum = mom
@@ -378,7 +425,9 @@ def evaluate(model: nn.Module, data: Dataset, resolution: int | None = None,
     model.eval()
     score, total = 0.0, 0
     for xb, yb in data.batches(split, batch_size, resolution=res):
-        out = model(xb.to(dev).contiguous(memory_format=CHANNELS_LAST)).cpu()
+        with autocast(dev):
+            out = model(xb.to(dev).contiguous(memory_format=CHANNELS_LAST)).float().cpu()
+        yb = yb.cpu()
         score += ((out.argmax(1) == yb).sum().item() if metric == "accuracy" else
                   -F.cross_entropy(out, yb, reduction="sum").item())
         total += len(yb)
@@ -445,7 +494,7 @@ def load_trained(path: str | Path) -> tuple[Arch, Net, dict[str, Any]]:
 
 
 __all__ = ["CHECKPOINT_FORMAT", "TORCH_DEVICES", "Recipe", "TrainResult", "adapt_arch",
-           "default_threads", "evaluate", "load_checkpoint", "load_trained", "lr_schedule",
-           "make_optimizer", "recalibrate_bn", "restore_state",
+           "autocast", "default_threads", "evaluate", "load_checkpoint", "load_trained", "lr_schedule",
+           "make_optimizer", "on_device", "recalibrate_bn", "restore_state",
            "resolve_torch_device", "save_checkpoint", "torch_threads", "train_arch",
            "usable_cores"]

@@ -52,6 +52,7 @@ examples:
   hwnas retrain first --select knee --epochs 30 --seeds 3 --baselines mbv2-0.5,mbv3-small
   hwnas retrain pi-20ms --select budget --data cifar10:~/data/cifar-10-batches-py --feedback
   hwnas retrain first --device pi5                      # measure on another device
+  hwnas retrain sn-run --from-supernet --finetune-epochs 2 --distill   # weights from the supernet
   hwnas retrain big --storage postgresql+psycopg2://u@db/hwnas --train-only   # extra machines
   hwnas retrain big --storage postgresql+psycopg2://u@db/hwnas   # trains too, then measures
   hwnas retrain big --collect                           # after copying retrain/ folders back
@@ -92,6 +93,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Optuna storage of the work queue shared by many machines "
                    "(sqlite:///, postgresql+psycopg2://, a journal file); default: the run's "
                    "storage when it is a URL; 'none': train here without a queue")
+    d = p.add_argument_group(
+        "deployment from the supernet",
+        "Winners take their weights from a supernet instead of a stand-alone training: the "
+        "subnet is extracted as a plain network, its BatchNorm statistics re-estimated on 2,000 "
+        "training images (as the supernet estimator does), optionally fine-tuned with the "
+        "recipe above, then exported and measured with the others. retrain.csv says where each "
+        "model's weights came from (weights: supernet, supernet+N, stand-alone) and what they "
+        "cost (train_s, wall seconds per seed; the supernet's own training is in retrain.json).")
+    d.add_argument("--from-supernet", nargs="?", const="", metavar="ID",
+                   help="deploy the winners from supernet ID (runs/supernets/ID or a folder); "
+                   "without ID the one that scored the search, else the newest of the run's "
+                   "space, data and resolution")
+    d.add_argument("--finetune-epochs", type=int, default=0, metavar="N",
+                   help="fine-tune each deployed model N epochs with the recipe (its --lr, "
+                   "--batch-size, ...) [0]")
+    d.add_argument("--distill", action="store_true",
+                   help="fine-tune from the soft predictions of the supernet's largest subnet "
+                   "instead of the labels")
+    d.add_argument("--baselines-from-supernet", action="store_true",
+                   help="deploy the baselines the supernet holds the same way (the others "
+                   "train stand-alone, one line says which)")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no progress bars or progress messages (warnings and errors only)")
 
@@ -157,6 +179,9 @@ def _retrain(args) -> None:
 
     if args.epochs < 1:
         raise HwnasError(f"--epochs must be >= 1, got {args.epochs}")
+    from ..train import resolve_torch_device
+
+    resolve_torch_device(args.torch_device)  # before the run is read
     adamw = args.optimizer == "adamw"
     lr = args.lr if args.lr is not None else (0.002 if adamw else 0.05)
     wd = args.weight_decay if args.weight_decay is not None else (0.05 if adamw else 4e-5)
@@ -174,7 +199,8 @@ def _retrain(args) -> None:
         protocol_overrides={"warmup": args.warmup, "min_repeats": args.min_repeats,
                             "min_time_s": args.min_time, "passes": args.passes},
         storage=args.storage, train_only=args.train_only, collect=args.collect,
-        int8=args.int8)
+        int8=args.int8, from_supernet=args.from_supernet, finetune_epochs=args.finetune_epochs,
+        distill=args.distill, baselines_from_supernet=args.baselines_from_supernet)
     res = run_retrain(settings, progress=not args.quiet)
     if args.train_only:
         left = res.meta["pending"]

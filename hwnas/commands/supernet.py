@@ -18,6 +18,16 @@ It trains on the training split minus a held-out validation part (--val-fraction
 lives in runs/supernets/<id>/ (meta.json, checkpoint.pt); the id comes from the space's
 content, the data, the resolution, the seed and the recipe. A checkpoint is written after
 every epoch: the same command resumes after an interruption (even kill -9).
+
+Several processes (torchrun --nproc-per-node N -m hwnas supernet train ..., and --nnodes M
+with torchrun's rendezvous) train one supernet together: gloo on the CPU, NCCL on CUDA (one
+GPU per process). --batch-size is the GLOBAL batch, split into N disjoint shards; every
+process runs the same subnets, the gradients are averaged after all of the step's subnets,
+and the learning rate is the one given, for the global batch (not scaled with N): the step
+is the 1-process step, except that BatchNorm normalises each process's shard. Rank 0 alone
+writes and holds a lock on the supernet; meta.json records world size, backend and batch.
+Resume after kill -9 of any process by running the same torchrun command again. On CUDA the
+forward passes run in bf16 autocast and the dataset is held on the GPU.
 """
 
 _EPILOG = """\
@@ -25,6 +35,8 @@ examples:
   hwnas supernet train --space mobilenetv2 --data digits -r 32 --epochs 10
   hwnas supernet train --space mobilenetv2 --data fashion-mnist -r 32 --subset 10000
   hwnas score mbv2-0.5 --estimator supernet --space mobilenetv2 --data digits -r 32
+  torchrun --nproc-per-node 4 -m hwnas supernet train --space mobilenetv2 --data fashion-mnist \
+      -r 32 --batch-size 256 --torch-device cuda          # 4 GPUs, 64 images each per step
   hwnas supernet list
 """
 
@@ -48,9 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--random-subnets", type=int, default=2, metavar="N",
                     help="random subnets per step besides the largest and smallest (default 2)")
-    tr.add_argument("--lr", type=float, default=0.02, help="SGD learning rate (default 0.02: "
-                    "the gradients of all the step's subnets are summed)")
-    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--lr", type=float, default=0.02, help="SGD learning rate for the global "
+                    "batch, whatever the number of processes (default 0.02: the gradients of all "
+                    "the step's subnets are summed)")
+    tr.add_argument("--batch-size", type=int, default=64,
+                    help="global batch per step; under torchrun split evenly over the processes "
+                    "(must be a multiple of their number) [64]")
     tr.add_argument("--val-fraction", type=float, default=0.2,
                     help="part of the training split held out for scoring (default 0.2)")
     tr.add_argument("--kernel-transform", action="store_true",
@@ -105,6 +120,8 @@ def cmd_train(args) -> None:
     data = load_dataset(args.data, args.resolution, args.seed)
     r = train_supernet(space, data, args.data, args.resolution, recipe, seed=args.seed,
                        device=device, command=_command(args))
+    if r.rank:  # torchrun: rank 0 reports
+        return
     m = r.meta
     v = m["validation"]
     print(f"supernet    {r.store.id}")
@@ -114,7 +131,10 @@ def cmd_train(args) -> None:
           + f", {v['val_images']} held out for scoring, at {args.resolution}x{args.resolution}")
     print(f"epochs      {m['epochs_done']} of {recipe.epochs}"
           + (f" (resumed after epoch {r.resumed_from})" if r.resumed_from else "")
-          + f", {m['wall_seconds'] / 60:.1f} min in total on {m['torch_device']}")
+          + f", {m['wall_seconds'] / 60:.1f} min in total on {m['torch_device']}"
+          + (f" x {m['distributed']['world_size']} processes ({m['distributed']['backend']}, global "
+             f"batch {m['distributed']['global_batch']})"
+             if (m.get("distributed") or {}).get("world_size", 1) > 1 else ""))
     print(f"val acc     largest {100 * m['largest_val_acc']:.2f} %, smallest "
           f"{100 * m['smallest_val_acc']:.2f} % (after BatchNorm recalibration)")
     print(f"next: hwnas score ARCH --estimator supernet --space {args.space} --data {args.data} "

@@ -314,6 +314,10 @@ def _seeds(v: Any) -> str:
     return f"{n} seed{'s' if n != 1 else ''}" if n else "? seeds"
 
 
+def _epochs(r: dict[str, Any]) -> Any:
+    return "?" if r.get("epochs") in (None, "") else r["epochs"]  # 0: supernet weights
+
+
 def as_retrained(r: dict[str, Any], labels: dict[str, str] | None = None) -> Retrained:
     """One retrain.csv row. The measured value compared with the prediction is the row's
     ``measured_stat_ms`` (the statistic the device's table and predictor use) when present,
@@ -333,7 +337,7 @@ def as_retrained(r: dict[str, Any], labels: dict[str, str] | None = None) -> Ret
         + (f" {html.escape(name)}" if label != name else "")
         + (f"; precision chosen by the search: <b>{prec}</b>" if prec else ""),
         f"test accuracy (trained): {fmt_acc(r.get('acc_mean'), r.get('acc_std'), n_seeds, with_n=False)}"
-        f" over {_seeds(r.get('seeds'))}, {r.get('epochs') or '?'} epoch(s)",
+        f" over {_seeds(r.get('seeds'))}, {_epochs(r)} epoch(s)",
         f"latency predicted {fmt(pred, '.3f', ' ms')}, measured {fmt(meas, '.3f', ' ms')} "
         f"({stat}); error {fmt(err, '+.1f', ' %')}",
         f"measured median {fmt(median, '.3f', ' ms')}, IQR {fmt(r.get('measured_iqr_ms'), '.3f', ' ms')}"
@@ -555,12 +559,15 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
         cols[cols.index("params"):cols.index("params")] = int8_columns(stat)
     if prec:
         cols.insert(2, "precision (search)")
+    wcol = cols.index("test accuracy (trained)") + 1  # where the weights came from, their cost
+    if any(r.get("weights") for r in retrain):  # retrain.csv since --from-supernet
+        cols.insert(wcol, "weights (train s)")
     rows, titles = [], []
     order = sorted(zip(retrain, rts, strict=True),
                    key=lambda x: (x[1].kind != "winner", x[1].measured_ms or math.inf))
     for r, rt in order:
         acc = (f"{fmt_acc(r.get('acc_mean'), r.get('acc_std'), rt.n_seeds, with_n=False)}"
-               f" ({_seeds(r.get('seeds'))}, {r.get('epochs') or '?'} ep.)")
+               f" ({_seeds(r.get('seeds'))}, {_epochs(r)} ep.)")
         med = (f"{fmt(rt.median_ms, '.3f')} ms ({fmt(rt.iqr_ms, '.3f')}, "
                f"{r.get('measured_n') or '?'})")
         row = [rt.label, rt.kind, acc, fmt(rt.measured_ms, ".3f", " ms"), med,
@@ -576,6 +583,8 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
             row[i:i] = int8_cells(rt.int8)
         if prec:
             row.insert(2, rt.precision or "-")
+        if len(cols) > len(row):
+            row.insert(wcol, f"{r.get('weights') or 'stand-alone'} ({fmt(r.get('train_s'), '.1f')})")
         rows.append(row)
         titles.append([rt.name if rt.name != rt.label else ""] + [""] * (len(row) - 1))
     cap = ("Winners (Pareto-front archs, W1... by measured latency) and baselines trained with "
