@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "checked before it is built; default 4, or HWNAS_MAX_MEMORY_GB)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for m in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{commands.__name__}.{m.name}").register(sub)
+        mod = importlib.import_module(f"{commands.__name__}.{m.name}")
+        if hasattr(mod, "register"):  # options.py holds shared argument types, no command
+            mod.register(sub)
     return p
 
 
