@@ -24,7 +24,8 @@ torch.
 * :class:`AccuracyPredictor` (``predictor:FILE``) -- encoder + regressor fit on the measured
   rows of a results file, or of a predictor file (:data:`PREDICTOR_FORMAT`: the training
   rows and settings, refitted on load; no pickles). Fitting reports a seeded k-fold
-  cross-validated Kendall tau and MAPE (:meth:`AccuracyPredictor.cross_validate`).
+  cross-validated Kendall tau and MAPE (:meth:`AccuracyPredictor.cross_validate`; logged
+  by :func:`make_source` and kept in its ``settings()``, hence in a search's config.json).
 
 :func:`make_source` builds either from ``table:FILE`` / ``predictor:FILE``; every source
 records in ``settings()`` where its numbers came from (kind, file, sha256).
@@ -488,7 +489,10 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
             self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std()) or 1.0
             t = (y - self.y_mean_) / self.y_scale_
         rs = self.random_state
-        with warnings.catch_warnings():
+        from threadpoolctl import threadpool_limits
+
+        # one BLAS thread: the products are small, and threads on a busy 2-core box cost 10x
+        with warnings.catch_warnings(), threadpool_limits(1):
             warnings.simplefilter("ignore")  # GP bounds reached, small-sample ridge
             if self.model in ("extra-trees", "random-forest"):
                 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
@@ -580,6 +584,7 @@ class AccuracyPredictor:
             raise HwnasError(f"{results.path}: {len(results.rows)} measured archs; an accuracy "
                              f"predictor needs at least {MIN_ROWS}")
         self.results, self.space = results, space
+        self.cv: dict[str, Any] | None = None  # cross_validate()'s, when make_source ran it
         self.model, self.random_state, self.n_estimators = model, random_state, n_estimators
         self.source = source or {"kind": results.kind, "file": str(results.path.resolve()),
                                  "sha256": results.sha256}
@@ -610,7 +615,7 @@ class AccuracyPredictor:
         return {"estimator": "predictor", **{f"source_{k}": v for k, v in self.source.items()},
                 "model": self.model, "random_state": self.random_state,
                 "n_estimators": self.n_estimators, "space": self.space,
-                "rows": len(self.results.rows)}
+                "rows": len(self.results.rows), **({"cv": self.cv} if self.cv else {})}
 
     def cross_validate(self, folds: int = 5, seed: int = 0) -> dict[str, Any]:
         """Seeded k-fold out-of-fold predictions of the training rows: Kendall tau, Spearman
@@ -730,6 +735,14 @@ def make_source(kind: str, space: Any = None) -> TableEstimator | AccuracyPredic
     :class:`AccuracyPredictor` (fit now; ``space`` is checked against a predictor file's)."""
     what, f = parse_source(kind)
     t0 = time.perf_counter()
-    est = TableEstimator(f) if what == "table" else AccuracyPredictor.load(f, space=space)
+    if what == "table":
+        est: TableEstimator | AccuracyPredictor = TableEstimator(f)
+    else:
+        est = AccuracyPredictor.load(f, space=space)
+        cv = est.cross_validate()
+        est.cv = cv
+        log.info("accuracy predictor %s on %d measured archs: %d-fold CV Kendall tau %.3f, "
+                 "MAPE %.2f %%", est.model, cv["rows"], cv["folds"], cv["kendall_tau"],
+                 cv["mape_pct"])
     log.debug("%s ready in %.2f s", kind, time.perf_counter() - t0)
     return est
