@@ -252,7 +252,7 @@ def _csv_entries(text: str, p: Path) -> tuple[str, list[tuple]]:
     else:
         raise HwnasError(f"{p}: a CSV results file needs the columns arch and accuracy "
                          f"(optional: std, seeds), or a retrain.csv's arch and acc_mean; "
-                         f"found {', '.join(cols) or 'no header'}")
+                         f"found {(', '.join(cols) or 'no header')[:80]}")
     out = []
     try:
         for i, r in enumerate(reader, start=2):
