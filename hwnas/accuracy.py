@@ -16,7 +16,8 @@ scored at its own. Scores are cached per canonical string of the adapted Arch an
 estimator's settings, in memory and, with ``cache_path``, in a JSON file that several
 processes can share (an exclusive lock around re-read + merge + atomic rewrite).
 
-Build one with :func:`make_estimator` (``kind`` = ``zero-cost`` | ``train`` | ``supernet``).
+Build one with :func:`make_estimator` (``kind`` = ``zero-cost`` | ``train`` | ``supernet``, or
+``table:FILE`` | ``predictor:FILE``: accuracy from measured results, :mod:`hwnas.accuracy_sources`).
 Every estimator takes ``torch_device`` (``auto``/``cpu``/``cuda``/``mps``); a device other
 than the CPU enters the settings (the CPU is left out, so older caches keep their keys).
 """
@@ -383,13 +384,19 @@ ESTIMATORS: dict[str, type[_CachedEstimator]] = {"zero-cost": ZeroCostProxy, "tr
 
 def make_estimator(kind: str, data_spec: str, resolution: int | None, seed: int = 0,
                    cache_path: str | Path | None = None, **kw: Any) -> AccuracyEstimator:
-    """``kind`` "zero-cost" (NASWOT; options batch_size, threads), "train" (short training;
+    """``kind`` "table:FILE" or "predictor:FILE" (measured results,
+    :mod:`hwnas.accuracy_sources`; option space), "zero-cost" (NASWOT; options batch_size, threads), "train" (short training;
     options epochs, subset, val_fraction, recipe, threads, progress) or "supernet" (options
     space (required), supernet, bn_images, val_images, threads, metric); every kind takes
     torch_device. The dataset is loaded now, so a bad ``data_spec`` fails here."""
+    from .accuracy_sources import is_source, make_source
+
+    if is_source(kind):  # measured results: no data, no cache (hwnas.accuracy_sources)
+        return make_source(kind, space=kw.get("space"))
     cls = ESTIMATORS.get(kind)
     if cls is None:
-        raise HwnasError(f"unknown accuracy estimator '{kind}' (known: {', '.join(ESTIMATORS)})")
+        raise HwnasError(f"unknown accuracy estimator '{kind}' (known: {', '.join(ESTIMATORS)}, "
+                         "table:FILE, predictor:FILE)")
     allowed = [p for p in inspect.signature(cls.__init__).parameters
                if p not in ("self", "data", "data_spec", "resolution", "seed", "cache_path")]
     for k in kw:

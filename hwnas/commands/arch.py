@@ -35,7 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "another resolution, e.g. mbv2-0.5@160), a NAS-Bench-Macro network "
                            "(macro:<8 digits 0/1/2>, e.g. macro:02012100), a canonical arch "
                            "string or an ONNX file hwnas exported.")
-    info.add_argument("arch", metavar="ARCH")
+    info.add_argument("arch", metavar="ARCH", nargs="?")
+    info.add_argument("--archs-file", metavar="F",
+                      help="many ARCHs (one a line; blank lines and '#' comments skipped): one "
+                      "line each (params, MACs, peak activation bytes, the spec), counted "
+                      "analytically by hwnas.costs (no torch), or with --json one JSON list")
     info.add_argument("--blocks", action="store_true", help="also list every block key")
     info.add_argument("--json", action="store_true",
                       help="print one JSON document on stdout instead of the text (with every "
@@ -91,6 +95,13 @@ def cmd_arch_info(args) -> None:
     from ..pieces import arch_pieces
     from .predict import resolve_arch_or_onnx
 
+    if args.archs_file:
+        return _arch_info_batch(args)
+    if args.arch is None:
+        from ..errors import HwnasError
+
+        raise HwnasError("give an ARCH (or --archs-file F)")
+
     a = resolve_arch_or_onnx(args.arch)  # checked against the limits before torch builds anything
     from ..model import arch_costs
 
@@ -117,6 +128,37 @@ def cmd_arch_info(args) -> None:
     if args.blocks:
         for p in arch_pieces(a):
             print(f"  {p.key}")
+
+
+def _arch_info_batch(args) -> None:
+    """``arch info [ARCH] --archs-file F``: every Arch's counts (analytical, no torch)."""
+    from ..costs import arch_costs
+    from ..pieces import arch_pieces
+    from ..specs import arch_specs
+    from .predict import resolve_arch_or_onnx
+
+    specs = arch_specs([args.arch] if args.arch else [], args.archs_file)
+    rows = []
+    for spec in specs:
+        a = resolve_arch_or_onnx(spec)
+        c = arch_costs(a)
+        r = {"spec": spec, "arch": a.to_string(), "resolution": a.resolution,
+             "channels": a.channels, "blocks": len(a.blocks), "classes": a.classes,
+             "params": c.params, "macs": c.macs, "peak_activation_bytes": c.peak_act_bytes}
+        if args.blocks or args.json:
+            r["block_keys"] = [p.key for p in arch_pieces(a)]
+        rows.append(r)
+    if args.json:
+        from ..io import print_json
+
+        print_json(rows)
+        return
+    print(f"# {'params':>10} {'MACs':>12} {'peak act. B':>12}  ARCH  (analytical counts, "
+          "float32 activations at batch 1)")
+    for r in rows:
+        print(f"{r['params']:12d} {r['macs']:12d} {r['peak_activation_bytes']:12d}  {r['spec']}")
+        for k in r.get("block_keys", []) if args.blocks else []:
+            print(f"    {k}")
 
 
 def cmd_arch_baseline(args) -> None:

@@ -24,7 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "per-block breakdown and whether every block was in the table. Fails with one line if "
         "the device has no table at the Arch's resolution, too few whole-network measurements, "
         "or the Arch needs an operator the table never measured.")
-    pr.add_argument("arch", metavar="ARCH", help=_ARCH_HELP)
+    pr.add_argument("arch", metavar="ARCH", nargs="?", help=_ARCH_HELP)
+    pr.add_argument("--archs-file", metavar="F",
+                    help="predict many ARCHs (one a line; blank lines and '#' comments skipped) "
+                    "in one batch: one line '<ms> <spec>' each, or with --json one JSON list")
     pr.add_argument("--device", required=True, metavar="NAME", help="a device with a latency table")
     pr.add_argument("--statistic", choices=("min", "p10", "median"), help=_STAT_HELP)
     pr.add_argument("--json", action="store_true", help=_JSON_HELP)
@@ -159,6 +162,12 @@ def prediction(args) -> dict:
 
 
 def cmd_predict(args) -> None:
+    if args.archs_file:
+        return _predict_batch(args)
+    if args.arch is None:
+        from ..errors import HwnasError
+
+        raise HwnasError("give an ARCH (or --archs-file F)")
     d = prediction(args)
     if args.json:
         from ..io import print_json
@@ -190,6 +199,28 @@ def cmd_predict(args) -> None:
         print(f"  {b['index']:>3}  {b['latency_ms']:8.4f}  {b['source']:<11} {b['key']}")
     for w in d["warnings"]:
         print(f"warning: {w}")
+
+
+def _predict_batch(args) -> None:
+    """``predict [ARCH] --archs-file F``: one batch prediction of every Arch."""
+    from ..specs import arch_specs
+
+    specs = arch_specs([args.arch] if args.arch else [], args.archs_file)
+    archs = [resolve_arch_or_onnx(s) for s in specs]
+    pred = _load(args.device, args.statistic, args.predictor, args.precision)
+    ms = [float(v) for v in pred.predict(archs)]
+    corr = _corrected(args.device, 1.0) if args.drift_correct else None
+    if args.json:
+        from ..io import print_json
+
+        print_json([{"spec": s, "arch": a.to_string(), "predicted_ms": v,
+                     **({"drift_corrected_ms": v * corr["drift"]} if corr else {})}
+                    for s, a, v in zip(specs, archs, ms, strict=True)])
+        return
+    print(f"# predicted {args.precision} {pred.statistic} latency (ms) on {args.device}"
+          + (f"; drift-corrected x {corr['drift']:.3f} in the second column" if corr else ""))
+    for s, v in zip(specs, ms, strict=True):
+        print(f"{v:10.4f}  " + (f"{v * corr['drift']:10.4f}  " if corr else "") + s)
 
 
 def _corrected(device: str, ms: float) -> dict | None:

@@ -62,7 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="accuracy estimator: zero-cost (default; a training-free proxy), "
                    "supernet (a subnet of the weight-sharing supernet trained with 'hwnas "
                    "supernet train' on this space, data and resolution: ~2 s per Arch on 2 "
-                   "cores) or train (a short training run per Arch)")
+                   "cores), train (a short training run per Arch), table:FILE (accuracy looked "
+                   "up in measured results: NAS-Bench-Macro's JSON, a CSV arch,accuracy[,std,seeds] "
+                   "or a run's retrain.csv) or predictor:FILE (a learned accuracy predictor fit "
+                   "on such a file, or a file from 'hwnas accuracy fit -o')")
     p.add_argument("--supernet-metric", default="accuracy", choices=("accuracy", "loglik"),
                    help="with --accuracy supernet: score each subnet by its validation accuracy "
                    "(default) or by the mean log-likelihood of the true class on the same "

@@ -46,9 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "supernet of --space (hwnas supernet train): inherited weights, BatchNorm "
                         "re-estimated, accuracy on the part of the training split the supernet "
                         "held out.")
-    sc.add_argument("archs", metavar="ARCH", nargs="+", help=ARCH_HELP)
-    sc.add_argument("--data", required=True, metavar="DATA", help=DATA_HELP)
-    sc.add_argument("--estimator", choices=("zero-cost", "train", "supernet"), default="zero-cost")
+    sc.add_argument("archs", metavar="ARCH", nargs="*", help=ARCH_HELP)
+    sc.add_argument("--archs-file", metavar="F", help="also score the ARCHs of F (one a line; "
+                    "blank lines and '#' comments skipped)")
+    sc.add_argument("--data", metavar="DATA", help=DATA_HELP + " (not with table:/predictor:)")
+    sc.add_argument("--estimator", default="zero-cost", metavar="KIND",
+                    help="zero-cost (default), train, supernet, table:FILE (accuracy looked up in "
+                    "measured results: NAS-Bench-Macro's JSON, a CSV arch,accuracy[,std,seeds], a "
+                    "run's retrain.csv) or predictor:FILE (a learned accuracy predictor fit on such "
+                    "a file, or a file of 'hwnas accuracy fit -o')")
+    sc.add_argument("--json", action="store_true",
+                    help="one JSON list of {arch, spec, score} (and std with predictor:) on stdout")
     sc.add_argument("--resolution", "-r", type=int,
                     help="score every Arch at this resolution (default: each at its own)")
     sc.add_argument("--epochs", type=int, default=3, help="with --estimator train")
@@ -111,16 +119,29 @@ def cmd_train(args) -> None:
 
 
 def cmd_score(args) -> None:
+    from ..accuracy_sources import is_source
+    from ..errors import HwnasError
+    from ..specs import arch_specs
+
+    specs = arch_specs(args.archs, args.archs_file)
+    if is_source(args.estimator) or args.estimator.split(":")[0] in ("table", "predictor"):
+        return _score_source(args, specs)
+    if args.estimator not in ("zero-cost", "train", "supernet"):
+        raise HwnasError(f"--estimator {args.estimator!r}: choose zero-cost, train, supernet, "
+                         "table:FILE or predictor:FILE")
+    if not args.data:
+        raise HwnasError(f"--estimator {args.estimator} needs --data (the dataset it scores on)")
+    if args.json:
+        raise HwnasError("--json goes with --estimator table:FILE or predictor:FILE")
     from ..accuracy import make_estimator
     from ..baselines import resolve_arch
-    from ..errors import HwnasError
     from ..train import resolve_torch_device
 
     _positive(resolution=args.resolution, epochs=args.epochs, batch_size=args.batch_size,
               threads=args.threads, bn_images=args.bn_images,
               val_images=args.val_images or None)
     device = resolve_torch_device(args.torch_device)
-    archs = [resolve_arch(a) for a in args.archs]
+    archs = [resolve_arch(a) for a in specs]
     if args.estimator == "supernet":
         if not args.space:
             raise HwnasError("--estimator supernet needs --space (the space the supernet covers)")
@@ -144,5 +165,38 @@ def cmd_score(args) -> None:
             "zero-cost": ""}[args.estimator]
     print(f"# {est.name} on {args.data}, seed {args.seed}, torch device {device}; higher is "
           f"better{what}")
-    for spec, s in zip(args.archs, scores, strict=True):
+    for spec, s in zip(specs, scores, strict=True):
+        print(f"{s:10.4f}  {spec}")
+
+
+def _score_source(args, specs: list[str]) -> None:
+    """``--estimator table:FILE | predictor:FILE``: measured results, no torch, no data."""
+    from ..accuracy_sources import AccuracyPredictor, make_source, parse_source
+    from ..baselines import resolve_arch
+    from ..errors import HwnasError
+
+    parse_source(args.estimator)
+    if args.data or args.supernet or args.supernet_metric != "accuracy" or args.cache:
+        raise HwnasError(f"--estimator {args.estimator.split(':')[0]}:FILE takes no --data, "
+                         "--cache, --supernet or --supernet-metric (the file is the source)")
+    archs = [resolve_arch(a) for a in specs]
+    est = make_source(args.estimator, space=args.space)
+    std = None
+    if isinstance(est, AccuracyPredictor):
+        mean, std = est.predict(archs, return_std=True)
+        scores = [float(v) for v in mean]
+    else:
+        scores = est.score(archs)
+    if args.json:
+        from ..io import print_json
+
+        print_json([{"spec": spec, "arch": a.to_string(), "score": s,
+                     **({"std": float(std[i])} if std is not None else {})}
+                    for i, (spec, a, s) in enumerate(zip(specs, archs, scores, strict=True))])
+        return
+    st = est.settings()
+    src = st.get("file") or st.get("source_file") or st.get("predictor_file")
+    print(f"# {est.name} {src} (sha256 {str(st.get('sha256') or st.get('source_sha256'))[:12]}); "
+          "higher is better" + ("; predicted from measured results" if std is not None else ""))
+    for spec, s in zip(specs, scores, strict=True):
         print(f"{s:10.4f}  {spec}")

@@ -16,6 +16,7 @@ ESTIMATOR_LABELS = {
     "naswot": "NASWOT score", "zero-cost": "NASWOT score",
     "short-train": "short-training val. accuracy", "train": "short-training val. accuracy",
     "supernet": "supernet val. accuracy",
+    "table": "accuracy from a results table", "predictor": "predicted accuracy (learned)",
 }
 
 

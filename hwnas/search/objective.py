@@ -115,11 +115,17 @@ def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path,
     else:
         latency_fn = dev.predictor(precision=prec).predict
     # the supernet estimator scores subnets of the supernet trained on this space
-    kw: dict[str, Any] = {"space": settings.space} if settings.accuracy == "supernet" else {}
+    kw: dict[str, Any] = {"space": settings.space} if (
+        settings.accuracy == "supernet" or settings.accuracy.startswith("predictor:")) else {}
     if getattr(settings, "supernet_metric", "accuracy") != "accuracy":
         kw["metric"] = settings.supernet_metric
-    est = make_estimator(settings.accuracy, settings.data, resolution, seed=settings.seed,
-                         cache_path=run_dir / "accuracy_cache.json", **kw)
+    from ..accuracy_sources import is_source, make_source
+
+    if is_source(settings.accuracy):  # measured results: no torch, no data, no cache
+        est = make_source(settings.accuracy, space=kw.get("space"))
+    else:
+        est = make_estimator(settings.accuracy, settings.data, resolution, seed=settings.seed,
+                             cache_path=run_dir / "accuracy_cache.json", **kw)
     classes = getattr(est, "classes", None) or getattr(getattr(est, "data", None), "classes", None)
     if not classes:
         from ..data import load_dataset

@@ -65,9 +65,13 @@ class SearchSettings:
         parse_objectives(",".join(self.objectives))
         if self.sampler not in SAMPLERS:
             raise HwnasError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLERS)})")
-        if self.accuracy not in ACCURACY_KINDS:
+        if self.accuracy.split(":", 1)[0] in ("table", "predictor"):
+            from ..accuracy_sources import parse_source
+
+            parse_source(self.accuracy)
+        elif self.accuracy not in ACCURACY_KINDS:
             raise HwnasError(f"unknown accuracy estimator '{self.accuracy}' "
-                             f"(choose from {', '.join(ACCURACY_KINDS)})")
+                             f"(choose from {', '.join(ACCURACY_KINDS)}, table:FILE, predictor:FILE)")
         if self.supernet_metric not in ("accuracy", "loglik"):
             raise HwnasError(f"unknown --supernet-metric '{self.supernet_metric}' (choose from "
                              "accuracy, loglik)")
