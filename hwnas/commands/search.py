@@ -98,10 +98,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not seed a new study with the space's MobileNetV2-like and "
                    "cheapest configurations")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    lp = p.add_argument_group(
+        "the train-predict-search loop (--accuracy predictor --train-budget K)",
+        "Spend K trainings where they teach a learned accuracy predictor most about the front: "
+        "a first round spread across the latency range, then rounds that train the candidates "
+        "on the predictor's optimistic front (accuracy + its uncertainty), refitting after each. "
+        "Candidates: the whole space when it has <= 20,000 configurations, else a sample. "
+        "Writes runs/RUN/loop.json (resumable) and loop-trained/front/predicted.csv.")
+    lp.add_argument("--train-budget", type=int, metavar="K",
+                    help="trainings in all (with --accuracy predictor)")
+    lp.add_argument("--train-rounds", type=int, default=10, metavar="R",
+                    help="rounds after the first (default 10)")
+    lp.add_argument("--oracle", default="train", metavar="SPEC",
+                    help="what a training is: train (the recipe, --train-epochs on --data, "
+                    "validation accuracy; default) or table:FILE (a lookup in measured results, "
+                    "e.g. NAS-Bench-Macro's JSON: how the benchmark runs the loop)")
+    lp.add_argument("--train-epochs", type=int, default=2, metavar="E",
+                    help="epochs of each training with --oracle train (default 2)")
     p.set_defaults(func=cmd_search)
 
 
-def cmd_search(args) -> None:
+def cmd_search(args) -> int | None:
+    if args.train_budget is not None or args.accuracy == "predictor":
+        return cmd_loop(args)
     import optuna
 
     from ..search import SearchSettings, format_summary, parse_count, parse_ms, run_search
@@ -119,3 +138,34 @@ def cmd_search(args) -> None:
     )
     res = run_search(settings, progress=not args.quiet, worker=args.worker_id)
     print(format_summary(res))
+
+
+def cmd_loop(args) -> int:
+    from ..errors import HwnasError
+    from ..search.loop_run import LoopRun, run_loop_search
+
+    if args.accuracy != "predictor" or args.train_budget is None:
+        raise HwnasError("the train-predict-search loop is --accuracy predictor with "
+                         "--train-budget K (a predictor fit on a file is predictor:FILE)")
+    if args.resolution is None:
+        from ..space import load_space
+
+        sp = load_space(args.space)
+        if len(sp.resolutions) != 1:
+            raise HwnasError(f"space '{sp.name}' has resolutions {list(sp.resolutions)}: "
+                             "give one with -r")
+        res = sp.resolutions[0]
+    else:
+        res = int(args.resolution)
+    cfg = LoopRun(run=args.name, space=args.space, device=args.device, resolution=res,
+                  oracle=args.oracle, data=args.data, epochs=args.train_epochs,
+                  budget=args.train_budget, rounds=args.train_rounds, seed=args.seed)
+    out = run_loop_search(cfg, progress=not args.quiet)
+    print(f"{out['run']}: {out['trained']} trained of {out['candidates']} candidates in "
+          f"{out['rounds']} rounds ({out['seconds']:.0f} s); front of the trained archs "
+          "(their accuracy, predicted latency):")
+    for r in out["front"]:
+        print(f"  {r['accuracy']:8.3f}  {r['latency_ms']:8.3f} ms  {r['arch']}")
+    print(f"next: the predictor's front over every candidate is in {out['folder']}/"
+          "loop-predicted.csv; train the chosen archs longer with hwnas train ARCH")
+    return 0

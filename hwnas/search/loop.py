@@ -31,8 +31,8 @@ __all__ = ["LoopSettings", "LoopResult", "pareto_mask", "by_latency", "acquire",
 @dataclass(frozen=True)
 class LoopSettings:
     budget: int  # trainings in all
-    rounds: int = 4  # rounds after the first (latency-spread) one
-    first: float = 0.4  # share of the budget spent on the latency-spread first round
+    rounds: int = 10  # rounds after the first (latency-spread) one
+    first: float = 0.3  # share of the budget spent on the latency-spread first round
     kappa: float = 1.0  # optimism: accuracy + kappa x std
     seed: int = 0
 
