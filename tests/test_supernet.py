@@ -128,10 +128,12 @@ def _sliced_net(sn: SuperNet, arch) -> Net:
 
 # ---- the subnet is a Net ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("space_name", ["tiny", "mobilenetv3"])
+@pytest.mark.parametrize("space_name", ["tiny", "mobilenetv3", "mobilenetv3-cifar"])
 def test_a_subnet_computes_exactly_what_a_standalone_net_with_the_sliced_weights_computes(
         space_name, tiny):
-    space = tiny if space_name == "tiny" else load_space("mobilenetv3")
+    """Also the MobileNetV3 spaces' SE (hard-sigmoid gate) and hswish choices per stage, at
+    ImageNet-like and small-input (stride-1 stem) layouts."""
+    space = tiny if space_name == "tiny" else load_space(space_name)
     torch.manual_seed(0)
     sn = _randomise(SuperNet(space, 10, 3))
     x = torch.randn(3, 3, 32, 32)
