@@ -30,8 +30,16 @@ def _version() -> str:
     return hwnas.__version__
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line naming the fix (``--help``), exit 2: the
+    same shape as every other bad-input message of hwnas."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="hwnas",
         description="Hardware-aware NAS for edge devices: profile a board, learn a latency "
         "predictor, search a MobileNet-like space, retrain and re-measure the winners, view.",

@@ -78,3 +78,13 @@ def test_a_space_name_that_makes_a_path_outside_its_folder_is_refused(cli, home,
                                  "expand: [1]}\n")
     assert_one_line_error(cli("space", "show", home / "s.yaml"), "not a plain name")
     assert sorted(p.name for p in home.iterdir()) == ["s.yaml"]
+
+
+@pytest.mark.parametrize("value", ["-1", str(2**70), "1.5", "x"])
+def test_seeds_out_of_range_are_one_line(cli, home, value):
+    """--seed -1 or 2^70 reached scikit-learn and died there with a traceback."""
+    for cmd in (("arch", "sample", "mobilenetv2"), ("search", "--space", "mobilenetv2",
+                                                    "--device", "d", "--name", "r")):
+        r = cli(*cmd, f"--seed={value}")
+        assert_one_line_error(r, "--seed", "--help")
+    assert not (home / "runs").exists()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .options import seed
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     sp = sub.add_parser("space", help="inspect search spaces")
@@ -23,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     smp = asub.add_parser("sample", help="sample a random Arch from a space",
                           description="Sample Archs uniformly from a space's choices.")
     smp.add_argument("space", metavar="SPACE")
-    smp.add_argument("--seed", type=int, default=0)
+    smp.add_argument("--seed", type=seed, default=0)
     smp.add_argument("--resolution", "-r", type=int, help="fix the input resolution")
     smp.add_argument("-n", type=int, default=1, help="how many (with -o, files get a -<i> suffix)")
     smp.add_argument("-o", "--output", help="write an arch file (.yaml or .json) instead of stdout")
@@ -60,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "freshly initialised weights to ONNX (opset 17, batch 1, float32).")
     ex.add_argument("arch", metavar="ARCH")
     ex.add_argument("-o", "--output", required=True, metavar="FILE.onnx")
-    ex.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
+    ex.add_argument("--seed", type=seed, default=0, help="weight initialisation seed")
     ex.set_defaults(func=cmd_export)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import seed
+
 _ARCH_HELP = ("an arch file (.yaml/.json), a baseline name (mbv2-0.35, mbv2-0.5, mbv2-0.75, "
               "mbv2-1.0, mbv3-small; add @RES for another resolution, e.g. mbv2-0.5@160), a "
               "canonical arch string, or an ONNX file hwnas exported (MODEL.onnx)")
@@ -72,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(and the baselines)")
     ev.add_argument("--resolution", "-r", type=int, metavar="R", help="... at this resolution")
     ev.add_argument("--folds", type=int, default=5, metavar="K", help="k-fold splits [5]")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the fold split [0]")
+    ev.add_argument("--seed", type=seed, default=0, help="seed of the fold split [0]")
     ev.add_argument("--statistic", choices=("min", "p10", "median"), help=_STAT_HELP)
     ev.add_argument("--precision", default="fp32", metavar="P[,P]",
                     help="fp32, int8 or fp32,int8: evaluate the model of each precision on "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..device.isa import FORMATS
+from .options import seed
 
 _PROTOCOL_HELP = (
     "Measurement protocol (defaults in brackets): each model gets WARMUP untimed runs when "
@@ -107,7 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="arch files (or baseline names / canonical strings) to measure too; "
                     "alone (no --space), only their pieces and networks the table lacks "
                     "('baselines' or 'baselines@R': every baseline at the table's resolutions)")
-    pr.add_argument("--seed", type=int, default=0, help="seed of the network sample and order [0]")
+    pr.add_argument("--seed", type=seed, default=0, help="seed of the network sample and order [0]")
     pr.add_argument("--statistic", choices=("min", "p10", "median"),
                     help="the statistic the table's lookups use (all are stored) "
                     "[the table's, or min for a new table]")

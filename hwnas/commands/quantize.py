@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..device.isa import FORMATS
+from .options import seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the int8 model [MODEL.int8.onnx next to MODEL]")
     q.add_argument("--samples", type=int, default=None, metavar="N",
                    help="calibration inputs [16]")
-    q.add_argument("--seed", type=int, default=0, help="seed of the calibration sample [0]")
+    q.add_argument("--seed", type=seed, default=0, help="seed of the calibration sample [0]")
     q.add_argument("--int8-format", default="auto", choices=("auto", *FORMATS),
                    help="u8s8 (full-range int8 weights), u8s8-rr (7-bit weights: exact where "
                    "onnxruntime's U8S8 kernels saturate, x86 without VNNI) or u8u8; auto: "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import seed
+
 _DESCRIPTION = """\
 Search a space for the accuracy x latency (x params x memory) Pareto front on a device.
 
@@ -83,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--population", type=int, metavar="N",
                    help="NSGA-II/III population (default: trials/10 within 10..50); also "
                    "sets TPE/GP's random start-up (half of it, at least 10)")
-    p.add_argument("--seed", type=int, default=0, help="sampler and estimator seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="sampler and estimator seed (default 0)")
     p.add_argument("--workers", type=int, default=1, metavar="W",
                    help="processes evaluating trials in parallel on the same study")
     p.add_argument("--storage", metavar="URL",

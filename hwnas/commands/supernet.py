@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .options import seed
 from .train import DATA_HELP
 
 _DESCRIPTION = """\
@@ -57,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--epochs", type=int, default=10)
     tr.add_argument("--subset", type=int, metavar="N",
                     help="train on a stratified N images of the training part")
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--seed", type=seed, default=0)
     tr.add_argument("--random-subnets", type=int, default=2, metavar="N",
                     help="random subnets per step besides the largest and smallest (default 2)")
     tr.add_argument("--lr", type=float, default=0.02, help="SGD learning rate for the global "

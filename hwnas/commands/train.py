@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import seed
+
 DATA_HELP = ("digits (bundled with scikit-learn), fashion-mnist (Debian's dataset-fashion-mnist, "
              "or fashion-mnist:PATH), mnist:PATH (an idx folder), cifar10:PATH (the python-format folder "
              "cifar-10-batches-py) or imagefolder:PATH (PATH/<class>/<image>, or PATH/train and "
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--lr", type=float, help="learning rate (default: 0.05 for sgd, 0.002 for adamw)")
     tr.add_argument("--subset", type=int, help="train on this many (stratified) training images")
     tr.add_argument("--no-augment", action="store_true", help="no random shifts/flips")
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--seed", type=seed, default=0)
     tr.add_argument("--threads", type=int,
                     help="torch threads (default: half the usable cores, at least 1)")
     tr.add_argument("-o", "--output", metavar="CHECKPOINT.pt",
@@ -61,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="score every Arch at this resolution (default: each at its own)")
     sc.add_argument("--epochs", type=int, default=3, help="with --estimator train")
     sc.add_argument("--batch-size", type=int, default=64, help="with --estimator zero-cost")
-    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--seed", type=seed, default=0)
     sc.add_argument("--threads", type=int,
                     help="torch threads (default: half the usable cores, at least 1)")
     sc.add_argument("--cache", metavar="FILE.json", help="score cache shared between runs")
