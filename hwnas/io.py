@@ -40,6 +40,30 @@ def _umask() -> int:
     return mask
 
 
+#: the largest ONNX model hwnas reads or copies (EfficientNet-B7 in fp32 is ~260 MB; a
+#: MobileNet is < 30 MB): a 1 GB file handed in is refused before it is read or copied
+MAX_ONNX_BYTES = 512 * 2**20
+
+
+def input_file(path: str | Path, what: str, limit: int) -> Path:
+    """``path`` if it is a regular file of at most ``limit`` bytes; else HwnasError naming
+    the problem (missing, a directory, not a regular file, too large)."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            if p.is_dir():
+                raise HwnasError(f"{p}: is a directory, not {what}")
+            raise HwnasError(f"{p}: {'not a regular file' if p.exists() else 'no such file'}; "
+                             f"expected {what}")
+        size = p.stat().st_size
+    except OSError as e:
+        raise HwnasError(f"{p}: cannot read {what}: {e.strerror or e}") from None
+    if size > limit:
+        raise HwnasError(f"{p}: {size / 2**20:,.0f} MiB is too large for {what} (at most "
+                         f"{limit / 2**20:,.0f} MiB)")
+    return p
+
+
 def file_mode() -> int:
     """The mode a new file gets under the user's umask (0o666 & ~umask)."""
     return 0o666 & ~_umask()

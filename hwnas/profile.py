@@ -115,9 +115,9 @@ def sentinel_entries(archs: Iterable[str]) -> list[Entry]:
 
 
 def onnx_entry(path: str | Path) -> Entry:
-    p = Path(path)
-    if not p.is_file():
-        raise HwnasError(f"{p}: no such ONNX file")
+    from .io import MAX_ONNX_BYTES, input_file
+
+    p = input_file(path, "an ONNX file", MAX_ONNX_BYTES)  # before anything is copied
     ident = f"onnx:{p.resolve()}"
     return Entry(ident, "onnx", f"models/onnx-{_hash(ident)}.onnx", None, source=p)
 

@@ -229,10 +229,12 @@ def _load(model: str | os.PathLike | bytes, what: str):
     import onnx
     from google.protobuf.message import DecodeError
 
+    from .io import MAX_ONNX_BYTES, input_file
+
     try:
         if isinstance(model, bytes):
             return onnx.load_from_string(model)
-        return onnx.load(str(model))
+        return onnx.load(str(input_file(model, "an ONNX model", MAX_ONNX_BYTES)))
     except (OSError, ValueError, DecodeError) as e:
         raise HwnasError(f"{what}: not a readable ONNX model ({str(e).splitlines()[0][:120]})") from None
 

@@ -88,3 +88,17 @@ def test_seeds_out_of_range_are_one_line(cli, home, value):
         r = cli(*cmd, f"--seed={value}")
         assert_one_line_error(r, "--seed", "--help")
     assert not (home / "runs").exists()
+
+
+def test_huge_onnx_files_are_refused_before_they_are_read_or_copied(cli, home):
+    from hwnas.io import MAX_ONNX_BYTES
+
+    big = home / "big.onnx"
+    with open(big, "wb") as f:  # sparse: no disk used
+        f.truncate(MAX_ONNX_BYTES + 1)
+    cli("device", "add", "d", "--target", "local")
+    assert_one_line_error(cli("quantize", big, "-o", home / "q.onnx"), "too large")
+    assert_one_line_error(cli("measure", big, "--device", "d", "--quick"), "too large")
+    assert not (home / "q.onnx").exists()
+    assert not (home / "runs").exists() or not list((home / "runs").rglob("*.onnx"))
+    assert_one_line_error(cli("quantize", home, "-o", home / "q.onnx"), "is a directory")

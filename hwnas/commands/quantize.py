@@ -39,11 +39,10 @@ def cmd_quantize(args) -> None:
     from pathlib import Path
 
     from ..errors import HwnasError
+    from ..io import MAX_ONNX_BYTES, input_file
     from ..quantize import DEFAULT_SAMPLES, Calibration, quantize_model, resolve_format
 
-    src = Path(args.model)
-    if not src.is_file():
-        raise HwnasError(f"{src}: no such ONNX file")
+    src = input_file(args.model, "an ONNX model", MAX_ONNX_BYTES)
     out = Path(args.output) if args.output else src.with_name(
         src.name.removesuffix(".onnx") + ".int8.onnx")
     if out.resolve() == src.resolve():
