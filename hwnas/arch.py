@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from .errors import HwnasError
+from .io import loads_json
 
 ACTS = ("relu", "relu6", "hswish")
 
@@ -515,10 +516,26 @@ def safe_name(name: Any, what: str) -> str:
     return name
 
 
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The safe loader (libyaml's C parser when PyYAML has it), refusing a mapping with a key
+    given twice, which YAML's loaders otherwise resolve silently to the last value."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for k_node, _ in node.value:
+                k = self.construct_object(k_node, deep=True)
+                if isinstance(k, (str, int, float, bool)) and k in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {k!r} is given twice", k_node.start_mark)
+                seen.add(k) if isinstance(k, (str, int, float, bool)) else None
+        return super().construct_mapping(node, deep)
+
+
 def load_yaml(text: str):
-    """Parse YAML with libyaml's safe C loader when PyYAML has it (the pure-Python one took
-    minutes on large files), else the safe Python loader."""
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    """Parse YAML safely with libyaml's C parser when PyYAML has it (the pure-Python one took
+    minutes on large files); a key given twice is a YAMLError."""
+    return yaml.load(text, Loader=_StrictLoader)
 
 
 def read_text_file(p: Path, what: str) -> str:
@@ -549,7 +566,7 @@ def load_arch(path: str | Path) -> Arch:
     p = Path(path)
     text = read_text_file(p, "arch file")
     try:
-        d = json.loads(text) if p.suffix == ".json" else load_yaml(text)
+        d = loads_json(text) if p.suffix == ".json" else load_yaml(text)
     except (ValueError, yaml.YAMLError, RecursionError) as e:  # ValueError: JSON, huge ints
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise HwnasError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first}") from None

@@ -37,7 +37,7 @@ from pathlib import Path
 from . import paths
 from .device.runner import ENV_EXIT_WITH_STDIN, ENV_REMOVE_IF_ORPHANED
 from .errors import HwnasError
-from .io import atomic_write_json
+from .io import atomic_write_json, loads_json
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def load_device(name: str) -> DeviceConfig:
     if not p.is_file():
         raise HwnasError(f"unknown device '{name}' (hwnas device add {name} --target local|ssh://user@host[:port])")
     try:
-        d = json.loads(p.read_text())
+        d = loads_json(p.read_text())
     except (OSError, ValueError) as e:
         raise HwnasError(f"{p}: cannot read device file: {e}") from None
     if not isinstance(d, dict):

@@ -43,6 +43,8 @@ def _umask() -> int:
 #: the largest ONNX model hwnas reads or copies (EfficientNet-B7 in fp32 is ~260 MB; a
 #: MobileNet is < 30 MB): a 1 GB file handed in is refused before it is read or copied
 MAX_ONNX_BYTES = 512 * 2**20
+#: the largest JSON file of hwnas's own kinds read from a path a user gives (a predictor file)
+MAX_JSON_BYTES = 64 * 2**20
 
 
 def input_file(path: str | Path, what: str, limit: int) -> Path:
@@ -62,6 +64,21 @@ def input_file(path: str | Path, what: str, limit: int) -> Path:
         raise HwnasError(f"{p}: {size / 2**20:,.0f} MiB is too large for {what} (at most "
                          f"{limit / 2**20:,.0f} MiB)")
     return p
+
+
+def _unique_pairs(pairs: list) -> dict:
+    seen: dict = {}
+    for k, v in pairs:
+        if k in seen:
+            raise ValueError(f"key {k!r} is given twice (which one counts would be a guess)")
+        seen[k] = v
+    return seen
+
+
+def loads_json(text: str | bytes) -> Any:
+    """``json.loads`` that refuses an object with a key given twice (ValueError), where the
+    standard parser silently keeps the last: a file must not say two things at once."""
+    return json.loads(text, object_pairs_hook=_unique_pairs)
 
 
 def file_mode() -> int:

@@ -25,7 +25,6 @@ mixing them would make the table describe no machine in particular.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -37,7 +36,7 @@ from typing import Any
 from . import paths
 from .device.bench import COMPARABLE, PROTOCOL_COMPARABLE, STATISTICS, incompatibility
 from .errors import HwnasError
-from .io import atomic_write_json
+from .io import atomic_write_json, loads_json
 from .pieces import arch_pieces
 from .precision import FP32, PRECISIONS, split, tag
 
@@ -206,7 +205,7 @@ class LatencyTable:
                 entries.append({})
                 continue
             try:
-                doc = json.loads(p.read_text())
+                doc = loads_json(p.read_text())
             except (OSError, ValueError) as e:
                 raise HwnasError(f"{p}: not a readable JSON latency table ({str(e).splitlines()[0]})") from None
             if not isinstance(doc, dict) or doc.get("kind") != KIND:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from .arch import Arch, load_arch, parse_string, save_arch
 from .errors import HwnasError
-from .io import atomic_write_text
+from .io import atomic_write_text, loads_json
 from .paths import runs_dir
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
     or a field has the wrong type."""
     p = Path(path)
     try:
-        cfg = json.loads(p.read_bytes())
+        cfg = loads_json(p.read_bytes())
     except OSError as e:
         raise HwnasError(f"{p}: unreadable ({e.strerror or e})") from None
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError (not UTF-8)

@@ -102,3 +102,25 @@ def test_huge_onnx_files_are_refused_before_they_are_read_or_copied(cli, home):
     assert not (home / "q.onnx").exists()
     assert not (home / "runs").exists() or not list((home / "runs").rglob("*.onnx"))
     assert_one_line_error(cli("quantize", home, "-o", home / "q.onnx"), "is a directory")
+
+
+def test_files_that_say_two_things_at_once_are_refused(cli, home):
+    """A key given twice: YAML and JSON parsers keep the last one silently; hwnas refuses."""
+    (home / "a.yaml").write_text("input: {resolution: 32, channels: 3}\n"
+                                 "stem: {out: 8, kernel: 3, stride: 2, stride: 1}\n"
+                                 "blocks: []\nhead: null\nclasses: 10\n")
+    assert_one_line_error(cli("arch", "info", home / "a.yaml"), "given twice")
+    (home / "a.json").write_text('{"input": {"resolution": 32, "resolution": 64}, '
+                                 '"stem": {"out": 8}, "blocks": [], "head": null}')
+    assert_one_line_error(cli("arch", "info", home / "a.json"), "given twice")
+    cli("device", "add", "d", "--target", "local")
+    LatencyTable("d", "min", {}, {"k": Stats(1.0, 1.0, 1.0, 0.0, 3)}).save()
+    f = home / "latency_tables" / "d" / "blocks.json"
+    text = f.read_text()
+    f.write_text(text.replace('"kind":', '"schema": 1, "kind":', 1))
+    before = f.read_bytes()
+    assert_one_line_error(cli("lut", "show", "d"), "given twice")
+    assert f.read_bytes() == before
+    dev = home / "latency_tables" / "d" / "device.json"
+    dev.write_text(dev.read_text().replace('"target":', '"threads": 4, "target":', 1))
+    assert_one_line_error(cli("device", "check", "d"), "given twice")

@@ -4,7 +4,6 @@ check that the device still measures as when the predictor was fitted."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -16,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..context import Device
 from ..errors import HwnasError
-from ..io import atomic_write_json
+from ..io import MAX_JSON_BYTES, atomic_write_json, input_file, loads_json
 from ..lut import table_dir
 from .models import MIN_NETWORKS, BlockModel, NetworkModel
 
@@ -172,7 +171,7 @@ class StoredPredictor:
         were made with another onnxruntime version or thread count than its device now has."""
         p = Path(path)
         try:
-            d = json.loads(p.read_bytes())
+            d = loads_json(input_file(p, "a predictor file", MAX_JSON_BYTES).read_bytes())
         except FileNotFoundError:
             raise HwnasError(f"{p}: no such predictor file") from None
         except (OSError, ValueError) as e:
@@ -230,7 +229,7 @@ def stored_settings(device: str) -> dict[str, Any]:
     if not p.is_file():
         return {}
     try:
-        d = json.loads(p.read_bytes())
+        d = loads_json(p.read_bytes())
     except (OSError, ValueError) as e:  # also not UTF-8
         raise HwnasError(f"{p}: not a readable predictor file "
                          f"({(str(e).splitlines() or [type(e).__name__])[0]})") from None
