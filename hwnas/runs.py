@@ -244,7 +244,31 @@ def read_config(path: str | Path) -> dict[str, Any]:
             v = d.get(k)
             if v is not None and not ok(v):
                 raise HwnasError(f"{p}: {where}{k}: must be {what}, got {_brief(v)}")
+    _check_writer(cfg.get("versions") or {}, p)
     return cfg
+
+
+def _version_key(v: str) -> tuple[int, ...] | None:
+    import re
+
+    m = re.fullmatch(r"(\d{1,6})\.(\d{1,6})(?:\.(\d{1,6}))?\S*", str(v))
+    return tuple(int(x or 0) for x in m.groups()) if m else None
+
+
+def _check_writer(versions: dict, p: Path) -> None:
+    """HwnasError if the run was written by a newer hwnas than this one (its files may hold
+    what this version would misread) or names a version that is not a version at all."""
+    import hwnas
+
+    theirs = versions.get("hwnas")
+    if theirs is None or theirs == "not installed":
+        return
+    t, ours = _version_key(theirs), _version_key(hwnas.__version__)
+    if t is None:
+        raise HwnasError(f"{p}: versions.hwnas {_brief(theirs)} is not a version number")
+    if ours is not None and t > ours:
+        raise HwnasError(f"{p}: written by hwnas {theirs}, newer than this hwnas "
+                         f"{hwnas.__version__}: upgrade hwnas to read it")
 
 
 def _brief(v: Any, n: int = 60) -> str:

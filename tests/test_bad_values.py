@@ -124,3 +124,17 @@ def test_files_that_say_two_things_at_once_are_refused(cli, home):
     dev = home / "latency_tables" / "d" / "device.json"
     dev.write_text(dev.read_text().replace('"target":', '"threads": 4, "target":', 1))
     assert_one_line_error(cli("device", "check", "d"), "given twice")
+
+
+@pytest.mark.parametrize("version,msg", [("99.0.0", "newer than this hwnas"),
+                                         ("0.1.0x", None), ("not-a-version", "not a version")])
+def test_a_run_written_by_a_newer_hwnas_is_refused(tmp_path, version, msg):
+    from hwnas.runs import read_config
+
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps({"versions": {"hwnas": version}}))
+    if msg is None:
+        assert read_config(f)["versions"]["hwnas"] == version
+    else:
+        with pytest.raises(HwnasError, match=msg):
+            read_config(f)
