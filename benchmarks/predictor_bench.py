@@ -119,8 +119,9 @@ def bench_targets(table, ev, groups, spaces) -> list[str]:
 
 def bench_repeat(args, dev, ev) -> list[str]:
     from hwnas.arch import parse_string
+    from hwnas.measure import measure_archs
     from hwnas.predictor import latency_metrics
-    from hwnas.profile import make_protocol, measure_archs
+    from hwnas.profile import make_protocol
 
     cfg, table = dev.config, dev.table
     if not cfg.is_local:

@@ -654,16 +654,3 @@ def import_results(device: str, path: str | Path, *, replace: bool = False,
         raise HwnasError(f"{rs.path}: no block or network measurement to import "
                          f"({len(rs.stats)} other results)")
     return rs, nb, nn
-
-
-# ---- measuring a few networks: hwnas.measure (importable from here as before) -----------------------
-
-_MEASURE = ("Measured", "describe_stats", "measure", "measure_archs", "measure_onnx")
-
-
-def __getattr__(name: str):
-    if name in _MEASURE:
-        from . import measure as _m
-
-        return getattr(_m, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -292,7 +292,8 @@ def test_measure_arch_and_onnx(cli, home, tiny, dev):
 
 def test_measure_archs_api(home, tiny, dev):
     from hwnas.export import export_arch
-    from hwnas.profile import make_protocol, measure_archs, measure_onnx
+    from hwnas.measure import measure_archs, measure_onnx
+    from hwnas.profile import make_protocol
 
     archs = tiny.sample(seed=2, n=2, resolution=32)
     onnx = home / "trained.onnx"
@@ -408,7 +409,8 @@ def test_busy_local_device_gets_one_warning_line(home, tiny, dev, monkeypatch, c
 
     import hwnas.device.conditions as cond
     from hwnas.export import export_piece
-    from hwnas.profile import make_protocol, measure_onnx
+    from hwnas.measure import measure_onnx
+    from hwnas.profile import make_protocol
 
     f = home / "b.onnx"
     export_piece(tiny.pieces(32)[0], f)
