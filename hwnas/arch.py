@@ -500,8 +500,8 @@ def parse_string(s: str) -> Arch:
 # ---- files ------------------------------------------------------------------------------------
 
 #: an arch or space file larger than this is not read (a 256-block arch file is ~40 KB; a
-#: 15 MB YAML file kept the pure-Python parser busy for minutes at 1.2 GB)
-MAX_FILE_BYTES = 2**20
+#: 15 MB YAML file kept the parser busy for minutes at 1.2 GB)
+MAX_FILE_BYTES = 2**18
 #: a name a file gives (a space's ``name``) that becomes part of a path: no separators, no
 #: "..", nothing that could leave the folder it is joined to
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
@@ -516,9 +516,11 @@ def safe_name(name: Any, what: str) -> str:
     return name
 
 
-class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """The safe loader (libyaml's C parser when PyYAML has it), refusing a mapping with a key
-    given twice, which YAML's loaders otherwise resolve silently to the last value."""
+class _StrictLoader(yaml.SafeLoader):
+    """The safe loader, refusing a mapping with a key given twice, which YAML's loaders
+    otherwise resolve silently to the last value. The pure-Python parser on purpose: libyaml's
+    C parser recurses in C and crashed (SIGSEGV) on a document nested 10^5 deep, where this one
+    raises RecursionError; :data:`MAX_FILE_BYTES` keeps its slowness bounded (seconds)."""
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -533,8 +535,7 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
 
 
 def load_yaml(text: str):
-    """Parse YAML safely with libyaml's C parser when PyYAML has it (the pure-Python one took
-    minutes on large files); a key given twice is a YAMLError."""
+    """Parse YAML safely (a key given twice is a YAMLError; too deep is a RecursionError)."""
     return yaml.load(text, Loader=_StrictLoader)
 
 
