@@ -135,7 +135,7 @@ def test_objective_space_points_front_infeasible_and_hover(env):
     assert {p["trial"] for p in r.pareto} <= front
     assert not front & infeasible
     # front points are not dominated by any feasible trial
-    feas = [(t["latency_ms"], t["accuracy"]) for t in complete if t["feasible"]]
+    feas = [(t["latency_ms"], t["score"]) for t in complete if t["feasible"]]
     for x, y in zip(by_kind["front"].x, by_kind["front"].y, strict=True):
         assert not any(a <= x and b >= y and (a < x or b > y) for a, b in feas)
     # hover: arch string, params, MACs and the objectives
@@ -184,7 +184,7 @@ def test_hypervolume_history_matches_a_direct_sweep(env):
     assert d.trials == list(range(1, len(complete) + 1))
     assert d.numbers == [t["number"] for t in complete]
     assert all(b >= a - 1e-12 for a, b in zip(d.hypervolume, d.hypervolume[1:], strict=False))
-    acc = np.array([t["accuracy"] for t in complete])
+    acc = np.array([t["score"] for t in complete])
     lat = np.array([t["latency_ms"] for t in complete])
     loss_acc = (acc.max() - acc) / (acc.max() - acc.min())
     loss_lat = (lat - lat.min()) / (lat.max() - lat.min())
@@ -327,7 +327,7 @@ def test_hypervolume_history_three_objectives():
     from hwnas.report import hypervolume_history
 
     rng = np.random.default_rng(0)
-    trials = [{"number": i, "state": "COMPLETE", "accuracy": float(a), "latency_ms": float(b),
+    trials = [{"number": i, "state": "COMPLETE", "score": float(a), "latency_ms": float(b),
                "params": int(c), "feasible": bool(i % 5)}
               for i, (a, b, c) in enumerate(zip(rng.random(30), rng.random(30) * 10,
                                                 rng.integers(1000, 10000, 30), strict=True))]
@@ -340,8 +340,8 @@ def test_hypervolume_history_three_objectives():
     for i in range(1, 30):
         if not trials[i]["feasible"]:
             assert d.hypervolume[i] == d.hypervolume[i - 1]
-    assert d.bounds["accuracy"] == (max(t["accuracy"] for t in trials[:30]),
-                                    min(t["accuracy"] for t in trials[:30]))
+    assert d.bounds["accuracy"] == (max(t["score"] for t in trials[:30]),
+                                    min(t["score"] for t in trials[:30]))
 
 
 def test_image_export_is_skipped_without_kaleido(monkeypatch, caplog, tmp_path):

@@ -282,7 +282,7 @@ def test_spread_and_knee():
 
 
 def test_select_winners():
-    rows = [{"arch": f"a{i}", "latency_ms": float(lat), "accuracy": acc}
+    rows = [{"arch": f"a{i}", "latency_ms": float(lat), "score": acc}
             for i, (lat, acc) in enumerate([(6, 0.93), (1, 0.5), (10, 0.95), (2, 0.9)])]
     assert [r["arch"] for r in select_winners(rows, "all")] == ["a1", "a3", "a0", "a2"]
     assert [r["arch"] for r in select_winners(rows, "top", 2)] == ["a1", "a2"]

@@ -163,9 +163,9 @@ def cmd_loop(args) -> int:
     out = run_loop_search(cfg, progress=not args.quiet)
     print(f"{out['run']}: {out['trained']} trained of {out['candidates']} candidates in "
           f"{out['rounds']} rounds ({out['seconds']:.0f} s); front of the trained archs "
-          "(their accuracy, predicted latency):")
+          f"(their {out['score_column']}, predicted latency):")
     for r in out["front"]:
-        print(f"  {r['accuracy']:8.3f}  {r['latency_ms']:8.3f} ms  {r['arch']}")
+        print(f"  {r[out['score_column']]:8.3f}  {r['latency_ms']:8.3f} ms  {r['arch']}")
     print(f"next: the predictor's front over every candidate is in {out['folder']}/"
           "loop-predicted.csv; train the chosen archs longer with hwnas train ARCH")
     return 0

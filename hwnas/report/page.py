@@ -161,7 +161,7 @@ def build_report(run: str | Path, *, predictor: bool = True) -> ReportData:
             notes.append(f"the latency table of '{device}' cannot be read: {e}")
     meas = measurement_info(cfg, table)
     retrain = r.retrain()
-    done = complete_trials(r.trials)
+    done = complete_trials(r.trials, r.score)
     if not done:
         notes.append(f"run '{r.name}' has no complete trials yet (hwnas search ... --name {r.name})")
     if retrain is None:
@@ -177,7 +177,7 @@ def build_report(run: str | Path, *, predictor: bool = True) -> ReportData:
         notes.append(f"parity plot without profiled networks: {why}")
     par = parity_data(measured, predict, retrain or [], measurement=meas, in_sample=in_sample,
                       statistic=getattr(table, "statistic", None))
-    hv = hypervolume_history(r.trials, r.objectives, score=score_label(cfg))
+    hv = hypervolume_history(r.trials, r.objectives, score=score_label(cfg), column=r.score)
     tables = []
     if retrain is not None:
         meta = _retrain_meta(r.path)
