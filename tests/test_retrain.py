@@ -320,6 +320,34 @@ def test_summary_dominance_and_speedup():
     assert none["speedups"][0]["strict"] is None and none["best_strict_speedup"] is None
 
 
+def test_summary_uses_the_tables_statistic_with_median_and_iqr_beside():
+    """issue 24.3: "measured" is the table's statistic (min here), and the speed-ups and the
+    winners' order use it, not the median; median +- IQR are printed beside it."""
+    from hwnas.retrain import format_summary, format_table
+
+    def row(name, kind, stat, median, acc, arch):
+        return {"name": name, "kind": kind, "arch": arch, "params": 1000, "macs": 10_000,
+                "peak_act_bytes": 4096, "predicted_ms": stat, "measured_median_ms": median,
+                "measured_iqr_ms": 0.5, "measured_n": 50, "measured_stat_ms": stat,
+                "statistic": "min", "error_pct": 0.0, "acc_mean": acc, "acc_std": 0.0,
+                "seeds": "0", "epochs": 1}
+
+    # by min, w_b (1.0 ms) is faster than w_a (2.0 ms); by median it is the other way round
+    rows = [row("w_a", "winner", 2.0, 2.1, 0.9, "a"), row("w_b", "winner", 1.0, 5.0, 0.9, "b"),
+            row("base", "baseline", 4.0, 4.2, 0.8, "c")]
+    s = summarize(rows)
+    assert s["statistic"] == "min"
+    sp = s["speedups"][0]["strict"]
+    assert sp["winner"] == "w_b" and sp["speedup"] == pytest.approx(4.0)  # 4.0 / 1.0, by min
+    table = format_table(rows)
+    head = table.splitlines()[0]
+    assert "measured min" in head and "median +- IQR" in head
+    assert "W1 = b" in table  # W1 is the fastest by the statistic
+    text = format_summary(rows)
+    assert "latency = the min of the samples" in text and "latency = median" not in text
+    assert "4.00x" in text  # the grid's speed-up by min
+
+
 def test_parse_seeds():
     assert parse_seeds("3") == (0, 1, 2)
     assert parse_seeds("7,") == (7,)
