@@ -354,3 +354,26 @@ def test_image_export_is_skipped_without_kaleido(monkeypatch, caplog, tmp_path):
         out = export_images({"objective": go.Figure()}, tmp_path, ["png", "svg"])
     assert out == [] and not list(tmp_path.iterdir())
     assert "kaleido" in caplog.text
+
+
+def test_png_export_is_at_scale_2_for_papers(monkeypatch, tmp_path):
+    """issue 24.5: report PNGs are written at scale 2 (sharp in a paper); vector formats at 1."""
+    import sys
+    import types
+
+    from hwnas.report import export_images
+
+    monkeypatch.setitem(sys.modules, "kaleido", types.ModuleType("kaleido"))  # no server API
+    calls = []
+
+    class Fig:
+        layout = types.SimpleNamespace(width=400, height=300)
+
+        def to_image(self, **kw):
+            calls.append(kw)
+            return b"img"
+
+    out = export_images({"objective": Fig()}, tmp_path, ["png", "svg"])
+    assert [p.name for p in out] == ["objective.png", "objective.svg"]
+    assert calls[0] == {"format": "png", "width": 400, "height": 300, "scale": 2}
+    assert calls[1]["format"] == "svg" and calls[1]["scale"] == 1
