@@ -429,6 +429,12 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
              f" (work queue {queue.name} in {url})" if queue else "")
     torch_device = resolve_torch_device(settings.torch_device)  # fails before any training
     alone = [m for m in models if not m.tag]  # the models trained stand-alone
+    plan = None
+    if not settings.collect:  # said before it starts: the trainings and about how long
+        from .retrain_plan import make_plan
+
+        plan = make_plan(models, settings.seeds, recipe, data, run.path, rid, torch_device)
+        log.info("%s", plan.text())
     trained = 0
     if src is not None and not settings.train_only:
         trained += deploy.deploy_models(src, [m for m in models if m.tag], settings.seeds, data,
@@ -481,6 +487,8 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
             "drift": drift.to_dict() if drift is not None else None,
             "drift_correct": bool(settings.drift is not None and settings.drift.correct),
             "queue": url, "trained_here": trained,
+            "plan": None if plan is None else {"trainings": plan.models * plan.seeds,
+                                               "todo": plan.todo, "estimate_s": plan.estimate_s},
             "supernet": src.describe() if src is not None else None,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     from .retrain_int8 import COLUMNS as INT8_COLUMNS

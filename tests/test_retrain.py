@@ -150,6 +150,11 @@ def test_retrain_end_to_end_with_feedback(env, monkeypatch, capsys):
     # the summary names how it was measured and compares every winner with the baseline
     assert "measured on 'ref'" in r.stdout and "speedup at matched accuracy" in r.stdout
     assert "mbv2-0.35" in r.stdout
+    # issue 24.4: the plan and its estimate before it starts, the next command at the end
+    assert "plan: 2 winner(s) + 1 baseline(s) = 3 models x 1 seed(s) = 3 trainings of 1 " \
+        "epoch(s)" in r.stderr and "(one batch timed per model)" in r.stderr
+    assert "smaller: --top K" in r.stderr and "--subset N" in r.stderr
+    assert r.stdout.strip().splitlines()[-1].startswith("next: hwnas view e2e")
     meta = json.loads((run / "retrain.json").read_text())
     assert meta["device"] == "ref" and meta["seeds"] == [0] and meta["feedback"] is True
     # everything finished: the same command trains and measures nothing again
@@ -164,6 +169,12 @@ def test_retrain_end_to_end_with_feedback(env, monkeypatch, capsys):
     assert after == before
     assert [(x["name"], x["acc_mean"], x["measured_median_ms"]) for x in load_retrain(run)] == \
         [(x["name"], x["acc_mean"], x["measured_median_ms"]) for x in rows]
+    # --json: one document on stdout, nothing else there (issue 24.5)
+    assert main(["retrain", "e2e", "--top", "2", *FAST, "--feedback", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["run"] == "e2e" and doc["trained"] == 0 and len(doc["rows"]) == 3
+    assert doc["summary"]["statistic"] == doc["rows"][0]["statistic"]
+    assert doc["next"].startswith("hwnas view e2e")
 
 
 def _pareto(run):

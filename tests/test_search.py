@@ -521,6 +521,33 @@ def test_a_search_reads_the_device_once(env, syn_device, monkeypatch):
     assert reads == [syn_device] and configs == [syn_device]
 
 
+def test_search_json_is_one_document_and_the_text_ends_with_next(env, syn_device, monkeypatch,
+                                                                  capsys):
+    """issue 24.4/24.5: --json prints one JSON document and nothing else on stdout; the text
+    summary ends with the natural next command."""
+    import hwnas.accuracy
+    from hwnas.cli import main
+    from hwnas.search import arch_costs_fast
+
+    class Params:
+        name, classes = "params-stand-in", 10
+
+        def score(self, archs):
+            return [-float(arch_costs_fast(a)[0]) for a in archs]
+
+    monkeypatch.setattr(hwnas.accuracy, "make_estimator", lambda *a, **k: Params())
+    args = ["search", "--space", "tiny", "--device", syn_device, "--trials", "3", "--name", "j"]
+    capsys.readouterr()
+    assert main([*args, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["run"] == "j" and doc["complete"] == 3 and doc["score_column"] == "naswot_score"
+    assert doc["pareto"] and all("naswot_score" in r for r in doc["pareto"])
+    assert doc["next"].startswith("hwnas retrain j")
+    assert main([*args, "--quiet"]) == 0  # resumed: nothing new, the summary and next
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("next: hwnas retrain j (") and out[-1].endswith("hwnas view j")
+
+
 @pytest.mark.parametrize(("kind", "metric", "column"), [
     ("train", "accuracy", "val_acc"), ("supernet", "loglik", "supernet_loglik")])
 def test_the_score_column_names_the_metric_and_old_runs_still_read(env, syn_device, monkeypatch,

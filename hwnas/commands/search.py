@@ -98,6 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not seed a new study with the space's MobileNetV2-like and "
                    "cheapest configurations")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document (counts, the score's column, the Pareto front, "
+                   "the next command) on stdout instead of the summary")
     lp = p.add_argument_group(
         "the train-predict-search loop (--accuracy predictor --train-budget K)",
         "Spend K trainings where they teach a learned accuracy predictor most about the front: "
@@ -136,8 +139,28 @@ def cmd_search(args) -> int | None:
         population=args.population, seed_baselines=args.seed_baselines,
         precision=args.precision, supernet_metric=args.supernet_metric,
     )
-    res = run_search(settings, progress=not args.quiet, worker=args.worker_id)
+    res = run_search(settings, progress=not args.quiet and not args.json, worker=args.worker_id)
+    nxt = next_after_search(res.run_dir.name, settings.device)
+    if args.json:
+        from ..io import print_json
+
+        print_json({"run": res.run_dir.name, "folder": str(res.run_dir),
+                    "complete": res.complete, "new_trials": res.new_trials,
+                    "failed": res.failed, "feasible": res.feasible,
+                    "elapsed_s": round(res.elapsed_s, 3), "resolution": res.resolution,
+                    "objectives": list(settings.objectives),
+                    "score_column": res.config.get("score_column"),
+                    "pareto": res.pareto, "next": nxt.removeprefix("next: ")})
+        return 0
     print(format_summary(res))
+    print(nxt)
+    return 0
+
+
+def next_after_search(run: str, device: str) -> str:
+    """The ``next:`` line of hwnas search: retrain the winners, then the report."""
+    return (f"next: hwnas retrain {run} (train the winners and baselines, measure them on "
+            f"{device}; --top K / --seeds / --epochs size it), then hwnas view {run}")
 
 
 def cmd_loop(args) -> int:
@@ -160,7 +183,12 @@ def cmd_loop(args) -> int:
     cfg = LoopRun(run=args.name, space=args.space, device=args.device, resolution=res,
                   oracle=args.oracle, data=args.data, epochs=args.train_epochs,
                   budget=args.train_budget, rounds=args.train_rounds, seed=args.seed)
-    out = run_loop_search(cfg, progress=not args.quiet)
+    out = run_loop_search(cfg, progress=not args.quiet and not args.json)
+    if args.json:
+        from ..io import print_json
+
+        print_json(out)
+        return 0
     print(f"{out['run']}: {out['trained']} trained of {out['candidates']} candidates in "
           f"{out['rounds']} rounds ({out['seconds']:.0f} s); front of the trained archs "
           f"(their {out['score_column']}, predicted latency):")
