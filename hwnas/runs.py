@@ -275,6 +275,7 @@ _CONFIG_FIELDS: dict[str, tuple[str, Any]] = {
     "injected_estimators": ("true or false", lambda v: isinstance(v, bool)),
     "accuracy_estimator": ("a string", lambda v: isinstance(v, str)),
     "latency_statistic": ("a string", lambda v: isinstance(v, str)),
+    "score_column": ("a score column name", lambda v: v in SCORE_NAMES),
     **{k: ("an object", lambda v: isinstance(v, dict))
        for k in ("identity", "settings", "versions", "device_provenance", "device_config")},
 }

@@ -13,6 +13,11 @@ accuracy (zero-cost proxy, or a short training run) on the dataset, and counts i
 MACs and peak activation memory. Budgets become Optuna constraints: pareto.csv holds only
 feasible non-dominated Archs.
 
+The score is stored and shown as what it is, never as "accuracy" (only a retrained test
+accuracy is): naswot_score (--accuracy zero-cost), val_acc (train: validation accuracy of a
+short training), supernet_val_acc or supernet_loglik (supernet), table_acc (table:FILE),
+predicted_acc (predictor:FILE). The objective keeps its name: --objectives accuracy,latency.
+
 The run lives in runs/RUN/: config.json (settings, versions, device provenance), journal.log
 (the Optuna study; open it with `optuna-dashboard runs/RUN/journal.log`), trials.csv,
 pareto.csv and winners/*.yaml (one arch file per Pareto Arch). Running the same command

@@ -223,8 +223,7 @@ class ObjectiveSpaceData:
 
 
 def complete_trials(trials: Sequence[dict[str, Any]], column: str = "score") -> list[dict[str, Any]]:
-    """The COMPLETE trials with a finite score (in ``column``: the run's score column,
-    :attr:`hwnas.runs.Run.score`) and latency, by number."""
+    """COMPLETE trials, by number, with a finite latency and score (``column``: Run.score)."""
     out = [t for t in trials if t.get("state") == "COMPLETE"
            and finite(t.get(column)) is not None and finite(t.get("latency_ms")) is not None]
     return sorted(out, key=lambda t: t.get("number", 0))
