@@ -121,15 +121,19 @@ def fronts_only(a, home: Path, runs: dict, log: list[str], load0, t0: float) -> 
 
     pts, files = [], []
     tmp = Path(tempfile.mkdtemp(prefix="hwnas-codesign-"))
+    from hwnas.runs import load_run
+
     for key, (name, _) in runs.items():
-        for i, r in enumerate(sorted(rows_of(home / "runs" / name / "pareto.csv"),
+        run = load_run(home / "runs" / name)  # old runs' "accuracy" read as the score column
+        col = run.score  # the run's score column (naswot_score, ...)
+        for i, r in enumerate(sorted(run.pareto,
                                      key=lambda r: float(r["latency_ms"]))):
             arch = Arch.from_string(r["arch"])
             f32 = tmp / f"{key}{i}.onnx"
             export_arch(arch, f32)
             f8 = tmp / f"{key}{i}.int8.onnx"
             quantize_model(f32, f8, Calibration(None, samples=8))
-            pts.append({"run": key, "name": f"{key.upper()}{i + 1}", "score": float(r["accuracy"]),
+            pts.append({"run": key, "name": f"{key.upper()}{i + 1}", "score": float(r[col]),
                         "pred_ms": float(r["latency_ms"]), "f32": f32, "f8": f8,
                         "hswish": sum(b.act == "hswish" for b in arch.blocks),
                         "se": sum(b.se > 0 for b in arch.blocks), "blocks": len(arch.blocks)})

@@ -292,11 +292,11 @@ def outcome_pick(args) -> None:
     front = sorted(run.pareto, key=lambda r: r["latency_ms"])
     picks = [front[i] for i in spread_indices(len(front), args.top)]
     prefix = f"{args.tag}-W" if args.tag else "W"
-    ws = [{"label": f"{prefix}{i + 1}", "arch": r["arch"], "search_accuracy": r["accuracy"],
+    ws = [{"label": f"{prefix}{i + 1}", "arch": r["arch"], "search_score": r[run.score], "search_metric": run.score,
            "predicted_ms": r["latency_ms"]} for i, r in enumerate(sorted(picks, key=lambda r: r["latency_ms"]))]
     _write(args.out / _tagged("winners.json", args.tag), ws)
     for w in ws:
-        print(f"{w['label']}: supernet {w['search_accuracy']:.4f}, predicted {w['predicted_ms']:.3f} ms")
+        print(f"{w['label']}: {w['search_metric']} {w['search_score']:.4f}, predicted {w['predicted_ms']:.3f} ms")
 
 
 def outcome(args) -> None:

@@ -148,12 +148,13 @@ def assign(src: SupernetSource, models: list, baselines: bool) -> None:
              + (" from the largest subnet" if src.distill else "") if src.finetune_epochs else "")
 
 
-def extract_subnet(src: SupernetSource, arch, data, seed: int):
-    """The plain Net of ``arch`` with the supernet's weights, BN recalibrated, eval mode."""
+def extract_subnet(src: SupernetSource, arch, data, seed: int, progress: bool = False):
+    """The plain Net of ``arch`` with the supernet's weights, BN recalibrated (``progress``:
+    with a progress bar), eval mode."""
     from .train import recalibrate_bn
 
     net = src.net.extract(arch)
-    recalibrate_bn(net, data, BN_IMAGES, arch.resolution, seed)
+    recalibrate_bn(net, data, BN_IMAGES, arch.resolution, seed, progress=progress)
     return net
 
 
@@ -171,7 +172,7 @@ def deploy_one(src: SupernetSource, m, s: int, export: bool, data, data_spec: st
     folder = root / m.folder
     folder.mkdir(parents=True, exist_ok=True)
     ck = folder / f"seed{s}.pt"
-    net = extract_subnet(src, m.arch, data, s)
+    net = extract_subnet(src, m.arch, data, s, progress)
     epochs, resumed = src.finetune_epochs, 0
     if epochs:
         teacher = None
@@ -186,7 +187,7 @@ def deploy_one(src: SupernetSource, m, s: int, export: bool, data, data_spec: st
         net, acc, loss, resumed = res.model, res.test_acc, res.train_loss, res.resumed_from
     else:
         net = net.to(torch.device(torch_device), memory_format=torch.channels_last)
-        acc, loss = evaluate(net, data), float("nan")
+        acc, loss = evaluate(net, data, progress=progress), float("nan")
         save_checkpoint(ck, {"format": CHECKPOINT_FORMAT, "arch": m.arch.to_string(),
                              "data": data.name, "seed": s, "recipe": replace(recipe, epochs=0).to_dict(),
                              "epoch": 0, "train_loss": loss, "history": [],

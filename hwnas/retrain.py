@@ -67,7 +67,9 @@ COLUMNS = ["name", "kind", "arch", "params", "macs", "peak_act_bytes", "predicte
            "acc_std", "seeds", "epochs", "onnx"]
 #: extra columns after :data:`COLUMNS`: the statistic the predictor predicts (the device
 #: table's) and the measured value of that statistic, which ``error_pct`` compares with
-EXTRA_COLUMNS = ["statistic", "measured_stat_ms", "predicted_by", "search_accuracy",
+#: ``search_score`` is the winner's score in the search, ``search_metric`` what it is (the run's
+#: score column: naswot_score, val_acc, supernet_val_acc, ...; hwnas.runs.score_column)
+EXTRA_COLUMNS = ["statistic", "measured_stat_ms", "predicted_by", "search_score", "search_metric",
                  "search_latency_ms", "weights", "train_s"]
 DEFAULT_BASELINES = ("mbv2-0.35", "mbv2-0.5", "mbv2-0.75", "mbv2-1.0")
 SELECTIONS = ("top", "knee", "budget", "all")
@@ -163,13 +165,13 @@ def parse_seeds(text: str | int) -> tuple[int, ...]:
 # ---- selecting winners --------------------------------------------------------------------------
 
 def select_winners(pareto: Sequence[dict], select: str = "top", top: int = 3,
-                   budget_ms: float | None = None) -> list[dict]:
-    """The Pareto rows to retrain (each with ``arch``, ``latency_ms``, ``accuracy``), sorted
-    by predicted latency. ``top``: ``top`` spread along the front (:func:`spread_indices`);
+                   budget_ms: float | None = None, score: str = "score") -> list[dict]:
+    """The Pareto rows to retrain (each with ``arch``, ``latency_ms`` and the search's
+    ``score`` column, :attr:`hwnas.runs.Run.score`), sorted by predicted latency. ``top``: ``top`` spread along the front (:func:`spread_indices`);
     ``knee``: :func:`knee_index`; ``budget``: the most accurate with ``latency_ms <=
     budget_ms``; ``all``: the whole front."""
     rows = [r for r in pareto if r.get("arch")]
-    rows.sort(key=lambda r: (float(r.get("latency_ms") or 0.0), -float(r.get("accuracy") or 0.0)))
+    rows.sort(key=lambda r: (float(r.get("latency_ms") or 0.0), -float(r.get(score) or 0.0)))
     if not rows:
         raise HwnasError("the run's Pareto front is empty (pareto.csv has no feasible trial); "
                          "run the search longer or relax its budgets")
@@ -178,7 +180,7 @@ def select_winners(pareto: Sequence[dict], select: str = "top", top: int = 3,
     if select == "top":
         return [rows[i] for i in spread_indices(len(rows), top)]
     if select == "knee":
-        i = knee_index([float(r["latency_ms"]) for r in rows], [float(r["accuracy"]) for r in rows])
+        i = knee_index([float(r["latency_ms"]) for r in rows], [float(r[score]) for r in rows])
         return [rows[i]]
     if select == "budget":
         if budget_ms is None:
@@ -187,7 +189,7 @@ def select_winners(pareto: Sequence[dict], select: str = "top", top: int = 3,
         ok = [r for r in rows if float(r["latency_ms"]) <= budget_ms]
         if not ok:
             raise HwnasError(f"--select budget: no winner within {budget_ms:g} ms")
-        return [max(ok, key=lambda r: (float(r["accuracy"]), -float(r["latency_ms"])))]
+        return [max(ok, key=lambda r: (float(r[score]), -float(r["latency_ms"])))]
     raise HwnasError(f"--select '{select}': choose from {', '.join(SELECTIONS)}")
 
 
@@ -216,12 +218,13 @@ class Model:
 
 def _winner_models(run, settings: RetrainSettings, adapt) -> list[Model]:
     budget = run.config.get("latency_budget_ms")
-    rows = select_winners(run.pareto, settings.select, settings.top, budget)
+    rows = select_winners(run.pareto, settings.select, settings.top, budget, run.score)
     out = []
     for r in rows:
         arch = winner_arch(run.path, r)
         name = Path(str(r.get("file") or "")).stem or arch.file_stem()
-        out.append(Model(name, "winner", adapt(arch), dict(r)))
+        search = {**r, "search_score": r.get(run.score), "search_metric": run.score}
+        out.append(Model(name, "winner", adapt(arch), search))
     return out
 
 
@@ -426,6 +429,12 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
              f" (work queue {queue.name} in {url})" if queue else "")
     torch_device = resolve_torch_device(settings.torch_device)  # fails before any training
     alone = [m for m in models if not m.tag]  # the models trained stand-alone
+    plan = None
+    if not settings.collect:  # said before it starts: the trainings and about how long
+        from .retrain_plan import make_plan
+
+        plan = make_plan(models, settings.seeds, recipe, data, run.path, rid, torch_device)
+        log.info("%s", plan.text())
     trained = 0
     if src is not None and not settings.train_only:
         trained += deploy.deploy_models(src, [m for m in models if m.tag], settings.seeds, data,
@@ -478,6 +487,8 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
             "drift": drift.to_dict() if drift is not None else None,
             "drift_correct": bool(settings.drift is not None and settings.drift.correct),
             "queue": url, "trained_here": trained,
+            "plan": None if plan is None else {"trainings": plan.models * plan.seeds,
+                                               "todo": plan.todo, "estimate_s": plan.estimate_s},
             "supernet": src.describe() if src is not None else None,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     from .retrain_int8 import COLUMNS as INT8_COLUMNS

@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from .runs import retrain_labels
+from .runs import finite, measured_ms, retrain_labels
 
 __all__ = ["format_summary", "format_table", "mean_std", "rows", "summarize"]
 
@@ -44,7 +44,8 @@ def rows(models, results, stats, predicted, predicted_by, statistic, seeds, epoc
             "seeds": ";".join(map(str, seeds)), "onnx": m.onnx_rel,
             "epochs": int(results[m.name][0].get("epochs", epochs)),
             "statistic": statistic, "measured_stat_ms": round(meas, 6), "predicted_by": predicted_by,
-            "search_accuracy": m.search.get("accuracy"), "search_latency_ms": m.search.get("latency_ms"),
+            "search_score": m.search.get("search_score"),
+            "search_metric": m.search.get("search_metric"), "search_latency_ms": m.search.get("latency_ms"),
             "weights": m.weights, "train_s": mean_std([float(r.get("seconds") or 0.0)
                                                         for r in results[m.name]])[0],
         })
@@ -57,10 +58,12 @@ def _tol(w: dict, b: dict) -> float:
 
 
 def summarize(rows: Sequence[dict]) -> dict[str, Any]:
-    """Winners against baselines, on measured median latency and mean test accuracy.
+    """Winners against baselines, on measured latency (the table's statistic,
+    ``measured_stat_ms``: the one the predictor predicts and errors use; the median in old
+    rows) and mean test accuracy.
 
     * ``dominance``: every (winner W, baseline B) with W faster than B (lower measured
-      median) and W's accuracy >= B's minus the noise ``sqrt(std_W^2 + std_B^2)`` over seeds
+      latency) and W's accuracy >= B's minus the noise ``sqrt(std_W^2 + std_B^2)`` over seeds
       (0 with one seed); ``strict`` when W's mean accuracy is >= B's.
     * ``speedups``: per baseline, the fastest winner with accuracy >= B's (``strict``) and
       the fastest within noise (``noise``): speedup = B's ms / W's ms (> 1: W is faster).
@@ -69,7 +72,7 @@ def summarize(rows: Sequence[dict]) -> dict[str, Any]:
     bs = [r for r in rows if r["kind"] == "baseline"]
 
     def ms(r: dict) -> float:
-        return float(r["measured_median_ms"])
+        return float(measured_ms(r) or math.nan)
 
     def acc(r: dict) -> float:
         return float(r["acc_mean"])
@@ -95,8 +98,14 @@ def summarize(rows: Sequence[dict]) -> dict[str, Any]:
                 entry[key] = None
         speed.append(entry)
     strict = [e["strict"]["speedup"] for e in speed if e["strict"]]
-    return {"statistic": "median", "dominance": dom, "speedups": speed,
+    return {"statistic": _statistic(rows), "dominance": dom, "speedups": speed,
             "best_strict_speedup": max(strict) if strict else None}
+
+
+def _statistic(rows: Sequence[dict]) -> str:
+    """The statistic the rows' measured latency is (the device table's; "median" in old rows)."""
+    have = [r for r in rows if finite(r.get("measured_stat_ms")) is not None]
+    return str(have[0].get("statistic") or "min") if have else "median"
 
 
 def _f(v: Any, fmt: str, empty: str = "-") -> str:
@@ -117,8 +126,9 @@ def format_table(rows: Sequence[dict], drift: float | None = None) -> str:
     from .drift import corrected_error
 
     lab = retrain_labels(rows)
+    stat = _statistic(rows)
     out = [f"  {'model':<10} {'params':>8} {'MACs':>8} {'peak':>8} {'pred.':>8} "
-           f"{'measured (median +- IQR)':>24} {'err%':>7} {'accuracy':>16} {'weights':>11} "
+           f"{'measured ' + stat:>12} {'median +- IQR':>17} {'err%':>7} {'accuracy':>16} {'weights':>11} "
            f"{'train s':>8}" + (f" {'drift-corr.':>11} {'err%':>7}" if drift else "")]
     for r in rows:
         corr = "" if not drift else (
@@ -127,7 +137,8 @@ def format_table(rows: Sequence[dict], drift: float | None = None) -> str:
         out.append(
             f"  {lab[r['name']]:<10} {r['params'] / 1e6:>7.3f}M {r['macs'] / 1e6:>7.1f}M "
             f"{r['peak_act_bytes'] / 2**20:>6.2f}Mi {_f(r['predicted_ms'], '.3f'):>8} "
-            f"{float(r['measured_median_ms']):>11.3f} +- {float(r['measured_iqr_ms']):<6.3f} ms "
+            f"{_f(measured_ms(r), '.3f'):>9} ms {float(r['measured_median_ms']):>8.3f} +- "
+            f"{float(r['measured_iqr_ms']):<6.3f} "
             f"{_f(r['error_pct'], '+.1f'):>7} {_acc(r):>16} {r.get('weights') or 'stand-alone':>11} "
             f"{_f(r.get('train_s'), '.1f'):>8}" + corr)
     ws = sorted((r for r in rows if r["kind"] == "winner"), key=lambda r: lab[r["name"]])
@@ -155,7 +166,8 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
         f"{p.get('threads', '?')} thread(s), batch 1, all models interleaved in one run "
         f"({p.get('passes', '?')} passes, >= {p.get('min_repeats', '?')} samples, n = "
         f"{min((r['measured_n'] for r in rows), default=0)}..{max((r['measured_n'] for r in rows), default=0)}); "
-        f"latency = median; predicted = {meta.get('predicted_by', '?')} "
+        f"latency = the {s['statistic']} of the samples (the table's statistic: errors and "
+        f"speedups use it; median +- IQR beside); predicted = {meta.get('predicted_by', '?')} "
         f"({meta.get('statistic', '?')}; err% against the measured {meta.get('statistic', '?')}"
         f"{'; NOTE: not the protocol of the table' if meta.get('protocol_matches_table') is False else ''})")
     if dr is not None:
@@ -177,7 +189,7 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
         for w in ws:
             cells = []
             for b in bs:
-                sp = float(b["measured_median_ms"]) / float(w["measured_median_ms"])
+                sp = float(measured_ms(b) or math.nan) / float(measured_ms(w) or math.nan)
                 da = 100 * (float(w["acc_mean"]) - float(b["acc_mean"]))
                 star = "*" if (w["name"], b["name"]) in doms else " "
                 cells.append(f"{sp:>8.2f}x {da:+6.1f}pp{star:>2}")

@@ -5,10 +5,18 @@ its results). Everything here is plain files -- no Optuna, no torch::
 
     runs/RUN/config.json     every setting, its identity, versions, the device's provenance
     runs/RUN/journal.log     the Optuna study (unless the run keeps it in another storage)
-    runs/RUN/trials.csv      every trial (:data:`TRIAL_COLUMNS`, then p_<param> columns)
-    runs/RUN/pareto.csv      the feasible non-dominated trials (:data:`PARETO_COLUMNS`)
+    runs/RUN/trials.csv      every trial (:func:`trial_columns`, then p_<param> columns)
+    runs/RUN/pareto.csv      the feasible non-dominated trials (:func:`pareto_columns`)
     runs/RUN/winners/*.yaml  their arch files
     runs/RUN/retrain.csv     the retrained winners and baselines (hwnas.retrain.COLUMNS)
+
+The search's score is named for what computed it (:func:`score_column`): ``naswot_score``
+(the zero-cost proxy), ``val_acc`` (validation accuracy of a short training),
+``supernet_val_acc`` / ``supernet_loglik`` (a subnet of the supernet), ``table_acc`` (looked
+up in measured results), ``predicted_acc`` (the learned accuracy predictor), ``score`` (an
+injected function). Only a trained test accuracy (retrain.csv) is called accuracy. Runs
+written before had the score in a column ``accuracy``: :func:`load_run` reads it as the
+run's score column.
 
 One rule types every CSV cell on reading (:func:`read_rows`): counts (``params``, ``macs``,
 bytes, trial numbers) are ints, latencies and accuracies floats, ``feasible`` a bool,
@@ -48,24 +56,71 @@ PARETO_FILE = "pareto.csv"
 RETRAIN_FILE = "retrain.csv"
 WINNERS_DIR = "winners"
 
-#: what every trial measures: user attribute ``metrics`` of a trial, columns of trials.csv
-METRICS = ("accuracy", "latency_ms", "params", "macs", "memory_bytes")
+#: what every trial measures (the fields of :class:`hwnas.search.objective.Metrics`); in files
+#: "score" is the run's score column (:func:`score_column`)
+METRICS = ("score", "latency_ms", "params", "macs", "memory_bytes")
+COSTS = METRICS[1:]
+#: the column of the search's score in runs written before it was named for its estimator
+LEGACY_SCORE = "accuracy"
+#: what each accuracy estimator's score is (config.json's ``accuracy``, or the estimator name)
+SCORE_COLUMNS = {"zero-cost": "naswot_score", "naswot": "naswot_score", "train": "val_acc",
+                 "short-train": "val_acc", "supernet": "supernet_val_acc",
+                 "table": "table_acc", "predictor": "predicted_acc"}
+SCORE_NAMES = frozenset({*SCORE_COLUMNS.values(), "supernet_loglik", "score"})
 #: trial user attributes that are also columns of trials.csv / pareto.csv
 SEED_ATTR = "seed"
 WORKER_ATTR = "worker"
-TRIAL_COLUMNS = ["number", "state", SEED_ATTR, "arch", *METRICS, "feasible", "violation_latency",
-                 "violation_params", "datetime_start", "duration_s", WORKER_ATTR]
-PARETO_COLUMNS = ["trial", "arch", *METRICS, SEED_ATTR, "file"]
+
+
+def trial_columns(score: str) -> list[str]:
+    """The first columns of trials.csv for a run whose score column is ``score``."""
+    return ["number", "state", SEED_ATTR, "arch", score, *COSTS, "feasible", "violation_latency",
+            "violation_params", "datetime_start", "duration_s", WORKER_ATTR]
+
+
+def pareto_columns(score: str) -> list[str]:
+    """The columns of pareto.csv for a run whose score column is ``score``."""
+    return ["trial", "arch", score, *COSTS, SEED_ATTR, "file"]
+
+
+#: the columns of runs written before the score was named (still read: :func:`load_run`)
+TRIAL_COLUMNS = trial_columns(LEGACY_SCORE)
+PARETO_COLUMNS = pareto_columns(LEGACY_SCORE)
+
+
+def score_column(accuracy: str | None, supernet_metric: str | None = None,
+                 injected: bool = False) -> str:
+    """The column of the search's score for an accuracy estimator ``accuracy`` (``zero-cost``,
+    ``train``, ``supernet``, ``table:FILE``, ``predictor:FILE``): what the number is, never
+    "accuracy" (only a trained test accuracy is). ``injected``: a caller's function, ``score``."""
+    if injected:
+        return "score"
+    kind = str(accuracy or "zero-cost").split(":", 1)[0]
+    if kind == "supernet" and supernet_metric == "loglik":
+        return "supernet_loglik"
+    return SCORE_COLUMNS.get(kind, "score")
+
+
+def config_score_column(config: dict[str, Any]) -> str:
+    """:func:`score_column` of a run's config.json (its ``score_column``, written since)."""
+    if isinstance(config.get("score_column"), str) and config["score_column"] in SCORE_NAMES:
+        return config["score_column"]
+    ident = config.get("identity") or {}
+    acc = config.get("accuracy") or ident.get("accuracy")
+    metric = config.get("supernet_metric") or ident.get("supernet_metric") or \
+        (config.get("accuracy_settings") or {}).get("metric")
+    return score_column(acc, metric, bool(config.get("injected_estimators")))
 #: settings that define what a run's trials mean: a re-run must not change them
 IDENTITY = ("space", "space_sha1", "device", "resolution", "objectives", "latency_budget_ms",
             "max_params", "accuracy", "data", "classes", "precision", "supernet_metric")
 
 __all__ = [
-    "CONFIG_FILE", "IDENTITY", "JOURNAL", "METRICS", "PARETO_COLUMNS", "PARETO_FILE",
-    "RETRAIN_FILE", "SEED_ATTR", "TRIALS_FILE", "TRIAL_COLUMNS", "WINNERS_DIR", "WORKER_ATTR",
-    "Run", "check_existing_run", "csv_text", "finite", "identity", "load_retrain", "load_run",
-    "read_config", "read_retrain", "read_rows", "retrain_labels", "run_path", "space_sha1",
-    "typed", "winner_arch", "write_tables",
+    "CONFIG_FILE", "COSTS", "IDENTITY", "JOURNAL", "LEGACY_SCORE", "METRICS", "PARETO_COLUMNS",
+    "PARETO_FILE", "RETRAIN_FILE", "SCORE_COLUMNS", "SEED_ATTR", "TRIALS_FILE", "TRIAL_COLUMNS",
+    "WINNERS_DIR", "WORKER_ATTR", "Run", "check_existing_run", "config_score_column", "csv_text",
+    "finite", "identity", "load_retrain", "load_run", "measured_ms", "pareto_columns", "read_config",
+    "read_retrain", "read_rows", "retrain_labels", "run_path", "score_column", "space_sha1",
+    "trial_columns", "typed", "winner_arch", "write_tables",
 ]
 
 
@@ -76,7 +131,8 @@ INT_COLUMNS = frozenset({"number", "trial", "params", "macs", "memory_bytes", "p
 FLOAT_COLUMNS = frozenset({
     "accuracy", "latency_ms", "violation_latency", "violation_params", "duration_s",
     "predicted_ms", "measured_median_ms", "measured_iqr_ms", "error_pct", "acc_mean", "acc_std",
-    "measured_stat_ms", "search_accuracy", "search_latency_ms", "train_s",
+    *sorted(SCORE_NAMES), "search_score",
+    "measured_stat_ms", "search_latency_ms", "train_s",
     # hwnas retrain --int8: the quantized model's accuracy and its latency on the device
     "acc_onnx_fp32", "acc_int8", "acc_int8_delta_pp", "measured_int8_median_ms",
     "measured_int8_iqr_ms", "measured_int8_stat_ms", "predicted_int8_ms", "int8_speedup"})
@@ -168,10 +224,10 @@ def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str], *,
 
 
 def write_tables(run_dir: Path, trials: Sequence[dict[str, Any]],
-                 pareto: Sequence[dict[str, Any]]) -> None:
+                 pareto: Sequence[dict[str, Any]], score: str = "score") -> None:
     """Write trials.csv, winners/*.yaml (one per Pareto row's ``file``, stale ones removed)
-    and pareto.csv, each atomically."""
-    atomic_write_text(run_dir / TRIALS_FILE, csv_text(trials, TRIAL_COLUMNS))
+    and pareto.csv, each atomically; ``score``: the rows' score column."""
+    atomic_write_text(run_dir / TRIALS_FILE, csv_text(trials, trial_columns(score)))
     wdir = run_dir / WINNERS_DIR
     wdir.mkdir(parents=True, exist_ok=True)
     keep = set()
@@ -183,7 +239,7 @@ def write_tables(run_dir: Path, trials: Sequence[dict[str, Any]],
     for old in wdir.glob("*.yaml"):
         if old.name not in keep:
             old.unlink()
-    atomic_write_text(run_dir / PARETO_FILE, csv_text(pareto, PARETO_COLUMNS))
+    atomic_write_text(run_dir / PARETO_FILE, csv_text(pareto, pareto_columns(score)))
 
 
 # ---- config.json ------------------------------------------------------------------------------
@@ -219,6 +275,7 @@ _CONFIG_FIELDS: dict[str, tuple[str, Any]] = {
     "injected_estimators": ("true or false", lambda v: isinstance(v, bool)),
     "accuracy_estimator": ("a string", lambda v: isinstance(v, str)),
     "latency_statistic": ("a string", lambda v: isinstance(v, str)),
+    "score_column": ("a score column name", lambda v: v in SCORE_NAMES),
     **{k: ("an object", lambda v: isinstance(v, dict))
        for k in ("identity", "settings", "versions", "device_provenance", "device_config")},
 }
@@ -306,6 +363,11 @@ class Run:
         return self.path.name
 
     @property
+    def score(self) -> str:
+        """The column of the search's score in trials and pareto rows (:func:`score_column`)."""
+        return config_score_column(self.config)
+
+    @property
     def objectives(self) -> list[str]:
         return list(self.config.get("objectives", []))
 
@@ -335,18 +397,35 @@ def load_run(name_or_path: str | Path) -> Run:
     if not cfg.is_file():
         raise HwnasError(f"run '{name_or_path}' not found (no {cfg})")
     config = read_config(cfg)
-    trials = read_rows(p / TRIALS_FILE, ("number", "state"), METRICS) or []
+    score = config_score_column(config)
+    metrics = (score, *COSTS)
+    trials = _named(read_rows(p / TRIALS_FILE, ("number", "state"), (LEGACY_SCORE, *metrics)),
+                    score)
     for t in trials:
-        if t["state"] == "COMPLETE" and any(t.get(k) is None for k in METRICS):
+        if t["state"] == "COMPLETE" and any(t.get(k) is None for k in metrics):
             raise HwnasError(f"{p / TRIALS_FILE}: trial {t['number']} is COMPLETE without "
-                             f"its metrics ({', '.join(METRICS)})")
-    pareto = read_rows(p / PARETO_FILE, ("trial", "arch", *METRICS), METRICS) or []
+                             f"its metrics ({', '.join(metrics)})")
+    pareto = _named(read_rows(p / PARETO_FILE, ("trial", "arch", *COSTS),
+                              (LEGACY_SCORE, *metrics)), score)
+    for r in pareto:
+        if r.get(score) is None:
+            raise HwnasError(f"{p / PARETO_FILE}: trial {r['trial']}: no {score}")
     for r in pareto:
         f = r.get("file")
         if f is not None and not _is_winner_file(f):
             raise HwnasError(f"{p / PARETO_FILE}: trial {r['trial']}: file {_brief(f)} is not "
                              f"a file in {WINNERS_DIR}/")
     return Run(p, config, trials, pareto)
+
+
+def _named(rows: list[dict[str, Any]] | None, score: str) -> list[dict[str, Any]]:
+    """``rows`` with an old run's ``accuracy`` column renamed to its score column."""
+    out = []
+    for r in rows or []:
+        if LEGACY_SCORE in r and score != LEGACY_SCORE and score not in r:
+            r = {(score if k == LEGACY_SCORE else k): v for k, v in r.items()}
+        out.append(r)
+    return out
 
 
 def _is_winner_file(f: str) -> bool:
@@ -366,13 +445,25 @@ def load_retrain(run: str | Path) -> list[dict[str, Any]]:
     return read_retrain(run_path(run)) or []
 
 
+def measured_ms(r: dict) -> float | None:
+    """A retrain.csv row's measured latency: the table's statistic (``measured_stat_ms``, min by
+    default: what the predictor predicts and errors and speed-ups compare), the median in
+    rows written before that column; None when unmeasured."""
+    for k in ("measured_stat_ms", "measured_median_ms"):
+        v = finite(r.get(k))
+        if v is not None:
+            return v
+    return None
+
+
 def retrain_labels(rows: Sequence[dict]) -> dict[str, str]:
     """The names the retrain summary, the report and the demo show for retrain.csv rows:
-    winners W1, W2, ... by measured median latency (unmeasured last); baselines keep theirs."""
+    winners W1, W2, ... by measured latency (:func:`measured_ms`; unmeasured last); baselines
+    keep theirs."""
 
     def measured(r: dict) -> float:
-        v = r.get("measured_median_ms")
-        return math.inf if v is None or v == "" else float(v)
+        v = measured_ms(r)
+        return math.inf if v is None else v
 
     ws = sorted((r for r in rows if r.get("kind") == "winner"),
                 key=lambda r: (measured(r), str(r.get("name"))))

@@ -350,12 +350,13 @@ def train_arch(arch: Arch, data: Dataset, recipe: Recipe, seed: int,
             # also when resuming a finished checkpoint: a kill between the last epoch's save and
             # the save below left weights without it; recalibrating is idempotent (the statistics
             # are recomputed from the same images with the same weights)
-            recalibrate_bn(model, train, recipe.bn_recalibration, arch.resolution, seed)
+            recalibrate_bn(model, train, recipe.bn_recalibration, arch.resolution, seed,
+                           progress=progress)
             if checkpoint is not None and start < recipe.epochs:  # the final weights, as evaluated
                 ck = load_checkpoint(checkpoint)
                 ck["model"] = model.state_dict()
                 save_checkpoint(checkpoint, ck)
-        acc = evaluate(model, data)
+        acc = evaluate(model, data, progress=progress)
     return TrainResult(test_acc=acc, train_loss=loss_avg, epochs=recipe.epochs,
                        seconds=time.perf_counter() - t0, model=model, arch=arch,
                        checkpoint=Path(checkpoint) if checkpoint is not None else None,
@@ -381,13 +382,13 @@ def restore_state(ck: dict[str, Any], refusal: str, model: nn.Module,
 
 def recalibrate_bn(model: nn.Module, data: Dataset, images: int, resolution: int,
                    seed: int = 0, batch_size: int = 256,
-                   device: str | torch.device | None = None) -> None:
+                   device: str | torch.device | None = None, progress: bool = False) -> None:
     """Re-estimate every BatchNorm's running mean/var as an exact average over ``images``
     un-augmented training images (seeded, stratified), as Once-for-All does for its
     sub-networks (Cai et al., ICLR 2020). After a short training run the momentum-averaged
     statistics lag far behind the weights; without this, few-epoch test accuracy is
     close to chance even when the training loss is low. ``device``: where the images go
-    (default: the model's device)."""
+    (default: the model's device); ``progress``: a progress bar over its batches."""
     from .data import stratified_indices
 
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -400,12 +401,15 @@ def recalibrate_bn(model: nn.Module, data: Dataset, images: int, resolution: int
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average = exact mean over the batches
     model.train()
+    bar = _bar(-(-len(idx) // batch_size), "BN recalibration", progress)
     try:
         for xb, _ in data.batches("train", batch_size, resolution=resolution, indices=idx):
             if len(xb) > 1:
                 with autocast(dev):
                     model(xb.to(dev).contiguous(memory_format=CHANNELS_LAST))
+            bar.update(1)
     finally:
+        bar.close()
         for m, mom in zip(bns, saved, strict=True):
             m.momentum = mom
         model.eval()
@@ -414,24 +418,37 @@ def recalibrate_bn(model: nn.Module, data: Dataset, images: int, resolution: int
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset, resolution: int | None = None,
              batch_size: int = 256, split: str = "test",
-             device: str | torch.device | None = None, metric: str = "accuracy") -> float:
+             device: str | torch.device | None = None, metric: str = "accuracy",
+             progress: bool = False) -> float:
     """Top-1 accuracy (0..1) of ``model`` on a split, at ``resolution`` (default: the
     model's arch resolution, else the dataset's); images go to ``device`` (default: the
     model's). ``metric="loglik"``: the mean log-probability of the true class instead
-    (-cross-entropy, <= 0)."""
+    (-cross-entropy, <= 0). ``progress``: a progress bar over its batches."""
     arch = getattr(model, "arch", None)
     res = resolution or (arch.resolution if arch is not None else None) or data.resolution
     dev = torch.device(device) if device is not None else _model_device(model)
     model.eval()
     score, total = 0.0, 0
+    bar = _bar(-(-len(data.split(split)[1]) // batch_size), split, progress)
     for xb, yb in data.batches(split, batch_size, resolution=res):
+        bar.update(1)
         with autocast(dev):
             out = model(xb.to(dev).contiguous(memory_format=CHANNELS_LAST)).float().cpu()
         yb = yb.cpu()
         score += ((out.argmax(1) == yb).sum().item() if metric == "accuracy" else
                   -F.cross_entropy(out, yb, reduction="sum").item())
         total += len(yb)
+    bar.close()
     return score / max(1, total)
+
+
+def _bar(total: int, desc: str, progress: bool):
+    """A progress bar (stderr, gone when done) over ``total`` batches; off without
+    ``progress`` or where stderr is not a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", disable=None if progress else True,
+                leave=False)
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------

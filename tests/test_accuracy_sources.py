@@ -331,7 +331,7 @@ def test_search_with_accuracy_from_the_table(home, macro_device, capsys, macro):
 
     for r in rows:
         code = macro_code(parse_string(r["arch"]))
-        assert code is not None and r["accuracy"] == pytest.approx(macro[code]["mean_acc"], abs=1e-9)
+        assert code is not None and r["table_acc"] == pytest.approx(macro[code]["mean_acc"], abs=1e-9)
     cfg = json.loads((run_.path / "config.json").read_text())
     assert cfg["accuracy_settings"]["sha256"] == json.loads(json.dumps(
         __import__("hwnas.accuracy_sources", fromlist=["x"]).sha256_of(MACRO)))

@@ -22,7 +22,7 @@ from hwnas.runs import read_rows
 
 
 def trial(n, arch, acc, lat, precision=None, feasible=True):
-    t = {"number": n, "state": "COMPLETE", "arch": arch, "accuracy": acc, "latency_ms": lat,
+    t = {"number": n, "state": "COMPLETE", "arch": arch, "naswot_score": acc, "latency_ms": lat,
          "params": 1000, "macs": 10_000, "memory_bytes": 4096, "feasible": feasible}
     if precision is not None:
         t["precision"] = precision
@@ -30,7 +30,7 @@ def trial(n, arch, acc, lat, precision=None, feasible=True):
 
 
 def pareto_row(t):
-    return {"trial": t["number"], "arch": t["arch"], "accuracy": t["accuracy"],
+    return {"trial": t["number"], "arch": t["arch"], "naswot_score": t["naswot_score"],
             "latency_ms": t["latency_ms"], "precision": t.get("precision"),
             **{k: t[k] for k in ("params", "macs", "memory_bytes")},
             "file": f"winners/{t['arch']}.yaml"}

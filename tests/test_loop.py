@@ -135,9 +135,9 @@ def test_search_loop_with_a_table_oracle_resumes_and_refuses_bad_input(cli, macr
     from hwnas.macro import macro_code
 
     for t in state["trained"]:
-        assert t["accuracy"] == pytest.approx(truth[macro_code(parse_string(t["arch"]))]["mean_acc"])
+        assert t["table_acc"] == pytest.approx(truth[macro_code(parse_string(t["arch"]))]["mean_acc"])
     rows = (home / "runs" / "L" / "loop-trained.csv").read_text().splitlines()
-    assert len(rows) == 21 and rows[0].startswith("arch,accuracy,latency_ms")
+    assert len(rows) == 21 and rows[0].startswith("arch,table_acc,latency_ms")
     # killed after 12: the same command trains only what is missing
     state["trained"] = state["trained"][:12]
     (home / "runs" / "L" / "loop.json").write_text(json.dumps(state))

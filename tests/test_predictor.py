@@ -525,3 +525,30 @@ def test_lut_sum_has_one_contract(synth):
     del t.blocks[first]
     with pytest.raises(HwnasError, match=first):
         t.lut_sum(a)
+
+
+def test_eval_json_is_one_document_and_warns_when_macs_linear_wins(main, home, synth):
+    """issue 24.5: predictor eval --json prints one JSON document and nothing else on stdout;
+    a full predictor worse than MACs-linear on held-out networks is said, with what to do."""
+    from hwnas.predictor.evaluate import Evaluation
+
+    dev = _write_table(home, synth)
+    r = main("predictor", "eval", "--device", dev, "--space", "ptiny", "-r", "64", "--folds",
+             "4", "--json", check=0)
+    doc = json.loads(r.stdout)  # the whole of stdout is one document
+    (ev,) = doc["evaluations"]
+    assert doc["device"] == dev and ev["precision"] == "fp32" and ev["statistic"]
+    assert {x["predictor"] for x in ev["rows"]} == set(PREDICTORS)
+    assert ev["written"] and ev["written"][0].endswith("predictor_eval.csv")
+
+    def rows(full, lin):
+        return [{"group": "baselines", "predictor": p, "n": 5, "mape_pct": m}
+                for p, m in (("macs_linear", lin), ("lut_sum", 9.0), ("block_sum", 8.0),
+                             ("full", full))]
+
+    bad = Evaluation(rows(12.5, 4.0), {}, 4, {})
+    w = bad.warning("pi")
+    assert w.startswith("the full predictor is worse than MACs-linear on held-out networks")
+    assert "12.5 % vs 4.0 % MAPE" in w and "--networks" in w and "--refine" in w
+    assert "\n" not in w
+    assert Evaluation(rows(3.0, 4.0), {}, 4, {}).warning("pi") is None

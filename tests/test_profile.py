@@ -53,6 +53,10 @@ def test_profile_writes_table_and_skips_what_it_has(cli, home, tiny, dev):
     r = cli("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "3", *QUICK,
             check=0)
     assert "added" in r.stdout
+    # issue 24.4: it ends with the natural next command
+    assert r.stdout.strip().splitlines()[-1] == (
+        f"next: hwnas predictor eval --device {dev} (how well the table predicts), then "
+        f"hwnas search --space tiny --device {dev} -r 32 --name RUN")
     t = LatencyTable.load(dev)
     keys = {p.key for p in tiny.pieces(32)}
     assert set(t.blocks) == keys

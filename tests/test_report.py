@@ -135,7 +135,7 @@ def test_objective_space_points_front_infeasible_and_hover(env):
     assert {p["trial"] for p in r.pareto} <= front
     assert not front & infeasible
     # front points are not dominated by any feasible trial
-    feas = [(t["latency_ms"], t["accuracy"]) for t in complete if t["feasible"]]
+    feas = [(t["latency_ms"], t["score"]) for t in complete if t["feasible"]]
     for x, y in zip(by_kind["front"].x, by_kind["front"].y, strict=True):
         assert not any(a <= x and b >= y and (a < x or b > y) for a, b in feas)
     # hover: arch string, params, MACs and the objectives
@@ -184,7 +184,7 @@ def test_hypervolume_history_matches_a_direct_sweep(env):
     assert d.trials == list(range(1, len(complete) + 1))
     assert d.numbers == [t["number"] for t in complete]
     assert all(b >= a - 1e-12 for a, b in zip(d.hypervolume, d.hypervolume[1:], strict=False))
-    acc = np.array([t["accuracy"] for t in complete])
+    acc = np.array([t["score"] for t in complete])
     lat = np.array([t["latency_ms"] for t in complete])
     loss_acc = (acc.max() - acc) / (acc.max() - acc.min())
     loss_lat = (lat - lat.min()) / (lat.max() - lat.min())
@@ -327,7 +327,7 @@ def test_hypervolume_history_three_objectives():
     from hwnas.report import hypervolume_history
 
     rng = np.random.default_rng(0)
-    trials = [{"number": i, "state": "COMPLETE", "accuracy": float(a), "latency_ms": float(b),
+    trials = [{"number": i, "state": "COMPLETE", "score": float(a), "latency_ms": float(b),
                "params": int(c), "feasible": bool(i % 5)}
               for i, (a, b, c) in enumerate(zip(rng.random(30), rng.random(30) * 10,
                                                 rng.integers(1000, 10000, 30), strict=True))]
@@ -340,8 +340,8 @@ def test_hypervolume_history_three_objectives():
     for i in range(1, 30):
         if not trials[i]["feasible"]:
             assert d.hypervolume[i] == d.hypervolume[i - 1]
-    assert d.bounds["accuracy"] == (max(t["accuracy"] for t in trials[:30]),
-                                    min(t["accuracy"] for t in trials[:30]))
+    assert d.bounds["accuracy"] == (max(t["score"] for t in trials[:30]),
+                                    min(t["score"] for t in trials[:30]))
 
 
 def test_image_export_is_skipped_without_kaleido(monkeypatch, caplog, tmp_path):
@@ -354,3 +354,26 @@ def test_image_export_is_skipped_without_kaleido(monkeypatch, caplog, tmp_path):
         out = export_images({"objective": go.Figure()}, tmp_path, ["png", "svg"])
     assert out == [] and not list(tmp_path.iterdir())
     assert "kaleido" in caplog.text
+
+
+def test_png_export_is_at_scale_2_for_papers(monkeypatch, tmp_path):
+    """issue 24.5: report PNGs are written at scale 2 (sharp in a paper); vector formats at 1."""
+    import sys
+    import types
+
+    from hwnas.report import export_images
+
+    monkeypatch.setitem(sys.modules, "kaleido", types.ModuleType("kaleido"))  # no server API
+    calls = []
+
+    class Fig:
+        layout = types.SimpleNamespace(width=400, height=300)
+
+        def to_image(self, **kw):
+            calls.append(kw)
+            return b"img"
+
+    out = export_images({"objective": Fig()}, tmp_path, ["png", "svg"])
+    assert [p.name for p in out] == ["objective.png", "objective.svg"]
+    assert calls[0] == {"format": "png", "width": 400, "height": 300, "scale": 2}
+    assert calls[1]["format"] == "svg" and calls[1]["scale"] == 1

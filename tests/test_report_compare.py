@@ -119,3 +119,30 @@ def test_compare_cli_writes_one_offline_page(env):
                           "p3: accuracy, latency, params")
     r = run_cli("compare", "zc", "nope", env=e, cwd=env["home"])
     assert_one_line_error(r, "nope", "not found")
+
+
+def test_compare_shows_sampler_seed_budget_and_trials_per_run(env, capsys):
+    """issue 24.5: each run's sampler, seed, budget and trials asked for, in the table and
+    in what the command prints; the score is named by its column."""
+    from hwnas.cli import main
+
+    cfg = json.loads((env["run_dir"] / "config.json").read_text())
+    st = dict(cfg["settings"])
+    _variant(env, "ta", settings={**st, "sampler": "tpe", "seed": 7, "trials": 33},
+             latency_budget_ms=2.5, max_params=None)
+    _variant(env, "tb", settings={**st, "sampler": "random", "seed": 3, "trials": 44},
+             latency_budget_ms=None, max_params=500_000)
+    from hwnas.report import compare_data
+    from hwnas.search import load_run
+
+    d = compare_data([load_run("ta"), load_run("tb")])
+    cols = d.table.columns
+    a, b = ({c: v for c, v in zip(cols, row, strict=True)} for row in d.table.rows)
+    assert (a["sampler"], a["seed"], a["trials asked"]) == ("tpe", "7", "33")
+    assert (b["sampler"], b["seed"], b["trials asked"]) == ("random", "3", "44")
+    assert a["budget"] == "<= 2.5 ms" and b["budget"] == "<= 500.0 k params"
+    capsys.readouterr()
+    assert main(["compare", "ta", "tb", "-o", str(env["home"] / "c.html")]) == 0
+    out = capsys.readouterr().out
+    assert "sampler tpe, seed 7, budget <= 2.5 ms, 33 trials asked" in out
+    assert "sampler random, seed 3" in out and "44 trials asked" in out

@@ -168,10 +168,10 @@ def test_legend_counts_trials_and_distinct_archs():
     from hwnas.report import draw_objective_space, objective_space_data, pareto_table
 
     archs = ["a", "a", "b", "c", "c", "c"]
-    trials = [{"number": i, "state": "COMPLETE", "arch": a, "accuracy": 0.5 + 0.1 * (a != "c"),
+    trials = [{"number": i, "state": "COMPLETE", "arch": a, "naswot_score": 0.5 + 0.1 * (a != "c"),
                "latency_ms": 1.0 + i, "feasible": True} for i, a in enumerate(archs)]
-    pareto = [{"trial": 0, "arch": "a", "accuracy": 0.6, "latency_ms": 1.0},
-              {"trial": 2, "arch": "b", "accuracy": 0.6, "latency_ms": 3.0}]
+    pareto = [{"trial": 0, "arch": "a", "naswot_score": 0.6, "latency_ms": 1.0},
+              {"trial": 2, "arch": "b", "naswot_score": 0.6, "latency_ms": 3.0}]
     d = objective_space_data(trials, pareto, {"objectives": ["accuracy", "latency"]})
     by = {g.kind: g for g in d.groups}
     assert (len(by["front"].x), by["front"].n_archs) == (3, 2)

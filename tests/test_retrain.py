@@ -150,6 +150,11 @@ def test_retrain_end_to_end_with_feedback(env, monkeypatch, capsys):
     # the summary names how it was measured and compares every winner with the baseline
     assert "measured on 'ref'" in r.stdout and "speedup at matched accuracy" in r.stdout
     assert "mbv2-0.35" in r.stdout
+    # issue 24.4: the plan and its estimate before it starts, the next command at the end
+    assert "plan: 2 winner(s) + 1 baseline(s) = 3 models x 1 seed(s) = 3 trainings of 1 " \
+        "epoch(s)" in r.stderr and "(one batch timed per model)" in r.stderr
+    assert "smaller: --top K" in r.stderr and "--subset N" in r.stderr
+    assert r.stdout.strip().splitlines()[-1].startswith("next: hwnas view e2e")
     meta = json.loads((run / "retrain.json").read_text())
     assert meta["device"] == "ref" and meta["seeds"] == [0] and meta["feedback"] is True
     # everything finished: the same command trains and measures nothing again
@@ -164,6 +169,12 @@ def test_retrain_end_to_end_with_feedback(env, monkeypatch, capsys):
     assert after == before
     assert [(x["name"], x["acc_mean"], x["measured_median_ms"]) for x in load_retrain(run)] == \
         [(x["name"], x["acc_mean"], x["measured_median_ms"]) for x in rows]
+    # --json: one document on stdout, nothing else there (issue 24.5)
+    assert main(["retrain", "e2e", "--top", "2", *FAST, "--feedback", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["run"] == "e2e" and doc["trained"] == 0 and len(doc["rows"]) == 3
+    assert doc["summary"]["statistic"] == doc["rows"][0]["statistic"]
+    assert doc["next"].startswith("hwnas view e2e")
 
 
 def _pareto(run):
@@ -282,7 +293,7 @@ def test_spread_and_knee():
 
 
 def test_select_winners():
-    rows = [{"arch": f"a{i}", "latency_ms": float(lat), "accuracy": acc}
+    rows = [{"arch": f"a{i}", "latency_ms": float(lat), "score": acc}
             for i, (lat, acc) in enumerate([(6, 0.93), (1, 0.5), (10, 0.95), (2, 0.9)])]
     assert [r["arch"] for r in select_winners(rows, "all")] == ["a1", "a3", "a0", "a2"]
     assert [r["arch"] for r in select_winners(rows, "top", 2)] == ["a1", "a2"]
@@ -318,6 +329,34 @@ def test_summary_dominance_and_speedup():
     assert s["best_strict_speedup"] == pytest.approx(1.6)
     none = summarize([_row("w", "winner", 1.0, 0.1), _row("b", "baseline", 2.0, 0.9)])
     assert none["speedups"][0]["strict"] is None and none["best_strict_speedup"] is None
+
+
+def test_summary_uses_the_tables_statistic_with_median_and_iqr_beside():
+    """issue 24.3: "measured" is the table's statistic (min here), and the speed-ups and the
+    winners' order use it, not the median; median +- IQR are printed beside it."""
+    from hwnas.retrain import format_summary, format_table
+
+    def row(name, kind, stat, median, acc, arch):
+        return {"name": name, "kind": kind, "arch": arch, "params": 1000, "macs": 10_000,
+                "peak_act_bytes": 4096, "predicted_ms": stat, "measured_median_ms": median,
+                "measured_iqr_ms": 0.5, "measured_n": 50, "measured_stat_ms": stat,
+                "statistic": "min", "error_pct": 0.0, "acc_mean": acc, "acc_std": 0.0,
+                "seeds": "0", "epochs": 1}
+
+    # by min, w_b (1.0 ms) is faster than w_a (2.0 ms); by median it is the other way round
+    rows = [row("w_a", "winner", 2.0, 2.1, 0.9, "a"), row("w_b", "winner", 1.0, 5.0, 0.9, "b"),
+            row("base", "baseline", 4.0, 4.2, 0.8, "c")]
+    s = summarize(rows)
+    assert s["statistic"] == "min"
+    sp = s["speedups"][0]["strict"]
+    assert sp["winner"] == "w_b" and sp["speedup"] == pytest.approx(4.0)  # 4.0 / 1.0, by min
+    table = format_table(rows)
+    head = table.splitlines()[0]
+    assert "measured min" in head and "median +- IQR" in head
+    assert "W1 = b" in table  # W1 is the fastest by the statistic
+    text = format_summary(rows)
+    assert "latency = the min of the samples" in text and "latency = median" not in text
+    assert "4.00x" in text  # the grid's speed-up by min
 
 
 def test_parse_seeds():

@@ -293,7 +293,7 @@ def test_constraints_pareto_and_files_readable_by_a_fresh_process(env):
         assert r["latency_ms"] <= budget and r["params"] <= max_params
     # pareto.csv = the non-dominated feasible trials (one row per arch)
     def vec(t):
-        return np.array([-t["accuracy"], t["latency_ms"], t["memory_bytes"]])
+        return np.array([-t["score"], t["latency_ms"], t["memory_bytes"]])
     front = {t["arch"] for t in feasible
              if not any(np.all(vec(o) <= vec(t)) and np.any(vec(o) < vec(t)) for o in feasible)}
     assert {r["arch"] for r in pareto} == front
@@ -521,6 +521,80 @@ def test_a_search_reads_the_device_once(env, syn_device, monkeypatch):
     assert reads == [syn_device] and configs == [syn_device]
 
 
+def test_search_json_is_one_document_and_the_text_ends_with_next(env, syn_device, monkeypatch,
+                                                                  capsys):
+    """issue 24.4/24.5: --json prints one JSON document and nothing else on stdout; the text
+    summary ends with the natural next command."""
+    import hwnas.accuracy
+    from hwnas.cli import main
+    from hwnas.search import arch_costs_fast
+
+    class Params:
+        name, classes = "params-stand-in", 10
+
+        def score(self, archs):
+            return [-float(arch_costs_fast(a)[0]) for a in archs]
+
+    monkeypatch.setattr(hwnas.accuracy, "make_estimator", lambda *a, **k: Params())
+    args = ["search", "--space", "tiny", "--device", syn_device, "--trials", "3", "--name", "j"]
+    capsys.readouterr()
+    assert main([*args, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["run"] == "j" and doc["complete"] == 3 and doc["score_column"] == "naswot_score"
+    assert doc["pareto"] and all("naswot_score" in r for r in doc["pareto"])
+    assert doc["next"].startswith("hwnas retrain j")
+    assert main([*args, "--quiet"]) == 0  # resumed: nothing new, the summary and next
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("next: hwnas retrain j (") and out[-1].endswith("hwnas view j")
+
+
+@pytest.mark.parametrize(("kind", "metric", "column"), [
+    ("train", "accuracy", "val_acc"), ("supernet", "loglik", "supernet_loglik")])
+def test_the_score_column_names_the_metric_and_old_runs_still_read(env, syn_device, monkeypatch,
+                                                                   kind, metric, column):
+    """issue 24.2: a search's score is stored and shown under what it is, never "accuracy"
+    (trials.csv, pareto.csv, Optuna's metric names, the summary); a run written before, with
+    its score in a column "accuracy", reads back under its estimator's name."""
+    import hwnas.accuracy
+    from hwnas.runs import load_run, score_column
+    from hwnas.search import SearchSettings, arch_costs_fast, format_summary, run_search
+
+    class Params:
+        name, classes = "params-stand-in", 10
+
+        def score(self, archs):
+            return [-float(arch_costs_fast(a)[0]) for a in archs]
+
+    monkeypatch.setattr(hwnas.accuracy, "make_estimator", lambda *a, **k: Params())
+    res = run_search(SearchSettings(space="tiny", device=syn_device, name=f"n-{kind}", trials=4,
+                                    accuracy=kind, supernet_metric=metric), progress=False)
+    d = res.run_dir
+    for f in ("trials.csv", "pareto.csv"):
+        head = (d / f).read_text().splitlines()[0].split(",")
+        assert column in head and "accuracy" not in head, (f, head)
+    assert load_run(d).study().metric_names == [column, "latency_ms"]
+    summary = format_summary(res)
+    assert column in summary and "accuracy" not in summary
+    run = load_run(d)
+    assert run.score == column and all(t[column] is not None for t in run.pareto)
+    # an old run: the score in a column "accuracy", no score_column in config.json
+    cfg = json.loads((d / "config.json").read_text())
+    del cfg["score_column"]
+    (d / "config.json").write_text(json.dumps(cfg))
+    for f in ("trials.csv", "pareto.csv"):
+        text = (d / f).read_text()
+        (d / f).write_text(text.replace(column, "accuracy", 1))
+    old = load_run(d)
+    assert old.score == column
+    assert [t[column] for t in old.pareto] == [t[column] for t in run.pareto]
+    assert all("accuracy" not in t for t in old.trials)
+    assert score_column("zero-cost") == "naswot_score"
+    assert score_column("table:x.csv") == "table_acc"
+    assert score_column("predictor:p.json") == "predicted_acc"
+    assert score_column("supernet") == "supernet_val_acc"
+    assert score_column("zero-cost", injected=True) == "score"
+
+
 @pytest.mark.slow
 def test_cli_search_with_the_predictor_and_zero_cost_proxy(env, syn_device, capsys):
     from hwnas.arch import parse_string
@@ -547,7 +621,7 @@ def test_cli_search_with_the_predictor_and_zero_cost_proxy(env, syn_device, caps
     archs = [parse_string(t["arch"]) for t in done]
     assert all(a.classes == 10 and a.resolution == 32 for a in archs)
     assert [t["latency_ms"] for t in done] == pytest.approx(list(pred.predict(archs)))
-    assert len({t["accuracy"] for t in done}) > 1  # the proxy tells Archs apart
+    assert len({t["naswot_score"] for t in done}) > 1  # the proxy tells Archs apart
 
     cheapest = float(pred.predict(archs).min())
     rc, out, err = cli("--name", "y", "--latency-budget", f"{cheapest / 100:.4f}ms")

@@ -15,7 +15,9 @@ The fronts share one latency axis (each run's latency predicted for its own devi
 scores of different accuracy estimators are different quantities, so each estimator gets
 its own panel; runs with retrain results also appear in a last panel at their trained test
 accuracy and measured latency, which compare across runs. A table lists each run's device,
-space, estimator, data, precision, trials, distinct archs and front. Runs searched over
+space, estimator (its score column: naswot_score, val_acc, supernet_val_acc, ...), data,
+precision, sampler, seed, budget (latency budget, max params), trials asked for, complete
+trials, distinct archs and front; the same lines are printed. Runs searched over
 different objectives are refused (their fronts answer different questions).
 """
 
@@ -43,6 +45,11 @@ def cmd_compare(args) -> int:
     path, d = write_compare(args.runs, args.output)
     for n in d.notes:
         log.warning("%s", n)
+    for c in d.runs:
+        su = c.setup
+        print(f"  {c.name}: {c.aspects['score']} ({c.column}), sampler {su.get('sampler')}, "
+              f"seed {su.get('seed')}, budget {su.get('budget')}, {su.get('trials')} trials asked, "
+              f"{c.n_complete} complete, front {len(c.front_x)}")
     print(f"{path}  ({len(d.runs)} runs: "
           + ", ".join(f"{c.name} front {len(c.front_x)}" for c in d.runs)
           + f"; {path.stat().st_size / 2**20:.1f} MiB)")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
+
+log = logging.getLogger(__name__)
 
 from .options import seed
 
@@ -84,6 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "predictor_eval.int8.csv]")
     ev.add_argument("--predictions", metavar="FILE.csv",
                     help="also write every held-out network's measured and predicted latencies")
+    ev.add_argument("--json", action="store_true",
+                    help="print one JSON document (per precision: statistic, metrics rows, "
+                    "coverage, warning, files written) instead of the table")
     ev.set_defaults(func=cmd_eval)
 
 
@@ -282,11 +288,14 @@ def cmd_eval(args) -> None:
         raise HwnasError("--resolution needs --space")
     precisions = parse_precisions(args.precision)
     dev = Device.load(args.device)
-    for p in precisions:
-        _eval_one(args, dev, dev.table.view(p), p, len(precisions) > 1)
+    out = [_eval_one(args, dev, dev.table.view(p), p, len(precisions) > 1) for p in precisions]
+    if getattr(args, "json", False):
+        from ..io import print_json
+
+        print_json({"device": args.device, "evaluations": out})
 
 
-def _eval_one(args, dev, table, precision: str, several: bool) -> None:
+def _eval_one(args, dev, table, precision: str, several: bool) -> dict:
     from pathlib import Path
 
     from ..errors import HwnasError
@@ -320,14 +329,23 @@ def _eval_one(args, dev, table, precision: str, several: bool) -> None:
     blocks, nets = table.latencies(stat)
     ev = evaluate(blocks, nets, groups, test_groups=test_groups, folds=args.folds,
                   random_state=args.seed, settings=settings)
-    print(f"device {args.device}: {precision} {stat} latency, {len(blocks)} blocks, "
-          f"{len(nets)} networks; "
-          f"{args.folds}-fold over space networks, baselines/others held out")
-    print(ev.table())
+    quiet = getattr(args, "json", False)  # --json: one document on stdout, nothing else
+    say = (lambda *_: None) if quiet else print
+    say(f"device {args.device}: {precision} {stat} latency (the table's statistic: measured "
+        f"and predicted are both the {stat}), {len(blocks)} blocks, {len(nets)} networks; "
+        f"{args.folds}-fold over space networks, baselines/others held out")
+    say(ev.table())
     out = named(args.output, "predictor_eval.csv")
     atomic_write_text(out, ev.to_csv())
-    print(f"wrote {out}")
+    say(f"wrote {out}")
+    written = [str(out)]
     if args.predictions:
         atomic_write_text(named(args.predictions, ""), ev.predictions_csv())
-        print(f"wrote {named(args.predictions, '')}")
+        say(f"wrote {named(args.predictions, '')}")
+        written.append(str(named(args.predictions, "")))
+    warning = ev.warning(args.device)
+    if warning:
+        log.warning("%s", warning)
+    return {"precision": precision, "statistic": stat, "blocks": len(blocks),
+            "networks": len(nets), **ev.to_dict(), "warning": warning, "written": written}
 

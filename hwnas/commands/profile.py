@@ -233,6 +233,13 @@ def cmd_profile(args) -> None:
         from ..refine import cmd_refine
 
         cmd_refine(args, dev, _protocol(args, dev.config.threads), drift_settings(args))
+    print(next_after_profile(args.device, args.space, args.resolution))
+
+
+def next_after_profile(device: str, space: str, resolution: int) -> str:
+    """The ``next:`` line of hwnas profile: check the predictor, then search."""
+    return (f"next: hwnas predictor eval --device {device} (how well the table predicts), then "
+            f"hwnas search --space {space} --device {device} -r {resolution} --name RUN")
 
 
 def cmd_measure(args) -> None:

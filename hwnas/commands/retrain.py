@@ -116,6 +116,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "train stand-alone, one line says which)")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no progress bars or progress messages (warnings and errors only)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document (the retrain.csv rows, the winners-vs-baselines "
+                   "summary, the files, the next command) on stdout instead of the tables")
 
     t = p.add_argument_group("training recipe (the same for every model)")
     t.add_argument("--data", metavar="SPEC",
@@ -201,13 +204,34 @@ def _retrain(args) -> None:
         storage=args.storage, train_only=args.train_only, collect=args.collect,
         int8=args.int8, from_supernet=args.from_supernet, finetune_epochs=args.finetune_epochs,
         distill=args.distill, baselines_from_supernet=args.baselines_from_supernet)
-    res = run_retrain(settings, progress=not args.quiet)
+    res = run_retrain(settings, progress=not args.quiet and not args.json)
+    name = res.run_dir.name
     if args.train_only:
         left = res.meta["pending"]
-        print(f"run {res.run_dir.name}: {res.trained} trainings in this call; "
+        nxt = f"next: hwnas retrain {name} --collect (same options) measures them"
+        if args.json:
+            from ..io import print_json
+
+            print_json({"run": name, "trained": res.trained, "pending": left,
+                        "next": nxt.removeprefix("next: ")})
+            return
+        print(f"run {name}: {res.trained} trainings in this call; "
               + (f"{len(left)} item(s) not finished yet" if left else "every item finished")
-              + f"; measure with: hwnas retrain {res.run_dir.name} --collect (same options)")
+              + f"; measure with: hwnas retrain {name} --collect (same options)")
+        print(nxt)
         return
-    print(f"run {res.run_dir.name}: {len(res.rows)} models ({res.trained} trainings in this "
+    nxt = (f"next: hwnas view {name} (the report: the front, the retrained models measured "
+           f"vs predicted)")
+    if args.json:
+        from ..io import print_json
+        from ..retrain import summarize
+
+        print_json({"run": name, "folder": str(res.run_dir), "trained": res.trained,
+                    "csv": str(res.run_dir / "retrain.csv"), "rows": res.rows,
+                    "summary": summarize(res.rows), "meta": res.meta,
+                    "next": nxt.removeprefix("next: ")})
+        return
+    print(f"run {name}: {len(res.rows)} models ({res.trained} trainings in this "
           f"call) -> {res.run_dir / 'retrain.csv'}, ONNX in {res.run_dir / 'models'}")
     print(res.summary())
+    print(nxt)

@@ -15,6 +15,11 @@ accuracy (zero-cost proxy, or a short training run) on the dataset, and counts i
 MACs and peak activation memory. Budgets become Optuna constraints: pareto.csv holds only
 feasible non-dominated Archs.
 
+The score is stored and shown as what it is, never as "accuracy" (only a retrained test
+accuracy is): naswot_score (--accuracy zero-cost), val_acc (train: validation accuracy of a
+short training), supernet_val_acc or supernet_loglik (supernet), table_acc (table:FILE),
+predicted_acc (predictor:FILE). The objective keeps its name: --objectives accuracy,latency.
+
 The run lives in runs/RUN/: config.json (settings, versions, device provenance), journal.log
 (the Optuna study; open it with `optuna-dashboard runs/RUN/journal.log`), trials.csv,
 pareto.csv and winners/*.yaml (one arch file per Pareto Arch). Running the same command
@@ -100,6 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not seed a new study with the space's MobileNetV2-like and "
                    "cheapest configurations")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document (counts, the score's column, the Pareto front, "
+                   "the next command) on stdout instead of the summary")
     lp = p.add_argument_group(
         "the train-predict-search loop (--accuracy predictor --train-budget K)",
         "Spend K trainings where they teach a learned accuracy predictor most about the front: "
@@ -138,8 +146,28 @@ def cmd_search(args) -> int | None:
         population=args.population, seed_baselines=args.seed_baselines,
         precision=args.precision, supernet_metric=args.supernet_metric,
     )
-    res = run_search(settings, progress=not args.quiet, worker=args.worker_id)
+    res = run_search(settings, progress=not args.quiet and not args.json, worker=args.worker_id)
+    nxt = next_after_search(res.run_dir.name, settings.device)
+    if args.json:
+        from ..io import print_json
+
+        print_json({"run": res.run_dir.name, "folder": str(res.run_dir),
+                    "complete": res.complete, "new_trials": res.new_trials,
+                    "failed": res.failed, "feasible": res.feasible,
+                    "elapsed_s": round(res.elapsed_s, 3), "resolution": res.resolution,
+                    "objectives": list(settings.objectives),
+                    "score_column": res.config.get("score_column"),
+                    "pareto": res.pareto, "next": nxt.removeprefix("next: ")})
+        return 0
     print(format_summary(res))
+    print(nxt)
+    return 0
+
+
+def next_after_search(run: str, device: str) -> str:
+    """The ``next:`` line of hwnas search: retrain the winners, then the report."""
+    return (f"next: hwnas retrain {run} (train the winners and baselines, measure them on "
+            f"{device}; --top K / --seeds / --epochs size it), then hwnas view {run}")
 
 
 def cmd_loop(args) -> int:
@@ -162,12 +190,17 @@ def cmd_loop(args) -> int:
     cfg = LoopRun(run=args.name, space=args.space, device=args.device, resolution=res,
                   oracle=args.oracle, data=args.data, epochs=args.train_epochs,
                   budget=args.train_budget, rounds=args.train_rounds, seed=args.seed)
-    out = run_loop_search(cfg, progress=not args.quiet)
+    out = run_loop_search(cfg, progress=not args.quiet and not args.json)
+    if args.json:
+        from ..io import print_json
+
+        print_json(out)
+        return 0
     print(f"{out['run']}: {out['trained']} trained of {out['candidates']} candidates in "
           f"{out['rounds']} rounds ({out['seconds']:.0f} s); front of the trained archs "
-          "(their accuracy, predicted latency):")
+          f"(their {out['score_column']}, predicted latency):")
     for r in out["front"]:
-        print(f"  {r['accuracy']:8.3f}  {r['latency_ms']:8.3f} ms  {r['arch']}")
+        print(f"  {r[out['score_column']]:8.3f}  {r['latency_ms']:8.3f} ms  {r['arch']}")
     print(f"next: the predictor's front over every candidate is in {out['folder']}/"
           "loop-predicted.csv; train the chosen archs longer with hwnas train ARCH")
     return 0

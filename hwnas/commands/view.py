@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(0: any free port; the URL is printed)")
     p.add_argument("--images", default="", metavar="FORMATS",
                    help="also export the figures as png, svg and/or pdf into runs/RUN/figures/ "
-                   "(comma list; needs the optional kaleido package and a Chrome/Chromium, "
+                   "(comma list; PNG at scale 2, twice the pixels, for papers; needs the optional kaleido package and a Chrome/Chromium, "
                    "skipped with one line saying what to install)")
     p.add_argument("--latex", action="store_true",
                    help="also write the retrain and Pareto-front tables as booktabs LaTeX: "

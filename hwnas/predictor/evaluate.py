@@ -125,6 +125,39 @@ class Evaluation:
                          f"{r['within10_pct']:>6.1f} {r['kendall_tau']:>9.3f}")
         return "\n".join([*lines, self.coverage()])
 
+    def worse_than_macs(self) -> tuple[str, float, float] | None:
+        """(group, full MAPE %, MACs-linear MAPE %) of the group of held-out networks where the
+        full predictor loses most clearly to the MACs-linear baseline; None where it never does."""
+        by = {(r["group"], r["predictor"]): r for r in self.rows if r["n"]}
+        worst = None
+        for (g, p), r in by.items():
+            lin = by.get((g, "macs_linear"))
+            if p != "full" or lin is None:
+                continue
+            f, m = float(r["mape_pct"]), float(lin["mape_pct"])
+            if np.isfinite(f) and np.isfinite(m) and f > m and (worst is None or f - m > worst[1] - worst[2]):
+                worst = (g, f, m)
+        return worst
+
+    def warning(self, device: str = "NAME") -> str | None:
+        """One line when the full predictor is worse than MACs-linear on held-out networks,
+        with what to do about it; None otherwise."""
+        w = self.worse_than_macs()
+        if w is None:
+            return None
+        g, f, m = w
+        return (f"the full predictor is worse than MACs-linear on held-out networks ({g}: "
+                f"{f:.1f} % vs {m:.1f} % MAPE): profile more networks (hwnas profile --device "
+                f"{device} --networks N) or use --refine (hwnas profile --device {device} "
+                "--refine 50)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` answer: folds, the metrics rows, coverage and the warning, if any."""
+        return {"folds": self.folds, "rows": [dict(r) for r in self.rows],
+                "n_train": dict(self.n_train), "coverage": self.coverage(),
+                "unpredictable": dict(self.unpredictable),
+                "worse_than_macs_linear": self.worse_than_macs() is not None}
+
     def predictions_csv(self) -> str:
         """One row per held-out network: arch, group, measured and each predictor (ms)."""
         return _csv(["arch", "group", "measured_ms", *(f"{p}_ms" for p in PREDICTORS)],

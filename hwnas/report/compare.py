@@ -51,6 +51,8 @@ class CompareRun:
     n_archs: int
     budget_ms: float | None
     retrained: list[Retrained] = field(default_factory=list)
+    column: str = "score"  # the run's score column (naswot_score, val_acc, ...)
+    setup: dict[str, str] = field(default_factory=dict)  # sampler, seed, budget, trials asked
 
 
 @dataclass
@@ -80,6 +82,16 @@ def _aspects(cfg: dict[str, Any]) -> dict[str, str]:
             "space": str(cfg.get("space", "?")), "resolution": str(cfg.get("resolution", "?"))}
 
 
+def _setup(cfg: dict[str, Any]) -> dict[str, str]:
+    """How a run searched: sampler, seed, budgets (latency, params), trials asked for."""
+    st = cfg.get("settings") or {}
+    lat, mp = finite(cfg.get("latency_budget_ms")), cfg.get("max_params")
+    budget = ", ".join([*([f"<= {lat:g} ms"] if lat is not None else []),
+                        *([f"<= {fmt_count(mp)} params"] if mp else [])]) or "none"
+    return {"sampler": str(st.get("sampler", "?")), "seed": str(st.get("seed", "?")),
+            "budget": budget, "trials": str(st.get("trials", "?"))}
+
+
 def compare_data(runs: Sequence[Run]) -> CompareData:
     """The fronts of ``runs`` (at least two, searched over the same objectives; HwnasError
     otherwise, in one line)."""
@@ -100,24 +112,25 @@ def compare_data(runs: Sequence[Run]) -> CompareData:
     differs = [a for a in ASPECTS if len({x[a] for x in aspects}) > 1]
     out = []
     for i, (r, asp) in enumerate(zip(runs, aspects, strict=True)):
-        done = complete_trials(r.trials)
+        col = r.score
+        done = complete_trials(r.trials, col)
         front = sorted((p for p in r.pareto if finite(p.get("latency_ms")) is not None
-                        and finite(p.get("accuracy")) is not None),
+                        and finite(p.get(col)) is not None),
                        key=lambda p: float(p["latency_ms"]))
         extra = ", ".join(asp[a] if a != "resolution" else f"{asp[a]} px" for a in differs)
-        hover = [f"<b>{html.escape(r.name)}</b> trial {p.get('trial')}<br>{asp['score']}: "
-                 f"{fmt(p.get('accuracy'))}<br>latency (predicted, {html.escape(asp['device'])}): "
+        hover = [f"<b>{html.escape(r.name)}</b> trial {p.get('trial')}<br>{asp['score']} "
+                 f"({col}): {fmt(p.get(col))}<br>latency (predicted, {html.escape(asp['device'])}): "
                  f"{fmt(p.get('latency_ms'), '.3f', ' ms')}<br>params {fmt_count(p.get('params'))}"
                  f"   MACs {fmt_count(p.get('macs'))}" for p in front]
         retrain = r.retrain() or []
         labels = retrain_labels(retrain)
         out.append(CompareRun(
             r.name, r.name + (f" ({extra})" if extra else ""), PALETTE[i % len(PALETTE)], asp,
-            [float(p["latency_ms"]) for p in front], [float(p["accuracy"]) for p in front],
+            [float(p["latency_ms"]) for p in front], [float(p[col]) for p in front],
             [int(p.get("trial", -1)) for p in front], hover, len(done),
             len({str(t.get("arch", "")) for t in done}),
             finite(r.config.get("latency_budget_ms")),
-            [as_retrained(x, labels) for x in retrain]))
+            [as_retrained(x, labels) for x in retrain], col, _setup(r.config)))
     panels = list(dict.fromkeys(a["score"] for a in aspects))
     xs = [x for c in out for x in c.front_x if x > 0]
     log_x = bool(xs) and max(xs) / min(xs) > 20
@@ -136,7 +149,7 @@ def compare_data(runs: Sequence[Run]) -> CompareData:
            + "; ".join(f"{c.name}: {len(c.front_x)} front archs of "
                        f"{trials_archs(c.n_complete, c.n_archs)}" for c in out)
            + f". Objectives: {', '.join(objs[0])}"
-           + ("" if staircase else " (the fronts are projected on accuracy x latency)")
+           + ("" if staircase else " (the fronts are projected on the score x latency)")
            + ". x: latency predicted by each run's device predictor"
            + (", log scale" if log_x else "") + "; y: each panel names its estimator's score.")
     if any(c.retrained for c in out):
@@ -147,17 +160,19 @@ def compare_data(runs: Sequence[Run]) -> CompareData:
 
 
 def _summary_table(runs: Sequence[CompareRun], objectives: Sequence[str]) -> TableData:
-    cols = ["run", "device", "space @ px", "estimator (score)", "data", "precision",
-            "complete trials", "front archs", "fastest front latency", "best front score",
-            "retrained models"]
+    cols = ["run", "device", "space @ px", "estimator (score)", "data", "precision", "sampler",
+            "seed", "budget", "trials asked", "complete trials", "front archs",
+            "fastest front latency", "best front score", "retrained models"]
     rows = []
     for c in runs:
-        a = c.aspects
+        a, su = c.aspects, c.setup
         best = max(c.front_y) if c.front_y else None
-        rows.append([c.name, a["device"], f"{a['space']} @ {a['resolution']}", a["score"], a["data"],
-                     a["precision"], trials_archs(c.n_complete, c.n_archs), str(len(c.front_x)),
-                     fmt(min(c.front_x) if c.front_x else None, ".3f", " ms"), fmt(best),
-                     str(len(c.retrained))])
+        rows.append([c.name, a["device"], f"{a['space']} @ {a['resolution']}",
+                     f"{a['score']} ({c.column})", a["data"], a["precision"],
+                     su.get("sampler", "?"), su.get("seed", "?"), su.get("budget", "?"),
+                     su.get("trials", "?"), trials_archs(c.n_complete, c.n_archs),
+                     str(len(c.front_x)), fmt(min(c.front_x) if c.front_x else None, ".3f", " ms"),
+                     fmt(best), str(len(c.retrained))])
     return TableData("Runs compared", cols, rows, [[""] * len(cols) for _ in rows],
                      f"Objectives of every run: {', '.join(objectives)}.", "table-compare")
 

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from ..runs import finite, retrain_labels
+from ..runs import config_score_column, finite, retrain_labels
 from ..search.pareto import hypervolume, pareto_mask
-from ..search.settings import OBJECTIVES
+from ..search.settings import OBJECTIVES, objective_column
 from .int8 import (
     CHOSEN_NOTE,
     INT8_FIGURE_NOTE,
@@ -222,20 +222,20 @@ class ObjectiveSpaceData:
         return sum(len(g.x) for g in self.groups)
 
 
-def complete_trials(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The COMPLETE trials with finite accuracy and latency, by number."""
+def complete_trials(trials: Sequence[dict[str, Any]], column: str = "score") -> list[dict[str, Any]]:
+    """COMPLETE trials, by number, with a finite latency and score (``column``: Run.score)."""
     out = [t for t in trials if t.get("state") == "COMPLETE"
-           and finite(t.get("accuracy")) is not None and finite(t.get("latency_ms")) is not None]
+           and finite(t.get(column)) is not None and finite(t.get("latency_ms")) is not None]
     return sorted(out, key=lambda t: t.get("number", 0))
 
 
 def _trial_hover(t: dict[str, Any], objectives: Sequence[str], front: bool,
-                 score: str = "accuracy estimate", precision: str | None = None) -> str:
+                 score: str, precision: str | None = None, column: str = "score") -> str:
     lines = [f"<b>trial {t.get('number')}</b>" + (" (Pareto front)" if front else "")
              + (f" seed: {t['seed']}" if t.get("seed") else "")
              + ("" if t.get("feasible") is not False else " <i>infeasible</i>"),
              *([f"precision: <b>{precision}</b>"] if precision else []),
-             f"{score}: {fmt(t.get('accuracy'))}",
+             f"{score}: {fmt(t.get(column))}",
              f"latency (predicted{', ' + precision if precision else ''}): "
              f"{fmt(t.get('latency_ms'), '.3f', ' ms')}",
              f"params: {fmt_count(t.get('params'))}   MACs: {fmt_count(t.get('macs'))}",
@@ -253,7 +253,8 @@ def objective_space_data(trials: Sequence[dict[str, Any]], pareto: Sequence[dict
     retrained models of ``retrain`` (rows of ``retrain.csv``). A run searched with
     ``--precision int8|search`` has one group per kind and precision (:mod:`.int8`)."""
     objectives = list(config.get("objectives") or [])
-    done = complete_trials(trials)
+    column = config_score_column(config)
+    done = complete_trials(trials, column)
     mark = marks_precision([*done, *pareto], config)
     front_trials = {r.get("trial") for r in pareto}
     front_archs = {(r.get("arch"), point_precision(r, config)) for r in pareto}
@@ -273,10 +274,11 @@ def objective_space_data(trials: Sequence[dict[str, Any]], pareto: Sequence[dict
                                      precision=prec)
         g = groups[key]
         g.x.append(float(t["latency_ms"]))
-        g.y.append(float(t["accuracy"]))
+        g.y.append(float(t[column]))
         g.numbers.append(int(t.get("number", -1)))
         g.archs.append(str(t.get("arch", "")))
-        g.hover.append(_trial_hover(t, objectives, on_front, score, prec if mark else None))
+        g.hover.append(_trial_hover(t, objectives, on_front, score, prec if mark else None,
+                                    column))
     order = [k for k, _ in names]
     shown = sorted((g for (_, p), g in groups.items() if (p is None) != mark),
                    key=lambda g: (order.index(g.kind), g.precision or ""))
@@ -292,7 +294,7 @@ def objective_space_data(trials: Sequence[dict[str, Any]], pareto: Sequence[dict
            "evaluated twice is two points at one place); the front table lists archs. "
            f"The front is over the run's objectives ({', '.join(objectives) or '?'})")
     if len(objectives) > 2 or set(objectives) != {"accuracy", "latency"}:
-        cap += ", shown here projected on accuracy x latency"
+        cap += f", shown here projected on {column} x latency"
     cap += "."
     if budget is not None:
         cap += f" Dashed line: the latency budget, {budget:g} ms (trials beyond a budget are grey)."
@@ -477,23 +479,24 @@ class HypervolumeData:
 
 def hypervolume_history(trials: Sequence[dict[str, Any]], objectives: Sequence[str],
                         reference: float = HV_REFERENCE,
-                        score: str = "estimated accuracy") -> HypervolumeData:
+                        score: str = "search's score", column: str = "score") -> HypervolumeData:
     """Hypervolume of the feasible COMPLETE trials after each complete trial (by number).
 
     Each objective is min-max normalised over all complete trials of the run, so that 0 is
     the best value seen and 1 the worst; the reference point is ``reference`` (1.1: 10 %
     beyond the worst) in every objective. The hypervolume of the whole box is thus
     ``reference ** len(objectives)`` and values of different runs are comparable only with the
-    same bounds.
+    same bounds. ``column``: the run's score column (the objective "accuracy").
     """
     objectives = [o for o in objectives if o in OBJECTIVES]
-    done = [t for t in complete_trials(trials)
-            if all(finite(t.get(OBJECTIVES[o][1])) is not None for o in objectives)]
+    cols = [objective_column(o, column) for o in objectives]
+    done = [t for t in complete_trials(trials, column)
+            if all(finite(t.get(c)) is not None for c in cols)]
     bounds: dict[str, tuple[float, float]] = {}
     if not done or len(objectives) < 2:
         return HypervolumeData([], [], [], list(objectives), bounds, reference,
                                "No complete trials yet.")
-    raw = np.array([[float(t[OBJECTIVES[o][1]]) for o in objectives] for t in done])
+    raw = np.array([[float(t[c]) for c in cols] for t in done])
     loss = np.empty_like(raw)
     for j, o in enumerate(objectives):
         col = raw[:, j]
@@ -516,7 +519,7 @@ def hypervolume_history(trials: Sequence[dict[str, Any]], objectives: Sequence[s
         xs.append(i + 1)
         nums.append(int(t.get("number", i)))
         hv.append(cur)
-    names = ", ".join(f"{o} ({OBJECTIVES[o][0][:3]})" for o in objectives)
+    names = ", ".join(f"{c} ({OBJECTIVES[o][0][:3]})" for o, c in zip(objectives, cols, strict=True))
     cap = (f"Hypervolume of the feasible trials' front after each complete trial, objectives "
            f"{names} min-max normalised over all {len(done)} complete trials (0 = best seen, "
            f"1 = worst seen), reference point {reference:g} in every objective (the whole box "
@@ -606,14 +609,14 @@ def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | 
 
 def pareto_table(pareto: Sequence[dict[str, Any]], config: dict[str, Any]) -> TableData:
     """The run's Pareto front as the search saw it (estimates): one row per arch."""
-    score = score_label(config)
+    score, column = score_label(config), config_score_column(config)
     mark = marks_precision(pareto, config)
     cols = ["trial", *(["precision"] if mark else []), score, "latency (predicted)", "params",
             "MACs", "peak act.", "arch file"]
     rows, titles = [], []
     for r in pareto:
         rows.append([str(r.get("trial", "")), *([point_precision(r, config)] if mark else []),
-                     fmt(r.get("accuracy")), fmt(r.get("latency_ms"), ".3f", " ms"),
+                     fmt(r.get(column)), fmt(r.get("latency_ms"), ".3f", " ms"),
                      fmt_count(r.get("params")), fmt_count(r.get("macs")),
                      fmt_bytes(r.get("memory_bytes")), _short(r.get("file", ""), 56)])
         titles.append([""] * (len(cols) - 1) + [str(r.get("arch", ""))])

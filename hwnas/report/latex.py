@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import HwnasError
 from ..io import atomic_write_text
-from ..runs import load_run, retrain_labels
+from ..runs import config_score_column, load_run, retrain_labels
 from .data import Measurement, as_retrained, finite, fmt, fmt_bytes, fmt_count
 from .int8 import any_int8, marks_precision, point_precision
 from .labels import score_label, seed_count
@@ -108,10 +108,10 @@ def pareto_latex(pareto: Sequence[dict[str, Any]], config: dict[str, Any],
                  label: str = "tab:pareto") -> str:
     """The Pareto front as the search saw it: one row per arch, the search's score named for
     its estimator (a NASWOT score is not an accuracy)."""
-    score = score_label(config)
+    score, column = score_label(config), config_score_column(config)
     mark = marks_precision(pareto, config)  # --precision int8|search: each row's precision
     rows = [[str(r.get("trial", "")), *([point_precision(r, config)] if mark else []),
-             fmt(r.get("accuracy")), fmt(r.get("latency_ms"), ".3f"),
+             fmt(r.get(column)), fmt(r.get("latency_ms"), ".3f"),
              fmt_count(r.get("params")), fmt_count(r.get("macs")),
              fmt_bytes(r.get("memory_bytes")).replace(" MiB", "")] for r in pareto]
     n = len({r.get("arch") for r in pareto})

@@ -161,7 +161,7 @@ def build_report(run: str | Path, *, predictor: bool = True) -> ReportData:
             notes.append(f"the latency table of '{device}' cannot be read: {e}")
     meas = measurement_info(cfg, table)
     retrain = r.retrain()
-    done = complete_trials(r.trials)
+    done = complete_trials(r.trials, r.score)
     if not done:
         notes.append(f"run '{r.name}' has no complete trials yet (hwnas search ... --name {r.name})")
     if retrain is None:
@@ -177,7 +177,7 @@ def build_report(run: str | Path, *, predictor: bool = True) -> ReportData:
         notes.append(f"parity plot without profiled networks: {why}")
     par = parity_data(measured, predict, retrain or [], measurement=meas, in_sample=in_sample,
                       statistic=getattr(table, "statistic", None))
-    hv = hypervolume_history(r.trials, r.objectives, score=score_label(cfg))
+    hv = hypervolume_history(r.trials, r.objectives, score=score_label(cfg), column=r.score)
     tables = []
     if retrain is not None:
         meta = _retrain_meta(r.path)
@@ -298,10 +298,15 @@ def kaleido_missing() -> str | None:
     return None
 
 
+#: PNG export scale: a 1100 px wide figure becomes 2200 px (print quality for papers)
+PNG_SCALE = 2
+
+
 def export_images(figures: dict[str, Any], out_dir: Path, formats: Sequence[str]) -> list[Path]:
     """Write each figure as ``<out_dir>/<figure>.<fmt>`` (png, svg, pdf) with plotly and
     kaleido, each file atomically, at the figure's own size (the parity plot stays square);
-    [] and one warning line when kaleido is not installed or cannot start a browser."""
+    PNG at scale :data:`PNG_SCALE` (2: twice the pixels, sharp in a paper; SVG and PDF are
+    vector); [] and one warning line when kaleido is not installed or cannot start a browser."""
     if not formats:
         return []
     why = kaleido_missing()
@@ -323,7 +328,9 @@ def export_images(figures: dict[str, Any], out_dir: Path, formats: Sequence[str]
                 w, h = fig.layout.width or 1100, fig.layout.height or 600
                 for fmt in formats:
                     p = Path(out_dir) / f"{name}.{fmt}"
-                    atomic_write_bytes(p, fig.to_image(format=fmt, width=w, height=h))
+                    scale = PNG_SCALE if fmt == "png" else 1
+                    atomic_write_bytes(p, fig.to_image(format=fmt, width=w, height=h,
+                                                       scale=scale))
                     out.append(p)
         except HwnasError:
             raise

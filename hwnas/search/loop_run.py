@@ -9,12 +9,14 @@ parameter configurations, e.g. NAS-Bench-Macro's 6,561) or a seeded random sampl
 cached in the run folder). The accuracy predictor is :class:`hwnas.accuracy_sources.
 AccuracyRegressor` on :class:`~hwnas.accuracy_sources.ArchEncoder` features.
 
-The run folder ``runs/<run>/`` holds ``loop.json`` (settings and every trained Arch with its
-accuracy and round: the same command resumes after kill -9, re-training nothing),
-``loop-trained.csv`` (each trained Arch: accuracy, predicted latency, params, MACs),
-``loop-front.csv`` (their Pareto front: real accuracy x predicted latency) and
-``loop-predicted.csv`` (the final predictor's front over all candidates, with its
-uncertainty: what to train next). Train the front's archs longer with ``hwnas train``.
+The oracle's number is named for what it is (:func:`oracle_column`): ``table_acc`` (looked
+up in measured results) or ``val_acc`` (validation accuracy of a short training). The run
+folder ``runs/<run>/`` holds ``loop.json`` (settings and every trained Arch with that number
+and its round: the same command resumes after kill -9, re-training nothing),
+``loop-trained.csv`` (each trained Arch: that number, predicted latency, params, MACs),
+``loop-front.csv`` (their Pareto front: that number x predicted latency) and
+``loop-predicted.csv`` (the final predictor's front over all candidates, ``predicted_acc``
+with its uncertainty ``std``: what to train next). Train the front's archs longer with ``hwnas train``.
 """
 
 from __future__ import annotations
@@ -87,6 +89,14 @@ def _oracle(cfg: LoopRun, run_dir: Path):
     raise HwnasError(f"--oracle {cfg.oracle!r}: expected table:FILE or train")
 
 
+def oracle_column(oracle: str) -> str:
+    """The column of an oracle's number: ``table_acc`` (looked up in measured results) or
+    ``val_acc`` (validation accuracy of a short training); hwnas.runs.score_column."""
+    from ..runs import score_column
+
+    return score_column(oracle)
+
+
 def _csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     if rows:
@@ -128,6 +138,7 @@ def run_loop_search(cfg: LoopRun, progress: bool = True) -> dict:
     index = {a.to_string(): i for i, a in enumerate(pool)}
     lat = np.asarray(Device.of(cfg.device).predictor().predict(pool), float)
     oracle = _oracle(cfg, run_dir)
+    col = oracle_column(cfg.oracle)  # what the oracle's number is: table_acc or val_acc
     X = ArchEncoder().fit_transform(pool)
     trained: list[dict] = [d for d in done if d["arch"] in index]
     log.debug("%s: %d candidates of %s at %d px; %d trained before; budget %d in %d rounds",
@@ -142,7 +153,7 @@ def run_loop_search(cfg: LoopRun, progress: bool = True) -> dict:
     def train(idx: list[int]) -> list[float]:
         acc = oracle.score([pool[i] for i in idx])
         for i, a in zip(idx, acc, strict=True):
-            trained.append({"arch": pool[i].to_string(), "accuracy": float(a),
+            trained.append({"arch": pool[i].to_string(), col: float(a),
                             "round": round_now[0]})
         save()  # after every batch: a kill loses at most the batch in flight
         return acc
@@ -157,13 +168,14 @@ def run_loop_search(cfg: LoopRun, progress: bool = True) -> dict:
             log.info("round %d: %d trained", r, len(res.trained))
 
     res = run_loop(lat, train, fit, settings,
-                   done=[(index[d["arch"]], d["accuracy"]) for d in trained], on_round=on_round)
+                   done=[(index[d["arch"]], d.get(col, d.get("accuracy"))) for d in trained],
+                   on_round=on_round)
     idx = np.asarray(res.trained)
     acc = np.asarray(res.accuracy, float)
     rows = []
     for i, a, d in zip(idx, acc, trained, strict=True):
         c = arch_costs(pool[i])
-        rows.append({"arch": pool[i].to_string(), "accuracy": round(float(a), 6),
+        rows.append({"arch": pool[i].to_string(), col: round(float(a), 6),
                      "latency_ms": round(float(lat[i]), 6), "params": c.params, "macs": c.macs,
                      "round": d["round"]})
     front = [rows[k] for k in np.flatnonzero(pareto_mask(acc, lat[idx]))]
@@ -171,7 +183,7 @@ def run_loop_search(cfg: LoopRun, progress: bool = True) -> dict:
     model = fit(list(idx), list(acc))
     mean, std = model(np.arange(len(pool)))
     pm = pareto_mask(mean, lat)
-    predicted = [{"arch": pool[i].to_string(), "predicted_accuracy": round(float(mean[i]), 6),
+    predicted = [{"arch": pool[i].to_string(), "predicted_acc": round(float(mean[i]), 6),
                   "std": round(float(std[i]), 6), "latency_ms": round(float(lat[i]), 6),
                   "trained": pool[i].to_string() in {r["arch"] for r in rows}}
                  for i in sorted(np.flatnonzero(pm), key=lambda i: lat[i])]
@@ -179,5 +191,5 @@ def run_loop_search(cfg: LoopRun, progress: bool = True) -> dict:
     atomic_write_text(run_dir / "loop-front.csv", _csv(front))
     atomic_write_text(run_dir / "loop-predicted.csv", _csv(predicted))
     return {"run": cfg.run, "folder": str(run_dir), "candidates": len(pool),
-            "trained": len(rows), "front": front, "rounds": len(res.rounds),
+            "trained": len(rows), "front": front, "score_column": col, "rounds": len(res.rounds),
             "seconds": round(time.monotonic() - t0, 1)}

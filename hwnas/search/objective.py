@@ -34,7 +34,9 @@ from .workers import Interrupts, worker_id
 log = logging.getLogger(__name__)
 
 SURPLUS_ATTR = "surplus"
-METRICS_ATTR = "metrics"  # one user attribute {accuracy, latency_ms, params, macs, memory_bytes}
+#: one user attribute {<score column>, latency_ms, params, macs, memory_bytes}; the score's key
+#: is the run's score column (naswot_score, val_acc, ...), "accuracy" in runs made before
+METRICS_ATTR = "metrics"
 
 __all__ = ["METRICS_ATTR", "SURPLUS_ATTR", "Estimators", "Evaluator", "Metrics", "Objective",
            "PerPrecision",
@@ -43,7 +45,7 @@ __all__ = ["METRICS_ATTR", "SURPLUS_ATTR", "Estimators", "Evaluator", "Metrics",
 
 @dataclass(frozen=True)
 class Metrics:
-    accuracy: float
+    score: float  # the accuracy estimator's (its name: the run's score column)
     latency_ms: float
     params: int
     macs: int
@@ -75,7 +77,7 @@ class Evaluator:
         acc = float(np.asarray(self.accuracy_fn([arch]), dtype=float).reshape(-1)[0])
         if not (math.isfinite(lat) and math.isfinite(acc)):
             raise HwnasError(f"{arch.to_string()}: non-finite estimate (latency {lat}, "
-                             f"accuracy {acc})")
+                             f"score {acc})")
         return Metrics(acc, lat, params, macs, mem)
 
 
@@ -159,9 +161,11 @@ class Objective:
     (:mod:`hwnas.search.workers`)."""
 
     def __init__(self, space: SearchSpace, resolution: int, classes: int, evaluator: Evaluator,
-                 settings: SearchSettings, target: int):
+                 settings: SearchSettings, target: int, score: str | None = None):
         self.space, self.resolution, self.classes = space, resolution, classes
         self.evaluator, self.settings, self.target = evaluator, settings, target
+        #: the key of the score in the trial's metrics: the run's score column
+        self.score = score or settings.score_column()
         self.wid = worker_id()
         self.interrupts = Interrupts()  # replaced by run_trials', which is installed
 
@@ -188,7 +192,8 @@ class Objective:
             getattr(s, "precision", "fp32")
         trial.set_user_attr("precision", prec)
         m = self.interrupts.run(lambda: self.evaluator(arch, prec if chosen else None))
-        trial.set_user_attr(METRICS_ATTR, {k: getattr(m, k) for k in METRICS})
+        trial.set_user_attr(METRICS_ATTR, {(self.score if k == "score" else k): getattr(m, k)
+                                           for k in METRICS})
         if s.latency_budget_ms is not None:
             trial.set_constraint("latency", m.latency_ms / s.latency_budget_ms - 1.0)
         if s.max_params is not None:

@@ -23,6 +23,7 @@ from ..io import atomic_write_json
 from ..paths import runs_dir
 from ..runs import (
     JOURNAL,
+    LEGACY_SCORE,
     METRICS,
     SEED_ATTR,
     WORKER_ATTR,
@@ -41,7 +42,7 @@ from .objective import (
 )
 from .pareto import feasible_front
 from .seeds import cheapest_archs, default_resolution, seed_study
-from .settings import OBJECTIVES, AccuracyFn, LatencyFn, SearchSettings
+from .settings import OBJECTIVES, AccuracyFn, LatencyFn, SearchSettings, objective_column
 from .storage import (
     check_journal,
     check_storage_url,
@@ -167,6 +168,7 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
     _check_budgets(settings, space, resolution, n_classes, latency_fn)
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    score = settings.score_column(injected)  # what the score is: its column, its metric name
     config = {
         "identity": ident, "settings": asdict(settings), **ident,
         "storage": settings.storage, "storage_resolved": _resolved(settings.storage, run_dir),
@@ -175,6 +177,7 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": _versions(), "injected_estimators": injected,
         "latency_fn": _qualname(latency_fn), "accuracy_fn": _qualname(accuracy_fn), **info,
+        "score_column": score,
     }
     config["settings"]["objectives"] = list(settings.objectives)
     if storage is None:  # the run's journal, a storage from its config, a SQLite file in it
@@ -187,7 +190,7 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
     def set_attrs() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(list(settings.objectives))
+            study.set_metric_names([objective_column(o, score) for o in settings.objectives])
         for k in ("space", "device", "resolution", "accuracy", "data"):
             study.set_user_attr(k, ident[k])
 
@@ -203,15 +206,15 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
 
     done0, _ = count_trials(study)
     objective = Objective(space, resolution, n_classes, Evaluator(latency_fn, accuracy_fn),
-                           settings, settings.trials)
-    bar = _Progress(settings, done0, progress)
+                           settings, settings.trials, score)
+    bar = _Progress(settings, done0, progress, score)
     t0 = time.monotonic()
     last_export = [t0]
 
     def on_trial(st, _trial) -> None:
         bar.update(st)
         if time.monotonic() - last_export[0] > 60:
-            export_run(st, run_dir, settings.objectives)
+            export_run(st, run_dir, settings.objectives, score)
             last_export[0] = time.monotonic()
 
     try:
@@ -224,7 +227,7 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
     finally:
         bar.update(study, force=True)
         bar.close()
-        pareto = export_run(study, run_dir, settings.objectives)
+        pareto = export_run(study, run_dir, settings.objectives, score)
     elapsed = time.monotonic() - t0
     from optuna.trial import TrialState
 
@@ -365,6 +368,8 @@ def _worker_main(settings: SearchSettings, run_dir: str, target: int, space_path
     try:
         space = load_space(space_path)
         rd = Path(run_dir)
+        injected = latency_fn is not None and accuracy_fn is not None
+        score = settings.score_column(injected)
         if latency_fn is None or accuracy_fn is None:
             est = build_estimators(settings, resolution, rd)
             latency_fn, accuracy_fn = latency_fn or est.latency_fn, accuracy_fn or est.accuracy_fn
@@ -373,7 +378,7 @@ def _worker_main(settings: SearchSettings, run_dir: str, target: int, space_path
         study = open_study(settings, rd, sampler_seed=sampler_seed)
         record_worker(study, name, sampler_seed)
         obj = Objective(space, resolution, classes, Evaluator(latency_fn, accuracy_fn), settings,
-                         target)
+                         target, score)
         run_trials(study, obj, [], watch_parent=launcher or True)
     except HwnasError as e:
         errors.put(str(e))
@@ -399,10 +404,10 @@ def _versions() -> dict[str, str]:
 class _Progress:
     """tqdm bar: trials done, front size, best value per objective (feasible trials)."""
 
-    def __init__(self, settings: SearchSettings, done: int, enabled: bool):
+    def __init__(self, settings: SearchSettings, done: int, enabled: bool, score: str = "score"):
         from tqdm import tqdm
 
-        self.settings = settings
+        self.settings, self.score = settings, score
         self.bar = tqdm(total=settings.trials, initial=min(done, settings.trials),
                         desc=f"search {settings.name}", unit="trial", file=sys.stderr,
                         disable=None if enabled else True, dynamic_ncols=True)
@@ -422,7 +427,7 @@ class _Progress:
                 if front:
                     vals = [t.values[i] for t in front]
                     best = max(vals) if OBJECTIVES[o][0] == "maximize" else min(vals)
-                    post[o] = _fmt_obj(o, best)
+                    post[self.score if o == "accuracy" else o] = _fmt_obj(o, best)
             self.bar.set_postfix(post, refresh=False)
         self.bar.refresh()
 
@@ -442,7 +447,16 @@ def _fmt_obj(o: str, v: float) -> str:
 
 # ---- export -------------------------------------------------------------------------------------------
 
-def trial_rows(study) -> list[dict[str, Any]]:
+def _metrics(t, score: str, missing: Any = None) -> dict[str, Any]:
+    """A trial's metrics, its score under ``score`` (kept as "accuracy" by runs made before)."""
+    m = t.user_attrs.get(METRICS_ATTR, {})
+    out = {k: m.get(k, missing) for k in METRICS if k != "score"}
+    v = m.get(score, m.get("score", m.get(LEGACY_SCORE, missing)))
+    return {score: v, **out}
+
+
+def trial_rows(study, score: str = "score") -> list[dict[str, Any]]:
+    """One row per trial (trials.csv); ``score``: the run's score column."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         cons = t.constraints
@@ -451,7 +465,7 @@ def trial_rows(study) -> list[dict[str, Any]]:
             SEED_ATTR: t.user_attrs.get(SEED_ATTR, ""),
             "arch": t.user_attrs.get("arch", ""),
             "precision": t.user_attrs.get("precision", "fp32"),
-            **{k: t.user_attrs.get(METRICS_ATTR, {}).get(k, "") for k in METRICS},
+            **_metrics(t, score, ""),
             "feasible": (all(v <= 0 for v in cons.values()) if t.state.name == "COMPLETE" else ""),
             "violation_latency": cons.get("latency", ""),
             "violation_params": cons.get("params", ""),
@@ -467,9 +481,9 @@ def trial_rows(study) -> list[dict[str, Any]]:
     return rows
 
 
-def pareto_rows(study, objectives: Sequence[str]) -> list[dict[str, Any]]:
+def pareto_rows(study, objectives: Sequence[str], score: str = "score") -> list[dict[str, Any]]:
     """Feasible non-dominated COMPLETE trials (:func:`feasible_front`), one row per arch (its
-    first trial), sorted by the first minimised objective."""
+    first trial), sorted by the first minimised objective; ``score``: the score column."""
     seen: set[tuple[str, str]] = set()
     rows = []
     for t in feasible_front(study):
@@ -480,17 +494,19 @@ def pareto_rows(study, objectives: Sequence[str]) -> list[dict[str, Any]]:
         arch = parse_string(a)
         rows.append({"trial": t.number, "arch": a, "precision": prec,
                      "file": f"winners/{arch.file_stem()}.yaml",
-                     **{k: t.user_attrs.get(METRICS_ATTR, {}).get(k) for k in METRICS},
+                     **_metrics(t, score),
                      SEED_ATTR: t.user_attrs.get(SEED_ATTR, "")})
-    key = next((OBJECTIVES[o][1] for o in objectives if OBJECTIVES[o][0] == "minimize"), "accuracy")
+    key = next((OBJECTIVES[o][1] for o in objectives if OBJECTIVES[o][0] == "minimize"), score)
     rows.sort(key=lambda r: (r[key], r["trial"]))
     return rows
 
 
-def export_run(study, run_dir: Path, objectives: Sequence[str]) -> list[dict[str, Any]]:
-    """Write trials.csv, pareto.csv and winners/*.yaml atomically; returns the Pareto rows."""
-    rows = pareto_rows(study, objectives)
-    write_tables(run_dir, trial_rows(study), rows)
+def export_run(study, run_dir: Path, objectives: Sequence[str],
+               score: str = "score") -> list[dict[str, Any]]:
+    """Write trials.csv, pareto.csv and winners/*.yaml atomically; returns the Pareto rows.
+    ``score``: the run's score column (:func:`hwnas.runs.score_column`)."""
+    rows = pareto_rows(study, objectives, score)
+    write_tables(run_dir, trial_rows(study, score), rows, score)
     return rows
 
 
@@ -502,10 +518,11 @@ def format_summary(res: SearchResult) -> str:
              f"{res.feasible} feasible; space {s.space} @ {res.resolution}, device {s.device}, "
              f"sampler {s.sampler}",
              f"Pareto front ({len(res.pareto)} archs; {res.run_dir}/pareto.csv, winners/):"]
-    hdr = f"  {'trial':>5}  {'accuracy':>9}  {'latency':>9}  {'params':>8}  {'MACs':>8}  {'memory':>9}  arch"
+    sc = res.config.get("score_column") or "score"
+    hdr = f"  {'trial':>5}  {sc:>14}  {'latency':>9}  {'params':>8}  {'MACs':>8}  {'memory':>9}  arch"
     lines.append(hdr)
     for r in res.pareto:
-        lines.append(f"  {r['trial']:>5}  {r['accuracy']:>9.4g}  {r['latency_ms']:>7.2f}ms  "
+        lines.append(f"  {r['trial']:>5}  {r[sc]:>14.4g}  {r['latency_ms']:>7.2f}ms  "
                      f"{r['params'] / 1e6:>7.3f}M  {r['macs'] / 1e6:>7.1f}M  "
                      f"{r['memory_bytes'] / 2**20:>6.2f}MiB  {_short(r['arch'])}")
     if not res.pareto:

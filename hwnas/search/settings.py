@@ -14,9 +14,11 @@ from ..errors import HwnasError
 LatencyFn = Callable[[Sequence[Arch]], Any]
 AccuracyFn = Callable[[Sequence[Arch]], Any]
 
-# name -> (direction, trials.csv column, label)
+# name -> (direction, trials.csv column, label); the objective "accuracy" is the search's
+# score, whose column names what computed it (hwnas.runs.score_column: naswot_score,
+# val_acc, ...; never "accuracy"): :func:`objective_column`
 OBJECTIVES: dict[str, tuple[str, str, str]] = {
-    "accuracy": ("maximize", "accuracy", "accuracy"),
+    "accuracy": ("maximize", "score", "score"),
     "latency": ("minimize", "latency_ms", "latency (ms)"),
     "params": ("minimize", "params", "params"),
     "memory": ("minimize", "memory_bytes", "peak act. memory (bytes)"),
@@ -30,7 +32,7 @@ MAX_WORKERS = 256  # processes of one search on one machine
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 __all__ = ["ACCURACY_KINDS", "OBJECTIVES", "PRECISION_CHOICES", "SAMPLERS", "AccuracyFn", "LatencyFn", "SearchSettings",
-           "parse_count", "parse_ms", "parse_objectives"]
+           "objective_column", "parse_count", "parse_ms", "parse_objectives"]
 
 
 @dataclass
@@ -55,6 +57,12 @@ class SearchSettings:
     seed_baselines: bool = True
     precision: str = "fp32"
     supernet_metric: str = "accuracy"  # --accuracy supernet: "accuracy" or "loglik"
+
+    def score_column(self, injected: bool = False) -> str:
+        """The column naming this run's score (:func:`hwnas.runs.score_column`)."""
+        from ..runs import score_column
+
+        return score_column(self.accuracy, self.supernet_metric, injected)
 
     def __post_init__(self) -> None:
         if isinstance(self.objectives, str):
@@ -105,6 +113,11 @@ class SearchSettings:
         if self.population:
             return self.population
         return int(min(50, max(10, self.trials // 10)))
+
+
+def objective_column(name: str, score: str) -> str:
+    """The trials.csv column of objective ``name`` in a run whose score column is ``score``."""
+    return score if OBJECTIVES[name][1] == "score" else OBJECTIVES[name][1]
 
 
 def parse_objectives(text: str) -> tuple[str, ...]:
