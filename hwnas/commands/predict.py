@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-log = logging.getLogger(__name__)
-
 from .options import seed
+
+log = logging.getLogger(__name__)
 
 _ARCH_HELP = ("an arch file (.yaml/.json), a baseline name (mbv2-0.35, mbv2-0.5, mbv2-0.75, "
               "mbv2-1.0, mbv3-small; add @RES for another resolution, e.g. mbv2-0.5@160), a "
