@@ -49,7 +49,7 @@ from .errors import HwnasError
 from .lut import LatencyTable, Stats, check_quantization
 from .pieces import Piece
 from .precision import FP32, INT8, split
-from .quantize import check_table_calibration, precision_entries
+from .quantize import check_table_calibration, precision_entries, with_device_format
 
 log = logging.getLogger(__name__)
 
@@ -461,25 +461,6 @@ class ProfileReport:
         return s
 
 
-def _with_format(calibration, requested: str, cfg, table: LatencyTable, bundle_only) -> object:
-    """``calibration`` (a :class:`hwnas.quantize.Calibration`) with the int8 format resolved
-    for the device (:func:`hwnas.quantize.resolve_format`); logs which and why."""
-    from dataclasses import replace as dc_replace
-
-    from .hosts import connect
-    from .quantize import Calibration, resolve_format
-
-    info = None
-    if requested == "auto" and bundle_only is None:
-        info = connect(cfg).check()
-    fmt = resolve_format(requested, info=info, table=table,
-                         local=cfg.is_local and bundle_only is None)
-    isa = (info or {}).get("isa") or table.provenance.get("isa")
-    log.debug("int8 format %s for '%s' (%s)", fmt, cfg.name,
-             "asked for" if requested != "auto" else f"its CPU: {(isa or {}).get('int8', 'unknown')}")
-    return dc_replace(calibration or Calibration(), format=fmt)
-
-
 def _precheck(cfg, protocol: Protocol, table: LatencyTable, bundle: Path, replace: bool) -> dict:
     """Reach the device, compare it with its table and the bundle's results; the INFO dict."""
     from .hosts import connect
@@ -525,7 +506,7 @@ def profile(device: str | Device, space, resolution: int, *, networks: int = DEF
     else:
         table = dev.table_or_new(statistic)
     if INT8 in precisions:
-        calibration = _with_format(calibration, int8_format, cfg, table, bundle_only)
+        calibration = with_device_format(calibration, int8_format, cfg, table, bundle_only)
     quant = check_table_calibration(table, precisions, calibration, replace)
     pl = plan(space, resolution, networks, archs, seed, None if replace else table, precisions,
               calibration)

@@ -99,6 +99,25 @@ def resolve_format(requested: str = "auto", *, info: dict | None = None, table=N
     return device_format(detect_isa()) if local else SAFE_FORMAT
 
 
+def with_device_format(calibration, requested: str, cfg, table, bundle_only) -> object:
+    """``calibration`` (a :class:`Calibration`) with the int8 format resolved for the device
+    of config ``cfg`` and latency table ``table`` (:func:`resolve_format`; a bundle written
+    for running by hand, ``bundle_only``, is not reached); logs which and why."""
+    from dataclasses import replace as dc_replace
+
+    from .hosts import connect
+
+    info = None
+    if requested == "auto" and bundle_only is None:
+        info = connect(cfg).check()
+    fmt = resolve_format(requested, info=info, table=table,
+                         local=cfg.is_local and bundle_only is None)
+    isa = (info or {}).get("isa") or table.provenance.get("isa")
+    log.debug("int8 format %s for '%s' (%s)", fmt, cfg.name,
+             "asked for" if requested != "auto" else f"its CPU: {(isa or {}).get('int8', 'unknown')}")
+    return dc_replace(calibration or Calibration(), format=fmt)
+
+
 def quantization_differs(old: dict, new: dict) -> str | None:
     """The first key of :data:`COMPARED` on which two ``quantization`` records differ."""
     for k in COMPARED:
