@@ -94,7 +94,12 @@ def arch_of_onnx_file(path: str | Path) -> Arch:
         except HwnasError as e:
             raise HwnasError(f"{path}: its '{ARCH_METADATA}' metadata is not an arch string "
                              f"({e})") from None
-    return arch_from_graph(model, str(path))
+    try:
+        return arch_from_graph(model, str(path))
+    except HwnasError as e:
+        why = str(e).removeprefix(f"{path}: ")
+        raise HwnasError(f"{path}: not an ONNX file exported by hwnas (no '{ARCH_METADATA}' "
+                         f"metadata) and its graph is not a network hwnas can read: {why}") from None
 
 
 def arch_from_graph(model, source: str = "model") -> Arch:
