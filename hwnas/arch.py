@@ -55,6 +55,7 @@ MAX_EXPAND = 32
 DEFAULT_MAX_MEMORY_GB = 4.0
 MAX_MEMORY_ENV = "HWNAS_MAX_MEMORY_GB"
 _MAX = {"resolution": MAX_RESOLUTION, "channels": MAX_CHANNELS, "out": MAX_CHANNELS,
+        "fc": MAX_CHANNELS,
         "classes": MAX_CLASSES, "kernel": MAX_KERNEL, "expand": MAX_EXPAND}
 ACT_CODE = {"relu": "re", "relu6": "r6", "hswish": "hs"}
 CODE_ACT = {v: k for k, v in ACT_CODE.items()}
@@ -130,8 +131,13 @@ class Block:
 
 @dataclass(frozen=True)
 class Head:
+    """The 1x1 conv (+ BN + ``act``) before global pooling; ``fc`` > 0 adds MobileNetV3's
+    pre-logits layer after the pooling: a linear ``out`` -> ``fc`` (with bias) + ``act``,
+    then the classifier reads ``fc`` features (canonical string ``h576hsf1024``)."""
+
     out: int
     act: str = "relu6"
+    fc: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,9 @@ class Arch:
     @property
     def features(self) -> int:
         """Channels entering the classifier."""
-        return self.head.out if self.head else self.final_size()[1]
+        if self.head is None:
+            return self.final_size()[1]
+        return self.head.fc or self.head.out
 
     # ---- canonical string -----------------------------------------------------------
     def to_string(self) -> str:
@@ -199,7 +207,8 @@ class Arch:
                 j += 1
             parts.append(toks[i] + (f"x{j - i}" if j - i > 1 else ""))
             i = j
-        parts.append(f"h{self.head.out}{ACT_CODE[self.head.act]}" if self.head else "h0")
+        hd = self.head
+        parts.append(f"h{hd.out}{ACT_CODE[hd.act]}{f'f{hd.fc}' if hd.fc else ''}" if hd else "h0")
         parts.append(f"n{self.classes}")
         return "_".join(parts)
 
@@ -224,7 +233,8 @@ class Arch:
             "input": {"resolution": self.resolution, "channels": self.channels},
             "stem": asdict(self.stem),
             "blocks": [_block_dict(b, clean) for b in self.blocks],
-            "head": asdict(self.head) if self.head else None,
+            "head": ({k: v for k, v in asdict(self.head).items() if k != "fc" or v}
+                     if self.head else None),
             "classes": self.classes,
         }
 
@@ -255,7 +265,7 @@ _FIELDS = {
     "input": {"resolution": int, "channels": int},
     "stem": {"out": int, "kernel": int, "stride": int, "act": str},
     "block": {"kernel": int, "expand": float, "out": int, "stride": int, "se": float, "act": str},
-    "head": {"out": int, "act": str},
+    "head": {"out": int, "act": str, "fc": int},
     "skip": {"kind": str, "out": int, "stride": int, "act": str},
 }
 _FIELDS["block"]["kind"] = str
@@ -306,6 +316,8 @@ def check_values(where: str, **kw: Any) -> None:
             raise HwnasError(f"{w}: must be a finite number, got {v}")
         if name in _MAX and v > _MAX[name]:
             raise HwnasError(f"{w}: {num_str(v)} is above the limit of {_MAX[name]:,}")
+        if name == "fc" and v < 0:
+            raise HwnasError(f"{w}: must be >= 0 (0 = no pre-logits layer), got {v}")
         if name in ("out", "resolution", "channels", "classes") and v <= 0:
             raise HwnasError(f"{w}: must be positive, got {v}")
         if name == "kernel" and (v < 1 or v % 2 == 0):
@@ -447,7 +459,7 @@ _RE_IN = re.compile(r"r(\d+)c(\d+)")
 _RE_STEM = re.compile(r"s(\d+)k(\d+)s(\d+)(re|r6|hs)")
 _RE_BLOCK = re.compile(rf"k(\d+)e({_NUM})c(\d+)s(\d+)(?:q({_NUM}))?(re|r6|hs)?(?:x(\d+))?")
 _RE_SKIP = re.compile(r"idc(\d+)s(\d+)(re|r6|hs)?(?:x(\d+))?")
-_RE_HEAD = re.compile(r"h(\d+)(re|r6|hs)?")
+_RE_HEAD = re.compile(r"h(\d+)(re|r6|hs)?(?:f(\d+))?")
 _RE_CLS = re.compile(r"n(\d+)")
 
 
@@ -490,7 +502,7 @@ def parse_string(s: str) -> Arch:
     else:
         if m_h[2] is None:
             raise bad
-        head = Head(out=int(m_h[1]), act=CODE_ACT[m_h[2]])
+        head = Head(out=int(m_h[1]), act=CODE_ACT[m_h[2]], fc=int(m_h[3] or 0))
     arch = Arch(resolution=int(m_in[1]), channels=int(m_in[2]), stem=stem, blocks=tuple(blocks),
                 head=head, classes=int(m_n[1]))
     validate(arch, f"'{s}'")

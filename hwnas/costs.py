@@ -90,11 +90,13 @@ def piece_costs(p: Piece) -> PieceCosts:
             act_e += p.cout * hw_out
             moved += 2 * p.cout * hw_out
     elif p.kind == "cls":
-        fc += p.cin * p.cout
-        params += p.cin * p.cout + p.cout
-        ops += 3  # pool, flatten, gemm
+        feats = p.hidden or p.cin  # a pre-logits linear cin -> hidden (+ act) first
+        fc += p.cin * p.hidden + feats * p.cout
+        params += p.cin * p.hidden + p.hidden + feats * p.cout + p.cout
+        ops += 3 + (2 if p.hidden else 0)  # pool, flatten, gemm (+ gemm, act)
         se_e += p.cin * hw_in  # global pooling reads the map
-        moved += p.cin * hw_in + p.cin + p.cin * p.cout + p.cout
+        moved += (p.cin * hw_in + p.cin + feats * p.cout + p.cout
+                  + (p.cin * p.hidden + 2 * p.hidden if p.hidden else 0))
     else:
         if p.hidden != p.cin:
             pw += conv(p.cin, p.hidden, 1, hw_in, hw_in)
@@ -126,7 +128,7 @@ def piece_peak_bytes(p: Piece) -> int:
     if p.kind in ("stem", "head", "skip"):
         return (p.cin * hw_in + p.cout * hw_out) * BYTES_PER_ELEM
     if p.kind == "cls":
-        return (p.cin * hw_in + p.cin + p.cout) * BYTES_PER_ELEM
+        return (p.cin * hw_in + p.cin + p.hidden + p.cout) * BYTES_PER_ELEM
     x = p.cin * hw_in
     keep = x if p.residual else 0
     steps = []

@@ -62,29 +62,12 @@ def export_arch(arch: Arch, path: str | Path | None = None, seed: int = 0,
 
 
 def arch_of_onnx(path: str | Path) -> Arch:
-    """The Arch of an ONNX file that hwnas exported (its ``hwnas.arch`` metadata); one-line
-    HwnasError for a file that is not ONNX, or an ONNX model hwnas did not export."""
-    import onnx
-    from google.protobuf.message import DecodeError
+    """The Arch of an ONNX file: its ``hwnas.arch`` metadata if hwnas exported it, else read
+    from its graph (:func:`hwnas.onnx_import.arch_of_onnx_file`); one-line HwnasError for a
+    file that is not ONNX or a graph that is not a MobileNet-family network."""
+    from .onnx_import import arch_of_onnx_file
 
-    from .arch import parse_string
-
-    p = Path(path)
-    if not p.is_file():
-        raise HwnasError(f"{p}: no such ONNX file")
-    try:
-        model = onnx.load(str(p), load_external_data=False)
-    except (DecodeError, ValueError, RuntimeError, OSError) as e:
-        raise HwnasError(f"{p}: not a readable ONNX file ({type(e).__name__})") from None
-    props = {m.key: m.value for m in model.metadata_props}
-    if ARCH_METADATA not in props:
-        raise HwnasError(f"{p}: not an ONNX file exported by hwnas (no '{ARCH_METADATA}' "
-                         "metadata), so its Arch is unknown; pass its arch file or canonical "
-                         "string instead")
-    try:
-        return parse_string(props[ARCH_METADATA])
-    except HwnasError as e:
-        raise HwnasError(f"{p}: its '{ARCH_METADATA}' metadata is not an arch string ({e})") from None
+    return arch_of_onnx_file(path)
 
 
 def export_piece(piece: Piece, path: str | Path | None = None, seed: int = 0) -> bytes:

@@ -66,12 +66,16 @@ class MBConv(nn.Module):
 
 
 class Classifier(nn.Module):
-    def __init__(self, cin: int, classes: int):
+    """Global average pool -> [pre-logits linear ``cin`` -> ``hidden`` + ``act``] -> linear."""
+
+    def __init__(self, cin: int, classes: int, hidden: int = 0, act: str = ""):
         super().__init__()
-        self.fc = nn.Linear(cin, classes)
+        self.pre = nn.Sequential(nn.Linear(cin, hidden), make_act(act)) if hidden else None
+        self.fc = nn.Linear(hidden or cin, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(x.mean((2, 3)), 1))
+        x = torch.flatten(x.mean((2, 3)), 1)
+        return self.fc(self.pre(x) if self.pre is not None else x)
 
 
 def skip_module(p: Piece) -> nn.Module:
@@ -91,7 +95,7 @@ def build_piece(p: Piece) -> nn.Module:
         return skip_module(p)
     if p.kind == "head":
         return ConvBNAct(p.cin, p.cout, 1, act=p.act)
-    return Classifier(p.cin, p.cout)
+    return Classifier(p.cin, p.cout, p.hidden, p.act)
 
 
 def piece_input(p: Piece, batch: int = 1) -> torch.Tensor:

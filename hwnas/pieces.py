@@ -33,9 +33,10 @@ class Piece:
     cout: int
     kernel: int = 1
     stride: int = 1
-    hidden: int = 0  # mb: expansion channels (== cin when there is no expansion conv)
+    hidden: int = 0  # mb: expansion channels (== cin when there is no expansion conv);
+    # cls: the pre-logits width (Head.fc), 0 = none
     se: int = 0  # mb: squeeze-excite channels, 0 = off
-    act: str = ""  # stem/mb/head activation; "" for cls
+    act: str = ""  # stem/mb/head activation; cls: the pre-logits layer's ("" without one)
     residual: bool = False
 
     @property
@@ -51,6 +52,8 @@ class Piece:
         if self.kind == "skip":
             return (f"skip_h{self.h}_i{self.cin}_o{self.cout}_k{self.kernel}_s{self.stride}"
                     + (f"_{a}" if a else ""))
+        if self.hidden:  # MobileNetV3's pre-logits linear + activation after the pooling
+            return f"cls_h{self.h}_i{self.cin}_o{self.cout}_f{self.hidden}_{a}"
         return f"cls_h{self.h}_i{self.cin}_o{self.cout}"
 
     @property
@@ -68,14 +71,15 @@ class Piece:
         act = CODE_ACT[g["act"]] if g.get("act") else ""
         return cls(
             kind=kind, h=int(g["h"]), cin=int(g["i"]), cout=int(g["o"]),
-            kernel=int(g["k"] or 1), stride=int(g["s"] or 1), hidden=int(g["m"] or 0),
+            kernel=int(g["k"] or 1), stride=int(g["s"] or 1),
+            hidden=int(g["m"] or g["f"] or 0),
             se=int(g["q"] or 0), act=act, residual=g["res"] == "1",
         )
 
 
 _KEY_RE = re.compile(
     r"(?P<kind>stem|mb|head|cls|skip)_h(?P<h>\d+)_i(?P<i>\d+)_o(?P<o>\d+)"
-    r"(?:_k(?P<k>\d+)_s(?P<s>\d+))?(?:_m(?P<m>\d+)_q(?P<q>\d+))?"
+    r"(?:_k(?P<k>\d+)_s(?P<s>\d+))?(?:_m(?P<m>\d+)_q(?P<q>\d+))?(?:_f(?P<f>\d+))?"
     r"(?:_(?P<act>re|r6|hs))?(?:_res(?P<res>[01]))?"
 )
 
@@ -97,8 +101,10 @@ def head_piece(h: int, cin: int, head: Head) -> Piece:
     return Piece("head", h, cin, head.out, act=head.act)
 
 
-def cls_piece(h: int, cin: int, classes: int) -> Piece:
-    return Piece("cls", h, cin, classes)
+def cls_piece(h: int, cin: int, classes: int, fc: int = 0, act: str = "") -> Piece:
+    """Global pooling + linear; with ``fc`` > 0 a pre-logits linear ``cin`` -> ``fc`` + ``act``
+    first (:attr:`hwnas.arch.Head.fc`)."""
+    return Piece("cls", h, cin, classes, hidden=fc, act=act if fc else "")
 
 
 def arch_pieces(arch: Arch) -> list[Piece]:
@@ -108,10 +114,11 @@ def arch_pieces(arch: Arch) -> list[Piece]:
         if not b.is_noop(c):
             out.append(block_piece(h, c, b))
     h, c = arch.final_size()
+    fc, act = 0, ""
     if arch.head is not None:
         out.append(head_piece(h, c, arch.head))
-        c = arch.head.out
-    out.append(cls_piece(h, c, arch.classes))
+        c, fc, act = arch.head.out, arch.head.fc, arch.head.act
+    out.append(cls_piece(h, c, arch.classes, fc, act))
     return out
 
 

@@ -304,6 +304,9 @@ def space_from_dict(d: Any, source: str) -> SearchSpace:
     if d.get("head") is not None:
         hd = check_section(d["head"], "head", f"{source}: head")
         check_values(f"{source}: head", **hd)
+        if hd.get("fc"):  # the supernet has no elastic pre-logits layer
+            raise HwnasError(f"{source}: head.fc: a search space's head has no pre-logits "
+                             "layer (only an arch file's may)")
         head = Head(**hd)
     if not isinstance(d["stages"], list) or not d["stages"]:
         raise HwnasError(f"{source}: stages: must be a non-empty list")

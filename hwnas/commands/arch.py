@@ -33,10 +33,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     info = asub.add_parser("info", help="canonical string, params, MACs, peak activation memory",
                            description="ARCH is an arch file (.yaml/.json), a baseline name "
-                           "(mbv2-0.35, mbv2-0.5, mbv2-0.75, mbv2-1.0, mbv3-small; add @RES for "
-                           "another resolution, e.g. mbv2-0.5@160), a NAS-Bench-Macro network "
-                           "(macro:<8 digits 0/1/2>, e.g. macro:02012100), a canonical arch "
-                           "string or an ONNX file hwnas exported.")
+                           "(mbv2-0.35, mbv2-0.5, mbv2-0.75, mbv2-1.0, mbv2-1.4, mbv3-small, "
+                           "mbv3-small-0.75, mbv3-large, or timm's names mobilenetv2_035 ... "
+                           "mobilenetv2_140, mobilenetv3_small_075, mobilenetv3_small_100, "
+                           "mobilenetv3_large_100; add @RES for another resolution, e.g. "
+                           "mbv2-0.5@160), a NAS-Bench-Macro network (macro:<8 digits 0/1/2>, "
+                           "e.g. macro:02012100), a canonical arch string, or an ONNX file "
+                           "(at most 512 MB): one hwnas exported, or a MobileNet-family network "
+                           "exported by torch or timm, whose Arch is read from the graph (stem, "
+                           "MBConv blocks with kernel, expansion, SE and activation, residuals, "
+                           "head, pre-logits layer, classes); a graph that does not fit is "
+                           "refused naming its first node that does not.")
     info.add_argument("arch", metavar="ARCH", nargs="?")
     info.add_argument("--archs-file", metavar="F",
                       help="many ARCHs (one a line; blank lines and '#' comments skipped): one "

@@ -10,8 +10,11 @@ from .options import seed
 log = logging.getLogger(__name__)
 
 _ARCH_HELP = ("an arch file (.yaml/.json), a baseline name (mbv2-0.35, mbv2-0.5, mbv2-0.75, "
-              "mbv2-1.0, mbv3-small; add @RES for another resolution, e.g. mbv2-0.5@160), a "
-              "canonical arch string, or an ONNX file hwnas exported (MODEL.onnx)")
+              "mbv2-1.0, mbv2-1.4, mbv3-small, mbv3-small-0.75, mbv3-large; add @RES for another resolution, e.g. mbv2-0.5@160), a "
+              "canonical arch string, an ONNX file (MODEL.onnx: hwnas's export, or a "
+              "MobileNet-family network exported by torch / timm, its Arch read from the graph; "
+              "at most 512 MB), or timm's name (mobilenetv2_035 ... mobilenetv2_140, "
+              "mobilenetv3_small_075, mobilenetv3_small_100, mobilenetv3_large_100)")
 _JSON_HELP = "print one JSON document on stdout instead of the text (times in ms)"
 _STAT_HELP = "which of the table's statistics to predict (min, p10, median) [the table's]"
 _PREC_HELP = ("fp32 or int8: predict from the table's entries of that precision (one model per "
@@ -120,13 +123,15 @@ def _load(device: str, statistic: str | None, predictor_file: str | None = None,
 
 
 def resolve_arch_or_onnx(spec: str):
-    """An ARCH argument, or an ONNX file hwnas exported (its Arch read from its metadata)."""
+    """An ARCH argument, or an ONNX file: hwnas's own (its Arch from its metadata) or a
+    MobileNet-family network from elsewhere (its Arch read from the graph,
+    :mod:`hwnas.onnx_import`)."""
     from ..baselines import resolve_arch
 
     if spec.lower().endswith(".onnx"):
-        from ..export import arch_of_onnx
+        from ..onnx_import import arch_of_onnx_file
 
-        return arch_of_onnx(spec)
+        return arch_of_onnx_file(spec)
     return resolve_arch(spec)
 
 

@@ -57,7 +57,10 @@ def as_pieces(X: Iterable[str | Piece]) -> list[Piece]:
 
 
 def operator_of(p: Piece) -> str:
-    """The operator a piece needs, for coverage checks: kind, activation, SE or not."""
+    """The operator a piece needs, for coverage checks: kind, activation, SE or not (a
+    classifier's pre-logits activation acts on one pooled vector: not an operator to cover)."""
+    if p.kind == "cls":
+        return "cls"
     return p.kind + (f"/{p.act}" if p.act else "") + ("/se" if p.se else "")
 
 
@@ -213,7 +216,7 @@ class ArchFeatures(TransformerMixin, BaseEstimator):
             return stem_piece(h, c, x)
         if tag == 2:  # head: (2, H, C_in, Head)
             return head_piece(h, c, x)
-        return cls_piece(h, c, x)  # classifier: (3, H, C_in, classes)
+        return cls_piece(h, c, *x)  # classifier: (3, H, C_in, (classes, fc, act))
 
     def piece_ids(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(cached piece row per piece, arch offsets into it, stage level per piece)."""
@@ -244,11 +247,14 @@ class ArchFeatures(TransformerMixin, BaseEstimator):
                     level += 1
                 h = (h + 2 * (b.kernel // 2) - b.kernel) // s + 1
                 c = b.out
+            cls = (a.classes, 0, "")
             if a.head is not None:
                 keys.append((2, h, c, a.head))
                 lv.append(level)
                 c = a.head.out
-            keys.append((3, h, c, a.classes))
+                if a.head.fc:
+                    cls = (a.classes, a.head.fc, a.head.act)
+            keys.append((3, h, c, cls))
             lv.append(level)
             for k in keys:
                 i = get(k)
