@@ -90,10 +90,21 @@ def arch_of_onnx_file(path: str | Path) -> Arch:
     props = {m.key: m.value for m in model.metadata_props}
     if ARCH_METADATA in props:
         try:
-            return parse_string(props[ARCH_METADATA])
+            said = parse_string(props[ARCH_METADATA])
         except HwnasError as e:
             raise HwnasError(f"{path}: its '{ARCH_METADATA}' metadata is not an arch string "
                              f"({e})") from None
+        try:  # a file must not claim one network and hold another
+            seen = arch_from_graph(model, str(path))
+        except HwnasError:
+            return said  # a graph this reader does not know: the metadata is all there is
+        from .pieces import arch_pieces
+
+        if [p.key for p in arch_pieces(seen)] != [p.key for p in arch_pieces(said)]:
+            raise HwnasError(f"{path}: its '{ARCH_METADATA}' metadata says "
+                             f"{said.to_string()[:80]}, but its graph is "
+                             f"{seen.to_string()[:80]}: the file disagrees with itself")
+        return said
     try:
         return arch_from_graph(model, str(path))
     except HwnasError as e:

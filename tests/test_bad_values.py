@@ -138,3 +138,19 @@ def test_a_run_written_by_a_newer_hwnas_is_refused(tmp_path, version, msg):
     else:
         with pytest.raises(HwnasError, match=msg):
             read_config(f)
+
+
+def test_an_onnx_file_whose_metadata_disagrees_with_its_graph(cli, home):
+    import onnx
+
+    from hwnas.baselines import baseline
+
+    cli("export", "mbv2-0.35@32", "-o", home / "m.onnx")
+    r = cli("arch", "info", home / "m.onnx", check=0)
+    assert baseline("mbv2-0.35", 32).to_string() in r.stdout
+    m = onnx.load(str(home / "m.onnx"))
+    for p in m.metadata_props:
+        if p.key == "hwnas.arch":
+            p.value = baseline("mbv2-0.5", 32).to_string()  # claims a bigger network
+    onnx.save(m, str(home / "lie.onnx"))
+    assert_one_line_error(cli("arch", "info", home / "lie.onnx"), "disagrees with itself")
