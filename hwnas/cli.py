@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     loud = p.add_mutually_exclusive_group()
     loud.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    loud.add_argument("-q", "--quiet", action="store_true",
-                      help="warnings and errors only (results still print)")
+    loud.add_argument("-q", "--quiet", action="store_true", dest="log_quiet",
+                      help="warnings and errors only (results still print); before the command "
+                      "(after it, some commands' own -q hides their progress bar)")
     p.add_argument("--version", action="version", version=f"hwnas {_version()}")
     p.add_argument("--max-memory-gb", type=float, metavar="GB",
                    help="the memory one model may need (weights + activations at batch 1, "
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.log_quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     for name in THIRD_PARTY:  # their INFO lines are not ours to print, even with -v
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -58,7 +58,10 @@ def test_quiet_and_verbose(tmp_path):
     from hwnas.cli import THIRD_PARTY, build_parser
 
     p = build_parser()
-    assert p.parse_args(["-q", "device", "list"]).quiet
+    assert p.parse_args(["-q", "device", "list"]).log_quiet
+    # a command's own --quiet (search, demo: no progress bar) is another setting
+    a = p.parse_args(["demo", "--quick", "-q"])
+    assert a.quiet and not a.log_quiet
     with pytest.raises(SystemExit):
         p.parse_args(["-q", "-v", "device", "list"])
     env = {"HWNAS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
