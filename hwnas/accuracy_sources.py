@@ -102,14 +102,9 @@ def sha256_of(path: Path) -> str:
 
 
 def _check_file(path: str | Path, what: str) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        raise HwnasError(f"{p}: is a directory; give the {what} file itself")
-    if not p.is_file():
-        raise HwnasError(f"{p}: no such file (the {what})")
-    if p.stat().st_size > MAX_RESULTS_BYTES:
-        raise HwnasError(f"{p}: larger than {MAX_RESULTS_BYTES // 2**20} MiB; not a {what}")
-    return p
+    from .io import input_file
+
+    return input_file(path, f"a {what} file", MAX_RESULTS_BYTES)
 
 
 def _number(v: Any, where: str, what: str = "accuracy", allow_none: bool = False) -> float | None:

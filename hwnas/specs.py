@@ -14,13 +14,9 @@ __all__ = ["arch_specs", "read_specs"]
 
 def read_specs(path: str | Path) -> list[str]:
     """The ARCH specs of ``path`` in order (text after ``#`` is a comment)."""
-    p = Path(path)
-    if p.is_dir():
-        raise HwnasError(f"--archs-file {p}: is a directory; give a file with one ARCH a line")
-    if not p.is_file():
-        raise HwnasError(f"--archs-file {p}: no such file")
-    if p.stat().st_size > MAX_SPECS_BYTES:
-        raise HwnasError(f"--archs-file {p}: larger than {MAX_SPECS_BYTES // 2**20} MiB")
+    from .io import input_file
+
+    p = input_file(path, "an --archs-file (one ARCH a line)", MAX_SPECS_BYTES)
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
