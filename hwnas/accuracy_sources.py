@@ -34,7 +34,6 @@ records in ``settings()`` where its numbers came from (kind, file, sha256).
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -50,6 +49,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .arch import ACT_CODE, Arch, num_str
 from .errors import HwnasError
+from .io import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,7 @@ class Results:
 
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def _check_file(path: str | Path, what: str) -> Path:

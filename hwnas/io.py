@@ -66,6 +66,17 @@ def input_file(path: str | Path, what: str, limit: int) -> Path:
     return p
 
 
+def file_digest(path: str | Path, algorithm: str = "sha1") -> str:
+    """The hex digest of a file's bytes (``hashlib`` algorithm), read in 1 MiB chunks."""
+    import hashlib
+
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _unique_pairs(pairs: list) -> dict:
     seen: dict = {}
     for k, v in pairs:

@@ -52,7 +52,7 @@ from typing import Any
 from .arch import Arch
 from .context import Device
 from .errors import HwnasError
-from .io import atomic_write_json, atomic_write_text
+from .io import atomic_write_json, atomic_write_text, file_digest
 from .measure import measurement_protocol, protocol_matches_table
 from .retrain_table import format_summary, format_table, summarize
 from .retrain_table import rows as table_rows
@@ -243,14 +243,6 @@ def recipe_id(recipe, data_spec: str, resolution: int) -> str:
     return f"e{recipe.epochs}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
 
-def _sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _read_result(path: Path, model: Model, seed: int) -> dict | None:
     """A finished training's result, or None if it is of another arch (retrain then)."""
     try:
@@ -280,14 +272,14 @@ def _export(model: Model, net, run_dir: Path) -> str:
         export_arch(model.arch, path, module=net)
     except OSError as e:
         raise HwnasError(f"cannot write {path}: {e.strerror or e}") from None
-    return _sha1(path)
+    return file_digest(path)
 
 
 def _ensure_onnx(model: Model, result: dict, ckpt: Path, run_dir: Path, res_path: Path) -> None:
     """Re-export the first seed's trained network if its ONNX file is missing or is not the
     one exported from this result (another recipe's run overwrote it)."""
     path = run_dir / model.onnx_rel
-    if path.is_file() and result.get("onnx_sha1") == _sha1(path):
+    if path.is_file() and result.get("onnx_sha1") == file_digest(path):
         return
     from .train import load_trained
 

@@ -16,7 +16,6 @@ measured latency with its speed-up over fp32 (fp32 / int8, the table's statistic
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HwnasError
-from .io import atomic_write_json
+from .io import atomic_write_json, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +36,6 @@ COLUMNS = ("precision", "onnx_int8", "int8_format", "int8_kernels", "acc_onnx_fp
 
 __all__ = ["COLUMNS", "quantize_models", "predict_int8", "add_columns", "searched_precision",
            "int8_rows", "format_int8"]
-
-
-def _sha1(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
 def quantize_models(onnx: Mapping[str, str], run_dir: str | Path, dataset, samples: int = 64,
@@ -66,7 +61,7 @@ def quantize_models(onnx: Mapping[str, str], run_dir: str | Path, dataset, sampl
     for name, rel in tqdm(onnx.items(), desc="int8: quantize + accuracy", unit="model",
                           disable=not progress, leave=False):
         src = run_dir / rel
-        sha = _sha1(src)
+        sha = file_digest(src)
         c = cache.get(name)
         if (c and c.get("sha1") == sha and c.get("int8_format") == fmt
                 and (run_dir / c["onnx_int8"]).is_file()):

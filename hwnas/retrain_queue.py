@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HwnasError
-from .io import atomic_write_json
+from .io import atomic_write_json, file_digest
 from .runs import WORKER_ATTR
 
 log = logging.getLogger(__name__)
@@ -175,10 +175,9 @@ def collect_results(models: list, seeds: Sequence[int], run_dir: Path, rid: str,
 
 
 def _onnx_ok(m, r: dict, run_dir: Path) -> bool:
-    from .retrain import _sha1
 
     p = run_dir / m.onnx_rel
-    return p.is_file() and r.get("onnx_sha1") == _sha1(p)
+    return p.is_file() and r.get("onnx_sha1") == file_digest(p)
 
 
 # ---- the queue -------------------------------------------------------------------------------
