@@ -45,7 +45,7 @@ PI5 = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 at
     ("riscv64", "isa\t: rv64imafdc\n", "unknown", None, "u8s8-rr"),
 ])
 def test_cpuinfo_of_each_cpu_kind_gives_its_int8_path_and_format(machine, text, path, sat, fmt):
-    r = isa.classify(machine, isa._cpuinfo_flags(text), "cpuinfo")
+    r = isa.classify(machine, isa.cpuinfo_flags(text), "cpuinfo")
     assert (r["int8"], r["u8s8_saturates"], r["int8_format"]) == (path, sat, fmt)
     assert isa.describe(r).endswith(f"-> int8 format {fmt}")
 
@@ -112,7 +112,6 @@ def test_a_table_of_another_int8_format_is_refused():
 
 def test_int8_numerics_says_where_the_host_cannot_stand_in_for_the_device(monkeypatch):
     avx2, pi5 = isa.classify("x86_64", ["avx2"]), isa.classify("aarch64", ["asimd", "asimddp"])
-    monkeypatch.setattr(isa, "detect", lambda: avx2)
     import hwnas.quantize as q
 
     monkeypatch.setattr(q, "detect_isa", lambda: avx2)

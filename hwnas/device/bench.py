@@ -270,12 +270,8 @@ DOT_PRODUCT_FLAGS = ("asimddp", "avx512_vnni", "avx_vnni", "avx_vnni_int8")
 def dot_product_flags(cpuinfo: str | None = None) -> list[str]:
     """The int8 dot-product flags this CPU reports ([] if none, or no /proc/cpuinfo)."""
     info = read_file("/proc/cpuinfo") if cpuinfo is None else cpuinfo
-    flags: set = set()
-    for line in (info or "").splitlines():
-        k, _, v = line.partition(":")
-        if k.strip().lower() in ("flags", "features"):
-            flags.update(v.split())
-    return [f for f in DOT_PRODUCT_FLAGS if f in flags]
+    have = isa.cpuinfo_flags(info or "")
+    return [f for f in DOT_PRODUCT_FLAGS if f in have]
 
 
 def _os_name() -> str:

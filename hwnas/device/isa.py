@@ -24,13 +24,12 @@ Features; ``sysctl`` on macOS); :func:`classify` turns a feature list into the r
 
 from __future__ import annotations
 
-import os
 import platform
 import struct
 import subprocess
 
-__all__ = ["FORMATS", "SAFE_FORMAT", "ISA_FLAGS", "classify", "detect", "choose_format",
-           "saturates", "describe"]
+__all__ = ["FORMATS", "SAFE_FORMAT", "ISA_FLAGS", "classify", "cpuinfo_flags", "detect",
+           "choose_format", "saturates", "describe"]
 
 #: int8 formats: activation type, weight type, 7-bit weights (onnxruntime's reduce_range)
 FORMATS = {
@@ -65,7 +64,8 @@ def _arch(machine: str) -> str:
     return m or "unknown"
 
 
-def _cpuinfo_flags(text: str) -> list[str]:
+def cpuinfo_flags(text: str) -> list[str]:
+    """The :data:`ISA_FLAGS` a /proc/cpuinfo text lists (x86 ``flags``, ARM ``Features``)."""
     flags: set[str] = set()
     for line in text.splitlines():
         k, _, v = line.partition(":")
@@ -119,7 +119,7 @@ def detect() -> dict:
     if flags is None:
         text = _read("/proc/cpuinfo")
         if text:
-            flags, source = _cpuinfo_flags(text), "cpuinfo"
+            flags, source = cpuinfo_flags(text), "cpuinfo"
     if flags is None and platform.system() == "Darwin":
         if arch == "arm64":  # every Apple silicon CPU has NEON and the dot product
             flags, source = ["asimd", "asimddp"], "apple-silicon"
@@ -180,9 +180,3 @@ def describe(isa: dict | None) -> str:
     sat = isa.get("u8s8_saturates")
     how = ("U8S8 can saturate" if sat else "U8S8 exact" if sat is False else "U8S8 unknown")
     return f"{text}: {how} -> int8 format {isa.get('int8_format') or choose_format(path)}"
-
-
-def env_override() -> str | None:
-    """``HWNAS_INT8_FORMAT`` when set to a known format (for tests and experiments)."""
-    v = os.environ.get("HWNAS_INT8_FORMAT")
-    return v if v in FORMATS else None
