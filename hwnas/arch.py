@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from .errors import HwnasError
-from .io import loads_json
+from .io import input_file, loads_json
 
 ACTS = ("relu", "relu6", "hswish")
 
@@ -555,17 +555,10 @@ def read_text_file(p: Path, what: str) -> str:
     """The UTF-8 text of a small input file (an arch or space file); HwnasError (one line) if
     it is missing, unreadable, larger than :data:`MAX_FILE_BYTES` or not UTF-8 text."""
     try:
-        if not p.is_file():
-            if p.is_dir():
-                raise HwnasError(f"{p}: is a directory, not {what}")
-            if p.exists():  # a FIFO, socket or device: never opened (a FIFO would block)
-                raise HwnasError(f"{p}: not a regular file; expected {what}")
+        if not p.exists():
             raise HwnasError(f"{p}: no such {what}")
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise HwnasError(f"{p}: {size:,} bytes is too large for {what} (at most "
-                             f"{MAX_FILE_BYTES:,})")
-        data = p.read_bytes()
+        # a directory, FIFO (never opened: it would block) or too large: one line each
+        data = input_file(p, what, MAX_FILE_BYTES).read_bytes()
     except OSError as e:
         raise HwnasError(f"{p}: cannot read {what}: {e.strerror or e}") from None
     try:
