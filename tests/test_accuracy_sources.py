@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import synthetic_table
 
 from hwnas.cli import main
 from hwnas.errors import HwnasError
@@ -287,30 +288,7 @@ def test_archs_file_bad_input(tmp_path, capsys):
 @pytest.fixture
 def macro_device(home):
     """Device 'synmacro': a synthetic latency table of the nas-bench-macro space at 32 px."""
-    import random
-
-    from hwnas.lut import LatencyTable, Stats
-    from hwnas.pieces import arch_pieces
-    from hwnas.predictor import piece_costs
-    from hwnas.space import load_space
-
-    def ms(p):
-        c = piece_costs(p)
-        return 0.004 + 2e-6 * c.macs + 0.002 * c.ops
-
-    sp = load_space("nas-bench-macro")
-    rng, nets = random.Random(0), {}
-    while len(nets) < 30:
-        a = sp.arch_from_params(sp.sample_params(rng), 32)
-        nets[a.to_string()] = 1.1 * sum(ms(p) for p in arch_pieces(a)) + 0.3
-
-    def st(v):
-        return Stats(v, v * 1.01, v * 1.02, v * 0.01, 20)
-
-    prov = {"onnxruntime": "0.0.1", "threads": 1, "cpu_model": "synthetic", "machine": "x86_64"}
-    LatencyTable("synmacro", "min", prov, {p.key: st(ms(p)) for p in sp.pieces(32)},
-                 {k: st(v) for k, v in nets.items()}).save()
-    return "synmacro"
+    return synthetic_table("nas-bench-macro", "synmacro")
 
 
 def test_search_with_accuracy_from_the_table(home, macro_device, capsys, macro):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, synthetic_table
 
 from hwnas.errors import HwnasError
 from hwnas.search.loop import LoopSettings, acquire, by_latency, pareto_mask, round_sizes, run_loop
@@ -99,25 +99,7 @@ def test_the_loop_beats_random_training_on_nas_bench_macro(macro):
 
 @pytest.fixture
 def macro_home(home):
-    # a table for the macro space: each piece's time from its MACs (1 GMAC/s), enough to fit
-    from hwnas.costs import piece_costs
-    from hwnas.lut import LatencyTable, Stats
-    from hwnas.macro import macro_arch
-    from hwnas.pieces import arch_pieces
-
-    pieces = {p.key: p for c in ("00000000", "22222222", "11111111", "12012012")
-              for p in arch_pieces(macro_arch(c))}
-    from hwnas.space import load_space
-
-    pieces.update({p.key: p for p in load_space("nas-bench-macro").pieces(32)})
-    blocks = {k: Stats(*(3 * [1e-6 * piece_costs(p).macs + 0.01]), 0.0, 5) for k, p in pieces.items()}
-    nets = {}
-    rng = np.random.default_rng(0)
-    for c in ["".join(map(str, rng.integers(0, 3, 8))) for _ in range(30)]:
-        a = macro_arch(c)
-        t = sum(blocks[p.key].min_ms for p in arch_pieces(a)) * (1.1 + 0.05 * rng.random())
-        nets[a.to_string()] = Stats(t, t, t, 0.0, 5)
-    LatencyTable("m", "min", {}, blocks, nets).save()
+    synthetic_table("nas-bench-macro", "m")  # a synthetic latency table of the macro space
     return home
 
 

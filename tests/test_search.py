@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, default_sigint, run_cli
+from conftest import assert_one_line_error, default_sigint, run_cli, synthetic_table
 
 STUBS = '''
 import math, os, time
@@ -463,30 +463,7 @@ def test_cli_bad_input_one_line(env):
 def syn_device(env):
     """Device 'syn': a synthetic latency table of the tiny space at 32 px (every block, 30
     whole networks), enough for LatencyPredictor.for_device."""
-    import random
-
-    from hwnas.lut import LatencyTable, Stats
-    from hwnas.pieces import arch_pieces
-    from hwnas.predictor import piece_costs
-    from hwnas.space import load_space
-
-    def ms(p):
-        c = piece_costs(p)
-        return 0.004 + 2e-6 * c.macs + 0.002 * c.ops
-
-    sp = load_space("tiny")
-    rng, nets = random.Random(0), {}
-    while len(nets) < 30:
-        a = sp.arch_from_params(sp.sample_params(rng), 32)
-        nets[a.to_string()] = 1.1 * sum(ms(p) for p in arch_pieces(a)) + 0.3
-
-    def st(v):
-        return Stats(v, v * 1.01, v * 1.02, v * 0.01, 20)
-
-    prov = {"onnxruntime": "0.0.1", "threads": 1, "cpu_model": "synthetic", "machine": "x86_64"}
-    LatencyTable("syn", "min", prov, {p.key: st(ms(p)) for p in sp.pieces(32)},
-                 {k: st(v) for k, v in nets.items()}).save()
-    return "syn"
+    return synthetic_table("tiny", "syn")
 
 
 def test_a_search_reads_the_device_once(env, syn_device, monkeypatch):
