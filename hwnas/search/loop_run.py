@@ -21,8 +21,6 @@ with its uncertainty ``std``: what to train next). Train the front's archs longe
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import logging
 import time
@@ -35,6 +33,7 @@ from ..arch import Arch
 from ..errors import HwnasError
 from ..io import atomic_write_json, atomic_write_text
 from ..paths import runs_dir
+from ..runs import csv_text
 from .loop import LoopSettings, pareto_mask, run_loop
 
 log = logging.getLogger(__name__)
@@ -98,12 +97,8 @@ def oracle_column(oracle: str) -> str:
 
 
 def _csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-    return buf.getvalue()
+    """CSV text of ``rows``, their first row's keys as the columns ('' for none)."""
+    return csv_text(rows, list(rows[0]), extra=False) if rows else ""
 
 
 def run_loop_search(cfg: LoopRun, progress: bool = True) -> dict:
