@@ -461,11 +461,13 @@ class ProfileReport:
         return s
 
 
-def _precheck(cfg, protocol: Protocol, table: LatencyTable, bundle: Path, replace: bool) -> dict:
-    """Reach the device, compare it with its table and the bundle's results; the INFO dict."""
+def _precheck(cfg, protocol: Protocol, table: LatencyTable, bundle: Path, replace: bool,
+              info: dict | None = None) -> dict:
+    """Reach the device (unless its check ``info`` is given: it was reached moments ago),
+    compare it with its table and the bundle's results; the INFO dict."""
     from .hosts import connect
 
-    info = connect(cfg).check()
+    info = dict(info) if info is not None else connect(cfg).check()
     info["threads"] = protocol.threads
     info["protocol"] = protocol.to_dict()
     if not replace:
@@ -505,8 +507,14 @@ def profile(device: str | Device, space, resolution: int, *, networks: int = DEF
         table = LatencyTable.load(device, any_device=True)
     else:
         table = dev.table_or_new(statistic)
+    checked = None  # the device's check INFO, when int8's format needs it (reused by _precheck)
     if INT8 in precisions:
-        calibration = with_device_format(calibration, int8_format, cfg, table, bundle_only)
+        if int8_format == "auto" and bundle_only is None:
+            from .hosts import connect
+
+            checked = connect(cfg).check()
+        calibration = with_device_format(calibration, int8_format, cfg.name, table, checked,
+                                         local=cfg.is_local and bundle_only is None)
     quant = check_table_calibration(table, precisions, calibration, replace)
     pl = plan(space, resolution, networks, archs, seed, None if replace else table, precisions,
               calibration)
@@ -537,7 +545,7 @@ def profile(device: str | Device, space, resolution: int, *, networks: int = DEF
         rep.seconds = time.monotonic() - t0
         return rep
     bundle = work_root(device) / f"{space.name}-r{resolution}"
-    _precheck(cfg, protocol, table, bundle, replace)
+    _precheck(cfg, protocol, table, bundle, replace, checked)
     _drop_stale_results(bundle, entries)
     build_bundle(bundle, [*entries, *sents], protocol, progress, info)
     rep.bundle = bundle

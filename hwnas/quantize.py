@@ -99,21 +99,16 @@ def resolve_format(requested: str = "auto", *, info: dict | None = None, table=N
     return device_format(detect_isa()) if local else SAFE_FORMAT
 
 
-def with_device_format(calibration, requested: str, cfg, table, bundle_only) -> object:
-    """``calibration`` (a :class:`Calibration`) with the int8 format resolved for the device
-    of config ``cfg`` and latency table ``table`` (:func:`resolve_format`; a bundle written
-    for running by hand, ``bundle_only``, is not reached); logs which and why."""
+def with_device_format(calibration, requested: str, device: str, table, info: dict | None,
+                       local: bool) -> object:
+    """``calibration`` (a :class:`Calibration`) with the int8 format resolved for ``device``
+    from its check ``info`` (None: not reached), its latency ``table`` and whether it is this
+    machine (:func:`resolve_format`); logs which and why."""
     from dataclasses import replace as dc_replace
 
-    from .hosts import connect
-
-    info = None
-    if requested == "auto" and bundle_only is None:
-        info = connect(cfg).check()
-    fmt = resolve_format(requested, info=info, table=table,
-                         local=cfg.is_local and bundle_only is None)
+    fmt = resolve_format(requested, info=info, table=table, local=local)
     isa = (info or {}).get("isa") or table.provenance.get("isa")
-    log.debug("int8 format %s for '%s' (%s)", fmt, cfg.name,
+    log.debug("int8 format %s for '%s' (%s)", fmt, device,
              "asked for" if requested != "auto" else f"its CPU: {(isa or {}).get('int8', 'unknown')}")
     return dc_replace(calibration or Calibration(), format=fmt)
 
