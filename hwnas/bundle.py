@@ -155,7 +155,7 @@ def entry_manifest(bundle: Path, e) -> dict:
     return d
 
 
-def _manifest_text(head: dict, entries: list[dict]) -> str:
+def manifest_text(head: dict, entries: list[dict]) -> str:
     """The manifest as JSON: the header indented, one line per entry (it lists every tensor)."""
     body = ",\n".join("    " + json.dumps(d, separators=(",", ":")) for d in entries)
     return json.dumps(head, indent=2)[:-2] + ',\n  "entries": [\n' + body + "\n  ]\n}\n"
@@ -198,7 +198,7 @@ def build_bundle(bundle: str | Path, entries: Sequence, protocol, progress: bool
                            "weights written on the device; 'included' ones ship their own",
                 **quantization_info(entries), **(info or {})}
         atomic_write_text(bundle / MANIFEST,
-                          _manifest_text(head, [entry_manifest(bundle, e) for e in entries]))
+                          manifest_text(head, [entry_manifest(bundle, e) for e in entries]))
         write_runner(bundle)
     except OSError as ex:
         raise HwnasError(f"cannot write the bundle {bundle}: {ex.strerror or ex}") from None

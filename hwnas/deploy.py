@@ -164,8 +164,8 @@ def deploy_one(src: SupernetSource, m, s: int, export: bool, data, data_spec: st
     its result file and checkpoint under ``root/<m.folder>``; returns the result."""
     import torch
 
-    from .retrain import RESULT_FORMAT, _export
-    from .retrain_queue import _worker
+    from .retrain_result import RESULT_FORMAT, export_onnx
+    from .search.workers import worker_id
     from .train import CHECKPOINT_FORMAT, evaluate, save_checkpoint, train_arch
 
     t0 = time.perf_counter()
@@ -199,11 +199,11 @@ def deploy_one(src: SupernetSource, m, s: int, export: bool, data, data_spec: st
          "test_acc": float(acc), "train_loss": None if loss != loss else float(loss),
          "seconds": round(seconds, 2), "weights": src.weights, "supernet": src.store.id,
          "finetune_epochs": epochs, "distill": src.distill, "bn_images": BN_IMAGES,
-         "torch_device": str(torch_device), "worker": _worker(), "resumed_from": resumed,
+         "torch_device": str(torch_device), "worker": worker_id(), "resumed_from": resumed,
          "checkpoint": ck.name, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if export:
         r["onnx"] = m.onnx_rel
-        r["onnx_sha1"] = _export(m, net.cpu().eval(), run_dir)
+        r["onnx_sha1"] = export_onnx(m, net.cpu().eval(), run_dir)
     atomic_write_json(folder / f"seed{s}.json", r)
     log.info("%s seed %d: %s weights, test accuracy %.4f (%.1f s)", m.name, s, src.weights,
              r["test_acc"], seconds)

@@ -131,7 +131,7 @@ def write_layout(bundle: Path, protocol, skip: set[str] = frozenset()) -> int:
     pending ones (less ``skip``) with the manifest's sentinel entries laid out in every
     chunk (:func:`layout`); a bundle of sentinels alone times them once. Returns how many
     entries are pending."""
-    from .bundle import MANIFEST, RESULTS, _manifest_text
+    from .bundle import MANIFEST, RESULTS, manifest_text
     from .device import weights
     from .device.runner import read_records
 
@@ -158,7 +158,7 @@ def write_layout(bundle: Path, protocol, skip: set[str] = frozenset()) -> int:
     else:
         out += layout(pending, base, protocol.chunk, protocol.chunk_mb, mb, run) if base \
             else pending
-    atomic_write_text(bundle / MANIFEST, _manifest_text(doc, out))
+    atomic_write_text(bundle / MANIFEST, manifest_text(doc, out))
     return len(pending) if real else len(out)
 
 

@@ -54,11 +54,18 @@ def _run(dev: Device, entries: list, protocol: Protocol | None, quick: bool, pro
          drift: DriftSettings, what: str) -> Measured:
     from .device.runner import read_records
     from .drift import chunk_drifts, record, write_layout
-    from .profile import _hash, make_protocol, read_results, run_bundle, sentinel_entries, work_root
+    from .profile import (
+        make_protocol,
+        read_results,
+        run_bundle,
+        sentinel_entries,
+        short_hash,
+        work_root,
+    )
 
     device, cfg = dev.name, dev.config
     protocol = protocol or make_protocol(cfg.threads, quick=quick)
-    ident = _hash(json.dumps([sorted(e.id for e in entries), protocol.to_dict()]), 12)
+    ident = short_hash(json.dumps([sorted(e.id for e in entries), protocol.to_dict()]), 12)
     bundle = work_root(device) / f"measure-{ident}"
     table = _table(dev)
     sents = sentinel_entries(table.sentinels(drift.sentinels)) if table is not None else []

@@ -112,13 +112,13 @@ class Net(nn.Module):
         self.blocks = nn.Sequential(*[build_piece(p) for p in pieces if p.kind in ("mb", "skip")])
         self.head = build_piece(pieces[-2]) if arch.head is not None else nn.Identity()
         self.classifier = build_piece(pieces[-1])
-        _init_weights(self)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.head(self.blocks(self.stem(x))))
 
 
-def _init_weights(m: nn.Module) -> None:
+def init_weights(m: nn.Module) -> None:
     for mod in m.modules():
         if isinstance(mod, nn.Conv2d):
             nn.init.kaiming_normal_(mod.weight, mode="fan_out")

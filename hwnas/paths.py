@@ -44,5 +44,6 @@ def runs_dir() -> Path:
     return home() / "runs"
 
 
+JOURNAL = "journal.log"  # a run folder's Optuna journal file (its default study storage)
 DEMO_RESOLUTION = 96  # the resolution of the shipped tables and `hwnas demo`
 REFERENCE_DEVICE = "x86_64-2core-ref"  # this development machine, shipped in latency_tables/

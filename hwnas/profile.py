@@ -85,7 +85,7 @@ class Entry:
         return d
 
 
-def _hash(s: str, n: int = 16) -> str:
+def short_hash(s: str, n: int = 16) -> str:
     return hashlib.sha1(s.encode()).hexdigest()[:n]
 
 
@@ -96,7 +96,7 @@ def block_entry(piece: Piece) -> Entry:
 
 def network_entry(arch: Arch, onnx: str | Path | None = None) -> Entry:
     s = arch.to_string()
-    return Entry(s, "network", f"models/net-{_hash(s)}.onnx",
+    return Entry(s, "network", f"models/net-{short_hash(s)}.onnx",
                  (1, arch.channels, arch.resolution, arch.resolution), arch=arch,
                  source=Path(onnx) if onnx else None)
 
@@ -109,7 +109,7 @@ def sentinel_entries(archs: Iterable[str]) -> list[Entry]:
     out = []
     for s in archs:
         a = Arch.from_string(s)
-        out.append(Entry(sentinel_id(0, 0, s), KIND, f"models/sentinel-{_hash(s)}.onnx",
+        out.append(Entry(sentinel_id(0, 0, s), KIND, f"models/sentinel-{short_hash(s)}.onnx",
                          (1, a.channels, a.resolution, a.resolution), arch=a))
     return out
 
@@ -119,7 +119,7 @@ def onnx_entry(path: str | Path) -> Entry:
 
     p = input_file(path, "an ONNX file", MAX_ONNX_BYTES)  # before anything is copied
     ident = f"onnx:{p.resolve()}"
-    return Entry(ident, "onnx", f"models/onnx-{_hash(ident)}.onnx", None, source=p)
+    return Entry(ident, "onnx", f"models/onnx-{short_hash(ident)}.onnx", None, source=p)
 
 
 def sample_networks(space, resolution: int, n: int, seed: int = 0) -> list[Arch]:

@@ -52,8 +52,9 @@ from typing import Any
 from .arch import Arch
 from .context import Device
 from .errors import HwnasError
-from .io import atomic_write_json, atomic_write_text, file_digest
+from .io import atomic_write_json, atomic_write_text
 from .measure import measurement_protocol, protocol_matches_table
+from .retrain_result import Model
 from .retrain_table import format_summary, format_table, summarize
 from .retrain_table import rows as table_rows
 from .runs import RETRAIN_FILE, csv_text, load_retrain, load_run, retrain_labels, winner_arch
@@ -73,7 +74,6 @@ EXTRA_COLUMNS = ["statistic", "measured_stat_ms", "predicted_by", "search_score"
                  "search_latency_ms", "weights", "train_s"]
 DEFAULT_BASELINES = ("mbv2-0.35", "mbv2-0.5", "mbv2-0.75", "mbv2-1.0")
 SELECTIONS = ("top", "knee", "budget", "all")
-RESULT_FORMAT = "hwnas-retrain-result/1"
 MEASURE_FORMAT = "hwnas-retrain-measure/1"
 CSV_FILE = RETRAIN_FILE
 JSON_FILE = "retrain.json"
@@ -195,27 +195,6 @@ def select_winners(pareto: Sequence[dict], select: str = "top", top: int = 3,
 
 # ---- models -------------------------------------------------------------------------------------
 
-@dataclass
-class Model:
-    """One network to retrain: a winner (named by its arch file's stem) or a baseline."""
-
-    name: str
-    kind: str  # "winner" | "baseline"
-    arch: Arch
-    search: dict = field(default_factory=dict)  # the winner's Pareto row
-    weights: str = "stand-alone"  # or "supernet", "supernet+N" (hwnas.deploy)
-    tag: str = ""  # the deployment's folder tag (hwnas.deploy.SupernetSource.tag)
-
-    @property
-    def folder(self) -> str:
-        """Its results' folder under retrain/<recipe id>/."""
-        return f"{self.name}@{self.tag}" if self.tag else self.name
-
-    @property
-    def onnx_rel(self) -> str:
-        return f"models/{self.name}.onnx"
-
-
 def _winner_models(run, settings: RetrainSettings, adapt) -> list[Model]:
     budget = run.config.get("latency_budget_ms")
     rows = select_winners(run.pareto, settings.select, settings.top, budget, run.score)
@@ -241,54 +220,6 @@ def recipe_id(recipe, data_spec: str, resolution: int) -> str:
     d = {k: v for k, v in recipe.to_dict().items() if k != "threads"}
     blob = json.dumps({"recipe": d, "data": data_spec, "resolution": resolution}, sort_keys=True)
     return f"e{recipe.epochs}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
-
-
-def _read_result(path: Path, model: Model, seed: int) -> dict | None:
-    """A finished training's result, or None if it is of another arch (retrain then)."""
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise HwnasError(f"{path}: unreadable training result ({str(e).splitlines()[0]}); "
-                         "delete it to train that model again") from None
-    if not isinstance(d, dict) or d.get("format") != RESULT_FORMAT:
-        raise HwnasError(f"{path}: not an hwnas retrain result (format must be "
-                         f"'{RESULT_FORMAT}'); delete it to train that model again")
-    if d.get("arch") != model.arch.to_string() or d.get("seed") != seed:
-        log.warning("%s: holds another arch or seed; training again", path)
-        return None
-    try:
-        float(d["test_acc"])
-    except (KeyError, TypeError, ValueError):
-        raise HwnasError(f"{path}: training result without a test accuracy; delete it to "
-                         "train that model again") from None
-    return d
-
-
-def _export(model: Model, net, run_dir: Path) -> str:
-    from .export import export_arch
-
-    path = run_dir / model.onnx_rel
-    try:
-        export_arch(model.arch, path, module=net)
-    except OSError as e:
-        raise HwnasError(f"cannot write {path}: {e.strerror or e}") from None
-    return file_digest(path)
-
-
-def _ensure_onnx(model: Model, result: dict, ckpt: Path, run_dir: Path, res_path: Path) -> None:
-    """Re-export the first seed's trained network if its ONNX file is missing or is not the
-    one exported from this result (another recipe's run overwrote it)."""
-    path = run_dir / model.onnx_rel
-    if path.is_file() and result.get("onnx_sha1") == file_digest(path):
-        return
-    from .train import load_trained
-
-    arch, net, _ = load_trained(ckpt)
-    if arch.to_string() != model.arch.to_string():
-        raise HwnasError(f"{ckpt}: checkpoint is of another arch ({arch.to_string()[:60]}...)")
-    result["onnx_sha1"] = _export(model, net, run_dir)
-    atomic_write_json(res_path, result)
-    log.info("%s: exported %s from %s", model.name, path, ckpt.name)
 
 
 # ---- measuring and predicting -----------------------------------------------------------------------

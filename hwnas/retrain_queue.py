@@ -64,17 +64,17 @@ __all__ = ["Item", "RetrainQueue", "collect_results", "open_queue", "queue_name"
 
 def read_done(model, seed: int, root: Path) -> dict | None:
     """The finished result of (model, seed) under ``root`` (retrain/<recipe id>/), or None."""
-    from .retrain import _read_result
+    from .retrain_result import read_result
 
     rp = root / model.folder / f"seed{seed}.json"
-    return _read_result(rp, model, seed) if rp.is_file() else None
+    return read_result(rp, model, seed) if rp.is_file() else None
 
 
 def train_one(m, s: int, export: bool, data, data_spec: str, recipe, run_dir: Path, rid: str,
               progress: bool, torch_device: Any = "cpu") -> dict:
     """Train model ``m`` with seed ``s`` (continuing its checkpoint), write its result file
     (and, ``export``, its ONNX file); returns the result."""
-    from .retrain import RESULT_FORMAT, _export
+    from .retrain_result import RESULT_FORMAT, export_onnx
     from .train import train_arch
 
     root = run_dir / "retrain" / rid
@@ -92,7 +92,7 @@ def train_one(m, s: int, export: bool, data, data_spec: str, recipe, run_dir: Pa
          "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if export:
         r["onnx"] = m.onnx_rel
-        r["onnx_sha1"] = _export(m, res.model, run_dir)
+        r["onnx_sha1"] = export_onnx(m, res.model, run_dir)
     atomic_write_json(root / m.folder / f"seed{s}.json", r)
     log.info("%s seed %d: test accuracy %.4f (%.0f s)", m.name, s, r["test_acc"], res.seconds)
     return r
@@ -146,7 +146,7 @@ def collect_results(models: list, seeds: Sequence[int], run_dir: Path, rid: str,
                     what: str = "--collect") -> dict[str, list[dict]]:
     """The results per model name, every first seed's ONNX file exported; HwnasError (one
     line naming every missing (model, seed), with where the queue saw it) if any is missing."""
-    from .retrain import _ensure_onnx
+    from .retrain_result import ensure_onnx
 
     root = run_dir / "retrain" / rid
     done, missing = {}, []
@@ -169,7 +169,7 @@ def collect_results(models: list, seeds: Sequence[int], run_dir: Path, rid: str,
             f"retrain/ folder of the machine that trained them into {run_dir}")
     for m in models:
         s0 = seeds[0]
-        _ensure_onnx(m, done[(m.name, s0)], root / m.folder / f"seed{s0}.pt", run_dir,
+        ensure_onnx(m, done[(m.name, s0)], root / m.folder / f"seed{s0}.pt", run_dir,
                      root / m.folder / f"seed{s0}.json")
     return {m.name: [done[(m.name, s)] for s in seeds] for m in models}
 
@@ -216,7 +216,7 @@ class Item:
 
     def model(self):
         from .arch import parse_string
-        from .retrain import Model
+        from .retrain_result import Model
 
         return Model(self.name, self.kind, parse_string(self.arch))
 

@@ -43,14 +43,13 @@ from typing import TYPE_CHECKING, Any
 from .arch import Arch, load_arch, parse_string, save_arch
 from .errors import HwnasError
 from .io import atomic_write_text, loads_json
-from .paths import runs_dir
+from .paths import JOURNAL, runs_dir
 
 if TYPE_CHECKING:
     from .search.settings import SearchSettings
     from .space import SearchSpace
 
 CONFIG_FILE = "config.json"
-JOURNAL = "journal.log"
 TRIALS_FILE = "trials.csv"
 PARETO_FILE = "pareto.csv"
 RETRAIN_FILE = "retrain.csv"

@@ -234,7 +234,7 @@ def draw_compare(d: CompareData):
 
 def render_compare(d: CompareData, fig: Any = None) -> str:
     """The page: the figure (plotly's JavaScript inlined once), its caption, the runs' table."""
-    from .page import CSS, _table_html, fig_html
+    from .page import CSS, fig_html, table_html
 
     e = html.escape
     names = " vs ".join(c.name for c in d.runs)
@@ -249,7 +249,7 @@ def render_compare(d: CompareData, fig: Any = None) -> str:
     parts.append("<h2>Pareto fronts</h2><div class=fig>")
     parts.append(fig_html(fig if fig is not None else draw_compare(d), "fig-compare", True))
     parts.append(f"</div><p class=caption>{e(d.caption)}</p>")
-    parts.append(_table_html(d.table, d.table.id))
+    parts.append(table_html(d.table, d.table.id))
     parts.append("<footer>hwnas compare. Plotly figures are interactive (hover, zoom, the legend "
                  "hides a run); the page needs no network.</footer></main></body></html>")
     return "\n".join(parts)

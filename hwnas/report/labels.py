@@ -49,7 +49,7 @@ def fmt_acc(mean: Any, std: Any, n_seeds: int | None, spec: str = ".4f", pm: str
             with_n: bool = True) -> str:
     """``mean +- std``; with one seed there is no spread to show: ``mean (n=1)`` (``mean``
     alone without ``with_n``, where the seed count is said next to it)."""
-    from .data import finite
+    from ..runs import finite
 
     m, s = finite(mean), finite(std)
     if m is None:

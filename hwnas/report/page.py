@@ -209,7 +209,7 @@ footer{color:#777;font-size:.8em;margin-top:2em}
 """
 
 
-def _table_html(t: TableData, table_id: str) -> str:
+def table_html(t: TableData, table_id: str) -> str:
     if not t.rows:
         body = f'<tr><td colspan="{len(t.columns)}"><i>none</i></td></tr>'
     else:
@@ -276,7 +276,7 @@ def render_html(d: ReportData, figures: dict[str, Any] | None = None) -> str:
         first = False
         parts.append(f"</div><p class=caption>{e(caption)}</p>")
     for t in d.tables:
-        parts.append(_table_html(t, t.id))
+        parts.append(table_html(t, t.id))
     vers = ", ".join(f"{k} {v}" for k, v in d.versions.items())
     parts.append(f"<footer>hwnas report of {e(str(d.run_dir))}. Versions of the search: "
                  f"{e(vers) or '?'}. Plotly figures are interactive (hover, zoom, the camera "

@@ -67,13 +67,13 @@ from .storage import (
     heartbeat_settings,
     make_sampler,
     open_storage,
-    open_study,
     resolve_storage_url,
     retry_storage,
     seed_lock,
     sqlite_file,
     worker_seed,
 )
+from .study import open_study
 from .workers import (
     WORKER_ENV,
     Interrupts,

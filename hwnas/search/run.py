@@ -47,12 +47,12 @@ from .storage import (
     check_journal,
     check_storage_url,
     open_storage,
-    open_study,
     resolve_storage_url,
     retry_storage,
     seed_lock,
     worker_seed,
 )
+from .study import open_study
 from .workers import (
     WORKER_ENV,
     count_trials,

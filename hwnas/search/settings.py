@@ -10,6 +10,7 @@ from typing import Any
 
 from ..arch import Arch
 from ..errors import HwnasError
+from .storage import SAMPLERS
 
 LatencyFn = Callable[[Sequence[Arch]], Any]
 AccuracyFn = Callable[[Sequence[Arch]], Any]
@@ -23,7 +24,6 @@ OBJECTIVES: dict[str, tuple[str, str, str]] = {
     "params": ("minimize", "params", "params"),
     "memory": ("minimize", "memory_bytes", "peak act. memory (bytes)"),
 }
-SAMPLERS = ("nsga2", "nsga3", "tpe", "gp", "random")
 ACCURACY_KINDS = ("zero-cost", "train", "supernet")
 #: fp32 / int8: every trial's latency predicted at that precision (the device's model for it);
 #: search: precision is a choice of each trial (trial parameter ``precision``)

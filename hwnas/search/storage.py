@@ -1,5 +1,7 @@
 """Where a study lives and how it samples: the run's Optuna storage (a journal file in the run
-folder, or any Optuna storage URL for several machines), the samplers, opening the study."""
+folder, or any Optuna storage URL for several machines), retries, heartbeats, the samplers,
+per-worker seeds, the seed lock. Knows nothing of the search (opening the search's study:
+:mod:`hwnas.search.study`), so that the retrain queue and :mod:`hwnas.runs` use it too."""
 
 from __future__ import annotations
 
@@ -16,16 +18,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import HwnasError
-from ..runs import JOURNAL
-from .settings import OBJECTIVES, SAMPLERS, SearchSettings
+from ..paths import JOURNAL
 
 log = logging.getLogger(__name__)
 
-__all__ = ["check_journal", "check_storage_url", "heartbeat_settings", "make_sampler",
-           "open_storage", "open_study", "resolve_storage_url", "retry_storage", "seed_lock",
+__all__ = ["SAMPLERS", "check_journal", "check_storage_url", "heartbeat_settings", "make_sampler",
+           "open_storage", "resolve_storage_url", "retry_storage", "seed_lock",
            "sqlite_file", "worker_seed"]
 
 T = TypeVar("T")
+
+#: the samplers :func:`make_sampler` makes
+SAMPLERS = ("nsga2", "nsga3", "tpe", "gp", "random")
 
 #: pip requirement of each SQLAlchemy driver (``dialect+driver://``) hwnas users meet
 _DRIVER_PIP = {"psycopg": '"psycopg[binary]"', "psycopg2": "psycopg2-binary", "pg8000": "pg8000",
@@ -347,35 +351,3 @@ def seed_lock(storage: Any, url: str | None, run_dir: Path, study_name: str) -> 
         yield
     finally:
         flock.release()
-
-
-def open_study(settings: SearchSettings, run_dir: Path, create: bool = False,
-               sampler_seed: int | None = None, storage: Any = None):
-    """The study of the run in ``run_dir`` with the settings' sampler (seeded with
-    ``sampler_seed``, default ``settings.seed``; ``create``: made when it does not exist, with
-    simultaneous creations retried); ``storage``: an already opened :func:`open_storage`.
-    HwnasError if it cannot be opened or has other objectives."""
-    import optuna
-
-    if storage is None:
-        storage = open_storage(settings.storage, run_dir)
-    seed = settings.seed if sampler_seed is None else sampler_seed
-    sampler = make_sampler(settings.sampler, seed, settings.population_size())
-    directions = [OBJECTIVES[o][0] for o in settings.objectives]
-    try:
-        if create:
-            study = retry_storage(lambda: optuna.create_study(
-                storage=storage, sampler=sampler, study_name=settings.name,
-                directions=directions, load_if_exists=True), f"study {settings.name}")
-        else:
-            study = optuna.load_study(study_name=settings.name, storage=storage, sampler=sampler)
-    except Exception as e:
-        if isinstance(e, KeyError) and not create:
-            raise HwnasError(f"no study '{settings.name}' in the storage of run "
-                             f"'{run_dir.name}'") from None
-        msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise HwnasError(f"storage of run '{run_dir.name}': {type(e).__name__}: {msg}") from None
-    if [d.name.lower() for d in study.directions] != directions:
-        raise HwnasError(f"study '{settings.name}' in that storage has other objectives "
-                         f"({', '.join(d.name.lower() for d in study.directions)})")
-    return study

@@ -35,7 +35,7 @@ from torch import nn
 
 from ..arch import Arch, Block, num_str
 from ..errors import HwnasError
-from ..model import ConvBNAct, MBConv, Net, _init_weights
+from ..model import ConvBNAct, MBConv, Net, init_weights
 from ..space import SKIP, SearchSpace, Stage
 from .elastic import (
     DynamicBatchNorm2d,
@@ -240,7 +240,7 @@ class SuperNet(nn.Module):
         # as hwnas.model.Net. BigNAS also zero-initialises each residual branch's last BN
         # scale; in few-epoch training that halved the largest subnet's accuracy here (digits,
         # 10 epochs: 0.53 vs 0.91 when training the largest alone), so hwnas does not.
-        _init_weights(self)
+        init_weights(self)
         self.active: Arch | None = None
         self._depth = [s.depth[1] for s in space.stages]
         self._assignment: list[tuple[int, int]] = []
