@@ -141,7 +141,8 @@ def run(args) -> None:
         atomic_write_json(out / "supernet.json", {"id": sid, "meta": meta})
         estimates(s, archs, out, sn_dir)
         for i, arch in enumerate(archs):
-            for ft, lr in [(ft, recipe.lr) for ft in s["finetune"]] + [(1, recipe.lr / 10)]:
+            lrs = [(1, recipe.lr / 10)] if args.lr_ablation else []
+            for ft, lr in [(ft, recipe.lr) for ft in s["finetune"]] + lrs:
                 tag = f"ft{ft}" + ("" if lr == recipe.lr else f"-lr{lr:g}")
                 f = out / f"deploy-a{i}-{tag}.json"
                 if f.is_file():
@@ -207,7 +208,8 @@ def report(args) -> None:
         elif d:
             sa.setdefault(d["arch"], {})[d["seed"]] = d
     meta = sn["meta"]
-    tags = [f"ft{ft}" for ft in s["finetune"]] + ["ft1-lr0.005"]
+    tags = [f"ft{ft}" for ft in s["finetune"]]
+    tags += sorted({t for v in dep.values() for t in v} - set(tags))
     loads = [d["load"] for v in dep.values() for d in v.values()] + \
         [d["load"] for v in sa.values() for d in v.values()]
     print(f"deployed vs stand-alone on {s['data']} at {s['resolution']} px, space {s['space']}, "
@@ -291,6 +293,8 @@ def main() -> int:
     ap.add_argument("--epochs-standalone", type=int, default=15)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--archs", type=int, default=8, help="archs across the MACs range")
+    ap.add_argument("--lr-ablation", action="store_true",
+                    help="also fine-tune 1 epoch at a tenth of the recipe's lr")
     ap.add_argument("--worker", default="0", help="0 trains the supernet, deploys, then takes "
                     "stand-alone items; any other number only takes stand-alone items (start "
                     "several: each claims the next free item)")
