@@ -19,7 +19,6 @@ import numpy as np
 from ..arch import num_str, parse_string
 from ..context import Device
 from ..errors import HwnasError
-from ..io import atomic_write_json
 from ..paths import runs_dir
 from ..runs import (
     JOURNAL,
@@ -27,6 +26,7 @@ from ..runs import (
     METRICS,
     SEED_ATTR,
     WORKER_ATTR,
+    RunConfig,
     check_existing_run,
     identity,
     write_tables,
@@ -81,7 +81,7 @@ class SearchResult:
     pareto: list[dict[str, Any]]
     feasible: int = 0
     resolution: int = 0
-    config: dict[str, Any] = field(default_factory=dict)
+    config: RunConfig = field(default_factory=RunConfig)
 
     @property
     def trials_per_s(self) -> float:
@@ -146,7 +146,7 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
     # refuse a mismatching existing run before anything heavy (classes follow from the data)
     pre = identity(settings, space, resolution, 0)
     old_cfg = check_existing_run(run_dir, pre, settings.storage, skip=("classes",))
-    journal = settings.storage or (old_cfg or {}).get("storage")
+    journal = settings.storage or (old_cfg.storage if old_cfg is not None else None)
     if journal is None or (isinstance(journal, str) and "://" not in journal):
         # a journal file: is it one? (only read; repaired later once known to be a journal)
         check_journal(run_dir / JOURNAL if journal is None else Path(journal))
@@ -164,28 +164,26 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
     ident = identity(settings, space, resolution, n_classes)
     old_cfg = check_existing_run(run_dir, ident, settings.storage)
     if old_cfg is not None and settings.storage is None:
-        settings.storage = old_cfg.get("storage")
+        settings.storage = old_cfg.storage
     _check_budgets(settings, space, resolution, n_classes, latency_fn)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     score = settings.score_column(injected)  # what the score is: its column, its metric name
-    config = {
-        "identity": ident, "settings": asdict(settings), **ident,
-        "storage": settings.storage, "storage_resolved": _resolved(settings.storage, run_dir),
-        "study_name": settings.name, "population": settings.population_size(),
-        "created": (old_cfg or {}).get("created") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": _versions(), "injected_estimators": injected,
-        "latency_fn": _qualname(latency_fn), "accuracy_fn": _qualname(accuracy_fn), **info,
-        "score_column": score,
-    }
-    config["settings"]["objectives"] = list(settings.objectives)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    config = RunConfig(
+        identity=ident, settings={**asdict(settings), "objectives": list(settings.objectives)},
+        **ident, storage=settings.storage,
+        storage_resolved=_resolved(settings.storage, run_dir), study_name=settings.name,
+        population=settings.population_size(),
+        created=(old_cfg.created if old_cfg else None) or now, updated=now,
+        versions=_versions(), injected_estimators=injected, latency_fn=_qualname(latency_fn),
+        accuracy_fn=_qualname(accuracy_fn), score_column=score).with_info(info)
     if storage is None:  # the run's journal, a storage from its config, a SQLite file in it
         storage = open_storage(settings.storage, run_dir)
     name = worker_name(worker)
     sampler_seed = worker_seed(settings.seed, name)
     study = open_study(settings, run_dir, create=True, sampler_seed=sampler_seed, storage=storage)
-    atomic_write_json(run_dir / "config.json", config)  # after the storage opened fine
+    config.write(run_dir)  # after the storage opened fine
 
     def set_attrs() -> None:
         with warnings.catch_warnings():
@@ -518,7 +516,7 @@ def format_summary(res: SearchResult) -> str:
              f"{res.feasible} feasible; space {s.space} @ {res.resolution}, device {s.device}, "
              f"sampler {s.sampler}",
              f"Pareto front ({len(res.pareto)} archs; {res.run_dir}/pareto.csv, winners/):"]
-    sc = res.config.get("score_column") or "score"
+    sc = res.config.score_column or "score"
     hdr = f"  {'trial':>5}  {sc:>14}  {'latency':>9}  {'params':>8}  {'MACs':>8}  {'memory':>9}  arch"
     lines.append(hdr)
     for r in res.pareto:
