@@ -332,17 +332,17 @@ def _step(i: int, n: int, text: str) -> None:
 def _budget(plan: DemoPlan, space, device: Device) -> float:
     """``budget_quantile`` of the predicted latency of 200 seeded samples of the space, to
     2 significant digits (an existing run keeps its own)."""
-    import json
-
     import numpy as np
 
-    cfg = paths.runs_dir() / plan.run / "config.json"
-    if cfg.is_file():
+    from .runs import CONFIG_FILE, RunConfig
+
+    run_dir = paths.runs_dir() / plan.run
+    if (run_dir / CONFIG_FILE).is_file():
         try:
-            b = json.loads(cfg.read_text()).get("latency_budget_ms")
+            b = RunConfig.read(run_dir).latency_budget_ms
             if b:
                 return float(b)
-        except (OSError, ValueError):
+        except HwnasError:  # unreadable: the search refuses it with its own line
             pass
     from dataclasses import replace
 

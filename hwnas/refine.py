@@ -121,34 +121,6 @@ def resolve_archs(specs: Sequence[str], dev: Device) -> list[Arch]:
     return out
 
 
-def cmd_profile_archs(args, dev: Device, protocol, drift) -> None:
-    """``hwnas profile --device D --archs NET...`` (no --space): the CLI's side."""
-    archs = resolve_archs(args.archs, dev)
-    refine_only = not archs and getattr(args, "refine", None) and args.space is None \
-        and args.resolution is None
-    if refine_only:
-        return cmd_refine(args, dev, protocol, drift)
-    if args.space is not None or args.resolution is not None or not archs:
-        raise HwnasError("hwnas profile needs --space SPACE and --resolution R, or --archs "
-                         "FILE... alone (which measures only what the table lacks of them)")
-    if args.bundle_only:
-        raise HwnasError("--bundle-only needs --space and --resolution")
-    rep = profile_archs(dev, archs, protocol=protocol, statistic=args.statistic,
-                        replace=args.replace, drift=drift)
-    print(rep.summary())
-    if getattr(args, "refine", None):
-        cmd_refine(args, Device(dev.name), protocol, drift)
-
-
-def cmd_refine(args, dev: Device, protocol, drift) -> None:
-    """``hwnas profile ... --refine N``: the CLI's side."""
-    if args.bundle_only:
-        raise HwnasError("--refine measures on the device: it cannot be used with --bundle-only")
-    rep = refine(Device(dev.name), args.refine, seed=args.seed, statistic=args.statistic,
-                 protocol=protocol, drift=drift)
-    print(rep.summary())
-
-
 # ---- adaptive sampling -------------------------------------------------------------------------
 
 def piece_group(p: Piece) -> str:

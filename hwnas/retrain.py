@@ -57,7 +57,15 @@ from .measure import measurement_protocol, protocol_matches_table
 from .retrain_result import Model
 from .retrain_table import format_summary, format_table, summarize
 from .retrain_table import rows as table_rows
-from .runs import RETRAIN_FILE, csv_text, load_retrain, load_run, retrain_labels, winner_arch
+from .runs import (
+    CONFIG_FILE,
+    RETRAIN_FILE,
+    csv_text,
+    load_retrain,
+    load_run,
+    retrain_labels,
+    winner_arch,
+)
 from .search.pareto import knee_index, spread_indices
 
 log = logging.getLogger(__name__)
@@ -318,7 +326,7 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
         raise HwnasError(f"run '{run.name}' names no device; give --device")
     resolution = int(cfg.get("resolution") or 0)
     if resolution <= 0:
-        raise HwnasError(f"{run.path / 'config.json'}: no resolution")
+        raise HwnasError(f"{run.path / CONFIG_FILE}: no resolution")
     data_spec = settings.data or cfg.get("data") or "digits"
     recipe = settings.recipe or Recipe()
     rid = recipe_id(recipe, data_spec, resolution)

@@ -4,6 +4,7 @@ The search creates a run and writes it; retrain and the report read it (and retr
 its results). Everything here is plain files -- no Optuna, no torch::
 
     runs/RUN/config.json     every setting, its identity, versions, the device's provenance
+                             (:class:`RunConfig` writes and reads it)
     runs/RUN/journal.log     the Optuna study (unless the run keeps it in another storage)
     runs/RUN/trials.csv      every trial (:func:`trial_columns`, then p_<param> columns)
     runs/RUN/pareto.csv      the feasible non-dominated trials (:func:`pareto_columns`)
@@ -35,14 +36,14 @@ import io
 import json
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .arch import Arch, load_arch, parse_string, save_arch
 from .errors import HwnasError
-from .io import atomic_write_text, loads_json
+from .io import atomic_write_json, atomic_write_text, loads_json
 from .paths import JOURNAL, runs_dir
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def score_column(accuracy: str | None, supernet_metric: str | None = None,
     return SCORE_COLUMNS.get(kind, "score")
 
 
-def config_score_column(config: dict[str, Any]) -> str:
+def config_score_column(config: Mapping[str, Any]) -> str:
     """:func:`score_column` of a run's config.json (its ``score_column``, written since)."""
     if isinstance(config.get("score_column"), str) and config["score_column"] in SCORE_NAMES:
         return config["score_column"]
@@ -109,6 +110,8 @@ def config_score_column(config: dict[str, Any]) -> str:
     metric = config.get("supernet_metric") or ident.get("supernet_metric") or \
         (config.get("accuracy_settings") or {}).get("metric")
     return score_column(acc, metric, bool(config.get("injected_estimators")))
+
+
 #: settings that define what a run's trials mean: a re-run must not change them
 IDENTITY = ("space", "space_sha1", "device", "resolution", "objectives", "latency_budget_ms",
             "max_params", "accuracy", "data", "classes", "precision", "supernet_metric")
@@ -116,7 +119,7 @@ IDENTITY = ("space", "space_sha1", "device", "resolution", "objectives", "latenc
 __all__ = [
     "CONFIG_FILE", "COSTS", "IDENTITY", "JOURNAL", "LEGACY_SCORE", "METRICS", "PARETO_COLUMNS",
     "PARETO_FILE", "RETRAIN_FILE", "SCORE_COLUMNS", "SEED_ATTR", "TRIALS_FILE", "TRIAL_COLUMNS",
-    "WINNERS_DIR", "WORKER_ATTR", "Run", "check_existing_run", "config_score_column", "csv_text",
+    "WINNERS_DIR", "WORKER_ATTR", "Run", "RunConfig", "check_existing_run", "config_score_column", "csv_text",
     "finite", "identity", "load_retrain", "load_run", "measured_ms", "pareto_columns", "read_config",
     "read_retrain", "read_rows", "retrain_labels", "run_path", "score_column", "space_sha1",
     "trial_columns", "typed", "winner_arch", "write_tables",
@@ -251,62 +254,173 @@ def _is_num(v: Any) -> bool:
     return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
 
 
-#: the fields of config.json that are read back, with their type (a field may be absent or
-#: null): a run folder edited by hand or damaged is refused with one line naming the field
-_CONFIG_FIELDS: dict[str, tuple[str, Any]] = {
-    "space": ("a string", lambda v: isinstance(v, str)),
-    "space_sha1": ("a string", lambda v: isinstance(v, str)),
-    "device": ("a string", lambda v: isinstance(v, str)),
-    "resolution": ("a positive integer", lambda v: _is_int(v) and 0 < v <= 1_000_000),
-    "classes": ("a positive integer", lambda v: _is_int(v) and 0 < v <= 10_000_000),
-    "objectives": ("a list of objective names",
-                   lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
-    "latency_budget_ms": ("a positive number", lambda v: _is_num(v) and v > 0),
-    "max_params": ("a positive integer", lambda v: _is_int(v) and v > 0),
-    "accuracy": ("a string", lambda v: isinstance(v, str)),
-    "data": ("a string", lambda v: isinstance(v, str)),
-    "storage": ("a string", lambda v: isinstance(v, str)),
-    "storage_resolved": ("a string", lambda v: isinstance(v, str)),
-    "study_name": ("a string", lambda v: isinstance(v, str)),
-    "population": ("a positive integer", lambda v: _is_int(v) and v > 0),
-    "created": ("a string", lambda v: isinstance(v, str)),
-    "updated": ("a string", lambda v: isinstance(v, str)),
-    "injected_estimators": ("true or false", lambda v: isinstance(v, bool)),
-    "accuracy_estimator": ("a string", lambda v: isinstance(v, str)),
-    "latency_statistic": ("a string", lambda v: isinstance(v, str)),
-    "score_column": ("a score column name", lambda v: v in SCORE_NAMES),
-    **{k: ("an object", lambda v: isinstance(v, dict))
-       for k in ("identity", "settings", "versions", "device_provenance", "device_config")},
-}
+def _string(v: Any) -> bool:
+    return isinstance(v, str)
 
 
-def read_config(path: str | Path) -> dict[str, Any]:
-    """A run's config.json, its fields checked (:data:`_CONFIG_FIELDS`, also inside
-    ``identity``); HwnasError (one line naming the file and the field) if it cannot be read
-    or a field has the wrong type."""
-    p = Path(path)
-    try:
-        cfg = loads_json(p.read_bytes())
-    except OSError as e:
-        raise HwnasError(f"{p}: unreadable ({e.strerror or e})") from None
-    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError (not UTF-8)
-        raise HwnasError(f"{p}: not valid JSON ({(str(e).splitlines() or ['?'])[0]})") from None
-    if not isinstance(cfg, dict):
-        raise HwnasError(f"{p}: not a run's config (a JSON object), got {type(cfg).__name__}")
-    for where, d in (("", cfg), ("identity.", cfg.get("identity") or {})):
+def _obj(v: Any) -> bool:
+    return isinstance(v, dict)
+
+
+def _item(what: str, ok: Any) -> dict[str, Any]:
+    """A :class:`RunConfig` field's metadata: what it must be (for the error line), its check."""
+    return {"what": what, "ok": ok}
+
+
+_STRING = _item("a string", _string)
+_OBJECT = _item("an object", _obj)
+
+
+def _f(meta: dict[str, Any]) -> Any:
+    return field(default=None, metadata=meta)
+
+
+@dataclass
+class RunConfig(Mapping):
+    """A run's ``config.json``: every setting of the search, its identity (:data:`IDENTITY`),
+    versions and the device's provenance. :meth:`write` writes it, :meth:`read` reads it back
+    with each field's type checked (also inside ``identity``): a run folder edited by hand or
+    damaged is refused with one line naming the field. Every field may be absent (runs written
+    before it existed, or nothing to say: no budget, the default storage) and is then None,
+    left out of the file; keys this version does not know are kept in
+    ``extra`` and written back. It is also a read-only mapping of its JSON keys
+    (``config["device"]``, ``config.get("latency_budget_ms")``) for readers of any field."""
+
+    identity: dict[str, Any] | None = _f(_OBJECT)
+    settings: dict[str, Any] | None = _f(_OBJECT)
+    # the identity, also at the top level
+    space: str | None = _f(_STRING)
+    space_sha1: str | None = _f(_STRING)
+    device: str | None = _f(_STRING)
+    resolution: int | None = _f(_item("a positive integer",
+                                      lambda v: _is_int(v) and 0 < v <= 1_000_000))
+    objectives: list[str] | None = _f(_item(
+        "a list of objective names",
+        lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)))
+    latency_budget_ms: float | None = _f(_item("a positive number",
+                                               lambda v: _is_num(v) and v > 0))
+    max_params: int | None = _f(_item("a positive integer", lambda v: _is_int(v) and v > 0))
+    accuracy: str | None = _f(_STRING)
+    data: str | None = _f(_STRING)
+    classes: int | None = _f(_item("a positive integer",
+                                   lambda v: _is_int(v) and 0 < v <= 10_000_000))
+    precision: str | None = _f(_STRING)
+    supernet_metric: str | None = _f(_STRING)
+    # where the study is, when, with what
+    storage: str | None = _f(_STRING)
+    storage_resolved: str | None = _f(_STRING)
+    study_name: str | None = _f(_STRING)
+    population: int | None = _f(_item("a positive integer", lambda v: _is_int(v) and v > 0))
+    created: str | None = _f(_STRING)
+    updated: str | None = _f(_STRING)
+    versions: dict[str, Any] | None = _f(_OBJECT)
+    injected_estimators: bool | None = _f(_item("true or false", lambda v: isinstance(v, bool)))
+    latency_fn: str | None = _f(_STRING)
+    accuracy_fn: str | None = _f(_STRING)
+    # what scored and timed the trials (hwnas.search.objective.build_estimators' info)
+    accuracy_estimator: str | None = _f(_STRING)
+    accuracy_settings: dict[str, Any] | None = _f(_OBJECT)
+    device_provenance: dict[str, Any] | None = _f(_OBJECT)
+    latency_statistic: str | None = _f(_STRING)
+    latency_precision: str | None = _f(_STRING)
+    device_config: dict[str, Any] | None = _f(_OBJECT)
+    score_column: str | None = _f(_item("a score column name", lambda v: v in SCORE_NAMES))
+    #: keys of the file this version does not know (and a caller's ``device_info``)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ---- JSON
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of config.json: the fields that are not None, then ``extra``."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            v = getattr(self, f.name)
+            if v is not None:
+                out[f.name] = v
+        for k, v in self.extra.items():
+            out.setdefault(k, v)
+        return out
+
+    @classmethod
+    def from_json(cls, d: Any, where: str | Path = CONFIG_FILE) -> RunConfig:
+        """A RunConfig from config.json's object ``d``; HwnasError (one line naming ``where``
+        and the field) if it is not an object or a field has the wrong type."""
         if not isinstance(d, dict):
-            continue  # reported as the field 'identity' below
-        for k, (what, ok) in _CONFIG_FIELDS.items():
-            v = d.get(k)
-            if v is not None and not ok(v):
-                raise HwnasError(f"{p}: {where}{k}: must be {what}, got {_brief(v)}")
-    _check_writer(cfg.get("versions") or {}, p)
-    return cfg
+            raise HwnasError(f"{where}: not a run's config (a JSON object), got "
+                             f"{type(d).__name__}")
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        for prefix, obj in (("", d), ("identity.", d.get("identity") or {})):
+            if not isinstance(obj, dict):
+                continue  # reported as the field 'identity' below
+            for k, f in known.items():
+                v = obj.get(k)
+                if v is not None and not f.metadata["ok"](v):
+                    raise HwnasError(f"{where}: {prefix}{k}: must be {f.metadata['what']}, "
+                                     f"got {_brief(v)}")
+        return cls(**{k: v for k, v in d.items() if k in known},
+                   extra={k: v for k, v in d.items() if k not in known})
+
+    def with_info(self, info: dict[str, Any]) -> RunConfig:
+        """This config with ``info`` (what the estimators say: provenance, statistic, ...)
+        added: its known keys as fields, the others in ``extra``."""
+        known = {f.name for f in fields(self)} - {"extra"}
+        return replace(self, **{k: v for k, v in info.items() if k in known},
+                       extra={**self.extra, **{k: v for k, v in info.items() if k not in known}})
+
+    # ---- the file
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunConfig:
+        """A run's config.json (a file, or a run folder); HwnasError (one line naming the file
+        and the field) if it cannot be read, a field has the wrong type or a newer hwnas wrote
+        it."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / CONFIG_FILE
+        try:
+            d = loads_json(p.read_bytes())
+        except OSError as e:
+            raise HwnasError(f"{p}: unreadable ({e.strerror or e})") from None
+        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError (not UTF-8)
+            raise HwnasError(f"{p}: not valid JSON ({(str(e).splitlines() or ['?'])[0]})") \
+                from None
+        cfg = cls.from_json(d, p)
+        _check_writer(cfg.versions or {}, p)
+        return cfg
+
+    def write(self, run_dir: str | Path) -> Path:
+        """Write ``run_dir/config.json`` atomically; returns its path."""
+        p = Path(run_dir) / CONFIG_FILE
+        atomic_write_json(p, self.to_json())
+        return p
+
+    # ---- derived
+
+    @property
+    def score(self) -> str:
+        """The column of the search's score (:func:`config_score_column`)."""
+        return config_score_column(self)
+
+    # ---- a read-only mapping of the JSON keys
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_json()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_json())
+
+    def __len__(self) -> int:
+        return len(self.to_json())
+
+
+def read_config(path: str | Path) -> RunConfig:
+    """A run's config.json (:meth:`RunConfig.read`)."""
+    return RunConfig.read(path)
 
 
 def _version_key(v: str) -> tuple[int, ...] | None:
-    import re
-
     m = re.fullmatch(r"(\d{1,6})\.(\d{1,6})(?:\.(\d{1,6}))?\S*", str(v))
     return tuple(int(x or 0) for x in m.groups()) if m else None
 
@@ -353,7 +467,7 @@ class Run:
     """A search run read back from ``runs/RUN/`` (what retrain and the report use)."""
 
     path: Path
-    config: dict[str, Any]
+    config: RunConfig
     trials: list[dict[str, Any]]
     pareto: list[dict[str, Any]]
 
@@ -364,11 +478,11 @@ class Run:
     @property
     def score(self) -> str:
         """The column of the search's score in trials and pareto rows (:func:`score_column`)."""
-        return config_score_column(self.config)
+        return self.config.score
 
     @property
     def objectives(self) -> list[str]:
-        return list(self.config.get("objectives", []))
+        return list(self.config.objectives or [])
 
     def winners(self) -> list[tuple[dict[str, Any], Arch]]:
         """(pareto row, Arch) of every winner, read from its arch file (or its string)."""
@@ -384,8 +498,8 @@ class Run:
 
         from .search.storage import open_storage
 
-        storage = open_storage(self.config.get("storage"), self.path)
-        return optuna.load_study(study_name=self.config.get("study_name", self.name),
+        storage = open_storage(self.config.storage, self.path)
+        return optuna.load_study(study_name=self.config.study_name or self.name,
                                  storage=storage)
 
 
@@ -395,8 +509,8 @@ def load_run(name_or_path: str | Path) -> Run:
     cfg = p / CONFIG_FILE
     if not cfg.is_file():
         raise HwnasError(f"run '{name_or_path}' not found (no {cfg})")
-    config = read_config(cfg)
-    score = config_score_column(config)
+    config = RunConfig.read(cfg)
+    score = config.score
     metrics = (score, *COSTS)
     trials = _named(read_rows(p / TRIALS_FILE, ("number", "state"), (LEGACY_SCORE, *metrics)),
                     score)
@@ -491,7 +605,7 @@ def identity(settings: SearchSettings, space: SearchSpace, resolution: int,
 
 
 def check_existing_run(run_dir: Path, ident: dict, storage: str | None,
-                       skip: Sequence[str] = ()) -> dict | None:
+                       skip: Sequence[str] = ()) -> RunConfig | None:
     """The existing config of ``run_dir`` (None for a new run); HwnasError if it was made with
     other settings that define the trials (``ident``, but for the keys in ``skip``) or keeps
     its study in another storage than ``storage`` (None: whichever it has)."""
@@ -506,16 +620,16 @@ def check_existing_run(run_dir: Path, ident: dict, storage: str | None,
             raise HwnasError(f"{run_dir} exists but is not a search run (no {CONFIG_FILE}); "
                              "choose another --name")
         return None
-    cfg = read_config(cfg_path)
-    old = cfg.get("identity") or {}
+    cfg = RunConfig.read(cfg_path)
+    old = cfg.identity or {}
     for k in IDENTITY:
         if k in old and k not in skip and old[k] != ident[k]:
             what = {"space_sha1": "space definition (its YAML file changed)"}.get(k, k)
             raise HwnasError(f"run '{run_dir.name}' exists with another {what}: "
                              f"{_show(old[k])} (asked: {_show(ident[k])}); use another --name")
-    if storage is not None and cfg.get("storage") != storage:
+    if storage is not None and cfg.storage != storage:
         raise HwnasError(f"run '{run_dir.name}' keeps its study in "
-                         f"{cfg.get('storage') or run_dir / JOURNAL} (asked: --storage {storage}); "
+                         f"{cfg.storage or run_dir / JOURNAL} (asked: --storage {storage}); "
                          "leave --storage out to continue it")
     return cfg
 

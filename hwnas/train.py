@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "hwnas-train/1"
 OPTIMIZERS = ("sgd", "adamw")
+#: the peak learning rate of a recipe that names none, per optimizer
+DEFAULT_LR = {"sgd": 0.05, "adamw": 0.002}
 # NHWC: 2-3x faster depthwise convolutions (forward and backward) with oneDNN on x86 CPUs
 CHANNELS_LAST = torch.channels_last
 # recipe fields that do not change the result (threads may change float rounding only)
@@ -65,7 +67,7 @@ class Recipe:
     epochs: int = 10
     batch_size: int = 64
     optimizer: str = "sgd"
-    lr: float = 0.05
+    lr: float | None = None  # None: the optimizer's (default_lr)
     momentum: float = 0.9
     weight_decay: float = 4e-5
     label_smoothing: float = 0.1
@@ -86,6 +88,8 @@ class Recipe:
                           else "must be an integer >= 0")
         if self.optimizer not in OPTIMIZERS:
             raise bad("optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+        if self.lr is None:
+            self.lr = default_lr(self.optimizer)
         for name in ("lr", "momentum", "weight_decay", "label_smoothing", "warmup_epochs"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
@@ -112,6 +116,11 @@ class Recipe:
         if unknown:
             raise HwnasError(f"recipe: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(known))})")
         return cls(**d)
+
+
+def default_lr(optimizer: str) -> float:
+    """The peak learning rate of ``optimizer`` when a recipe names none."""
+    return DEFAULT_LR[optimizer]
 
 
 @dataclass
@@ -510,7 +519,8 @@ def load_trained(path: str | Path) -> tuple[Arch, Net, dict[str, Any]]:
     return arch, model, ck
 
 
-__all__ = ["CHECKPOINT_FORMAT", "TORCH_DEVICES", "Recipe", "TrainResult", "adapt_arch",
+__all__ = ["CHECKPOINT_FORMAT", "DEFAULT_LR", "OPTIMIZERS", "TORCH_DEVICES", "Recipe", "TrainResult",
+           "adapt_arch", "default_lr",
            "autocast", "default_threads", "evaluate", "load_checkpoint", "load_trained", "lr_schedule",
            "make_optimizer", "on_device", "recalibrate_bn", "restore_state",
            "resolve_torch_device", "save_checkpoint", "torch_threads", "train_arch",

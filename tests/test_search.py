@@ -269,7 +269,7 @@ def test_constraints_pareto_and_files_readable_by_a_fresh_process(env):
         files = sorted(str(p) for p in (Path(sys.argv[1]) / "winners").glob("*.yaml"))
         archs = [load_arch(p).to_string() for p in files]
         st = run.study()
-        print(json.dumps({"config": run.config, "trials": run.trials, "pareto": run.pareto,
+        print(json.dumps({"config": dict(run.config), "trials": run.trials, "pareto": run.pareto,
                           "winners": archs, "n_study": len(st.trials),
                           "dirs": [d.name for d in st.directions]}))
     """)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import add_data
+
 _DESCRIPTION = """\
 Run the whole pipeline on this machine with built-in settings and write an HTML report:
 
@@ -37,10 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="small space, 32 px, quick protocol, 100 trials, 1 epoch (~1 minute)")
     p.add_argument("--open", action="store_true", help="open the report in the default browser")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    p.add_argument("--data", default="digits", metavar="SPEC",
-                   help="dataset: digits (default, bundled), fashion-mnist (apt-get install "
-                   "dataset-fashion-mnist), ... (see 'hwnas train --help'); other than digits, "
-                   "the run is demo-<data> and retrains on 5,000 training images")
+    add_data(p, "dataset: digits (default, bundled), fashion-mnist (apt-get install "
+             "dataset-fashion-mnist), ... (see 'hwnas train --help'); other than digits, the run "
+             "is demo-<data> and retrains on 5,000 training images", default="digits")
     from .profile import drift_args
 
     drift_args(p, sentinels=False)

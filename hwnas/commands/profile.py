@@ -195,10 +195,8 @@ def cmd_profile(args) -> None:
 
     dev = Device.load(args.device)
     if args.space is None or args.resolution is None:  # --archs alone: what the table lacks
-        from ..refine import cmd_profile_archs
-
-        return cmd_profile_archs(args, dev, _protocol(args, dev.config.threads),
-                                 drift_settings(args))
+        return _profile_archs(args, dev, _protocol(args, dev.config.threads),
+                              drift_settings(args))
     from ..refine import resolve_archs
 
     archs = resolve_archs(args.archs, dev)  # files, baseline names, strings, baselines[@R]
@@ -230,10 +228,43 @@ def cmd_profile(args) -> None:
         return
     print(rep.summary())
     if args.refine:
-        from ..refine import cmd_refine
-
-        cmd_refine(args, dev, _protocol(args, dev.config.threads), drift_settings(args))
+        _refine(args, dev, _protocol(args, dev.config.threads), drift_settings(args))
     print(next_after_profile(args.device, args.space, args.resolution))
+
+
+def _profile_archs(args, dev, protocol, drift) -> None:
+    """``hwnas profile --device D --archs NET...`` (no --space): only what the table lacks of
+    those networks (:func:`hwnas.refine.profile_archs`), then ``--refine N`` if asked."""
+    from ..context import Device
+    from ..errors import HwnasError
+    from ..refine import profile_archs, resolve_archs
+
+    archs = resolve_archs(args.archs, dev)
+    if not archs and args.refine and args.space is None and args.resolution is None:
+        return _refine(args, dev, protocol, drift)
+    if args.space is not None or args.resolution is not None or not archs:
+        raise HwnasError("hwnas profile needs --space SPACE and --resolution R, or --archs "
+                         "FILE... alone (which measures only what the table lacks of them)")
+    if args.bundle_only:
+        raise HwnasError("--bundle-only needs --space and --resolution")
+    rep = profile_archs(dev, archs, protocol=protocol, statistic=args.statistic,
+                        replace=args.replace, drift=drift)
+    print(rep.summary())
+    if args.refine:
+        _refine(args, Device(dev.name), protocol, drift)
+
+
+def _refine(args, dev, protocol, drift) -> None:
+    """``hwnas profile ... --refine N``: adaptive sampling (:func:`hwnas.refine.refine`)."""
+    from ..context import Device
+    from ..errors import HwnasError
+    from ..refine import refine
+
+    if args.bundle_only:
+        raise HwnasError("--refine measures on the device: it cannot be used with --bundle-only")
+    rep = refine(Device(dev.name), args.refine, seed=args.seed, statistic=args.statistic,
+                 protocol=protocol, drift=drift)
+    print(rep.summary())
 
 
 def next_after_profile(device: str, space: str, resolution: int) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import add_data, add_optimizer, add_threads, add_torch_device
+
 _DESCRIPTION = """\
 Close the loop of a search run: train the selected Pareto winners of runs/RUN and the
 baselines from scratch with the same recipe (SGD or AdamW, cosine schedule, label
@@ -121,16 +123,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "summary, the files, the next command) on stdout instead of the tables")
 
     t = p.add_argument_group("training recipe (the same for every model)")
-    t.add_argument("--data", metavar="SPEC",
-                   help="digits, fashion-mnist[:PATH], mnist:PATH, cifar10:PATH or imagefolder:PATH "
-                   "(default: the run's dataset)")
+    add_data(t, "digits, fashion-mnist[:PATH], mnist:PATH, cifar10:PATH or imagefolder:PATH "
+             "(default: the run's dataset)")
     t.add_argument("--epochs", type=int, default=10, help="epochs per model [10]")
     t.add_argument("--seeds", default="3", metavar="S",
                    help="a count (3 = seeds 0,1,2) or a comma list (0,5,7; one seed: 7,) [3]")
-    t.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
-                   help="SGD with Nesterov momentum, or AdamW [sgd]")
-    t.add_argument("--lr", type=float, help="peak learning rate (cosine decay) [0.05 sgd, "
-                   "0.002 adamw]")
+    add_optimizer(t)
     t.add_argument("--batch-size", type=int, default=64, help="[64]")
     t.add_argument("--weight-decay", type=float, help="on conv/linear weights [4e-5 sgd, 0.05 adamw]")
     t.add_argument("--label-smoothing", type=float, default=0.1, help="[0.1]")
@@ -139,11 +137,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="no random translation / flips")
     t.add_argument("--subset", type=int, metavar="N",
                    help="train on a stratified seeded subset of N training images (smoke runs)")
-    t.add_argument("--threads", type=int,
-                   help="torch threads while training [half the usable cores, at least 1]")
-    t.add_argument("--torch-device", default="cpu", metavar="DEV",
-                   help="where to train: auto (CUDA, then MPS, then CPU), cpu (default), cuda or "
-                   "mps; recorded in each training's result (the measurement is on --device)")
+    add_threads(t, "torch threads while training")
+    add_torch_device(t, what="where to train", more="; recorded in each training's result (the "
+                     "measurement is on --device)")
 
     m = p.add_argument_group(
         "measurement protocol",
@@ -186,10 +182,9 @@ def _retrain(args) -> None:
 
     resolve_torch_device(args.torch_device)  # before the run is read
     adamw = args.optimizer == "adamw"
-    lr = args.lr if args.lr is not None else (0.002 if adamw else 0.05)
     wd = args.weight_decay if args.weight_decay is not None else (0.05 if adamw else 4e-5)
     recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                    lr=lr, weight_decay=wd, label_smoothing=args.label_smoothing,
+                    lr=args.lr, weight_decay=wd, label_smoothing=args.label_smoothing,
                     augment=args.augment, subset=args.subset, threads=args.threads,
                     warmup_epochs=args.warmup_epochs)
     bl = [] if args.baselines.strip().lower() == "none" else \

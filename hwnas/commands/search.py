@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .options import seed
+from ..precision import FP32, PRECISIONS
+from .options import add_data, add_resolution, add_seed
 
 _DESCRIPTION = """\
 Search a space for the accuracy x latency (x params x memory) Pareto front on a device.
@@ -77,20 +78,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --accuracy supernet: score each subnet by its validation accuracy "
                    "(default) or by the mean log-likelihood of the true class on the same "
                    "images, which ranks architectures with less noise (README, ranking)")
-    p.add_argument("--data", default="digits", metavar="SPEC",
-                   help="dataset for the estimator: digits (bundled, default), fashion-mnist[:PATH], "
-                   "mnist:PATH, cifar10:PATH or imagefolder:PATH")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "int8", "search"),
+    add_data(p, "dataset for the estimator: digits (bundled, default), fashion-mnist[:PATH], "
+             "mnist:PATH, cifar10:PATH or imagefolder:PATH", default="digits")
+    p.add_argument("--precision", default=FP32, choices=(*PRECISIONS, "search"),
                    help="latency of every trial predicted as fp32 (default) or as static int8 "
                    "(the device's int8 entries: hwnas profile --precision fp32,int8); search: "
                    "precision is a choice of each trial")
-    p.add_argument("--resolution", "-r", type=int, metavar="PX",
-                   help="input resolution searched at (default: the one the device's table "
+    add_resolution(p, "input resolution searched at (default: the one the device's table "
                    "was profiled at, else 96)")
     p.add_argument("--population", type=int, metavar="N",
                    help="NSGA-II/III population (default: trials/10 within 10..50); also "
                    "sets TPE/GP's random start-up (half of it, at least 10)")
-    p.add_argument("--seed", type=seed, default=0, help="sampler and estimator seed (default 0)")
+    add_seed(p, "sampler and estimator seed")
     p.add_argument("--workers", type=int, default=1, metavar="W",
                    help="processes evaluating trials in parallel on the same study")
     p.add_argument("--storage", metavar="URL",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import seed
-from .train import DATA_HELP
+from .options import add_data, add_resolution, add_seed, add_threads, add_torch_device
 
 _DESCRIPTION = """\
 Train one weight-sharing supernet for every Arch of SPACE (Once-for-All / BigNAS): elastic
@@ -52,13 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     tr.add_argument("--space", required=True, metavar="SPACE",
                     help="a space in search_spaces/ (mobilenetv2, mobilenetv3) or a YAML path")
-    tr.add_argument("--data", required=True, metavar="DATA", help=DATA_HELP)
-    tr.add_argument("--resolution", "-r", type=int, required=True, metavar="PX",
-                    help="input resolution the supernet trains (and scores) at")
+    add_data(tr, required=True)
+    add_resolution(tr, "input resolution the supernet trains (and scores) at", required=True)
     tr.add_argument("--epochs", type=int, default=10)
     tr.add_argument("--subset", type=int, metavar="N",
                     help="train on a stratified N images of the training part")
-    tr.add_argument("--seed", type=seed, default=0)
+    add_seed(tr, "seed of the weights, data order and subnets")
     tr.add_argument("--random-subnets", type=int, default=2, metavar="N",
                     help="random subnets per step besides the largest and smallest (default 2)")
     tr.add_argument("--lr", type=float, default=0.02, help="SGD learning rate for the global "
@@ -71,10 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="part of the training split held out for scoring (default 0.2)")
     tr.add_argument("--kernel-transform", action="store_true",
                     help="Once-for-All's kernel transform matrices instead of the plain centre crop")
-    tr.add_argument("--threads", type=int,
-                    help="torch threads (default: half the usable cores, at least 1)")
-    tr.add_argument("--torch-device", default="auto", metavar="DEV",
-                    help="auto (CUDA, then MPS, then CPU; default), cpu, cuda or mps")
+    add_threads(tr)
+    add_torch_device(tr, "auto", what="where to train")
     tr.set_defaults(func=cmd_train)
 
     ls = ssub.add_parser("list", help="list the supernets in runs/supernets/",

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from .options import seed
+from .options import (
+    DATASETS,
+    add_data,
+    add_optimizer,
+    add_resolution,
+    add_seed,
+    add_threads,
+    add_torch_device,
+)
 
-DATA_HELP = ("digits (bundled with scikit-learn), fashion-mnist (Debian's dataset-fashion-mnist, "
-             "or fashion-mnist:PATH), mnist:PATH (an idx folder), cifar10:PATH (the python-format folder "
-             "cifar-10-batches-py) or imagefolder:PATH (PATH/<class>/<image>, or PATH/train and "
-             "PATH/val)")
-DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu (default), cuda or mps"
 ARCH_HELP = ("an arch file (.yaml/.json), a baseline name (mbv2-0.5, mbv2-0.5@160, ...) or a "
              "canonical arch string; its classes are adapted to the dataset")
 
@@ -22,20 +25,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "seed) and print its test accuracy. With -o, a checkpoint is written "
                         "after every epoch and the same command resumes from it.")
     tr.add_argument("arch", metavar="ARCH", help=ARCH_HELP)
-    tr.add_argument("--data", required=True, metavar="DATA", help=DATA_HELP)
-    tr.add_argument("--resolution", "-r", type=int, help="input resolution (default: the arch's)")
+    add_data(tr, required=True)
+    add_resolution(tr, "input resolution (default: the arch's)")
     tr.add_argument("--epochs", type=int, default=10)
     tr.add_argument("--batch-size", type=int, default=64)
-    tr.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    tr.add_argument("--lr", type=float, help="learning rate (default: 0.05 for sgd, 0.002 for adamw)")
+    add_optimizer(tr)
     tr.add_argument("--subset", type=int, help="train on this many (stratified) training images")
     tr.add_argument("--no-augment", action="store_true", help="no random shifts/flips")
-    tr.add_argument("--seed", type=seed, default=0)
-    tr.add_argument("--threads", type=int,
-                    help="torch threads (default: half the usable cores, at least 1)")
+    add_seed(tr, "seed of the weights, data order and augmentation")
+    add_threads(tr)
     tr.add_argument("-o", "--output", metavar="CHECKPOINT.pt",
                     help="checkpoint (state dicts, written each epoch; resumed if it exists)")
-    tr.add_argument("--torch-device", default="cpu", metavar="DEV", help=DEVICE_HELP)
+    add_torch_device(tr, what="where to train")
     tr.set_defaults(func=cmd_train)
 
     sc = sub.add_parser("score", help="estimate the accuracy of Archs (zero-cost proxy, short "
@@ -51,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc.add_argument("archs", metavar="ARCH", nargs="*", help=ARCH_HELP)
     sc.add_argument("--archs-file", metavar="F", help="also score the ARCHs of F (one a line; "
                     "blank lines and '#' comments skipped)")
-    sc.add_argument("--data", metavar="DATA", help=DATA_HELP + " (not with table:/predictor:)")
+    add_data(sc, DATASETS + " (not with table:/predictor:)")
     sc.add_argument("--estimator", default="zero-cost", metavar="KIND",
                     help="zero-cost (default), train, supernet, table:FILE (accuracy looked up in "
                     "measured results: NAS-Bench-Macro's JSON, a CSV arch,accuracy[,std,seeds], a "
@@ -59,13 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "a file, or a file of 'hwnas accuracy fit -o')")
     sc.add_argument("--json", action="store_true",
                     help="one JSON list of {arch, spec, score} (and std with predictor:) on stdout")
-    sc.add_argument("--resolution", "-r", type=int,
-                    help="score every Arch at this resolution (default: each at its own)")
+    add_resolution(sc, "score every Arch at this resolution (default: each at its own)")
     sc.add_argument("--epochs", type=int, default=3, help="with --estimator train")
     sc.add_argument("--batch-size", type=int, default=64, help="with --estimator zero-cost")
-    sc.add_argument("--seed", type=seed, default=0)
-    sc.add_argument("--threads", type=int,
-                    help="torch threads (default: half the usable cores, at least 1)")
+    add_seed(sc, "seed of the estimator (minibatch, training, data split)")
+    add_threads(sc)
     sc.add_argument("--cache", metavar="FILE.json", help="score cache shared between runs")
     sc.add_argument("--space", metavar="SPACE", help="with --estimator supernet: the search space")
     sc.add_argument("--supernet", metavar="ID", help="with --estimator supernet: a supernet id or "
@@ -78,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc.add_argument("--supernet-metric", default="accuracy", choices=("accuracy", "loglik"),
                     help="with --estimator supernet: score by validation accuracy (default) or "
                     "by mean log-likelihood of the true class (ranks with less noise)")
-    sc.add_argument("--torch-device", default="cpu", metavar="DEV", help=DEVICE_HELP)
+    add_torch_device(sc, what="where torch scores")
     sc.set_defaults(func=cmd_score)
 
 
@@ -103,9 +102,8 @@ def cmd_train(args) -> None:
     arch = resolve_arch(args.arch)
     data = load_dataset(args.data, args.resolution or arch.resolution, args.seed)
     arch = adapt_arch(arch, data, args.resolution)
-    lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 0.002)
     recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                    lr=lr, augment=not args.no_augment, subset=args.subset, threads=args.threads)
+                    lr=args.lr, augment=not args.no_augment, subset=args.subset, threads=args.threads)
     r = train_arch(arch, data, recipe, args.seed, Path(args.output) if args.output else None,
                    device=device)
     print(f"arch        {arch.to_string()}")

@@ -10,7 +10,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ import numpy as np
 from ..arch import num_str, parse_string
 from ..context import Device
 from ..errors import HwnasError
-from ..io import atomic_write_json
 from ..paths import runs_dir
 from ..runs import (
     JOURNAL,
@@ -27,6 +26,7 @@ from ..runs import (
     METRICS,
     SEED_ATTR,
     WORKER_ATTR,
+    RunConfig,
     check_existing_run,
     identity,
     write_tables,
@@ -35,6 +35,7 @@ from ..space import SearchSpace, load_space
 from .objective import (
     METRICS_ATTR,
     SURPLUS_ATTR,
+    Estimators,
     Evaluator,
     Objective,
     arch_costs_fast,
@@ -81,7 +82,7 @@ class SearchResult:
     pareto: list[dict[str, Any]]
     feasible: int = 0
     resolution: int = 0
-    config: dict[str, Any] = field(default_factory=dict)
+    config: RunConfig = field(default_factory=RunConfig)
 
     @property
     def trials_per_s(self) -> float:
@@ -121,17 +122,54 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
 def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
                 accuracy_fn: AccuracyFn | None, classes: int | None, progress: bool,
                 device_info: dict | None, worker: str | None) -> SearchResult:
-    import optuna
-
     settings.validate()
     check_storage_url(settings.storage)  # a missing database driver: one line, before any work
     space = load_space(settings.space)
     injected = latency_fn is not None and accuracy_fn is not None
     # the device is read once: its table gives the resolution, the predictor and provenance
     dev = settings.device if injected else Device.load(settings.device)
+    resolution = _resolution(settings, space, dev)
+    run_dir = runs_dir() / settings.name
+    storage = _check_run_folder(settings, space, resolution, run_dir)
+    est = _estimators(settings, resolution, run_dir, dev, latency_fn, accuracy_fn,
+                      classes or space.classes, device_info, injected)
+    ident = identity(settings, space, resolution, est.classes)
+    old_cfg = check_existing_run(run_dir, ident, settings.storage)
+    if old_cfg is not None and settings.storage is None:
+        settings.storage = old_cfg.storage
+    _check_budgets(settings, space, resolution, est.classes, est.latency_fn)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    score = settings.score_column(injected)  # what the score is: its column, its metric name
+    config = _run_config(settings, ident, old_cfg, est, injected, run_dir, score)
+    if storage is None:  # the run's journal, a storage from its config, a SQLite file in it
+        storage = open_storage(settings.storage, run_dir)
+    name = worker_name(worker)
+    sampler_seed = worker_seed(settings.seed, name)
+    study = open_study(settings, run_dir, create=True, sampler_seed=sampler_seed, storage=storage)
+    config.write(run_dir)  # after the storage opened fine
+    _prepare_study(study, settings, space, ident, score, storage, run_dir, name, sampler_seed)
+
+    done0, _ = count_trials(study)
+    objective = Objective(space, resolution, est.classes,
+                          Evaluator(est.latency_fn, est.accuracy_fn), settings, settings.trials,
+                          score)
+    t0 = time.monotonic()
+    pareto = _search_trials(study, objective, settings, run_dir, space, resolution, est,
+                            injected, done0, progress, score, worker)
+    res = _result(study, settings, run_dir, done0, time.monotonic() - t0, pareto, resolution,
+                  config)
+    log.info("run %s: %d complete trials (%d new, %.2f trials/s), %d feasible, front %d",
+             settings.name, res.complete, res.new_trials, res.trials_per_s, res.feasible,
+             len(pareto))
+    return res
+
+
+def _resolution(settings: SearchSettings, space: SearchSpace, dev: Device | str) -> int:
+    """The resolution searched: asked for, else the device table's / the space's default.
+    Above the space's largest resolution is refused; below its smallest is allowed down to
+    the total stride (e.g. 32 px for small images such as Fashion-MNIST's)."""
     resolution = settings.resolution or default_resolution(space, dev)
-    # above the space's largest resolution is refused; below its smallest is allowed down to
-    # the total stride (e.g. 32 px for small images such as Fashion-MNIST's)
     lo, hi = space.min_resolution(), max(space.resolutions)
     if not 0 < resolution <= hi:
         raise HwnasError(f"--resolution {resolution} is outside the resolutions of space "
@@ -142,50 +180,58 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
     if resolution < space.min_resolution():
         raise HwnasError(f"--resolution {resolution} is below the space's total stride "
                          f"{space.min_resolution()}")
-    run_dir = runs_dir() / settings.name
-    # refuse a mismatching existing run before anything heavy (classes follow from the data)
+    return resolution
+
+
+def _check_run_folder(settings: SearchSettings, space: SearchSpace, resolution: int,
+                      run_dir: Path):
+    """Refuse an existing run made with other settings, or a journal that is not one, before
+    anything heavy (the class count, which follows from the data, is checked later); returns
+    the storage ``settings.storage`` names when it is outside the run folder (opened here, so
+    a URL that cannot be opened fails now), else None."""
     pre = identity(settings, space, resolution, 0)
     old_cfg = check_existing_run(run_dir, pre, settings.storage, skip=("classes",))
-    journal = settings.storage or (old_cfg or {}).get("storage")
-    if journal is None or (isinstance(journal, str) and "://" not in journal):
+    journal = settings.storage or (old_cfg.storage if old_cfg is not None else None)
+    if journal is None or "://" not in journal:
         # a journal file: is it one? (only read; repaired later once known to be a journal)
         check_journal(run_dir / JOURNAL if journal is None else Path(journal))
-    storage = None
     if settings.storage is not None and not _inside(settings.storage, run_dir):
-        storage = open_storage(settings.storage, run_dir)  # a URL that cannot be opened fails here
-    if injected:
-        info = dict(device_info or {})
-        n_classes = int(classes or space.classes)
-    else:
-        est = build_estimators(settings, resolution, run_dir, dev)
-        latency_fn = latency_fn or est.latency_fn
-        accuracy_fn = accuracy_fn or est.accuracy_fn
-        info, n_classes = est.info, est.classes
-    ident = identity(settings, space, resolution, n_classes)
-    old_cfg = check_existing_run(run_dir, ident, settings.storage)
-    if old_cfg is not None and settings.storage is None:
-        settings.storage = old_cfg.get("storage")
-    _check_budgets(settings, space, resolution, n_classes, latency_fn)
+        return open_storage(settings.storage, run_dir)
+    return None
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    score = settings.score_column(injected)  # what the score is: its column, its metric name
-    config = {
-        "identity": ident, "settings": asdict(settings), **ident,
-        "storage": settings.storage, "storage_resolved": _resolved(settings.storage, run_dir),
-        "study_name": settings.name, "population": settings.population_size(),
-        "created": (old_cfg or {}).get("created") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": _versions(), "injected_estimators": injected,
-        "latency_fn": _qualname(latency_fn), "accuracy_fn": _qualname(accuracy_fn), **info,
-        "score_column": score,
-    }
-    config["settings"]["objectives"] = list(settings.objectives)
-    if storage is None:  # the run's journal, a storage from its config, a SQLite file in it
-        storage = open_storage(settings.storage, run_dir)
-    name = worker_name(worker)
-    sampler_seed = worker_seed(settings.seed, name)
-    study = open_study(settings, run_dir, create=True, sampler_seed=sampler_seed, storage=storage)
-    atomic_write_json(run_dir / "config.json", config)  # after the storage opened fine
+
+def _estimators(settings: SearchSettings, resolution: int, run_dir: Path, dev: Device | str,
+                latency_fn: LatencyFn | None, accuracy_fn: AccuracyFn | None, classes: int,
+                device_info: dict | None, injected: bool) -> Estimators:
+    """The trials' latency and accuracy functions: the caller's (``injected``: both given,
+    ``classes`` and ``device_info`` theirs too), else the device's predictor and the accuracy
+    estimator of ``settings`` (either one replaced by the caller's when given)."""
+    if injected:
+        return Estimators(latency_fn, accuracy_fn, int(classes), dict(device_info or {}))
+    est = build_estimators(settings, resolution, run_dir, dev)
+    return replace(est, latency_fn=latency_fn or est.latency_fn,
+                   accuracy_fn=accuracy_fn or est.accuracy_fn)
+
+
+def _run_config(settings: SearchSettings, ident: dict[str, Any], old: RunConfig | None,
+                est: Estimators, injected: bool, run_dir: Path, score: str) -> RunConfig:
+    """What config.json says about this run (its creation time kept when it continues)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return RunConfig(
+        identity=ident, settings={**asdict(settings), "objectives": list(settings.objectives)},
+        **ident, storage=settings.storage,
+        storage_resolved=_resolved(settings.storage, run_dir), study_name=settings.name,
+        population=settings.population_size(), created=(old.created if old else None) or now,
+        updated=now, versions=_versions(), injected_estimators=injected,
+        latency_fn=_qualname(est.latency_fn), accuracy_fn=_qualname(est.accuracy_fn),
+        score_column=score).with_info(est.info)
+
+
+def _prepare_study(study, settings: SearchSettings, space: SearchSpace, ident: dict[str, Any],
+                   score: str, storage, run_dir: Path, name: str, sampler_seed: int) -> None:
+    """Name the study's metrics and attributes, record this worker, fail the trials of dead
+    processes and enqueue the seed trials."""
+    import optuna
 
     def set_attrs() -> None:
         with warnings.catch_warnings():
@@ -204,12 +250,16 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
         with seed_lock(storage, settings.storage, run_dir, settings.name):
             seed_study(study, space)
 
-    done0, _ = count_trials(study)
-    objective = Objective(space, resolution, n_classes, Evaluator(latency_fn, accuracy_fn),
-                           settings, settings.trials, score)
+
+def _search_trials(study, objective: Objective, settings: SearchSettings, run_dir: Path,
+                   space: SearchSpace, resolution: int, est: Estimators, injected: bool,
+                   done0: int, progress: bool, score: str,
+                   worker: str | None) -> list[dict[str, Any]]:
+    """Run the trials (here, or in ``settings.workers`` processes) with a progress bar,
+    exporting the run's tables every minute and at the end (also on Ctrl-C); returns the
+    Pareto rows."""
     bar = _Progress(settings, done0, progress, score)
-    t0 = time.monotonic()
-    last_export = [t0]
+    last_export = [time.monotonic()]
 
     def on_trial(st, _trial) -> None:
         bar.update(st)
@@ -221,28 +271,29 @@ def _run_search(settings: SearchSettings, latency_fn: LatencyFn | None,
         if settings.workers == 1:
             run_trials(study, objective, [on_trial])
         else:
-            _run_workers(settings, run_dir, space, resolution, n_classes,
-                         latency_fn if injected else None, accuracy_fn if injected else None,
-                         study, bar, on_trial, worker)
+            _run_workers(settings, run_dir, space, resolution, est.classes,
+                         est.latency_fn if injected else None,
+                         est.accuracy_fn if injected else None, study, bar, on_trial, worker)
     finally:
         bar.update(study, force=True)
         bar.close()
         pareto = export_run(study, run_dir, settings.objectives, score)
-    elapsed = time.monotonic() - t0
+    return pareto
+
+
+def _result(study, settings: SearchSettings, run_dir: Path, done0: int, elapsed: float,
+            pareto: list[dict[str, Any]], resolution: int, config: RunConfig) -> SearchResult:
+    """The counts of the study's trials once the search stopped."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    res = SearchResult(
+    return SearchResult(
         run_dir=run_dir, settings=settings, complete=len(complete),
         failed=sum(t.state == TrialState.FAIL for t in trials),
         new_trials=len(complete) - done0, elapsed_s=elapsed, pareto=pareto,
         feasible=sum(all(v <= 0 for v in t.constraints.values()) for t in complete),
         resolution=resolution, config=config)
-    log.info("run %s: %d complete trials (%d new, %.2f trials/s), %d feasible, front %d",
-             settings.name, res.complete, res.new_trials, res.trials_per_s, res.feasible,
-             len(pareto))
-    return res
 
 
 def _qualname(fn: Any) -> str:
@@ -518,7 +569,7 @@ def format_summary(res: SearchResult) -> str:
              f"{res.feasible} feasible; space {s.space} @ {res.resolution}, device {s.device}, "
              f"sampler {s.sampler}",
              f"Pareto front ({len(res.pareto)} archs; {res.run_dir}/pareto.csv, winners/):"]
-    sc = res.config.get("score_column") or "score"
+    sc = res.config.score_column or "score"
     hdr = f"  {'trial':>5}  {sc:>14}  {'latency':>9}  {'params':>8}  {'MACs':>8}  {'memory':>9}  arch"
     lines.append(hdr)
     for r in res.pareto:
