@@ -55,6 +55,9 @@ CHECKPOINT_FORMAT = "hwnas-train/1"
 OPTIMIZERS = ("sgd", "adamw")
 #: the peak learning rate of a recipe that names none, per optimizer
 DEFAULT_LR = {"sgd": 0.05, "adamw": 0.002}
+#: the weight decay of a recipe that names none, per optimizer (AdamW's decoupled decay
+#: wants a far larger coefficient than SGD's L2 term)
+DEFAULT_WEIGHT_DECAY = {"sgd": 4e-5, "adamw": 0.05}
 # NHWC: 2-3x faster depthwise convolutions (forward and backward) with oneDNN on x86 CPUs
 CHANNELS_LAST = torch.channels_last
 # recipe fields that do not change the result (threads may change float rounding only)
@@ -69,7 +72,7 @@ class Recipe:
     optimizer: str = "sgd"
     lr: float | None = None  # None: the optimizer's (default_lr)
     momentum: float = 0.9
-    weight_decay: float = 4e-5
+    weight_decay: float | None = None  # None: the optimizer's (DEFAULT_WEIGHT_DECAY)
     label_smoothing: float = 0.1
     augment: bool = True
     subset: int | None = None  # train on a stratified seeded subset of this many images
@@ -90,6 +93,8 @@ class Recipe:
             raise bad("optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         if self.lr is None:
             self.lr = default_lr(self.optimizer)
+        if self.weight_decay is None:
+            self.weight_decay = DEFAULT_WEIGHT_DECAY[self.optimizer]
         for name in ("lr", "momentum", "weight_decay", "label_smoothing", "warmup_epochs"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
@@ -519,7 +524,7 @@ def load_trained(path: str | Path) -> tuple[Arch, Net, dict[str, Any]]:
     return arch, model, ck
 
 
-__all__ = ["CHECKPOINT_FORMAT", "DEFAULT_LR", "OPTIMIZERS", "TORCH_DEVICES", "Recipe", "TrainResult",
+__all__ = ["CHECKPOINT_FORMAT", "DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "OPTIMIZERS", "TORCH_DEVICES", "Recipe", "TrainResult",
            "adapt_arch", "default_lr",
            "autocast", "default_threads", "evaluate", "load_checkpoint", "load_trained", "lr_schedule",
            "make_optimizer", "on_device", "recalibrate_bn", "restore_state",

@@ -31,3 +31,17 @@ def test_optimizer_choices_and_lr_defaults_come_from_the_recipe(capsys):
     for o in OPTIMIZERS:
         assert f"{DEFAULT_LR[o]} {o}" in helptext
         assert Recipe(optimizer=o).lr == DEFAULT_LR[o]
+
+
+def test_weight_decay_defaults_per_optimizer_live_in_the_recipe():
+    """`hwnas train --optimizer adamw` and `hwnas retrain --optimizer adamw` get the same
+    decoupled weight decay (they differed: 4e-5 vs 0.05); an explicit value wins."""
+    from hwnas.cli import build_parser
+    from hwnas.train import DEFAULT_WEIGHT_DECAY, Recipe
+
+    assert Recipe().weight_decay == 4e-5 == DEFAULT_WEIGHT_DECAY["sgd"]
+    assert Recipe(optimizer="adamw").weight_decay == 0.05 == DEFAULT_WEIGHT_DECAY["adamw"]
+    assert Recipe(optimizer="adamw", weight_decay=0.0).weight_decay == 0.0
+    assert Recipe.from_dict(Recipe(optimizer="adamw").to_dict()) == Recipe(optimizer="adamw")
+    args = build_parser().parse_args(["retrain", "r", "--optimizer", "adamw"])
+    assert args.weight_decay is None  # left to the recipe

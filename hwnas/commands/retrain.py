@@ -181,10 +181,8 @@ def _retrain(args) -> None:
     from ..train import resolve_torch_device
 
     resolve_torch_device(args.torch_device)  # before the run is read
-    adamw = args.optimizer == "adamw"
-    wd = args.weight_decay if args.weight_decay is not None else (0.05 if adamw else 4e-5)
     recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                    lr=args.lr, weight_decay=wd, label_smoothing=args.label_smoothing,
+                    lr=args.lr, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                     augment=args.augment, subset=args.subset, threads=args.threads,
                     warmup_epochs=args.warmup_epochs)
     bl = [] if args.baselines.strip().lower() == "none" else \
