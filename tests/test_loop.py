@@ -47,7 +47,7 @@ def test_acquire_takes_the_optimistic_front_then_the_next():
 
 @pytest.fixture(scope="module")
 def macro():
-    from hwnas.accuracy_sources import ArchEncoder
+    from hwnas.accuracy_sources.features import ArchEncoder
     from hwnas.macro import macro_arch
 
     d = json.loads(MACRO.read_text())
@@ -69,7 +69,7 @@ def _hv(idx, acc, lat):
 def test_the_loop_beats_random_training_on_nas_bench_macro(macro):
     """60 trainings: the loop's front holds more of the true hypervolume than 20 random sets
     of 60 networks do at their best (FLOPs as the latency)."""
-    from hwnas.accuracy_sources import AccuracyRegressor
+    from hwnas.accuracy_sources.regressor import AccuracyRegressor
 
     acc, lat, X = macro
 

@@ -77,7 +77,7 @@ def candidates(space, resolution: int, pool: int = POOL, seed: int = 0) -> list[
 def _oracle(cfg: LoopRun, run_dir: Path):
     kind, _, path = cfg.oracle.partition(":")
     if kind == "table" and path:
-        from ..accuracy_sources import TableEstimator
+        from ..accuracy_sources.results import TableEstimator
 
         return TableEstimator(path)
     if cfg.oracle == "train":
@@ -103,7 +103,8 @@ def _csv(rows: list[dict]) -> str:
 
 def run_loop_search(cfg: LoopRun, progress: bool = True) -> dict:
     """Run (or resume) the loop; returns a summary dict (also the ``--json`` answer)."""
-    from ..accuracy_sources import AccuracyRegressor, ArchEncoder
+    from ..accuracy_sources.features import ArchEncoder
+    from ..accuracy_sources.regressor import AccuracyRegressor
     from ..context import Device
     from ..costs import arch_costs
     from ..space import load_space
