@@ -25,7 +25,7 @@ _WHERE = {
     "TableEstimator": "results", "read_results": "results", "sha256_of": "results",
     "ArchEncoder": "features", "block_token": "features", "layout_of": "features",
     "DEFAULT_MODEL": "regressor", "MODELS": "regressor", "AccuracyRegressor": "regressor",
-    "kendall_tau": "regressor",
+    "kendall_tau": "regressor", "out_of_fold": "regressor",
     "MIN_ROWS": "predictor", "SOURCE_KINDS": "predictor", "AccuracyPredictor": "predictor",
     "is_source": "predictor", "make_source": "predictor", "parse_source": "predictor",
 }

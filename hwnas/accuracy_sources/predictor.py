@@ -25,7 +25,7 @@ import numpy as np
 from ..arch import Arch
 from ..errors import HwnasError
 from .features import ArchEncoder, layout_of
-from .regressor import DEFAULT_MODEL, MODELS, AccuracyRegressor, kendall_tau
+from .regressor import DEFAULT_MODEL, MODELS, AccuracyRegressor, kendall_tau, out_of_fold
 from .results import PREDICTOR_FORMAT, Results, TableEstimator, read_results
 
 log = logging.getLogger(__name__)
@@ -96,14 +96,9 @@ class AccuracyPredictor:
         """Seeded k-fold out-of-fold predictions of the training rows: Kendall tau, Spearman
         and MAPE (%) against the measured accuracies."""
         from scipy.stats import spearmanr
-        from sklearn.model_selection import KFold
 
         n = len(self.y)
-        k = max(2, min(folds, n))
-        oof = np.zeros(n)
-        for tr, te in KFold(k, shuffle=True, random_state=seed).split(self.X):
-            m = self._new_regressor().fit(self.X[tr], self.y[tr])
-            oof[te] = m.predict(self.X[te])
+        oof, k = out_of_fold(self._new_regressor, self.X, self.y, folds, seed)
         nz = self.y != 0
         return {"folds": k, "seed": seed, "rows": n, "kendall_tau": kendall_tau(oof, self.y),
                 "spearman": float(spearmanr(oof, self.y).statistic),

@@ -20,7 +20,7 @@ from ..errors import HwnasError
 MODELS = ("extra-trees", "random-forest", "ridge", "ridge-bag", "gp")
 DEFAULT_MODEL = "ridge-bag"
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "AccuracyRegressor", "kendall_tau"]
+__all__ = ["DEFAULT_MODEL", "MODELS", "AccuracyRegressor", "kendall_tau", "out_of_fold"]
 
 
 # ---- the regressor --------------------------------------------------------------------------------------
@@ -30,6 +30,20 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
 
     t = kendalltau(np.asarray(a, float), np.asarray(b, float)).statistic
     return float(t) if t == t else 0.0
+
+
+def out_of_fold(make, X: np.ndarray, y: np.ndarray, folds: int = 5,
+                seed: int = 0) -> tuple[np.ndarray, int]:
+    """Seeded k-fold out-of-fold predictions of ``y`` by regressors ``make()`` (fit on the other
+    folds), and the number of folds (``folds``, at most one row per fold, at least 2)."""
+    from sklearn.model_selection import KFold
+
+    X, y = np.asarray(X, float), np.asarray(y, float)
+    k = max(2, min(folds, len(y)))
+    oof = np.zeros(len(y))
+    for tr, te in KFold(k, shuffle=True, random_state=seed).split(X):
+        oof[te] = make().fit(X[tr], y[tr]).predict(X[te])
+    return oof, k
 
 
 class AccuracyRegressor(RegressorMixin, BaseEstimator):
