@@ -213,6 +213,17 @@ def test_train_oracle_trains_through_the_retrain_queue(small_loop):
     assert not (run_dir / "models").exists()  # no ONNX export
     head = (run_dir / "loop-trained.csv").read_text().splitlines()[0]
     assert head.startswith("arch,val_acc,latency_ms")
+    # hwnas view: the rounds, the CV tau, the front of the trained archs
+    from hwnas.cli import main
+
+    assert main(["view", "Q"]) == 0
+    page = (run_dir / "report.html").read_text()
+    assert "train-predict-search loop" in page and "Rounds" in page and "val_acc" in page
+    assert "optimistic front" in page and "validation" in page
+    front = (run_dir / "loop-front.csv").read_text().splitlines()[1].split(",")[0]
+    assert front[:60] in page and "no figures" in page
+    tau = state["rounds"][1]["cv_kendall_tau"]
+    assert tau is None or f"{tau:.3f}" in page
 
 
 def test_a_second_process_trains_part_of_a_loop_round(cli, small_loop, monkeypatch):
