@@ -199,8 +199,7 @@ def run_loop_search(cfg: LoopRun, progress: bool = True) -> dict:
 
     def on_pick(r: int, pick: list[int]) -> None:
         now["round"] = r
-        if progress:
-            log.info("round %d: training %d arch(s)", r, len(pick))
+        log.debug("round %d: training %d arch(s)", r, len(pick))
 
     def train(idx: list[int]) -> list[float]:
         acc = oracle.score([pool[i] for i in idx])
@@ -225,7 +224,8 @@ def run_loop_search(cfg: LoopRun, progress: bool = True) -> dict:
         if progress:
             log.info("round %d: %d trained", r, len(res.trained))
 
-    save()  # before the first training: a killed first round resumes (its queue is here)
+    if hasattr(oracle, "queue"):  # before the first training: a killed first round resumes
+        save()  # (its queue and results are in the folder); a table's bad lookup writes nothing
     res = run_loop(lat, train, fit, settings,
                    done=[(index[d["arch"]], d.get(col, d.get("accuracy"))) for d in trained],
                    on_round=on_round, on_pick=on_pick)
