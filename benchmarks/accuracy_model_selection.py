@@ -23,13 +23,9 @@ import numpy as np
 def main() -> None:
     import sklearn
 
-    from hwnas.accuracy_sources import (
-        MODELS,
-        AccuracyRegressor,
-        ArchEncoder,
-        kendall_tau,
-        read_results,
-    )
+    from hwnas.accuracy_sources.features import ArchEncoder
+    from hwnas.accuracy_sources.regressor import MODELS, AccuracyRegressor, kendall_tau
+    from hwnas.accuracy_sources.results import read_results
     from hwnas.costs import arch_costs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -87,7 +87,8 @@ def run_sampler(name: str, seed: int, budget: int, codes, acc, lat) -> list[int]
 
 
 def run_predictor_loop(seed: int, budget: int, archs, acc, lat, rounds: int) -> list[int]:
-    from hwnas.accuracy_sources import AccuracyRegressor, ArchEncoder
+    from hwnas.accuracy_sources.features import ArchEncoder
+    from hwnas.accuracy_sources.regressor import AccuracyRegressor
 
     X = ArchEncoder().fit_transform(archs)
 

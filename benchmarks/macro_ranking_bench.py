@@ -30,7 +30,7 @@ DEFAULT_RESULTS = str(Path(__file__).resolve().parent.parent / "hwnas" / "resour
 def ranks(pred, y, top) -> tuple[float, float, float, float]:
     from scipy.stats import spearmanr
 
-    from hwnas.accuracy_sources import kendall_tau
+    from hwnas.accuracy_sources.regressor import kendall_tau
 
     pred, y = np.asarray(pred, float), np.asarray(y, float)
     return (kendall_tau(pred, y), float(spearmanr(pred, y).statistic),
@@ -44,7 +44,9 @@ def main() -> None:
     import sklearn
 
     from hwnas import __version__
-    from hwnas.accuracy_sources import DEFAULT_MODEL, AccuracyPredictor, Results, read_results
+    from hwnas.accuracy_sources.predictor import AccuracyPredictor
+    from hwnas.accuracy_sources.regressor import DEFAULT_MODEL
+    from hwnas.accuracy_sources.results import Results, read_results
     from hwnas.costs import arch_costs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -389,7 +389,7 @@ def make_estimator(kind: str, data_spec: str, resolution: int | None, seed: int 
     options epochs, subset, val_fraction, recipe, threads, progress) or "supernet" (options
     space (required), supernet, bn_images, val_images, threads, metric); every kind takes
     torch_device. The dataset is loaded now, so a bad ``data_spec`` fails here."""
-    from .accuracy_sources import is_source, make_source
+    from .accuracy_sources.predictor import is_source, make_source
 
     if is_source(kind):  # measured results: no data, no cache (hwnas.accuracy_sources)
         return make_source(kind, space=kw.get("space"))

@@ -142,10 +142,11 @@ def train_local(models: list, data, data_spec: str, recipe, seeds: Sequence[int]
 
 
 def collect_results(models: list, seeds: Sequence[int], run_dir: Path, rid: str,
-                    queue: RetrainQueue | None = None,
-                    what: str = "--collect") -> dict[str, list[dict]]:
-    """The results per model name, every first seed's ONNX file exported; HwnasError (one
-    line naming every missing (model, seed), with where the queue saw it) if any is missing."""
+                    queue: RetrainQueue | None = None, what: str = "--collect",
+                    onnx: bool = True) -> dict[str, list[dict]]:
+    """The results per model name, every first seed's ONNX file exported (``onnx``; the
+    co-design loop's trainings have none); HwnasError (one line naming every missing (model,
+    seed), with where the queue saw it) if any is missing."""
     from .retrain_result import ensure_onnx
 
     root = run_dir / "retrain" / rid
@@ -154,10 +155,11 @@ def collect_results(models: list, seeds: Sequence[int], run_dir: Path, rid: str,
         for s in seeds:
             r = read_done(m, s, root)
             ck = root / m.folder / f"seed{s}.pt"
-            if r is not None and s == seeds[0] and not ck.is_file() and not _onnx_ok(m, r, run_dir):
+            if onnx and r is not None and s == seeds[0] and not ck.is_file() \
+                    and not _onnx_ok(m, r, run_dir):
                 r = None  # the ONNX file cannot be made here without the checkpoint
             if r is None:
-                missing.append(Item.of(m, s, s == seeds[0]).key)
+                missing.append(Item.of(m, s, onnx and s == seeds[0]).key)
             else:
                 done[(m.name, s)] = r
     if missing:
@@ -167,7 +169,7 @@ def collect_results(models: list, seeds: Sequence[int], run_dir: Path, rid: str,
             f"{what}: {len(missing)} of {len(models) * len(seeds)} trainings missing in {root}: "
             f"{names}; train them (hwnas retrain {run_dir.name} ... --train-only) or copy the "
             f"retrain/ folder of the machine that trained them into {run_dir}")
-    for m in models:
+    for m in models if onnx else ():
         s0 = seeds[0]
         ensure_onnx(m, done[(m.name, s0)], root / m.folder / f"seed{s0}.pt", run_dir,
                      root / m.folder / f"seed{s0}.json")
@@ -508,10 +510,11 @@ def _flock(path: Path | None) -> Iterator[None]:
 
 def train_queue(queue: RetrainQueue, models: list, seeds: Sequence[int], data, data_spec: str,
                 recipe, run_dir: Path, rid: str, progress: bool, torch_device: Any = "cpu",
-                wait: bool = True) -> int:
+                wait: bool = True, onnx: bool = True) -> int:
     """Claim and train items of ``queue`` until none is waiting (``wait``: until every item
-    of ``models`` x ``seeds`` is COMPLETE somewhere); the number trained by this process."""
-    items = [Item.of(m, s, s == seeds[0]) for m in models for s in seeds]
+    of ``models`` x ``seeds`` is COMPLETE somewhere); the number trained by this process.
+    ``onnx``: the first seed's item exports its ONNX file (not for the co-design loop)."""
+    items = [Item.of(m, s, onnx and s == seeds[0]) for m in models for s in seeds]
     queue.sync(items)
     root = run_dir / "retrain" / rid
     trained, said = 0, ""

@@ -47,7 +47,7 @@ def test_acquire_takes_the_optimistic_front_then_the_next():
 
 @pytest.fixture(scope="module")
 def macro():
-    from hwnas.accuracy_sources import ArchEncoder
+    from hwnas.accuracy_sources.features import ArchEncoder
     from hwnas.macro import macro_arch
 
     d = json.loads(MACRO.read_text())
@@ -69,7 +69,7 @@ def _hv(idx, acc, lat):
 def test_the_loop_beats_random_training_on_nas_bench_macro(macro):
     """60 trainings: the loop's front holds more of the true hypervolume than 20 random sets
     of 60 networks do at their best (FLOPs as the latency)."""
-    from hwnas.accuracy_sources import AccuracyRegressor
+    from hwnas.accuracy_sources.regressor import AccuracyRegressor
 
     acc, lat, X = macro
 
@@ -145,3 +145,123 @@ def test_search_loop_with_a_table_oracle_resumes_and_refuses_bad_input(cli, macr
     assert (home / "runs" / "L" / "loop.json").read_bytes() == before
     assert sorted(p.name for p in (home / "runs").iterdir()) == ["L"]  # nothing written
     shutil.rmtree(home / "runs" / "L")
+
+
+def _queue_trials(run_dir: Path, study: str) -> list:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    storage = JournalStorage(JournalFileBackend(str(run_dir / "loop-queue.log")))
+    return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+
+
+SMALL_SPACE = """\
+name: small
+resolutions: [32]
+stem: {out: 8, kernel: 3, stride: 2, act: relu6}
+stages:
+  - {out: 8, stride: 1, depth: [1, 2], kernel: [3, 5], expand: [1, 3]}
+  - {out: 16, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6], se: [0, 0.25]}
+head: {out: 32, act: hswish}
+classes: 10
+"""
+
+
+@pytest.fixture
+def small_loop(home):
+    """HWNAS_HOME with a small space (:data:`SMALL_SPACE`), its synthetic table on device 't',
+    and the LoopRun of a train-oracle loop of 4 trainings in 2 rounds (1 epoch, 64 images)."""
+    from hwnas.search.loop_run import LoopRun
+
+    (home / "search_spaces").mkdir()
+    (home / "search_spaces" / "small.yaml").write_text(SMALL_SPACE)
+    synthetic_table("small", "t")  # (the tiny space has fewer than its 30 networks)
+    return LoopRun(run="Q", space="small", device="t", resolution=32, oracle="train",
+                   data="digits", epochs=1, budget=4, rounds=1, subset=64)
+
+
+def test_train_oracle_trains_through_the_retrain_queue(small_loop):
+    """--oracle train: each (arch, seed) is a work item of the retrain queue in the run folder,
+    each result a retrain result file; loop.json says what the number is (recipe, data, the
+    validation split) and each round's predictor CV."""
+    from hwnas.paths import runs_dir
+    from hwnas.search.loop_run import run_loop_search
+
+    out = run_loop_search(small_loop, progress=False)
+    assert out["trained"] == 4 and out["score_column"] == "val_acc"
+    run_dir = runs_dir() / "Q"
+    state = json.loads((run_dir / "loop.json").read_text())
+    o = state["oracle"]
+    assert o["kind"] == "train" and o["column"] == "val_acc"
+    assert o["data_spec"] == "digits[val0.2,seed0]"
+    assert "validation" in o["split"] and "test split is not used" in o["split"]
+    assert o["recipe"]["epochs"] == 1 and o["recipe"]["subset"] == 64
+    assert o["queue"]["storage"] == str(run_dir / "loop-queue.log")
+    assert [t["round"] for t in state["trained"]] == [0, 0, 1, 1]
+    assert [(r["round"], r["trained"]) for r in state["rounds"]] == [(0, 2), (1, 2)]
+    assert "cv_kendall_tau" in state["rounds"][1] and "cv_kendall_tau" in state["predictor"]
+    trials = _queue_trials(run_dir, o["queue"]["study"])
+    assert sorted(t.state.name for t in trials) == ["COMPLETE"] * 4
+    assert all(t.user_attrs["item"].endswith("/seed0") and t.user_attrs["onnx"] is False
+               for t in trials)
+    results = {json.loads(p.read_text())["arch"]: json.loads(p.read_text())
+               for p in (run_dir / "retrain" / o["recipe_id"]).glob("*/seed0.json")}
+    assert len(results) == 4
+    for t in state["trained"]:
+        assert t["val_acc"] == pytest.approx(results[t["arch"]]["test_acc"])
+        assert results[t["arch"]]["data"] == "digits[val0.2,seed0]"
+    assert not (run_dir / "models").exists()  # no ONNX export
+    head = (run_dir / "loop-trained.csv").read_text().splitlines()[0]
+    assert head.startswith("arch,val_acc,latency_ms")
+    # hwnas view: the rounds, the CV tau, the front of the trained archs
+    from hwnas.cli import main
+
+    assert main(["view", "Q"]) == 0
+    page = (run_dir / "report.html").read_text()
+    assert "train-predict-search loop" in page and "Rounds" in page and "val_acc" in page
+    assert "optimistic front" in page and "validation" in page
+    front = (run_dir / "loop-front.csv").read_text().splitlines()[1].split(",")[0]
+    assert front[:60] in page and "no figures" in page
+    tau = state["rounds"][1]["cv_kendall_tau"]
+    assert tau is None or f"{tau:.3f}" in page
+
+
+def test_a_second_process_trains_part_of_a_loop_round(cli, small_loop, monkeypatch):
+    """Killed in round 0 after one training (Ctrl-C: its item goes back to the queue), a second
+    process (hwnas retrain RUN --train-only) trains the item left; the resumed loop takes both
+    results without training them again, then trains round 1 itself."""
+    import os
+
+    import hwnas.retrain_queue as rq
+    from hwnas.paths import runs_dir
+    from hwnas.search.loop_run import run_loop_search
+
+    real, calls = rq.train_one, []
+
+    def counted(*a, **k):
+        calls.append(a[0].arch.to_string())
+        if len(calls) == 2 and dying:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    dying = True
+    monkeypatch.setattr(rq, "train_one", counted)
+    with pytest.raises(KeyboardInterrupt):
+        run_loop_search(small_loop, progress=False)
+    run_dir = runs_dir() / "Q"
+    state = json.loads((run_dir / "loop.json").read_text())
+    o = state["oracle"]
+    assert state["trained"] == []
+    trials = _queue_trials(run_dir, o["queue"]["study"])
+    assert sorted(t.state.name for t in trials) == ["COMPLETE", "FAIL"]  # round 0: 2 items
+    r = cli("retrain", "Q", "--train-only", "-q", check=0)
+    assert "1 trainings in this call; 0 item(s)" in r.stdout
+    dying, before = False, list(calls)
+    out = run_loop_search(small_loop, progress=False)
+    assert out["trained"] == 4
+    assert len(calls) == len(before) + 2 and not set(calls[len(before):]) & set(before)
+    results = list((run_dir / "retrain" / o["recipe_id"]).glob("*/seed0.json"))
+    workers = {json.loads(p.read_text())["worker"].split(":")[1] for p in results}
+    assert len(results) == 4 and str(os.getpid()) in workers and len(workers) == 2
+    done = [t for t in _queue_trials(run_dir, o["queue"]["study"]) if t.state.name == "COMPLETE"]
+    assert len(done) == 4

@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_fit(args) -> None:
     import time
 
-    from ..accuracy_sources import DEFAULT_MODEL, MODELS, AccuracyPredictor, read_results
+    from ..accuracy_sources.predictor import AccuracyPredictor
+    from ..accuracy_sources.regressor import DEFAULT_MODEL, MODELS
+    from ..accuracy_sources.results import read_results
     from ..errors import HwnasError
 
     if args.model is not None and args.model not in MODELS:

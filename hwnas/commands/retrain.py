@@ -81,7 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(source 'retrain'): the predictor refits from them when next loaded")
     q = p.add_mutually_exclusive_group()
     q.add_argument("--train-only", action="store_true",
-                   help="claim and train work items of the queue, then stop (no measurement)")
+                   help="claim and train work items of the queue, then stop (no measurement); "
+                   "on a train-predict-search loop run (hwnas search --train-budget), the "
+                   "waiting items of its rounds, with the loop's recipe and data")
     q.add_argument("--collect", action="store_true",
                    help="no training: gather every result in runs/RUN/retrain/, measure, "
                    "write retrain.csv (refused, naming them, while any is missing)")
@@ -173,8 +175,12 @@ def cmd_retrain(args) -> None:
 def _retrain(args) -> None:
     from ..errors import HwnasError
     from ..retrain import RetrainSettings, parse_seeds, run_retrain
+    from ..search.loop_train import is_loop_run
     from ..train import Recipe
     from .profile import drift_settings
+
+    if is_loop_run(args.run):
+        return _loop_worker(args)
 
     if args.epochs < 1:
         raise HwnasError(f"--epochs must be >= 1, got {args.epochs}")
@@ -228,3 +234,24 @@ def _retrain(args) -> None:
           f"call) -> {res.run_dir / 'retrain.csv'}, ONNX in {res.run_dir / 'models'}")
     print(res.summary())
     print(nxt)
+
+
+def _loop_worker(args) -> None:
+    """``--train-only`` on a loop run: its queue's waiting items (hwnas.search.loop_train)."""
+    from ..errors import HwnasError
+    from ..search.loop_train import work_loop_queue
+    from ..train import resolve_torch_device
+
+    if not args.train_only:
+        raise HwnasError(f"'{args.run}' is a train-predict-search loop run: hwnas retrain "
+                         f"{args.run} --train-only trains the waiting items of its rounds; "
+                         "its front is loop-front.csv (train those archs with hwnas train)")
+    n, left = work_loop_queue(args.run, args.storage, not args.quiet and not args.json,
+                              resolve_torch_device(args.torch_device), args.threads)
+    if args.json:
+        from ..io import print_json
+
+        print_json({"run": args.run, "trained": n, "pending": left})
+        return
+    print(f"loop run {args.run}: {n} trainings in this call; {left} item(s) of its queue not "
+          "finished (the loop process waits for them, or start this again)")

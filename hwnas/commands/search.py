@@ -119,11 +119,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     lp.add_argument("--train-rounds", type=int, default=10, metavar="R",
                     help="rounds after the first (default 10)")
     lp.add_argument("--oracle", default="train", metavar="SPEC",
-                    help="what a training is: train (the recipe, --train-epochs on --data, "
-                    "validation accuracy; default) or table:FILE (a lookup in measured results, "
-                    "e.g. NAS-Bench-Macro's JSON: how the benchmark runs the loop)")
+                    help="what a training is: train (the retrain recipe, --train-epochs on a "
+                    "--train-subset of --data minus a held-out 20 %%, scored on that held-out "
+                    "part: val_acc; default) or table:FILE (a lookup in measured results, "
+                    "e.g. NAS-Bench-Macro's JSON: how the benchmark runs the loop). train runs "
+                    "each (arch, seed) as a work item of the retrain queue in --storage (default "
+                    "runs/RUN/loop-queue.log): more processes share a round with hwnas retrain "
+                    "RUN --train-only")
     lp.add_argument("--train-epochs", type=int, default=2, metavar="E",
                     help="epochs of each training with --oracle train (default 2)")
+    lp.add_argument("--train-subset", type=int, default=5000, metavar="N",
+                    help="training images of each training with --oracle train, a stratified "
+                    "seeded subset (default 5000)")
     p.set_defaults(func=cmd_search)
 
 
@@ -188,15 +195,18 @@ def cmd_loop(args) -> int:
         res = int(args.resolution)
     cfg = LoopRun(run=args.name, space=args.space, device=args.device, resolution=res,
                   oracle=args.oracle, data=args.data, epochs=args.train_epochs,
-                  budget=args.train_budget, rounds=args.train_rounds, seed=args.seed)
+                  budget=args.train_budget, rounds=args.train_rounds, seed=args.seed,
+                  subset=args.train_subset, storage=args.storage)
     out = run_loop_search(cfg, progress=not args.quiet and not args.json)
     if args.json:
         from ..io import print_json
 
         print_json(out)
         return 0
+    tau = "" if out["cv_kendall_tau"] is None else \
+        f"; predictor 5-fold CV Kendall tau {out['cv_kendall_tau']:.3f}"
     print(f"{out['run']}: {out['trained']} trained of {out['candidates']} candidates in "
-          f"{out['rounds']} rounds ({out['seconds']:.0f} s); front of the trained archs "
+          f"{out['rounds']} rounds ({out['seconds']:.0f} s){tau}; front of the trained archs "
           f"(their {out['score_column']}, predicted latency):")
     for r in out["front"]:
         print(f"  {r[out['score_column']]:8.3f}  {r['latency_ms']:8.3f} ms  {r['arch']}")

@@ -119,7 +119,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_score(args) -> None:
-    from ..accuracy_sources import is_source
+    from ..accuracy_sources.predictor import is_source
     from ..errors import HwnasError
     from ..specs import arch_specs
 
@@ -171,7 +171,7 @@ def cmd_score(args) -> None:
 
 def _score_source(args, specs: list[str]) -> None:
     """``--estimator table:FILE | predictor:FILE``: measured results, no torch, no data."""
-    from ..accuracy_sources import AccuracyPredictor, make_source, parse_source
+    from ..accuracy_sources.predictor import AccuracyPredictor, make_source, parse_source
     from ..baselines import resolve_arch
     from ..errors import HwnasError
 

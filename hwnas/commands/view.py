@@ -25,6 +25,12 @@ it opens without network) with
 The search's score is named for its estimator (a NASWOT score is not an accuracy). --latex
 also writes the two tables as booktabs LaTeX into runs/RUN/tables/.
 
+A train-predict-search loop run (hwnas search --accuracy predictor --train-budget K) gets a
+page of tables: its rounds (how each chose its archs, how many it trained, the
+cross-validated Kendall tau of the predictor that chose them), the front of the trained
+archs (their val_acc or table_acc x predicted latency) and the predictor's front over every
+candidate.
+
 Every caption says how latency was measured (device, CPU, threads, onnxruntime version,
 statistic, protocol). Whatever the run does not have yet (trials, retrain results, a
 device table) is named in one line and left out; the report shows what exists.
@@ -84,6 +90,9 @@ def cmd_view(args) -> int:
         from ..errors import HwnasError
 
         raise HwnasError(f"--serve {args.serve}: a port is 1-65535 (0: any free port)")
+    loop = _loop_folder(args.run)
+    if loop is not None:
+        return _view_loop(args, loop)
     res = write_report(args.run, args.output, images=fmts, predictor=args.predictor)
     for n in res.data.notes:
         log.warning("%s", n)
@@ -101,6 +110,37 @@ def cmd_view(args) -> int:
             log.warning("no retrain results: wrote only the Pareto-front table")
     if args.serve is not None:
         return serve(res.path, args.serve, args.open, extra=res.images)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(res.path.resolve().as_uri())
+    return 0
+
+
+def _loop_folder(run):
+    """The folder of a train-predict-search loop run (loop.json, no config.json), or None."""
+    from pathlib import Path
+
+    from ..report.loop import is_loop_folder
+    from ..runs import runs_dir
+
+    for p in (Path(run), runs_dir() / str(run)):
+        if is_loop_folder(p):
+            return p
+    return None
+
+
+def _view_loop(args, folder) -> int:
+    from ..report.loop import WHAT, write_loop_report
+
+    res = write_loop_report(folder, args.output)
+    for n in res.notes:
+        log.warning("%s", n)
+    if args.images or args.latex:
+        log.warning("--images/--latex: not written for a loop run (its page has tables only)")
+    print(f"{res.path}  ({WHAT}: {res.rounds} rounds, {res.trained} trained, front {res.front})")
+    if args.serve is not None:
+        return serve(res.path, args.serve, args.open)
     if args.open:
         import webbrowser
 

@@ -116,11 +116,14 @@ def run_loop(latency: Sequence[float], train: Callable[[list[int]], Sequence[flo
              fit: Callable[[list[int], list[float]], Callable[[np.ndarray],
                                                               tuple[np.ndarray, np.ndarray]]],
              settings: LoopSettings, done: Sequence[tuple[int, float]] = (),
-             on_round: Callable[[int, LoopResult], None] | None = None) -> LoopResult:
+             on_round: Callable[[int, LoopResult], None] | None = None,
+             on_pick: Callable[[int, list[int]], None] | None = None) -> LoopResult:
     """Run the loop over a pool of ``len(latency)`` candidates. ``train(indices)`` returns
     their accuracies; ``fit(indices, accuracies)`` returns ``predict(indices) -> (mean,
     std)``. ``done``: (index, accuracy) pairs already trained (a resumed loop), counted in
-    the budget. ``on_round(r, result)`` is called after each round (to save progress)."""
+    the budget. ``on_pick(r, indices)`` is called before round ``r``'s trainings (a resumed
+    loop skips the rounds already done), ``on_round(r, result)`` after them (to save
+    progress)."""
     s = settings.validate()
     lat = np.asarray(latency, float)
     if len(lat) < 2 or not np.all(np.isfinite(lat)):
@@ -144,6 +147,8 @@ def run_loop(latency: Sequence[float], train: Callable[[list[int]], Sequence[flo
             mean, std = predict(np.arange(len(lat)))
             pick = acquire(mean, std, lat, need, trained, s.kappa)
             info = {"round": r, "how": "optimistic front"}
+        if on_pick is not None:
+            on_pick(r, pick)
         acc = [float(a) for a in train(pick)]
         if len(acc) != len(pick) or not all(np.isfinite(acc)):
             raise HwnasError(f"round {r}: training returned {len(acc)} finite accuracies for "

@@ -121,7 +121,7 @@ def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path,
         settings.accuracy == "supernet" or settings.accuracy.startswith("predictor:")) else {}
     if getattr(settings, "supernet_metric", "accuracy") != "accuracy":
         kw["metric"] = settings.supernet_metric
-    from ..accuracy_sources import is_source, make_source
+    from ..accuracy_sources.predictor import is_source, make_source
 
     if is_source(settings.accuracy):  # measured results: no torch, no data, no cache
         est = make_source(settings.accuracy, space=kw.get("space"))

@@ -74,7 +74,7 @@ class SearchSettings:
         if self.sampler not in SAMPLERS:
             raise HwnasError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLERS)})")
         if self.accuracy.split(":", 1)[0] in ("table", "predictor"):
-            from ..accuracy_sources import parse_source
+            from ..accuracy_sources.predictor import parse_source
 
             parse_source(self.accuracy)
         elif self.accuracy not in ACCURACY_KINDS:
