@@ -189,7 +189,6 @@ def test_no_import_loops_but_the_listed_ones():
 
 #: "file: name" of private names still imported from another module, and why
 PRIVATE_ALLOWED = {
-    "hwnas/commands/supernet.py: _positive": "the commands' shared options are being reworked",
 }
 
 

@@ -21,6 +21,16 @@ def seed(text: str) -> int:
     return v
 
 
+def positive(**kw: int | None) -> None:
+    """HwnasError naming the first option given (not None) below 1: ``positive(epochs=0)`` ->
+    "--epochs: must be a positive integer, got 0"."""
+    from ..errors import HwnasError
+
+    for k, v in kw.items():
+        if v is not None and v < 1:
+            raise HwnasError(f"--{k.replace('_', '-')}: must be a positive integer, got {v}")
+
+
 def seeds(text: str) -> list[int]:
     """A comma list of seeds."""
     return [seed(s.strip()) for s in str(text).split(",") if s.strip()]

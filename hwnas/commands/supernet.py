@@ -102,9 +102,9 @@ def cmd_train(args) -> None:
     from ..space import load_space
     from ..supernet import SupernetRecipe, train_supernet
     from ..train import resolve_torch_device
-    from .train import _positive
+    from .options import positive
 
-    _positive(resolution=args.resolution, epochs=args.epochs, subset=args.subset,
+    positive(resolution=args.resolution, epochs=args.epochs, subset=args.subset,
               batch_size=args.batch_size, threads=args.threads)
     if args.random_subnets < 0:
         raise HwnasError(f"--random-subnets: must be >= 0, got {args.random_subnets}")

@@ -12,6 +12,7 @@ from .options import (
     add_seed,
     add_threads,
     add_torch_device,
+    positive,
 )
 
 ARCH_HELP = ("an arch file (.yaml/.json), a baseline name (mbv2-0.5, mbv2-0.5@160, ...) or a "
@@ -81,14 +82,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc.set_defaults(func=cmd_score)
 
 
-def _positive(**kw: int | None) -> None:
-    from ..errors import HwnasError
-
-    for k, v in kw.items():
-        if v is not None and v < 1:
-            raise HwnasError(f"--{k.replace('_', '-')}: must be a positive integer, got {v}")
-
-
 def cmd_train(args) -> None:
     from pathlib import Path
 
@@ -96,7 +89,7 @@ def cmd_train(args) -> None:
     from ..data import load_dataset
     from ..train import Recipe, adapt_arch, resolve_torch_device, train_arch
 
-    _positive(resolution=args.resolution, epochs=args.epochs, batch_size=args.batch_size,
+    positive(resolution=args.resolution, epochs=args.epochs, batch_size=args.batch_size,
               subset=args.subset, threads=args.threads)
     device = resolve_torch_device(args.torch_device)
     arch = resolve_arch(args.arch)
@@ -137,7 +130,7 @@ def cmd_score(args) -> None:
     from ..baselines import resolve_arch
     from ..train import resolve_torch_device
 
-    _positive(resolution=args.resolution, epochs=args.epochs, batch_size=args.batch_size,
+    positive(resolution=args.resolution, epochs=args.epochs, batch_size=args.batch_size,
               threads=args.threads, bn_images=args.bn_images,
               val_images=args.val_images or None)
     device = resolve_torch_device(args.torch_device)

@@ -141,7 +141,7 @@ def _short(s: str, n: int = 70) -> str:
 
 def write_loop_report(run_dir: Path, out: str | Path | None = None) -> LoopReport:
     """Write the loop run's ``report.html`` (or ``out``)."""
-    from .page import CSS, _table_html
+    from .page import CSS, table_html
 
     d = loop_report_data(run_dir)
     e = html.escape
@@ -152,7 +152,7 @@ def write_loop_report(run_dir: Path, out: str | Path | None = None) -> LoopRepor
              f"<h1>{e(title)}</h1>", f"<p class=caption>{e(WHAT[0].upper() + WHAT[1:])}.</p>",
              "<div class=meta>" + "<br>".join(e(m) for m in d.meta) + "</div>"]
     parts += [f"<div class=note>{e(n)}</div>" for n in d.notes]
-    parts += [_table_html(t, t.id) for t in d.tables]
+    parts += [table_html(t, t.id) for t in d.tables]
     parts.append(f"<footer>written {e(time.strftime('%Y-%m-%d %H:%M:%S %z'))} from "
                  f"{e(str(d.run_dir / STATE_FILE))}</footer></main></body></html>\n")
     path = Path(out) if out else d.run_dir / "report.html"
