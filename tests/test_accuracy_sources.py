@@ -316,3 +316,20 @@ def test_search_with_accuracy_from_the_table(home, macro_device, capsys, macro):
         __import__("hwnas.accuracy_sources.results", fromlist=["x"]).sha256_of(MACRO)))
     assert cfg["accuracy_settings"]["estimator"] == "table"
     assert not (run_.path / "accuracy_cache.json").exists()
+
+
+def test_a_block_choice_no_measured_arch_has_is_predicted_not_refused():
+    """K measured archs of a large space need not hold every choice: an arch with a choice
+    none of them has (here k5e6, the Macro digit 2) is predicted from its other features
+    (one-hot and counts of the unseen choice left out), not refused as 'another space'."""
+    from hwnas.accuracy_sources.predictor import AccuracyPredictor
+    from hwnas.accuracy_sources.results import Results, read_results
+
+    res = read_results(MACRO)
+    rows = [r for r in res.rows if "2" not in r.spec.removeprefix("macro:")][:30]
+    assert len(rows) == 30
+    sub = Results(res.path, res.kind, res.sha256, rows, {r.arch: res.archs[r.arch] for r in rows})
+    p = AccuracyPredictor(sub, random_state=0)
+    unseen = [res.archs[r.arch] for r in res.rows if r.spec.removeprefix("macro:").count("2") >= 3][:5]
+    mean, std = p.predict(unseen, return_std=True)
+    assert len(unseen) == 5 and np.all(np.isfinite(mean)) and np.all(std >= 0)

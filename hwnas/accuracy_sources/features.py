@@ -97,10 +97,8 @@ class ArchEncoder(TransformerMixin, BaseEstimator):
         if len(a.blocks) > self.depth_:
             raise HwnasError(f"arch {a.to_string()} has {len(a.blocks)} blocks, more than the "
                              f"{self.depth_} of any arch the predictor was fit on (another space)")
-        unknown = {block_token(b) for b in a.blocks} - set(self.tokens_)
-        if unknown:
-            raise HwnasError(f"arch {a.to_string()} has block choices {', '.join(sorted(unknown))} "
-                             "that no arch the predictor was fit on has (another space)")
+        # a block choice no fitted arch has is no sign of another space (K measured archs
+        # of a large space need not hold every choice): it adds no one-hot or count feature
 
     def transform(self, archs: Sequence[Arch]) -> np.ndarray:
         from ..costs import arch_costs
@@ -109,6 +107,7 @@ class ArchEncoder(TransformerMixin, BaseEstimator):
         for a in archs:
             self.check(a)
         col = {n: i for i, n in enumerate(self._names())}
+        col_tokens = set(self.tokens_)
         X = np.zeros((len(archs), self.n_features_out_))
         for r, a in enumerate(archs):
             stages = _stages(a)
@@ -120,9 +119,10 @@ class ArchEncoder(TransformerMixin, BaseEstimator):
                     if j is not None:  # a choice never seen at this position: all zero
                         X[r, j] = 1.0
                     X[r, col[f"l{i}.log2_out"]] = math.log2(b.out)
-                    X[r, col[f"n[{t}]"]] += 1
                     s = min(stages[i], self.stages_ - 1)
-                    X[r, col[f"s{s}.n[{t}]"]] += 1
+                    if t in col_tokens:  # a choice no fitted arch has: no count feature
+                        X[r, col[f"n[{t}]"]] += 1
+                        X[r, col[f"s{s}.n[{t}]"]] += 1
                 else:
                     X[r, col[f"l{i}=-"]] = 1.0
             X[r, col["depth"]] = sum(1 for b in a.blocks if getattr(b, "kind", "mb") == "mb")
