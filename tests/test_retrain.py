@@ -18,7 +18,7 @@ import time
 
 import pytest
 import torch
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, put_space, run_cli
 
 from hwnas.errors import HwnasError
 from hwnas.retrain import (
@@ -31,16 +31,6 @@ from hwnas.retrain import (
     summarize,
 )
 
-TINY = """\
-name: tiny
-resolutions: [32]
-stem: {out: 8, kernel: 3, stride: 2, act: relu6}
-stages:
-  - {out: 8, stride: 1, depth: 1, kernel: [3], expand: [1]}
-  - {out: 16, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6], se: [0, 0.25]}
-head: {out: 32, act: hswish}
-classes: 10
-"""
 # tiny training: 1 epoch on 96 digits, one seed, quick measurement
 FAST = ("--epochs", "1", "--seeds", "0,", "--subset", "96", "--batch-size", "32", "--quick",
         "--baselines", "mbv2-0.35")
@@ -67,8 +57,7 @@ def make_env(tmp_path_factory, prefix: str):
     """HWNAS_HOME with the tiny space, a local device 'ref' profiled (quick) and a search run
     'tr' (journal storage) whose front has at least 2 winners; (home, its environment)."""
     home = tmp_path_factory.mktemp(prefix)
-    (home / "search_spaces").mkdir()
-    (home / "search_spaces" / "tiny.yaml").write_text(TINY)
+    put_space(home)
     e = {"HWNAS_HOME": str(home)}
     run_cli("device", "add", "ref", "--target", "local", "--threads", "1", env=e, cwd=home,
             check=0)
