@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-# pg_url / pg_db: a private PostgreSQL server (tests/pg.py)
-pytest_plugins = ["pg"]
+# pg_url / pg_db: a private PostgreSQL server (tests/pg.py); ssh_server: a real OpenSSH
+# server (tests/sshd.py)
+pytest_plugins = ["pg", "sshd"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACES = Path(__file__).resolve().parent / "spaces"

@@ -263,13 +263,6 @@ def test_retrain_summary_and_report_show_the_drift_beside_the_errors():
 
 # ---- over SSH: the host's copy of the results is the one settled --------------------------------
 
-@pytest.fixture(scope="module")
-def ssh_server(tmp_path_factory):
-    from sshd import sshd_fixture
-
-    yield from sshd_fixture(tmp_path_factory)
-
-
 @pytest.mark.ssh
 def test_refused_chunks_are_measured_again_over_ssh(cli, home, ssh_server):
     import sys

@@ -338,13 +338,6 @@ def test_latency_table_api(home, tiny_in_home):
 
 # ---- over a real SSH server -----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def ssh_server(tmp_path_factory):
-    from sshd import sshd_fixture
-
-    yield from sshd_fixture(tmp_path_factory)
-
-
 @pytest.mark.ssh
 def test_profile_over_ssh(cli, home, tiny_in_home, ssh_server):
     """Profile through sshd: the host keeps its own copy of the results as they stream."""
