@@ -58,6 +58,18 @@ def tiny_in_home(home):
     return load_space("tiny")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    small tensors on a shared 2-core machine run 10x faster on one thread than on two."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def run_cli(*args, env=None, cwd=None, timeout=600, check=None):
     """Run ``python -m hwnas ARGS`` in a fresh process; returns CompletedProcess."""
     e = dict(os.environ)

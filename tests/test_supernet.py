@@ -34,13 +34,7 @@ from hwnas.train import resolve_torch_device
 FAST = SupernetRecipe(epochs=1, subset=320, threads=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors on a shared 2-core machine: one thread is 10x faster than two here."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
