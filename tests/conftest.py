@@ -70,6 +70,16 @@ def one_thread():
     torch.set_num_threads(old)
 
 
+@pytest.fixture(scope="session")
+def retrain_env(tmp_path_factory):
+    """(home, env) of tests/test_retrain.py's make_env: the tiny space, device 'ref' profiled,
+    search run 'tr'; made once for test_retrain and test_distributed_retrain, whose tests work
+    on copies of 'tr' under their own names."""
+    from test_retrain import make_env
+
+    return make_env(tmp_path_factory, "retrain_home")
+
+
 def run_cli(*args, env=None, cwd=None, timeout=600, check=None):
     """Run ``python -m hwnas ARGS`` in a fresh process; returns CompletedProcess."""
     e = dict(os.environ)

@@ -49,8 +49,8 @@ def _accuracy(archs):  # ... and for the accuracy estimate: grows with params
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    return make_env(tmp_path_factory, "retrain_home")
+def env(retrain_env):
+    return retrain_env
 
 
 def make_env(tmp_path_factory, prefix: str):
