@@ -58,6 +58,16 @@ def tiny_in_home(home):
     return load_space("tiny")
 
 
+@pytest.fixture
+def ref_device(tiny_in_home):
+    """A local device 'ref' (1 thread) beside the tiny space: the device.json that
+    ``hwnas device add ref --target local --threads 1`` writes, without a process for it."""
+    from hwnas.hosts import DeviceConfig, save_device
+
+    save_device(DeviceConfig(name="ref", target="local", threads=1).validate())
+    return "ref"
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """torch on one thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``):

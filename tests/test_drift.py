@@ -40,11 +40,8 @@ def _st(ms: float, n: int = 20) -> Stats:
 
 
 @pytest.fixture
-def tiny_and_ref(tiny_in_home):
+def tiny_and_ref(tiny_in_home, ref_device):
     """The tiny space in HWNAS_HOME (loaded) and a local device 'ref' (1 thread) to profile it."""
-    from hwnas.hosts import DeviceConfig, save_device
-
-    save_device(DeviceConfig(name="ref", target="local", threads=1))
     return tiny_in_home
 
 

@@ -23,9 +23,8 @@ QUICK = ("--quick",)
 
 
 @pytest.fixture
-def dev(cli, tiny_in_home):
-    cli("device", "add", "ref", "--target", "local", "--threads", "1", check=0)
-    return "ref"
+def dev(ref_device):
+    return ref_device
 
 
 def bundle_dir(home: Path, device="ref", space="tiny", res=32) -> Path:

@@ -13,9 +13,8 @@ from hwnas.lut import LatencyTable, Stats
 
 
 @pytest.fixture
-def dev(cli, tiny_in_home):
-    cli("device", "add", "ref", "--target", "local", "--threads", "1", check=0)
-    return "ref"
+def dev(ref_device):
+    return ref_device
 
 
 def test_fp32_table_loads_unchanged_and_int8_queries_say_how(home):
