@@ -83,8 +83,9 @@ def one_thread():
 @pytest.fixture(scope="session")
 def retrain_env(tmp_path_factory):
     """(home, env) of tests/test_retrain.py's make_env: the tiny space, device 'ref' profiled,
-    search run 'tr'; made once for test_retrain and test_distributed_retrain, whose tests work
-    on copies of 'tr' under their own names."""
+    search run 'tr'; made once for test_deploy (which retrains 'tr' itself), test_retrain and
+    test_distributed_retrain (whose tests copy the search results of 'tr' to runs of their
+    own)."""
     from test_retrain import make_env
 
     return make_env(tmp_path_factory, "retrain_home")
