@@ -38,6 +38,7 @@ def _rows(home, run="tr"):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_extracted_net_computes_what_the_supernet_subnet_computes(env, monkeypatch):
     """The deployed model is a plain hwnas Net whose outputs equal the supernet's subnet
     forward (eval mode, same recalibrated BatchNorm statistics) to 1e-5."""
