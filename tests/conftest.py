@@ -5,24 +5,40 @@ from pathlib import Path
 
 import pytest
 
-# pg_url / pg_db: a private PostgreSQL server (tests/pg.py)
-pytest_plugins = ["pg"]
+# pg_url / pg_db: a private PostgreSQL server (tests/pg.py); ssh_server: a real OpenSSH
+# server (tests/sshd.py)
+pytest_plugins = ["pg", "sshd"]
 
 ROOT = Path(__file__).resolve().parent.parent
+SPACES = Path(__file__).resolve().parent / "spaces"
+
+
+def space_yaml(kind: str = "tiny", name: str | None = None) -> str:
+    """The YAML of the test space tests/spaces/KIND.yaml (its leading comment dropped), named
+    ``name`` (default: the file's own name)."""
+    lines = (SPACES / f"{kind}.yaml").read_text().splitlines(keepends=True)
+    while lines[0].startswith("#"):
+        lines.pop(0)
+    assert lines[0].startswith("name: "), kind
+    if name is not None:
+        lines[0] = f"name: {name}\n"
+    return "".join(lines)
 
 
 def tiny_space(name: str = "tiny") -> str:
-    """A search space small enough to profile in seconds (17 blocks at 32 px), as YAML."""
-    return f"""\
-name: {name}
-resolutions: [32]
-stem: {{out: 8, kernel: 3, stride: 2, act: relu6}}
-stages:
-  - {{out: 8, stride: 1, depth: 1, kernel: [3], expand: [1]}}
-  - {{out: 16, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3], se: [0, 0.25]}}
-head: {{out: 32, act: hswish}}
-classes: 10
-"""
+    """The tiny space (tests/spaces/tiny.yaml: 12 distinct blocks at 32 px, 12 networks,
+    profiled in seconds), as YAML named ``name``."""
+    return space_yaml("tiny", name)
+
+
+def put_space(home: Path, kind: str = "tiny", name: str = "tiny") -> Path:
+    """Write tests/spaces/KIND.yaml as ``home``/search_spaces/NAME.yaml (what ``--space NAME``
+    finds in HWNAS_HOME); returns its path."""
+    d = home / "search_spaces"
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / f"{name}.yaml"
+    p.write_text(space_yaml(kind, name))
+    return p
 
 
 @pytest.fixture
@@ -36,12 +52,43 @@ def home(tmp_path, monkeypatch):
 @pytest.fixture
 def tiny_in_home(home):
     """The tiny space (:func:`tiny_space`) written to HWNAS_HOME/search_spaces and loaded."""
-    d = home / "search_spaces"
-    d.mkdir()
-    (d / "tiny.yaml").write_text(tiny_space("tiny"))
+    put_space(home)
     from hwnas.space import load_space
 
     return load_space("tiny")
+
+
+@pytest.fixture
+def ref_device(tiny_in_home):
+    """A local device 'ref' (1 thread) beside the tiny space: the device.json that
+    ``hwnas device add ref --target local --threads 1`` writes, without a process for it."""
+    from hwnas.hosts import DeviceConfig, save_device
+
+    save_device(DeviceConfig(name="ref", target="local", threads=1).validate())
+    return "ref"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    small tensors on a shared 2-core machine run 10x faster on one thread than on two."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def retrain_env(tmp_path_factory):
+    """(home, env) of tests/test_retrain.py's make_env: the tiny space, device 'ref' profiled,
+    search run 'tr'; made once for test_deploy (which retrains 'tr' itself), test_retrain and
+    test_distributed_retrain (whose tests copy the search results of 'tr' to runs of their
+    own)."""
+    from test_retrain import make_env
+
+    return make_env(tmp_path_factory, "retrain_home")
 
 
 def run_cli(*args, env=None, cwd=None, timeout=600, check=None):

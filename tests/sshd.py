@@ -1,10 +1,12 @@
-"""A real OpenSSH server for the tests: 127.0.0.1, a free port, throwaway keys.
+"""A real OpenSSH server for the tests: 127.0.0.1, a free port, throwaway keys (pytest
+plugin, registered in conftest.py, like pg.py).
 
 ``start_sshd(tmp)`` generates a host key and a user key, writes an ``sshd_config`` and an
 ``ssh_config`` (IdentityFile, UserKnownHostsFile with the host key, StrictHostKeyChecking
 yes) and starts ``/usr/sbin/sshd -D -e``. The tests point hwnas at it with
-``HWNAS_SSH_CONFIG=<ssh_config>``. ``sshd_fixture`` is the body of a session-scoped
-fixture: it skips (with the reason) only where sshd or ssh is not installed.
+``HWNAS_SSH_CONFIG=<ssh_config>``. The fixture ``ssh_server`` (session scope: one server
+for every test that asks) is that server; it skips (with the reason) only where sshd or ssh
+is not installed.
 
 The server sets ``TMPDIR`` for its sessions (``SetEnv``) to a folder of its own, so tests
 can see that hwnas removes its remote temporary folders.
@@ -18,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,8 +155,9 @@ def stop_sshd(srv: SSHServer) -> None:
             srv.proc.wait()
 
 
-def sshd_fixture(tmp_path_factory):
-    """Body of a session-scoped fixture: ``yield from sshd_fixture(tmp_path_factory)``."""
+@pytest.fixture(scope="session")
+def ssh_server(tmp_path_factory) -> Iterator[SSHServer]:
+    """One sshd for the session (every test leaves its remote folder removed)."""
     srv = start_sshd(tmp_path_factory.mktemp("sshd"))
     try:
         yield srv

@@ -219,13 +219,17 @@ def test_accuracy_fit_prints_cross_validated_tau_and_mape(tmp_path, capsys, macr
 
 
 def test_scoring_the_whole_benchmark_takes_seconds(tmp_path, capsys):
-    import time
+    import os
 
     from hwnas.macro import all_codes
 
+    def cpu_s():  # this process's CPU time and its children's: what the work costs, whatever
+        t = os.times()  # else runs on the machine (wall time grew to 41 s at load 6 here)
+        return t.user + t.system + t.children_user + t.children_system
+
     f = tmp_path / "all.txt"
     f.write_text("# every network\n" + "\n".join(f"macro:{c}" for c in all_codes()) + "\n")
-    t0 = time.perf_counter()
+    t0 = cpu_s()
     rc, out, err = run(capsys, "score", "--archs-file", f, "--estimator", f"table:{MACRO}", "--json")
     assert rc == 0, err
     assert len(json.loads(out)) == 6561
@@ -233,7 +237,8 @@ def test_scoring_the_whole_benchmark_takes_seconds(tmp_path, capsys):
     assert rc == 0, err
     lines = [x for x in out.splitlines() if not x.startswith("#")]
     assert len(lines) == 6561 and lines[0].split()[1] == "macro:00000000"
-    assert time.perf_counter() - t0 < 120  # two calls; a few seconds each when idle
+    # two calls: ~9 s of CPU in all on this 2-core VM (measured at load 6); 60 s is 6x that
+    assert cpu_s() - t0 < 60
 
 
 # ---- --archs-file ----------------------------------------------------------------------------------

@@ -24,11 +24,6 @@ from hwnas.profile import Entry, make_protocol, network_entry, plan
 QUICK = make_protocol(1, quick=True)
 
 
-@pytest.fixture
-def tiny(tiny_in_home):
-    return tiny_in_home
-
-
 def tensors_of(path: Path):
     import onnx
     from onnx.external_data_helper import uses_external_data
@@ -38,8 +33,8 @@ def tensors_of(path: Path):
         [t for t in m.graph.initializer if not uses_external_data(t)]
 
 
-def test_bundle_holds_graphs_and_a_manifest_of_every_tensor(tmp_path, tiny):
-    pl = plan(tiny, 32, networks=2, seed=1)
+def test_bundle_holds_graphs_and_a_manifest_of_every_tensor(tmp_path, tiny_in_home):
+    pl = plan(tiny_in_home, 32, networks=2, seed=1)
     b = build_bundle(tmp_path / "b", pl.entries, QUICK, progress=False)
     man = json.loads((b / "manifest.json").read_text())
     assert man["schema"] == 2 and "generated" in man["weights"]
@@ -164,13 +159,13 @@ def test_generated_weights_time_like_real_ones(tmp_path):
         pytest.fail(f"generated / real, real / real, tolerance: {tries}")
 
 
-def test_given_onnx_ships_its_real_weights(tmp_path, tiny):
+def test_given_onnx_ships_its_real_weights(tmp_path, tiny_in_home):
     """measure_archs(onnx=...) (the retrained winners): the file travels as it is."""
-    a = tiny.sample(seed=3, resolution=32)[0]
+    a = tiny_in_home.sample(seed=3, resolution=32)[0]
     src = tmp_path / "trained.onnx"
     export_arch(a, src, seed=7)
     b = build_bundle(tmp_path / "b", [network_entry(a, src), network_entry(
-        tiny.sample(seed=4, resolution=32)[0])], QUICK, progress=False)
+        tiny_in_home.sample(seed=4, resolution=32)[0])], QUICK, progress=False)
     man = json.loads((b / "manifest.json").read_text())
     given, sampled = man["entries"]
     assert given["weights"] == "included" and "data" not in given

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, tiny_space
+from conftest import assert_one_line_error, put_space
 
 import hwnas
 from hwnas.cli import build_parser
@@ -73,8 +73,7 @@ class _FakeTTY(io.StringIO):
 def _tiny_search(home, name: str, progress: bool):
     from hwnas.search import SearchSettings, run_search
 
-    (home / "search_spaces").mkdir(exist_ok=True)
-    (home / "search_spaces" / "tiny.yaml").write_text(tiny_space())
+    put_space(home)
     s = SearchSettings(space="tiny", device="stub", name=name, trials=4, resolution=32,
                        population=4, seed_baselines=False)
     return run_search(s, latency_fn=_latency, accuracy_fn=_accuracy, classes=10,
@@ -209,8 +208,7 @@ def test_lut_show_and_device_list_json(main, home):
 
 
 def test_measure_json(main, home):
-    (home / "search_spaces").mkdir(exist_ok=True)
-    (home / "search_spaces" / "tiny.yaml").write_text(tiny_space())
+    put_space(home)
     main("device", "add", "ref", "--target", "local", check=0)
     main("export", "mbv2-0.35@32", "-o", home / "m.onnx", check=0)
     r = main("measure", "mbv2-0.35@32", "m.onnx", "--device", "ref", "--quick", "--json",

@@ -152,7 +152,7 @@ def test_reference_table_is_trusted_only_if_its_sentinels_run_as_fast_here(home,
     a table whose networks run 10x slower here than it says is another machine's."""
     import shutil
 
-    from conftest import tiny_space
+    from conftest import put_space
 
     from hwnas import demo, paths
     from hwnas.drift import DriftSettings
@@ -160,8 +160,7 @@ def test_reference_table_is_trusted_only_if_its_sentinels_run_as_fast_here(home,
     from hwnas.profile import make_protocol, profile
     from hwnas.space import load_space
 
-    (home / "search_spaces").mkdir()
-    (home / "search_spaces" / "tiny.yaml").write_text(tiny_space("tiny"))
+    put_space(home)
     save_device(DeviceConfig(name="src", target="local", threads=1))
     proto = make_protocol(1, warmup=1, min_repeats=10, passes=2, burst_warmup=0,
                           min_time_s=0.0, sample_ms=0.0)

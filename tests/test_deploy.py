@@ -9,16 +9,18 @@ import shutil
 import pytest
 import torch
 from conftest import assert_one_line_error
-from test_retrain import FAST, _cli, make_env
+from test_retrain import FAST, _cli
 
 from hwnas.errors import HwnasError
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """The retrain test's home (tiny space, device 'ref', run 'tr') plus a 1-epoch supernet of
-    the same space on digits at 32 px; (home, environment, supernet id)."""
-    home, e = make_env(tmp_path_factory, "deploy_home")
+def env(retrain_env):
+    """The retrain tests' home (conftest retrain_env: tiny space, device 'ref', run 'tr') plus
+    a 1-epoch supernet of the same space on digits at 32 px; (home, environment, supernet id).
+    These tests retrain 'tr' itself; test_retrain and test_distributed_retrain only read its
+    search results (they retrain copies)."""
+    home, e = retrain_env
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HWNAS_HOME", str(home))
         from hwnas.data import load_dataset
@@ -36,6 +38,7 @@ def _rows(home, run="tr"):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_extracted_net_computes_what_the_supernet_subnet_computes(env, monkeypatch):
     """The deployed model is a plain hwnas Net whose outputs equal the supernet's subnet
     forward (eval mode, same recalibrated BatchNorm statistics) to 1e-5."""
@@ -62,6 +65,7 @@ def test_extracted_net_computes_what_the_supernet_subnet_computes(env, monkeypat
         assert torch.allclose(got, want, atol=1e-5, rtol=1e-5), (got - want).abs().max()
 
 
+@pytest.mark.slow
 def test_winners_deployed_from_the_supernet_are_measured_with_the_baselines(env):
     home, e, sid = env
     r = _cli((home, e), "tr", *FAST, "--from-supernet", sid, check=0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_one_line_error
-from sshd import SSHServer, free_port, new_key, sshd_fixture
+from sshd import SSHServer, free_port, new_key
 
 from hwnas.errors import HwnasError
 from hwnas.hosts import (
@@ -25,11 +25,6 @@ from hwnas.hosts import (
     save_device,
     validate_name,
 )
-
-
-@pytest.fixture(scope="session")
-def ssh_server(tmp_path_factory):
-    yield from sshd_fixture(tmp_path_factory)
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from pathlib import Path
 import optuna
 import pytest
 from conftest import assert_one_line_error, run_cli
-from test_retrain import make_env
 
 from hwnas.errors import HwnasError
 from hwnas.retrain_queue import ITEM_ATTR, Item, RetrainQueue, queue_name, queue_url
@@ -34,9 +33,10 @@ TRAINED = re.compile(r"(\S+) seed (\d+): test accuracy")
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """tests/test_retrain.py's home: the tiny space, device 'ref', search run 'tr'."""
-    return make_env(tmp_path_factory, "dretrain_home")
+def env(retrain_env):
+    """tests/test_retrain.py's home (shared with it): the tiny space, device 'ref', search
+    run 'tr'."""
+    return retrain_env
 
 
 def _copy_run(env, name):

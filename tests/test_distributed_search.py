@@ -19,8 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, run_cli
-from test_search import STUBS, TINY
+from conftest import assert_one_line_error, put_space, run_cli
+from test_search import STUBS
 
 RUNNER = """
 import json, logging, os, sys, time
@@ -49,8 +49,7 @@ if __name__ == "__main__":
 def _machine(root: Path, i: int) -> Path:
     """An HWNAS_HOME with the tiny space and the stand-ins: one emulated machine."""
     home = root / f"m{i}"
-    (home / "search_spaces").mkdir(parents=True)
-    (home / "search_spaces" / "tiny.yaml").write_text(TINY)
+    put_space(home, "tiny-search", "tiny")
     (home / "search_stubs.py").write_text(STUBS)
     (home / "runner.py").write_text(RUNNER)
     return home
@@ -115,8 +114,7 @@ def _check_run(trials: list, n: int) -> tuple[int, int]:
 def machines(tmp_path, monkeypatch):
     """Factory of emulated machines; the test process reads the tiny space too."""
     monkeypatch.setenv("HWNAS_HOME", str(tmp_path))
-    (tmp_path / "search_spaces").mkdir()
-    (tmp_path / "search_spaces" / "tiny.yaml").write_text(TINY)
+    put_space(tmp_path, "tiny-search", "tiny")
     return lambda n: [_machine(tmp_path, i) for i in range(n)]
 
 

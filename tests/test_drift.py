@@ -10,7 +10,7 @@ import json
 import logging
 
 import pytest
-from conftest import tiny_space
+from conftest import put_space
 
 from hwnas.device.runner import read_records
 from hwnas.drift import (
@@ -40,14 +40,9 @@ def _st(ms: float, n: int = 20) -> Stats:
 
 
 @pytest.fixture
-def tiny(home):
-    (home / "search_spaces").mkdir()
-    (home / "search_spaces" / "tiny.yaml").write_text(tiny_space("tiny"))
-    from hwnas.hosts import DeviceConfig, save_device
-    from hwnas.space import load_space
-
-    save_device(DeviceConfig(name="ref", target="local", threads=1))
-    return load_space("tiny")
+def tiny_and_ref(tiny_in_home, ref_device):
+    """The tiny space in HWNAS_HOME (loaded) and a local device 'ref' (1 thread) to profile it."""
+    return tiny_in_home
 
 
 def _protocol():
@@ -56,10 +51,10 @@ def _protocol():
     return make_protocol(1, **DECISIVE)
 
 
-def _profiled(tiny, networks=3):
+def _profiled(space, networks=3):
     from hwnas.profile import profile
 
-    profile("ref", tiny, 32, networks=networks, protocol=_protocol(), progress=False)
+    profile("ref", space, 32, networks=networks, protocol=_protocol(), progress=False)
     return LatencyTable.load("ref")
 
 
@@ -143,13 +138,13 @@ def test_drift_and_its_warning_line():
 
 # ---- a device made slower ------------------------------------------------------------------------
 
-def test_profile_refuses_a_drifted_chunk_and_measures_it_again(home, tiny, monkeypatch, caplog):
+def test_profile_refuses_a_drifted_chunk_and_measures_it_again(home, tiny_and_ref, monkeypatch, caplog):
     """The table's sentinels edited 10x faster than they run: the chunk is refused, the
     warning fires, and (the edit undone in between) the chunk measured again is merged."""
     import hwnas.drift as drift
     from hwnas.profile import profile
 
-    _profiled(tiny)
+    _profiled(tiny_and_ref)
     old = _slow_down()
     real = drift.settle
     calls = []
@@ -165,7 +160,7 @@ def test_profile_refuses_a_drifted_chunk_and_measures_it_again(home, tiny, monke
 
     monkeypatch.setattr(drift, "settle", settle)
     with caplog.at_level(logging.WARNING, logger="hwnas"):
-        rep = profile("ref", tiny, 32, networks=5, protocol=_protocol(), progress=False,
+        rep = profile("ref", tiny_and_ref, 32, networks=5, protocol=_protocol(), progress=False,
                       drift=LOOSE)
     warned = [r.getMessage() for r in caplog.records if "sentinel" in r.getMessage()]
     assert len(warned) == 1 and "\n" not in warned[0]
@@ -185,20 +180,20 @@ def test_profile_refuses_a_drifted_chunk_and_measures_it_again(home, tiny, monke
     moved = {r["id"] for r in aside if r["type"] == "result"}
     assert moved == set(recs[0]["moved"]) and len(moved) == 2
     results = [r["id"] for r in _records(home, "result")]
-    assert len(results) == len(set(results)) == len(tiny.pieces(32)) + 5  # no sentinel there
+    assert len(results) == len(set(results)) == len(tiny_and_ref.pieces(32)) + 5  # no sentinel there
     assert len(_records(home, "sentinel")) == 6  # 3 per chunk, kept as "sentinel" records
     d, meta = last(home / "latency_tables" / "ref")
     assert meta["what"] == "profile" and d.median > 1 and len(d.sentinels) == 6  # 10x + ~1x
 
 
-def test_profile_gives_up_after_the_retries_and_accept_drift_merges(home, tiny, caplog):
+def test_profile_gives_up_after_the_retries_and_accept_drift_merges(home, tiny_and_ref, caplog):
     from hwnas.measure import measure
     from hwnas.profile import profile
 
-    _profiled(tiny)
+    _profiled(tiny_and_ref)
     _slow_down()
     with caplog.at_level(logging.WARNING, logger="hwnas"):
-        rep = profile("ref", tiny, 32, networks=5, protocol=_protocol(), progress=False,
+        rep = profile("ref", tiny_and_ref, 32, networks=5, protocol=_protocol(), progress=False,
                       drift=LOOSE)
     assert rep.remeasured == MAX_RETRIES and rep.unmerged == 2 and rep.measured_networks == 0
     assert f"{MAX_RETRIES} chunk(s) re-measured" in rep.summary()
@@ -209,7 +204,7 @@ def test_profile_gives_up_after_the_retries_and_accept_drift_merges(home, tiny, 
     assert len(LatencyTable.load("ref").networks) == 3
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="hwnas"):
-        rep = profile("ref", tiny, 32, networks=5, protocol=_protocol(), progress=False,
+        rep = profile("ref", tiny_and_ref, 32, networks=5, protocol=_protocol(), progress=False,
                       drift=DriftSettings(threshold=LOOSE.threshold, accept=True))
     assert rep.measured_networks == 2 and rep.accepted == 1 and rep.remeasured == 0
     assert any("merged anyway (--accept-drift)" in r.getMessage() for r in caplog.records)
@@ -217,7 +212,7 @@ def test_profile_gives_up_after_the_retries_and_accept_drift_merges(home, tiny, 
     # hwnas measure times the sentinels too: the same drift, one warning line
     _slow_down()  # every network now, the two just merged too
     caplog.clear()
-    a = tiny.sample(seed=9, resolution=32)[0]
+    a = tiny_and_ref.sample(seed=9, resolution=32)[0]
     with caplog.at_level(logging.WARNING, logger="hwnas"):
         m = measure("ref", [a], protocol=_protocol(), progress=False, drift=LOOSE)
     assert set(m.stats) == {a.to_string()} and m.drift.beyond and m.drift.median > 2
@@ -225,12 +220,12 @@ def test_profile_gives_up_after_the_retries_and_accept_drift_merges(home, tiny, 
     assert last(home / "latency_tables" / "ref")[1]["what"] == "measurement"
 
 
-def test_within_the_threshold_no_warning_and_merged(home, tiny, caplog):
+def test_within_the_threshold_no_warning_and_merged(home, tiny_and_ref, caplog):
     from hwnas.profile import profile
 
-    _profiled(tiny)
+    _profiled(tiny_and_ref)
     with caplog.at_level(logging.WARNING, logger="hwnas"):
-        rep = profile("ref", tiny, 32, networks=5, protocol=_protocol(), progress=False,
+        rep = profile("ref", tiny_and_ref, 32, networks=5, protocol=_protocol(), progress=False,
                       drift=LOOSE)
     assert not [r for r in caplog.records if "sentinel" in r.getMessage()]
     assert rep.measured_networks == 2 and rep.remeasured == 0 and not rep.drift.beyond
@@ -265,19 +260,11 @@ def test_retrain_summary_and_report_show_the_drift_beside_the_errors():
 
 # ---- over SSH: the host's copy of the results is the one settled --------------------------------
 
-@pytest.fixture(scope="module")
-def ssh_server(tmp_path_factory):
-    from sshd import sshd_fixture
-
-    yield from sshd_fixture(tmp_path_factory)
-
-
 @pytest.mark.ssh
 def test_refused_chunks_are_measured_again_over_ssh(cli, home, ssh_server):
     import sys
 
-    (home / "search_spaces").mkdir()
-    (home / "search_spaces" / "tiny.yaml").write_text(tiny_space("tiny"))
+    put_space(home)
     env = {"HWNAS_HOME": str(home), **ssh_server.env()}
     cli("device", "add", "ref", "--target", ssh_server.target, "--python", sys.executable,
         env=env, check=0)

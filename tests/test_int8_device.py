@@ -12,7 +12,7 @@ from collections import Counter
 import numpy as np
 import onnx
 import pytest
-from conftest import assert_one_line_error, tiny_space
+from conftest import assert_one_line_error, put_space
 
 from hwnas.device.isa import FORMATS, choose_format, detect
 from hwnas.device.qdq import conv_model, error_steps, probe
@@ -144,8 +144,7 @@ def test_device_check_reports_qdq(cli, no_qdq):
 
 
 def test_profile_int8_on_a_board_without_qdq_keeps_fp32(cli, home, no_qdq):
-    (home / "search_spaces").mkdir()
-    (home / "search_spaces" / "tiny.yaml").write_text(tiny_space("tiny"))
+    put_space(home)
     from hwnas.space import load_space
 
     tiny = load_space("tiny")
@@ -173,8 +172,7 @@ def test_lut_import_of_a_hand_run_int8_bundle_records_the_calibration(cli, home,
 
     from hwnas.quantize import provenance
 
-    (home / "search_spaces").mkdir()
-    (home / "search_spaces" / "tiny.yaml").write_text(tiny_space("tiny"))
+    put_space(home)
     out = tmp_path / "pi-bundle"
     cli("profile", "--device", "pi", "--space", "tiny", "-r", "32", "--networks", "1",
         "--precision", "fp32,int8", "--bundle-only", out, "--quick", check=0)

@@ -24,12 +24,7 @@ BENCH = benchmark_results()
 SAMPLE = random.Random(21).sample(all_codes(), 20)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_every_code_costs_exactly_what_the_benchmark_says_and_round_trips():

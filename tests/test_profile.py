@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, run_cli, tiny_space
+from conftest import assert_one_line_error, run_cli
 
 from hwnas.arch import Arch
 from hwnas.device.runner import read_records
@@ -19,24 +19,12 @@ from hwnas.errors import HwnasError
 from hwnas.lut import LatencyTable, Stats
 from hwnas.pieces import arch_pieces
 
-TINY = tiny_space("tiny")
 QUICK = ("--quick",)
 
 
 @pytest.fixture
-def tiny(home):
-    d = home / "search_spaces"
-    d.mkdir()
-    (d / "tiny.yaml").write_text(TINY)
-    from hwnas.space import load_space
-
-    return load_space("tiny")
-
-
-@pytest.fixture
-def dev(cli, tiny):
-    cli("device", "add", "ref", "--target", "local", "--threads", "1", check=0)
-    return "ref"
+def dev(ref_device):
+    return ref_device
 
 
 def bundle_dir(home: Path, device="ref", space="tiny", res=32) -> Path:
@@ -49,7 +37,7 @@ def result_ids(path: Path) -> list[str]:
 
 # ---- profile --------------------------------------------------------------------------------------
 
-def test_profile_writes_table_and_skips_what_it_has(cli, home, tiny, dev):
+def test_profile_writes_table_and_skips_what_it_has(cli, home, tiny_in_home, dev):
     r = cli("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "3", *QUICK,
             check=0)
     assert "added" in r.stdout
@@ -58,10 +46,10 @@ def test_profile_writes_table_and_skips_what_it_has(cli, home, tiny, dev):
         f"next: hwnas predictor eval --device {dev} (how well the table predicts), then "
         f"hwnas search --space tiny --device {dev} -r 32 --name RUN")
     t = LatencyTable.load(dev)
-    keys = {p.key for p in tiny.pieces(32)}
+    keys = {p.key for p in tiny_in_home.pieces(32)}
     assert set(t.blocks) == keys
     assert len(t.networks) == 3 and set(t.network_sources.values()) == {"profile"}
-    assert t.coverage(tiny, 32) == (len(keys), len(keys))
+    assert t.coverage(tiny_in_home, 32) == (len(keys), len(keys))
     for a in t.networks:  # every network's pieces are in the LUT: the sum is defined
         assert t.lut_sum(Arch.from_string(a)) > 0
     doc = json.loads((home / "latency_tables" / dev / "blocks.json").read_text())
@@ -98,23 +86,23 @@ def test_profile_writes_table_and_skips_what_it_has(cli, home, tiny, dev):
     assert all(k in r.stdout for k in keys)
 
 
-def test_deleted_table_is_measured_again(cli, home, tiny, dev):
+def test_deleted_table_is_measured_again(cli, home, tiny_in_home, dev):
     args = ("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "1", *QUICK)
     cli(*args, check=0)
     first = LatencyTable.load(dev)
     for n in ("blocks.json", "networks.json"):
         (home / "latency_tables" / dev / n).unlink()
     r = cli(*args, check=0)
-    assert f"added {len(tiny.pieces(32))} blocks and 1 networks" in r.stdout
+    assert f"added {len(tiny_in_home.pieces(32))} blocks and 1 networks" in r.stdout
     b = bundle_dir(home)
     assert len(list(b.glob("results.jsonl.old-*"))) == 1  # the old results, not resumed from
     ids = result_ids(b / "results.jsonl")
-    assert len(ids) == len(set(ids)) == len(tiny.pieces(32)) + 1
+    assert len(ids) == len(set(ids)) == len(tiny_in_home.pieces(32)) + 1
     assert LatencyTable.load(dev).provenance["date"] != first.provenance["date"] or \
         LatencyTable.load(dev).blocks != first.blocks
 
 
-def test_profile_kill_9_and_resume(cli, home, tiny, dev):
+def test_profile_kill_9_and_resume(cli, home, tiny_in_home, dev):
     """A profiling process killed mid-run and started again ends with every entry measured
     exactly once (and the table complete)."""
     args = ["profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "4",
@@ -133,7 +121,7 @@ def test_profile_kill_9_and_resume(cli, home, tiny, dev):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed = len(result_ids(res))
-    total = len(tiny.pieces(32)) + 4
+    total = len(tiny_in_home.pieces(32)) + 4
     assert 0 < killed < total
     assert not LatencyTable.exists(dev)  # nothing merged yet: merging happens at the end
     r = run_cli(*args, env={"HWNAS_HOME": str(home)}, cwd=home, check=0)
@@ -141,16 +129,16 @@ def test_profile_kill_9_and_resume(cli, home, tiny, dev):
     ids = result_ids(res)
     assert len(ids) == len(set(ids)) == total  # each exactly once
     t = LatencyTable.load(dev)
-    assert len(t.blocks) == len(tiny.pieces(32)) and len(t.networks) == 4
+    assert len(t.blocks) == len(tiny_in_home.pieces(32)) and len(t.networks) == 4
 
 
-def test_bundle_only_run_by_hand_and_import(cli, home, tiny, tmp_path):
+def test_bundle_only_run_by_hand_and_import(cli, home, tiny_in_home, tmp_path):
     out = tmp_path / "pi-bundle"
     r = cli("profile", "--device", "pi", "--space", "tiny", "-r", "32", "--networks", "2",
             "--bundle-only", out, *QUICK, check=0)
     assert "lut import" in r.stdout and "python3 run.py" in r.stdout
     man = json.loads((out / "manifest.json").read_text())
-    assert len(man["entries"]) == len(tiny.pieces(32)) + 2
+    assert len(man["entries"]) == len(tiny_in_home.pieces(32)) + 2
     assert all((out / e["file"]).is_file() for e in man["entries"])
     assert not LatencyTable.exists("pi")
     # "on the board": a copy with only the bundle, plain python
@@ -160,9 +148,9 @@ def test_bundle_only_run_by_hand_and_import(cli, home, tiny, tmp_path):
                         timeout=300)
     assert rr.returncode == 0, rr.stderr
     r = cli("lut", "import", board, "--device", "pi", check=0)  # the folder, or its results.jsonl
-    assert f"imported {len(tiny.pieces(32))} blocks and 2 networks" in r.stdout
+    assert f"imported {len(tiny_in_home.pieces(32))} blocks and 2 networks" in r.stdout
     t = LatencyTable.load("pi")
-    assert t.coverage(tiny, 32)[0] == len(tiny.pieces(32))
+    assert t.coverage(tiny_in_home, 32)[0] == len(tiny_in_home.pieces(32))
     files = {n: (home / "latency_tables" / "pi" / n).read_bytes() for n in ("blocks.json", "networks.json")}
 
     # results of another machine: refused, one line, table untouched
@@ -193,7 +181,7 @@ def test_bundle_only_run_by_hand_and_import(cli, home, tiny, tmp_path):
     assert len(backups) == 2
 
 
-def test_bundle_only_archive(cli, home, tiny, tmp_path):
+def test_bundle_only_archive(cli, home, tiny_in_home, tmp_path):
     import tarfile
 
     r = cli("profile", "--device", "pi", "--space", "tiny", "-r", "32", "--networks", "1",
@@ -204,11 +192,11 @@ def test_bundle_only_archive(cli, home, tiny, tmp_path):
     b = tmp_path / "x" / "b"
     rr = subprocess.run([sys.executable, "run.py"], cwd=b, capture_output=True, text=True, timeout=300)
     assert rr.returncode == 0, rr.stderr
-    assert len(result_ids(b / "results.jsonl")) == len(tiny.pieces(32)) + 1
+    assert len(result_ids(b / "results.jsonl")) == len(tiny_in_home.pieces(32)) + 1
     assert not (tmp_path / ".b.tar.gz.d").exists()
 
 
-def test_profile_refuses_table_of_other_onnxruntime(cli, home, tiny, dev):
+def test_profile_refuses_table_of_other_onnxruntime(cli, home, tiny_in_home, dev):
     cli("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "1", *QUICK, check=0)
     p = home / "latency_tables" / dev / "blocks.json"
     original = p.read_bytes()
@@ -227,7 +215,7 @@ def test_profile_refuses_table_of_other_onnxruntime(cli, home, tiny, dev):
     assert p.read_bytes() == original
 
 
-def test_disk_full_while_exporting_keeps_what_is_done(home, tiny, dev, monkeypatch):
+def test_disk_full_while_exporting_keeps_what_is_done(home, tiny_in_home, dev, monkeypatch):
     import errno
 
     import hwnas.export as ex
@@ -244,13 +232,13 @@ def test_disk_full_while_exporting_keeps_what_is_done(home, tiny, dev, monkeypat
     monkeypatch.setattr(ex, "export_piece", full)
     quick = make_protocol(1, quick=True)
     with pytest.raises(HwnasError, match="No space left on device") as e:
-        profile(dev, tiny, 32, networks=1, protocol=quick, progress=False)
+        profile(dev, tiny_in_home, 32, networks=1, protocol=quick, progress=False)
     assert "\n" not in str(e.value)
     assert len(list((bundle_dir(home) / "models").glob("*.onnx"))) == 3  # kept
     assert not LatencyTable.exists(dev)
     monkeypatch.setattr(ex, "export_piece", real)
-    rep = profile(dev, tiny, 32, networks=1, protocol=quick, progress=False)
-    assert rep.measured_blocks == len(tiny.pieces(32)) and rep.measured_networks == 1
+    rep = profile(dev, tiny_in_home, 32, networks=1, protocol=quick, progress=False)
+    assert rep.measured_blocks == len(tiny_in_home.pieces(32)) and rep.measured_networks == 1
 
 
 @pytest.mark.parametrize("args,fragment", [
@@ -281,8 +269,8 @@ def test_not_a_results_file_or_table(cli, home, dev):
 
 # ---- measure --------------------------------------------------------------------------------------
 
-def test_measure_arch_and_onnx(cli, home, tiny, dev):
-    a = tiny.sample(seed=1, resolution=32)[0]
+def test_measure_arch_and_onnx(cli, home, tiny_in_home, dev):
+    a = tiny_in_home.sample(seed=1, resolution=32)[0]
     s = a.to_string()
     cli("export", s, "-o", home / "m.onnx", check=0)
     r = cli("measure", s, "m.onnx", "--device", dev, "--save", *QUICK, check=0)
@@ -294,12 +282,12 @@ def test_measure_arch_and_onnx(cli, home, tiny, dev):
     assert not any((home / "runs" / "profile" / dev).glob("measure-*"))  # cleaned up
 
 
-def test_measure_archs_api(home, tiny, dev):
+def test_measure_archs_api(home, tiny_in_home, dev):
     from hwnas.export import export_arch
     from hwnas.measure import measure_archs, measure_onnx
     from hwnas.profile import make_protocol
 
-    archs = tiny.sample(seed=2, n=2, resolution=32)
+    archs = tiny_in_home.sample(seed=2, n=2, resolution=32)
     onnx = home / "trained.onnx"
     export_arch(archs[0], onnx, seed=5)
     p = make_protocol(1, quick=True)
@@ -319,8 +307,8 @@ def test_measure_archs_api(home, tiny, dev):
 
 # ---- the table API --------------------------------------------------------------------------------
 
-def test_latency_table_api(home, tiny):
-    a = tiny.sample(seed=3, resolution=32)[0]
+def test_latency_table_api(home, tiny_in_home):
+    a = tiny_in_home.sample(seed=3, resolution=32)[0]
     pieces = arch_pieces(a)
     t = LatencyTable("dev1", statistic="p10", provenance={"cpu_model": "x", "threads": 1})
     for i, p in enumerate(pieces):
@@ -333,7 +321,7 @@ def test_latency_table_api(home, tiny):
     t2 = LatencyTable.load("dev1")
     assert t2.statistic == "p10" and t2.blocks == t.blocks and t2.networks == t.networks
     assert t2.network_ms(a.to_string()) == 2 and t2.network_sources[a.to_string()] == "measure"
-    assert t2.coverage(tiny, 32) == (len({p.key for p in pieces}), len(tiny.pieces(32)))
+    assert t2.coverage(tiny_in_home, 32) == (len({p.key for p in pieces}), len(tiny_in_home.pieces(32)))
     del t2.blocks[pieces[1].key]
     del t2.blocks[pieces[-1].key]
     with pytest.raises(HwnasError, match=rf"{pieces[1].key}.*2 missing"):
@@ -349,15 +337,8 @@ def test_latency_table_api(home, tiny):
 
 # ---- over a real SSH server -----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def ssh_server(tmp_path_factory):
-    from sshd import sshd_fixture
-
-    yield from sshd_fixture(tmp_path_factory)
-
-
 @pytest.mark.ssh
-def test_profile_over_ssh(cli, home, tiny, ssh_server):
+def test_profile_over_ssh(cli, home, tiny_in_home, ssh_server):
     """Profile through sshd: the host keeps its own copy of the results as they stream."""
     env = {"HWNAS_HOME": str(home), **ssh_server.env()}
     cli("device", "add", "pi", "--target", ssh_server.target, "--python", sys.executable,
@@ -366,13 +347,13 @@ def test_profile_over_ssh(cli, home, tiny, ssh_server):
             env=env)
     assert r.returncode == 0, r.stderr
     t = LatencyTable.load("pi")
-    assert t.coverage(tiny, 32)[0] == len(tiny.pieces(32)) and len(t.networks) == 2
+    assert t.coverage(tiny_in_home, 32)[0] == len(tiny_in_home.pieces(32)) and len(t.networks) == 2
     ids = result_ids(bundle_dir(home, "pi") / "results.jsonl")
-    assert len(ids) == len(set(ids)) == len(tiny.pieces(32)) + 2
+    assert len(ids) == len(set(ids)) == len(tiny_in_home.pieces(32)) + 2
     assert not list(ssh_server.remote_tmp.glob("hwnas.*"))  # remote folder removed
 
 
-def test_composed_network_matches_exported_graph(tmp_path, home, tiny):
+def test_composed_network_matches_exported_graph(tmp_path, home, tiny_in_home):
     """Networks are chained from their pieces' ONNX files: same operators and shapes as a
     torch export of the whole network, and onnxruntime runs it."""
     from collections import Counter
@@ -384,7 +365,7 @@ def test_composed_network_matches_exported_graph(tmp_path, home, tiny):
     from hwnas.export import export_arch, export_piece
     from hwnas.profile import compose_network
 
-    for a in [*tiny.sample(seed=4, n=2, resolution=32), Arch.from_string(
+    for a in [*tiny_in_home.sample(seed=4, n=2, resolution=32), Arch.from_string(
             "r64c3_s16k3s2hs_k3e1c16s2q0.25re_k3e4.5c24s2q0_k5e4c40s2q0.25hs_h96hs_n7")]:
         def piece_file(p):
             f = tmp_path / f"{p.key}.onnx"
@@ -408,7 +389,7 @@ def test_composed_network_matches_exported_graph(tmp_path, home, tiny):
 
 # ---- throttling and load --------------------------------------------------------------------------
 
-def test_busy_local_device_gets_one_warning_line(home, tiny, dev, monkeypatch, caplog):
+def test_busy_local_device_gets_one_warning_line(home, tiny_in_home, dev, monkeypatch, caplog):
     import logging
 
     import hwnas.device.conditions as cond
@@ -417,7 +398,7 @@ def test_busy_local_device_gets_one_warning_line(home, tiny, dev, monkeypatch, c
     from hwnas.profile import make_protocol
 
     f = home / "b.onnx"
-    export_piece(tiny.pieces(32)[0], f)
+    export_piece(tiny_in_home.pieces(32)[0], f)
     quick = make_protocol(1, quick=True)
     cores = os.cpu_count()
     for load, warned in ((cores + 0.5, True), (cores - 0.5, False)):
@@ -433,14 +414,14 @@ def test_busy_local_device_gets_one_warning_line(home, tiny, dev, monkeypatch, c
             assert "\n" not in lines[0]
 
 
-def test_profile_keeps_chunk_conditions_with_its_results(cli, home, tiny, dev):
+def test_profile_keeps_chunk_conditions_with_its_results(cli, home, tiny_in_home, dev):
     """The chunk records (clock, temperature, throttling, load where readable) stay in the
     profile's results file next to the measurements."""
     cli("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "1", *QUICK,
         "--chunk", "8", check=0)
     recs = read_records(str(bundle_dir(home) / "results.jsonl"))
     chunks = [r for r in recs if r["type"] == "chunk"]
-    n = -(-(len(tiny.pieces(32)) + 1) // 8)
+    n = -(-(len(tiny_in_home.pieces(32)) + 1) // 8)
     assert [(r["chunk"], r["at"]) for r in chunks] == [
         (k, at) for k in range(1, n + 1) for at in ("start", "end")]
     load = cond_load()
@@ -459,7 +440,7 @@ def cond_load():
 
 # ---- sentinels ------------------------------------------------------------------------------------
 
-def test_bundle_only_carries_sentinels_and_import_refuses_a_drifted_chunk(home, tiny, tmp_path,
+def test_bundle_only_carries_sentinels_and_import_refuses_a_drifted_chunk(home, tiny_in_home, tmp_path,
                                                                            caplog):
     """A bundle run by hand times the table's sentinels in its chunks too; at import, a
     chunk whose sentinels drifted beyond the threshold stays out unless --accept-drift."""
@@ -477,13 +458,13 @@ def test_bundle_only_carries_sentinels_and_import_refuses_a_drifted_chunk(home, 
         assert rr.returncode == 0, rr.stderr
 
     first = tmp_path / "b1"
-    profile("pi", tiny, 32, networks=2, protocol=p, bundle_only=first, progress=False)
+    profile("pi", tiny_in_home, 32, networks=2, protocol=p, bundle_only=first, progress=False)
     man = json.loads((first / "manifest.json").read_text())
     assert not [e for e in man["entries"] if e["kind"] == "sentinel"]  # no table yet
     by_hand(first)
     import_results("pi", first)
     second = tmp_path / "b2"
-    profile("pi", tiny, 32, networks=4, protocol=p, bundle_only=second, progress=False)
+    profile("pi", tiny_in_home, 32, networks=4, protocol=p, bundle_only=second, progress=False)
     man = json.loads((second / "manifest.json").read_text())
     sents = [e for e in man["entries"] if e["kind"] == "sentinel"]
     assert {e["id"].split(":", 3)[3] for e in sents} == set(LatencyTable.load("pi").networks)

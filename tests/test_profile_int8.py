@@ -13,14 +13,8 @@ from hwnas.lut import LatencyTable, Stats
 
 
 @pytest.fixture
-def tiny(tiny_in_home):
-    return tiny_in_home
-
-
-@pytest.fixture
-def dev(cli, tiny):
-    cli("device", "add", "ref", "--target", "local", "--threads", "1", check=0)
-    return "ref"
+def dev(ref_device):
+    return ref_device
 
 
 def test_fp32_table_loads_unchanged_and_int8_queries_say_how(home):
@@ -43,12 +37,12 @@ def test_fp32_table_loads_unchanged_and_int8_queries_say_how(home):
     assert not t.has("cls_h1_i8_o11@int8", "block")
 
 
-def test_profile_int8(cli, home, tiny, dev):
+def test_profile_int8(cli, home, tiny_in_home, dev):
     r = cli("profile", "--device", dev, "--space", "tiny", "-r", "32", "--networks", "2",
             "--precision", "fp32,int8", "--quick", check=0)
     assert "added" in r.stdout
     t = LatencyTable.load(dev)
-    keys = {p.key for p in tiny.pieces(32)}
+    keys = {p.key for p in tiny_in_home.pieces(32)}
     v = t.view("int8")
     assert set(t.blocks) == set(v.blocks) == keys
     assert set(t.networks) == set(v.networks) and len(v.networks) == 2
@@ -70,7 +64,7 @@ def test_profile_int8(cli, home, tiny, dev):
     assert LatencyTable.load(dev).view("int8").networks == v.networks
 
 
-def test_int8_bundle_models_are_qdq(cli, home, tiny, tmp_path):
+def test_int8_bundle_models_are_qdq(cli, home, tiny_in_home, tmp_path):
     out = tmp_path / "b"
     cli("profile", "--device", "x", "--space", "tiny", "-r", "32", "--networks", "1",
         "--precision", "int8", "--bundle-only", out, check=0)

@@ -13,7 +13,6 @@ import sys
 
 import pytest
 from conftest import tiny_space
-from sshd import sshd_fixture
 
 from hwnas.device.runner import read_records
 from hwnas.lut import LatencyTable
@@ -34,11 +33,6 @@ if [ -f {brk} ]; then
 fi
 exec {py} "$@"
 """
-
-
-@pytest.fixture(scope="module")
-def ssh_server(tmp_path_factory):
-    yield from sshd_fixture(tmp_path_factory)
 
 
 @pytest.mark.slow

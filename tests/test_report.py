@@ -20,20 +20,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, default_sigint, run_cli
-
-TINY = """
-name: tiny-report
-resolutions: [32]
-stem: {out: 16, kernel: 3, stride: 2, act: relu6}
-head: {out: 64, act: relu6}
-stages:
-  - {out: 16, stride: 1, depth: 1, kernel: [3], expand: [1]}
-  - {out: 24, stride: 2, depth: [1, 3], kernel: [3, 5], expand: [3, 6], width: [0.5, 1.0]}
-  - {out: 32, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6], width: [0.5, 1.0]}
-  - {out: 48, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6]}
-  - {out: 64, stride: 2, depth: 1, kernel: [3], expand: [6]}
-"""
+from conftest import assert_one_line_error, default_sigint, put_space, run_cli
 
 RETRAIN_COLS = ["name", "kind", "arch", "params", "macs", "peak_act_bytes", "predicted_ms",
                 "measured_median_ms", "measured_iqr_ms", "measured_n", "error_pct", "acc_mean",
@@ -83,8 +70,7 @@ def made(tmp_path_factory):
     from hwnas.search import SearchSettings, run_search
 
     home = tmp_path_factory.mktemp("home")
-    (home / "search_spaces").mkdir()
-    (home / "search_spaces" / "tiny-report.yaml").write_text(TINY)
+    put_space(home, "tiny-search", "tiny-report")
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     with pytest.MonkeyPatch.context() as mp:

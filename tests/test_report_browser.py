@@ -25,7 +25,8 @@ if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
     pytest.skip("needs chromium and chromium-driver (apt-get install chromium chromium-driver)",
                 allow_module_level=True)
 
-from test_report import TINY, stub_accuracy, stub_latency, write_retrain  # noqa: E402
+from conftest import put_space  # noqa: E402
+from test_report import stub_accuracy, stub_latency, write_retrain  # noqa: E402
 
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -106,8 +107,7 @@ def report(tmp_path_factory):
     from hwnas.search import SearchSettings, load_run, run_search
 
     home = tmp_path_factory.mktemp("home")
-    (home / "search_spaces").mkdir()
-    (home / "search_spaces" / "tiny-report.yaml").write_text(TINY)
+    put_space(home, "tiny-search", "tiny-report")
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     with pytest.MonkeyPatch.context() as mp:

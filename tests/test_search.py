@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, default_sigint, run_cli, synthetic_table
+from conftest import assert_one_line_error, default_sigint, put_space, run_cli, synthetic_table
 
 STUBS = '''
 import math, os, time
@@ -46,20 +46,6 @@ def accuracy(archs):
     return out
 '''
 
-TINY = """
-name: tiny
-resolutions: [32, 64]
-stem: {out: 16, kernel: 3, stride: 2, act: relu6}
-head: {out: 64, act: relu6}
-stages:
-  - {out: 16, stride: 1, depth: 1, kernel: [3], expand: [1]}
-  - {out: 24, stride: 2, depth: [1, 3], kernel: [3, 5], expand: [3, 6], width: [0.5, 1.0]}
-  - {out: 32, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6], width: [0.5, 1.0]}
-  - {out: 48, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6]}
-  - {out: 64, stride: 2, depth: 1, kernel: [3], expand: [6]}
-classes: 10
-"""
-
 RUNNER = """
 import json, logging, sys
 logging.basicConfig(level=logging.WARNING)
@@ -83,8 +69,7 @@ if __name__ == "__main__":
 def env(home, monkeypatch):
     """HWNAS_HOME with the tiny space and the stand-in module importable (here and in
     subprocesses)."""
-    (home / "search_spaces").mkdir()
-    (home / "search_spaces" / "tiny.yaml").write_text(TINY)
+    put_space(home, "tiny-search", "tiny")
     (home / "search_stubs.py").write_text(STUBS)
     (home / "runner.py").write_text(RUNNER)
     monkeypatch.syspath_prepend(str(home))

@@ -8,28 +8,14 @@ import json
 import random
 
 import pytest
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, put_space
 
 from hwnas.lut import LatencyTable, Stats
-
-TINY = """
-name: tiny
-resolutions: [32]
-stem: {out: 16, kernel: 3, stride: 2, act: relu6}
-head: {out: 64, act: hswish}
-stages:
-  - {out: 16, stride: 1, depth: 1, kernel: [3], expand: [1]}
-  - {out: 24, stride: 2, depth: [1, 3], kernel: [3, 5], expand: [3, 6], width: [0.5, 1.0]}
-  - {out: 32, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6], se: [0, 0.25]}
-  - {out: 48, stride: 2, depth: [1, 2], kernel: [3, 5], expand: [3, 6], act: [relu6, hswish]}
-classes: 10
-"""
 
 
 @pytest.fixture
 def syn(home):
-    (home / "search_spaces").mkdir()
-    (home / "search_spaces" / "tiny.yaml").write_text(TINY)
+    put_space(home, "tiny-int8", "tiny")
     from hwnas.pieces import arch_pieces
     from hwnas.predictor import piece_costs
     from hwnas.space import load_space

@@ -34,24 +34,20 @@ from hwnas.train import resolve_torch_device
 FAST = SupernetRecipe(epochs=1, subset=320, threads=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors on a shared 2-core machine: one thread is 10x faster than two here."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def tiny_path(tmp_path_factory):
+    """A copy of the tiny space's YAML outside HWNAS_HOME (for --space PATH / space=PATH)."""
     p = tmp_path_factory.mktemp("space") / "tiny.yaml"
     p.write_text(tiny_space())
     return p
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_path):
+def tiny_loaded(tiny_path):
+    """The tiny space loaded from tiny_path, once for the module."""
     return load_space(tiny_path)
 
 
@@ -61,12 +57,12 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def trained(tiny, digits, tmp_path_factory):
+def trained(tiny_loaded, digits, tmp_path_factory):
     """(home, result) of a 1-epoch tiny supernet on digits at 32 px."""
     home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HWNAS_HOME", str(home))
-        r = train_supernet(tiny, digits, "digits", 32, FAST, seed=0, progress=False)
+        r = train_supernet(tiny_loaded, digits, "digits", 32, FAST, seed=0, progress=False)
     return home, r
 
 
@@ -130,10 +126,10 @@ def _sliced_net(sn: SuperNet, arch) -> Net:
 
 @pytest.mark.parametrize("space_name", ["tiny", "mobilenetv3", "mobilenetv3-cifar"])
 def test_a_subnet_computes_exactly_what_a_standalone_net_with_the_sliced_weights_computes(
-        space_name, tiny):
+        space_name, tiny_loaded):
     """Also the MobileNetV3 spaces' SE (hard-sigmoid gate) and hswish choices per stage, at
     ImageNet-like and small-input (stride-1 stem) layouts."""
-    space = tiny if space_name == "tiny" else load_space(space_name)
+    space = tiny_loaded if space_name == "tiny" else load_space(space_name)
     torch.manual_seed(0)
     sn = _randomise(SuperNet(space, 10, 3))
     x = torch.randn(3, 3, 32, 32)
@@ -156,16 +152,16 @@ def test_a_subnet_computes_exactly_what_a_standalone_net_with_the_sliced_weights
     assert not torch.allclose(y0, sn(x))
 
 
-def test_elastic_kernel_is_the_centre_or_ofa_transform(tiny):
-    a = tiny.arch_from_params({"s2_l0": "k3e3", "s2_l1": "k5e3"}, 32)
+def test_elastic_kernel_is_the_centre_or_ofa_transform(tiny_loaded):
+    a = tiny_loaded.arch_from_params({"s2_l0": "k3e3", "s2_l1": "k5e3"}, 32)
     a = replace(a, classes=10)
-    sn = _randomise(SuperNet(tiny, 10))
+    sn = _randomise(SuperNet(tiny_loaded, 10))
     net = sn.extract(a)
     big = sn.stages[1][0].dw.conv.weight
     hidden = a.blocks[1].hidden(a.blocks[0].out)
     assert torch.equal(net.blocks[1].dw[0].weight, big[:hidden, :, 1:4, 1:4])
     # Once-for-All's transform: identity at the start (= the crop), a learned map after
-    st = _randomise(SuperNet(tiny, 10, kernel_transform=True))
+    st = _randomise(SuperNet(tiny_loaded, 10, kernel_transform=True))
     m = st.stages[1][0].dw.transform_5to3
     with torch.no_grad():
         m.copy_(torch.eye(9))
@@ -181,8 +177,8 @@ def test_elastic_kernel_is_the_centre_or_ofa_transform(tiny):
         assert torch.allclose(y, net_t(x), rtol=1e-5, atol=1e-5 * y.abs().max().item())
 
 
-def test_bn_recalibration_reaches_only_the_active_channels(tiny, digits):
-    sn = _randomise(SuperNet(tiny, 10))
+def test_bn_recalibration_reaches_only_the_active_channels(tiny_loaded, digits):
+    sn = _randomise(SuperNet(tiny_loaded, 10))
     small = sn.smallest(32)
     before = sn.stages[1][0].dw_bn.bn.running_mean.clone()
     val = digits.split_validation(0.2, 0)
@@ -194,7 +190,7 @@ def test_bn_recalibration_reaches_only_the_active_channels(tiny, digits):
     from hwnas.train import recalibrate_bn
 
     net = sn.extract(small)
-    sn2 = _randomise(SuperNet(tiny, 10))
+    sn2 = _randomise(SuperNet(tiny_loaded, 10))
     net2 = sn2.extract(small)
     recalibrate_bn(net2, val, 200, 32, 0)
     assert torch.allclose(net.blocks[1].dw[1].running_var, net2.blocks[1].dw[1].running_var,
@@ -203,16 +199,16 @@ def test_bn_recalibration_reaches_only_the_active_channels(tiny, digits):
 
 # ---- mapping an Arch onto the supernet ---------------------------------------------------------
 
-def test_every_sampled_arch_maps_and_outside_archs_are_refused_naming_the_block(tiny):
+def test_every_sampled_arch_maps_and_outside_archs_are_refused_naming_the_block(tiny_loaded):
     mbv2 = load_space("mobilenetv2")
-    for space in (tiny, mbv2):
+    for space in (tiny_loaded, mbv2):
         sn = SuperNet(space, 10)
         for a in [sn.largest(), sn.smallest()] + [sn.sample(random.Random(s)) for s in range(40)]:
             sn.set_active(a)
             assert sum(sn._depth) == len(a.blocks)
             assert all(lo <= d <= hi for d, (lo, hi) in
                        zip(sn._depth, [s.depth for s in space.stages], strict=True))
-    sn = SuperNet(tiny, 10)
+    sn = SuperNet(tiny_loaded, 10)
     base = sn.largest(32)
     sn.set_active(base.with_resolution(16))  # the resolution is free
     wider = replace(base, blocks=base.blocks[:1] + tuple(replace(b, out=24) for b in base.blocks[1:]))
@@ -248,10 +244,10 @@ def test_an_ambiguous_arch_always_maps_the_same_way():
 
 # ---- training, resume, storage ------------------------------------------------------------------------
 
-def test_training_stops_after_an_epoch_and_resumes_bit_for_bit(tiny, digits, tmp_path, monkeypatch):
+def test_training_stops_after_an_epoch_and_resumes_bit_for_bit(tiny_loaded, digits, tmp_path, monkeypatch):
     recipe = replace(FAST, epochs=2)
     monkeypatch.setenv("HWNAS_HOME", str(tmp_path / "a"))
-    whole = train_supernet(tiny, digits, "digits", 32, recipe, seed=3, progress=False)
+    whole = train_supernet(tiny_loaded, digits, "digits", 32, recipe, seed=3, progress=False)
 
     class Stop(Exception):
         pass
@@ -262,10 +258,10 @@ def test_training_stops_after_an_epoch_and_resumes_bit_for_bit(tiny, digits, tmp
 
     monkeypatch.setenv("HWNAS_HOME", str(tmp_path / "b"))
     with pytest.raises(Stop):
-        train_supernet(tiny, digits, "digits", 32, recipe, seed=3, progress=False, on_epoch=stop)
+        train_supernet(tiny_loaded, digits, "digits", 32, recipe, seed=3, progress=False, on_epoch=stop)
     cut = open_store(whole.store.id)
     assert cut.read_meta()["epochs_done"] == 1 and "largest_val_acc" not in cut.read_meta()
-    resumed = train_supernet(tiny, digits, "digits", 32, recipe, seed=3, progress=False)
+    resumed = train_supernet(tiny_loaded, digits, "digits", 32, recipe, seed=3, progress=False)
     assert resumed.resumed_from == 1 and resumed.store.id == whole.store.id
     a, b = whole.store.load_checkpoint(), resumed.store.load_checkpoint()
     assert a["epoch"] == b["epoch"] == 2
@@ -275,13 +271,13 @@ def test_training_stops_after_an_epoch_and_resumes_bit_for_bit(tiny, digits, tmp
     assert [h["train_loss"] for h in resumed.meta["history"]] == [
         h["train_loss"] for h in whole.meta["history"]]
     # finished: the same call only reports
-    again = train_supernet(tiny, digits, "digits", 32, recipe, seed=3, progress=False)
+    again = train_supernet(tiny_loaded, digits, "digits", 32, recipe, seed=3, progress=False)
     assert again.resumed_from == 2 and again.meta["epochs_done"] == 2
 
 
-def test_the_id_follows_content_data_resolution_and_recipe(tiny, tiny_path, tmp_path):
+def test_the_id_follows_content_data_resolution_and_recipe(tiny_loaded, tiny_path, tmp_path):
     r = FAST.id_dict()
-    base = supernet_id(tiny, "digits", 32, r, 0)
+    base = supernet_id(tiny_loaded, "digits", 32, r, 0)
     renamed = tmp_path / "other.yaml"
     renamed.write_text(tiny_space("other"))
     other = load_space(renamed)
@@ -290,10 +286,10 @@ def test_the_id_follows_content_data_resolution_and_recipe(tiny, tiny_path, tmp_
     edited = tmp_path / "edited.yaml"
     edited.write_text(tiny_space().replace("kernel: [3, 5]", "kernel: [3, 5, 7]"))
     ids = {base, supernet_id(load_space(edited), "digits", 32, r, 0),
-           supernet_id(tiny, "digits", 16, r, 0), supernet_id(tiny, "cifar10:/x", 32, r, 0),
-           supernet_id(tiny, "digits", 32, {**r, "lr": 0.1}, 0), supernet_id(tiny, "digits", 32, r, 1)}
+           supernet_id(tiny_loaded, "digits", 16, r, 0), supernet_id(tiny_loaded, "cifar10:/x", 32, r, 0),
+           supernet_id(tiny_loaded, "digits", 32, {**r, "lr": 0.1}, 0), supernet_id(tiny_loaded, "digits", 32, r, 1)}
     assert len(ids) == 6
-    assert supernet_id(tiny, "digits", 32, {**r, "threads": 7}, 0) == base
+    assert supernet_id(tiny_loaded, "digits", 32, {**r, "threads": 7}, 0) == base
 
 
 def test_meta_records_the_run(trained):

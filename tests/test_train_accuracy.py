@@ -34,7 +34,8 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny_arch():
+    """A small network (an Arch, not a space): 6 blocks at 32 px, 10 classes."""
     return parse_string(TINY)
 
 
@@ -45,20 +46,20 @@ def _same_state(a, b):
 
 # ---- training ---------------------------------------------------------------------------------------
 
-def test_two_epochs_on_digits_beat_chance_and_a_seed_gives_the_same_run(digits, tiny):
-    a = train_arch(tiny, digits, FAST, seed=7, progress=False)
+def test_two_epochs_on_digits_beat_chance_and_a_seed_gives_the_same_run(digits, tiny_arch):
+    a = train_arch(tiny_arch, digits, FAST, seed=7, progress=False)
     assert a.test_acc > 0.3  # chance is 0.1
     assert a.epochs == 2 and len(a.history) == 2 and a.history[1]["train_loss"] < a.history[0]["train_loss"]
     assert a.test_acc == pytest.approx(evaluate(a.model, digits))
-    b = train_arch(tiny, digits, FAST, seed=7, progress=False)
-    c = train_arch(tiny, digits, FAST, seed=8, progress=False)
+    b = train_arch(tiny_arch, digits, FAST, seed=7, progress=False)
+    c = train_arch(tiny_arch, digits, FAST, seed=8, progress=False)
     assert a.train_loss == b.train_loss and a.test_acc == b.test_acc and _same_state(a.model, b.model)
     assert a.train_loss != c.train_loss and not _same_state(a.model, c.model)
 
 
-def test_checkpoint_resume_continues_the_same_run(digits, tiny, tmp_path):
+def test_checkpoint_resume_continues_the_same_run(digits, tiny_arch, tmp_path):
     recipe = replace(FAST, subset=640)
-    whole = train_arch(tiny, digits, recipe, seed=1, checkpoint=tmp_path / "a.pt", progress=False)
+    whole = train_arch(tiny_arch, digits, recipe, seed=1, checkpoint=tmp_path / "a.pt", progress=False)
 
     class Stop(Exception):
         pass
@@ -69,29 +70,29 @@ def test_checkpoint_resume_continues_the_same_run(digits, tiny, tmp_path):
 
     ck = tmp_path / "b.pt"
     with pytest.raises(Stop):
-        train_arch(tiny, digits, recipe, seed=1, checkpoint=ck, progress=False, on_epoch=stop_after_first)
-    resumed = train_arch(tiny, digits, recipe, seed=1, checkpoint=ck, progress=False)
+        train_arch(tiny_arch, digits, recipe, seed=1, checkpoint=ck, progress=False, on_epoch=stop_after_first)
+    resumed = train_arch(tiny_arch, digits, recipe, seed=1, checkpoint=ck, progress=False)
     assert resumed.resumed_from == 1
     assert resumed.train_loss == whole.train_loss and _same_state(resumed.model, whole.model)
     assert resumed.test_acc == whole.test_acc
     # the checkpoint holds the evaluated weights: loading it gives the same accuracy
     arch, model, _ = load_trained(ck)
-    assert arch == tiny and evaluate(model, digits) == pytest.approx(whole.test_acc)
+    assert arch == tiny_arch and evaluate(model, digits) == pytest.approx(whole.test_acc)
 
 
-def test_foreign_corrupt_and_unsafe_checkpoints_are_refused(digits, tiny, tmp_path):
+def test_foreign_corrupt_and_unsafe_checkpoints_are_refused(digits, tiny_arch, tmp_path):
     ck = tmp_path / "a.pt"
-    train_arch(tiny, digits, replace(FAST, epochs=1), seed=0, checkpoint=ck, progress=False)
+    train_arch(tiny_arch, digits, replace(FAST, epochs=1), seed=0, checkpoint=ck, progress=False)
     other = parse_string(TINY.replace("h256", "h128"))
     with pytest.raises(HwnasError, match="another arch"):
         train_arch(other, digits, replace(FAST, epochs=1), seed=0, checkpoint=ck, progress=False)
     with pytest.raises(HwnasError, match="lr=0.05"):
-        train_arch(tiny, digits, replace(FAST, epochs=1, lr=0.1), seed=0, checkpoint=ck, progress=False)
+        train_arch(tiny_arch, digits, replace(FAST, epochs=1, lr=0.1), seed=0, checkpoint=ck, progress=False)
 
     bad = tmp_path / "bad.pt"
     bad.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])  # truncated
     with pytest.raises(HwnasError, match="bad.pt"):
-        train_arch(tiny, digits, FAST, seed=0, checkpoint=bad, progress=False)
+        train_arch(tiny_arch, digits, FAST, seed=0, checkpoint=bad, progress=False)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weight": torch.zeros(2)}, foreign)
     with pytest.raises(HwnasError, match="not an hwnas training checkpoint"):
@@ -117,8 +118,8 @@ def test_arch_must_match_the_dataset(digits):
         Recipe(optimizer="adam")
 
 
-def test_adamw_on_a_subset(digits, tiny):
-    r = train_arch(tiny, digits, Recipe(epochs=1, optimizer="adamw", lr=0.003, subset=300,
+def test_adamw_on_a_subset(digits, tiny_arch):
+    r = train_arch(tiny_arch, digits, Recipe(epochs=1, optimizer="adamw", lr=0.003, subset=300,
                                         threads=1), seed=0, progress=False)
     assert math.isfinite(r.train_loss) and 0 <= r.test_acc <= 1
 
@@ -157,8 +158,8 @@ def test_usable_cores_fall_back_to_the_cpu_count(monkeypatch, count, cores):
 
 # ---- accuracy estimators ----------------------------------------------------------------------------
 
-def test_naswot_is_deterministic_finite_and_tells_archs_apart(tiny):
-    archs = [tiny, parse_string(SMALL), resolve_arch("mbv2-0.5@32")]
+def test_naswot_is_deterministic_finite_and_tells_archs_apart(tiny_arch):
+    archs = [tiny_arch, parse_string(SMALL), resolve_arch("mbv2-0.5@32")]
     e1 = make_estimator("zero-cost", "digits", 32, threads=1)
     e2 = make_estimator("zero-cost", "digits", 32, threads=1)
     s1, s2 = e1.score(archs), e2.score(archs)
@@ -167,45 +168,45 @@ def test_naswot_is_deterministic_finite_and_tells_archs_apart(tiny):
     # more activation units separating the same images -> a larger kernel determinant
     assert s1[2] > s1[0]
     # another seed draws other weights and another minibatch
-    assert make_estimator("zero-cost", "digits", 32, seed=1, threads=1).score([tiny]) != s1[:1]
+    assert make_estimator("zero-cost", "digits", 32, seed=1, threads=1).score([tiny_arch]) != s1[:1]
 
 
-def test_naswot_scores_the_real_minibatch(tiny):
+def test_naswot_scores_the_real_minibatch(tiny_arch):
     e = make_estimator("zero-cost", "digits", 32, threads=1)
-    real = e.score([tiny])[0]
+    real = e.score([tiny_arch])[0]
     # identical images give identical activation codes: K is singular, the score -inf
     e2 = make_estimator("zero-cost", "digits", 32, threads=1)
     x = e2.minibatch(32)
     e2._batches[32] = x[:1].expand_as(x).clone()
-    assert math.isfinite(real) and e2.score([tiny])[0] == -math.inf
+    assert math.isfinite(real) and e2.score([tiny_arch])[0] == -math.inf
 
 
-def test_scores_are_cached_per_arch_and_settings(tiny, tmp_path):
+def test_scores_are_cached_per_arch_and_settings(tiny_arch, tmp_path):
     path = tmp_path / "cache.json"
     other = parse_string(SMALL)
     a = make_estimator("zero-cost", "digits", 32, cache_path=path, batch_size=16, threads=1)
     b = make_estimator("zero-cost", "digits", 32, cache_path=path, batch_size=16, threads=1)
-    first = a.score([tiny])
+    first = a.score([tiny_arch])
     assert b.score([other]) and b.n_computed == 1  # b read its cache before a wrote: merged
     c = make_estimator("zero-cost", "digits", 32, cache_path=path, batch_size=16, threads=1)
-    assert c.score([tiny, replace(tiny, classes=1000)]) == first * 2  # classes are adapted
+    assert c.score([tiny_arch, replace(tiny_arch, classes=1000)]) == first * 2  # classes are adapted
     assert c.n_computed == 0
     stored = json.loads(path.read_text())["scores"]
     assert len(stored) == 2  # both processes' entries survived
     d = make_estimator("zero-cost", "digits", 32, cache_path=path, batch_size=8, threads=1)
-    d.score([tiny])
+    d.score([tiny_arch])
     assert d.n_computed == 1  # other settings: another key
     path.write_text("{broken")
     with pytest.raises(HwnasError, match="cache.json"):
         ScoreCache(path)
 
 
-def test_short_training_scores_on_held_out_training_images(tiny):
+def test_short_training_scores_on_held_out_training_images(tiny_arch):
     e = make_estimator("train", "digits", 32, epochs=1, subset=400, threads=1)
     assert len(e.val_data.test_y) == pytest.approx(0.2 * len(e.data.train_y), abs=1)
     assert len(e.val_data.train_y) + len(e.val_data.test_y) == len(e.data.train_y)
-    (s,) = e.score([tiny])
-    assert 0 <= s <= 1 and e.score([tiny]) == [s] and e.n_computed == 1
+    (s,) = e.score([tiny_arch])
+    assert 0 <= s <= 1 and e.score([tiny_arch]) == [s] and e.n_computed == 1
 
 
 def test_estimator_factory_errors():
@@ -223,9 +224,9 @@ def test_score_command(cli):
 
 # ---- torch devices ---------------------------------------------------------------------------------
 
-def test_training_records_its_torch_device(digits, tiny, tmp_path):
+def test_training_records_its_torch_device(digits, tiny_arch, tmp_path):
     ck = tmp_path / "d.pt"
-    r = train_arch(tiny, digits, replace(FAST, epochs=1, subset=200), seed=0, checkpoint=ck,
+    r = train_arch(tiny_arch, digits, replace(FAST, epochs=1, subset=200), seed=0, checkpoint=ck,
                    progress=False, device="cpu")
     assert r.device == "cpu" and next(r.model.parameters()).device.type == "cpu"
     assert load_trained(ck)[2]["torch_device"] == "cpu"
