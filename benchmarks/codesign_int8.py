@@ -13,7 +13,7 @@ the device in both precisions (``profile --precision fp32,int8``, networks calib
 dataset images). Each run's winners (``--top K``) and the baselines are retrained with one
 recipe (``retrain --int8``: test accuracy of the fp32 and int8 ONNX models with
 onnxruntime), then **all int8 models of both runs are timed side by side in one
-interleaved measurement** (``hwnas.measure``, the profile protocol, the table's
+interleaved measurement** (``hwnas.profiling.measure``, the profile protocol, the table's
 sentinels). Reported:
 
 * the int8 fronts (measured int8 latency, int8 test accuracy) of (a) and (b);
@@ -116,8 +116,8 @@ def fronts_only(a, home: Path, runs: dict, log: list[str], load0, t0: float) -> 
     os.environ["HWNAS_HOME"] = str(home)
     from hwnas.arch import Arch
     from hwnas.export import export_arch
-    from hwnas.measure import measure, measurement_protocol
-    from hwnas.quantize import Calibration, quantize_model
+    from hwnas.profiling.measure import measure, measurement_protocol
+    from hwnas.profiling.quantize import Calibration, quantize_model
 
     pts, files = [], []
     tmp = Path(tempfile.mkdtemp(prefix="hwnas-codesign-"))
@@ -209,7 +209,7 @@ def main() -> None:
 
     # all int8 (and fp32) files of both runs, timed side by side in one interleaved run
     os.environ["HWNAS_HOME"] = str(home)
-    from hwnas.measure import measure, measurement_protocol
+    from hwnas.profiling.measure import measure, measurement_protocol
 
     models = []
     for key, (name, _) in runs.items():

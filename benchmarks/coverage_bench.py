@@ -99,11 +99,11 @@ def main() -> int:
 
     torch.set_num_threads(1)
     from hwnas.context import Device
-    from hwnas.device.bench import Protocol
-    from hwnas.drift import DriftSettings
-    from hwnas.measure import measure
+    from hwnas.onboard.bench import Protocol
     from hwnas.pieces import Piece
-    from hwnas.refine import refine
+    from hwnas.profiling.drift import DriftSettings
+    from hwnas.profiling.measure import measure
+    from hwnas.profiling.refine import refine
 
     args = parse_args()
     t0, load0, date0 = time.monotonic(), load(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

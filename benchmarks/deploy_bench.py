@@ -5,7 +5,7 @@ One supernet (``hwnas supernet train``: --space, --data, -r, --epochs, --subset,
 (the MACs quantiles of 400 seeded random archs; MACs stand in for latency so the benchmark
 needs no device table). Each arch is
 
-* **deployed** (hwnas.deploy: the subnet extracted as a plain Net, BatchNorm recalibrated on
+* **deployed** (hwnas.retrain.deploy: the subnet extracted as a plain Net, BatchNorm recalibrated on
   2,000 training images) with 0, 1 and 3 fine-tune epochs of the training recipe, and
 * **trained stand-alone** with the same recipe for --epochs-standalone epochs, --seeds seeds,
 
@@ -116,7 +116,7 @@ def run(args) -> None:
     import torch
 
     from hwnas.data import load_dataset
-    from hwnas.deploy import BN_IMAGES
+    from hwnas.retrain.deploy import BN_IMAGES
     from hwnas.space import load_space
     from hwnas.supernet import load_supernet, open_store
     from hwnas.train import Recipe, evaluate, recalibrate_bn, train_arch

@@ -3,7 +3,7 @@
 for whole networks (issue 12).
 
 Every model is exported to ONNX (fp32, random weights), quantized with the settings of
-``hwnas quantize`` / ``hwnas profile --precision int8`` (:func:`hwnas.quantize.quantize_model`:
+``hwnas quantize`` / ``hwnas profile --precision int8`` (:func:`hwnas.profiling.quantize.quantize_model`:
 quant_pre_process, QDQ, per-channel int8 weights, uint8 activations, MinMax on 8 random
 inputs), and both are timed with onnxruntime at 1 thread (intra and inter op), in one
 process, **interleaved**: every round runs each model once, in a shuffled order, so fp32 and
@@ -73,7 +73,7 @@ def time_interleaved(files: dict[str, Path], rounds: int, warmup: int, seed: int
 
 
 def pair(name: str, fp32: bytes, d: Path) -> tuple[Path, Path]:
-    from hwnas.quantize import Calibration, quantize_model
+    from hwnas.profiling.quantize import Calibration, quantize_model
 
     a, b = d / f"{name}.onnx", d / f"{name}.int8.onnx"
     a.write_bytes(fp32)
@@ -122,8 +122,8 @@ def bench_pieces(d: Path, quick: bool, rounds: int, warmup: int) -> list[str]:
 
 def bench_networks(d: Path, quick: bool, rounds: int, warmup: int) -> list[str]:
     from hwnas.baselines import baseline
-    from hwnas.bundle import compose_network
     from hwnas.export import export_piece
+    from hwnas.profiling.bundle import compose_network
     from hwnas.space import load_space
 
     archs = [("mbv2-0.35@96", baseline("mbv2-0.35", 96)), ("mbv2-0.5@96", baseline("mbv2-0.5", 96))]
@@ -165,7 +165,7 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from hwnas.device.bench import cpu_model, dot_product_flags
+    from hwnas.onboard.bench import cpu_model, dot_product_flags
 
     torch.set_num_threads(1)
     rounds = args.rounds or (5 if args.quick else 40)

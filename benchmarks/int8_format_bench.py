@@ -1,7 +1,7 @@
 """int8 formats on this CPU: speed of one network quantized as u8s8, u8s8-rr (7-bit weights,
 onnxruntime's reduce_range) and u8u8 beside fp32, timed interleaved (15 rounds x 5 runs, 1
 thread; min and median of the rounds' means), with the probe conv's error per format in output
-steps vs exact integer arithmetic (hwnas.device.qdq.error_steps).
+steps vs exact integer arithmetic (hwnas.onboard.qdq.error_steps).
 
     python benchmarks/int8_format_bench.py [ARCH] [-r PX]
 """
@@ -16,10 +16,10 @@ import numpy as np
 import onnxruntime as ort
 
 from hwnas.baselines import resolve_arch
-from hwnas.device.isa import FORMATS, describe, detect
-from hwnas.device.qdq import error_steps
 from hwnas.export import export_arch
-from hwnas.quantize import Calibration, quantize_model
+from hwnas.onboard.isa import FORMATS, describe, detect
+from hwnas.onboard.qdq import error_steps
+from hwnas.profiling.quantize import Calibration, quantize_model
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("arch", nargs="?", default="mbv2-0.5")

@@ -9,7 +9,7 @@ costs nothing and is not counted). Score: the hypervolume of the front of the ne
 (the space's lowest mean accuracy, 1.01 x its highest latency), as the issue states.
 
 Methods: Optuna's random, NSGA-II, TPE and GP samplers through hwnas's own space encoding
-(``SearchSpace.suggest``) and sampler settings (``hwnas.search.storage.make_sampler``), and
+(``SearchSpace.suggest``) and sampler settings (``hwnas.trials.storage.make_sampler``), and
 the train-predict-search loop (``hwnas.search.loop``) with hwnas's accuracy predictor.
 ``--seeds`` seeds each; random subsets of the space (20 draws) beside them. Resumable:
 finished (method, seed) results are kept in ``--out`` (JSON, atomic) and skipped next time.
@@ -66,8 +66,8 @@ def run_sampler(name: str, seed: int, budget: int, codes, acc, lat) -> list[int]
     import optuna
 
     from hwnas.macro import macro_code
-    from hwnas.search.storage import make_sampler
     from hwnas.space import load_space
+    from hwnas.trials.storage import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     space = load_space("nas-bench-macro")

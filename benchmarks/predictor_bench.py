@@ -119,9 +119,9 @@ def bench_targets(table, ev, groups, spaces) -> list[str]:
 
 def bench_repeat(args, dev, ev) -> list[str]:
     from hwnas.arch import parse_string
-    from hwnas.measure import measure_archs
     from hwnas.predictor import latency_metrics
-    from hwnas.profile import make_protocol
+    from hwnas.profiling.measure import measure_archs
+    from hwnas.profiling.profile import make_protocol
 
     cfg, table = dev.config, dev.table
     if not cfg.is_local:
@@ -188,7 +188,7 @@ def bench_speed(args, spaces) -> list[str]:
 def main() -> int:
     args = parse_args()
     from hwnas.context import Device
-    from hwnas.device.bench import provenance
+    from hwnas.onboard.bench import provenance
     from hwnas.space import load_spaces
 
     dev = Device.load(args.device)

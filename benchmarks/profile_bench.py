@@ -67,7 +67,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def machine() -> str:
-    from hwnas.device.bench import provenance
+    from hwnas.onboard.bench import provenance
 
     pv = provenance()
     return (f"{pv['cpu_model']}, {pv['cores']} cores, {pv['machine']}, {pv['os']}, "
@@ -93,8 +93,8 @@ def _timed(fn, spent: dict):
 
 
 def bench_profile(args, protocol, work: Path) -> list[str]:
-    import hwnas.profile as prof
-    from hwnas.hosts import DeviceConfig, save_device
+    import hwnas.profiling.profile as prof
+    from hwnas.profiling.hosts import DeviceConfig, save_device
     from hwnas.space import load_space
 
     rows = ["| space | resolution | distinct blocks | networks | measurements | export s | "
@@ -123,8 +123,8 @@ def bench_profile(args, protocol, work: Path) -> list[str]:
 def bench_repeat(args, protocol, work: Path) -> list[str]:
     import random
 
-    from hwnas.device.runner import read_records
-    from hwnas.profile import block_entry, build_bundle, network_entry, sample_networks
+    from hwnas.onboard.runner import read_records
+    from hwnas.profiling.profile import block_entry, build_bundle, network_entry, sample_networks
     from hwnas.space import load_space
 
     space = load_space(args.space)
@@ -164,7 +164,7 @@ def bench_repeat(args, protocol, work: Path) -> list[str]:
 
 def main() -> int:
     args = parse_args()
-    from hwnas.profile import DEFAULT_NETWORKS, make_protocol
+    from hwnas.profiling.profile import DEFAULT_NETWORKS, make_protocol
 
     if args.resolutions is None:
         args.resolutions = [96] if args.quick else [96, 224]

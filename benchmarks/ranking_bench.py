@@ -304,7 +304,7 @@ def outcome(args) -> None:
     measured side by side on the device in one interleaved run."""
     import numpy as np
 
-    from hwnas.measure import measure_archs
+    from hwnas.profiling.measure import measure_archs
 
     truth_acc = read_truth(args.out, args.epochs, args.subset)
     winners = winner_archs(args.out, args.tag)

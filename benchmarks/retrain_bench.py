@@ -96,8 +96,8 @@ def hw(home: Path, *args: str, log: list[str]) -> str:
 
 def reference_table(space: str, resolution: int) -> Path | None:
     """The shipped reference device's folder if its table covers the space at the resolution."""
-    from hwnas.lut import LatencyTable
     from hwnas.paths import REFERENCE_DEVICE
+    from hwnas.profiling.lut import LatencyTable
     from hwnas.space import load_space
 
     src = ROOT / "latency_tables" / REFERENCE_DEVICE

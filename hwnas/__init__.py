@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 _LAZY = {
     "LatencyPredictor": "hwnas.predictor",
     "run_search": "hwnas.search",
-    "run_retrain": "hwnas.retrain",
+    "run_retrain": "hwnas.retrain.run",
     "write_report": "hwnas.report",
     "load_run": "hwnas.search",
 }
@@ -30,7 +30,7 @@ __all__ = ["LatencyPredictor", "__version__", "load_run", "run_retrain", "run_se
 if TYPE_CHECKING:
     from .predictor import LatencyPredictor
     from .report import write_report
-    from .retrain import run_retrain
+    from .retrain.run import run_retrain
     from .search import load_run, run_search
 
     __version__: str

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .hosts import DeviceConfig, device_file, load_device, validate_name
-from .lut import DEFAULT_STATISTIC, LatencyTable, table_dir
+from .profiling.hosts import DeviceConfig, device_file, load_device, validate_name
+from .profiling.lut import DEFAULT_STATISTIC, LatencyTable, table_dir
 
 if TYPE_CHECKING:
     from .predictor import LatencyPredictor

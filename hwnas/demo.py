@@ -3,7 +3,7 @@
 1. **device** -- this machine as a local device. If the reference table that ships in
    ``latency_tables/`` (:data:`~hwnas.paths.REFERENCE_DEVICE`) was measured on a machine
    like this one (same CPU model, architecture, onnxruntime version, threads and protocol)
-   *and* its sentinel networks (:mod:`hwnas.drift`), timed here, run within the drift
+   *and* its sentinel networks (:mod:`hwnas.profiling.drift`), timed here, run within the drift
    threshold (+-8 %) of their table entries -- a cloud VM's CPU string is generic, and
    another host with the same string can be 2x slower -- the demo uses it (copied into
    ``$HWNAS_HOME`` when that is elsewhere) and profiles only what it lacks; otherwise it
@@ -40,8 +40,8 @@ from typing import Any
 
 from . import paths
 from .context import Device
-from .drift import Drift, DriftSettings
 from .errors import HwnasError
+from .profiling.drift import Drift, DriftSettings
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ QUICK = DemoPlan(run="demo-quick", space="demo-quick", resolution=32, networks=3
 # ---- the device ---------------------------------------------------------------------------------
 
 def _provenance(threads: int, protocol: dict[str, Any]) -> dict[str, Any]:
-    from .device.bench import provenance
+    from .onboard.bench import provenance
 
     return {**provenance(threads), "protocol": protocol}
 
@@ -133,12 +133,12 @@ def this_machine_name(prov: dict[str, Any], quick: bool = False) -> str:
 class DeviceChoice:
     name: str
     reason: str
-    protocol: Any  # hwnas.device.bench.Protocol
+    protocol: Any  # hwnas.onboard.bench.Protocol
     drift: Drift | None = None  # the reference table's sentinels timed here (None: not timed)
 
 
 def _table_files(d: Path) -> list[Path]:
-    from .lut import BLOCKS_FILE, NETWORKS_FILE
+    from .profiling.lut import BLOCKS_FILE, NETWORKS_FILE
 
     return [d / n for n in (BLOCKS_FILE, NETWORKS_FILE) if (d / n).is_file()]
 
@@ -148,10 +148,10 @@ def time_sentinels(name: str, table, protocol, threads: int = 1,
     """Time the sentinels of ``table`` (a LatencyTable, e.g. the shipped reference one) on
     this machine with ``protocol``, as a local device called ``name`` that need not be
     registered: their drift, None if the table has no networks."""
-    from .device.runner import read_records
-    from .drift import chunk_drifts, write_layout
-    from .hosts import DeviceConfig
-    from .profile import RESULTS, build_bundle, run_bundle, sentinel_entries, work_root
+    from .onboard.runner import read_records
+    from .profiling.drift import chunk_drifts, write_layout
+    from .profiling.hosts import DeviceConfig
+    from .profiling.profile import RESULTS, build_bundle, run_bundle, sentinel_entries, work_root
 
     drift = drift or DriftSettings()
     sents = sentinel_entries(table.sentinels(drift.sentinels))
@@ -172,10 +172,10 @@ def time_sentinels(name: str, table, protocol, threads: int = 1,
 def choose_device(plan: DemoPlan, threads: int = 1, drift: DriftSettings | None = None,
                   progress: bool = False) -> DeviceChoice:
     """The device the demo measures on (see the module docstring); registers it as local."""
-    from .device.bench import Protocol, incompatibility
-    from .hosts import DeviceConfig, save_device
-    from .lut import LatencyTable
-    from .profile import make_protocol
+    from .onboard.bench import Protocol, incompatibility
+    from .profiling.hosts import DeviceConfig, save_device
+    from .profiling.lut import LatencyTable
+    from .profiling.profile import make_protocol
 
     fresh_protocol = make_protocol(threads, quick=plan.quick)
     mine = _provenance(threads, fresh_protocol.to_dict())
@@ -284,7 +284,7 @@ class DemoResult:
     budget_ms: float | None
     measurement: str
     predictor_check: str = ""
-    drift: dict | None = None  # the retrain measurement's drift (hwnas.drift.Drift.to_dict)
+    drift: dict | None = None  # the retrain measurement's drift (hwnas.profiling.drift.Drift.to_dict)
 
     def summary(self) -> str:
         from .report import fmt as _fmt
@@ -315,7 +315,7 @@ class DemoResult:
                   f"{self.measurement}; measured = the table's statistic"
                   + (f" ({stat})" if stat else "") + ", error = (predicted - measured) / measured"]
         if self.drift:
-            from .drift import note
+            from .profiling.drift import note
 
             lines.append(note(self.drift))
         if self.predictor_check:
@@ -388,9 +388,9 @@ def _run(plan: DemoPlan, progress: bool, drift: DriftSettings) -> DemoResult:
     import optuna
 
     from .data import load_dataset
-    from .profile import profile
+    from .profiling.profile import profile
     from .report import write_report
-    from .retrain import RetrainSettings, run_retrain
+    from .retrain.run import RetrainSettings, run_retrain
     from .search import SearchSettings, run_search
     from .train import Recipe
 

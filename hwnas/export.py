@@ -84,7 +84,7 @@ def check_onnx(data: bytes | str | os.PathLike) -> None:
 
 # ---- graphs without weights (bundles) ------------------------------------------------------------
 # A bundle's ONNX files hold only the graph: every weight is ONNX external data that the
-# device generates (hwnas/device/weights.py) from the spec below. Latency depends on the
+# device generates (hwnas/onboard/weights.py) from the spec below. Latency depends on the
 # weights' shapes, not their values.
 
 _FLOAT = {1: ("float32", 4), 10: ("float16", 2), 11: ("float64", 8)}  # TensorProto data types
@@ -156,7 +156,7 @@ def externalize(model, location: str) -> int:
 
 def weights_spec(model, model_dir: str = "models") -> dict | None:
     """The manifest's description of the data a graph-only ``model`` needs (see
-    hwnas/device/weights.py): ``{"file", "bytes", "tensors": [{"name", "offset", "length",
+    hwnas/onboard/weights.py): ``{"file", "bytes", "tensors": [{"name", "offset", "length",
     "dtype", "shape", "role", "fill", "mean", "std"}]}``; None if it has no external data."""
     from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 

@@ -9,7 +9,7 @@ its results). Everything here is plain files -- no Optuna, no torch::
     runs/RUN/trials.csv      every trial (:func:`trial_columns`, then p_<param> columns)
     runs/RUN/pareto.csv      the feasible non-dominated trials (:func:`pareto_columns`)
     runs/RUN/winners/*.yaml  their arch files
-    runs/RUN/retrain.csv     the retrained winners and baselines (hwnas.retrain.COLUMNS)
+    runs/RUN/retrain.csv     the retrained winners and baselines (hwnas.retrain.run.COLUMNS)
 
 The search's score is named for what computed it (:func:`score_column`): ``naswot_score``
 (the zero-cost proxy), ``val_acc`` (validation accuracy of a short training),
@@ -496,7 +496,7 @@ class Run:
         """The Optuna study (read-only use)."""
         import optuna
 
-        from .search.storage import open_storage
+        from .trials.storage import open_storage
 
         storage = open_storage(self.config.storage, self.path)
         return optuna.load_study(study_name=self.config.study_name or self.name,

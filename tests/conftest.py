@@ -62,7 +62,7 @@ def tiny_in_home(home):
 def ref_device(tiny_in_home):
     """A local device 'ref' (1 thread) beside the tiny space: the device.json that
     ``hwnas device add ref --target local --threads 1`` writes, without a process for it."""
-    from hwnas.hosts import DeviceConfig, save_device
+    from hwnas.profiling.hosts import DeviceConfig, save_device
 
     save_device(DeviceConfig(name="ref", target="local", threads=1).validate())
     return "ref"
@@ -138,9 +138,9 @@ def synthetic_table(space_name: str, device: str, resolution: int = 32) -> str:
     The caller sets HWNAS_HOME (the ``home``/``env`` fixtures)."""
     import random
 
-    from hwnas.lut import LatencyTable, Stats
     from hwnas.pieces import arch_pieces
     from hwnas.predictor import piece_costs
+    from hwnas.profiling.lut import LatencyTable, Stats
     from hwnas.space import load_space
 
     def ms(p):

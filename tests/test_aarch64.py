@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, tiny_space
 
-from hwnas.lut import LatencyTable
+from hwnas.profiling.lut import LatencyTable
 
 pytestmark = [pytest.mark.aarch64, pytest.mark.slow]
 

@@ -280,11 +280,11 @@ def test_disk_full_from_our_writer_or_a_library_is_one_line_other_errors_stay_vi
                  "--threads", "2")
     assert_one_line_error(r, "device.json", "No space left on device")
     # an OSError from a library's own write (as Optuna appending to a journal)
-    r = _patched(home, "import hwnas.hosts; hwnas.hosts.save_device", "EDQUOT", "device", "add",
+    r = _patched(home, "import hwnas.profiling.hosts; hwnas.profiling.hosts.save_device", "EDQUOT", "device", "add",
                  "y", "--target", "local", filename="somewhere/journal.log")
     assert_one_line_error(r, "somewhere/journal.log", "quota")
     assert snapshot(home) == before
     # any other OSError may be a bug: it is not hidden
-    r = _patched(home, "import hwnas.hosts; hwnas.hosts.save_device", "EIO", "device", "add",
+    r = _patched(home, "import hwnas.profiling.hosts; hwnas.profiling.hosts.save_device", "EIO", "device", "add",
                  "y", "--target", "local")
     assert r.returncode == 1 and "Traceback" in r.stderr

@@ -10,7 +10,7 @@ import pytest
 from conftest import assert_one_line_error
 
 from hwnas.errors import HwnasError
-from hwnas.lut import LatencyTable, Stats
+from hwnas.profiling.lut import LatencyTable, Stats
 
 GOOD = {"min_ms": 1.0, "p10_ms": 1.1, "median_ms": 1.2, "iqr_ms": 0.1, "n": 5}
 

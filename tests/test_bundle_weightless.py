@@ -14,12 +14,12 @@ import pytest
 
 from hwnas.arch import Arch
 from hwnas.baselines import baseline
-from hwnas.bundle import build_bundle, compose_network, entry_manifest, write_graph
-from hwnas.device import bench, weights
-from hwnas.device.bench import Protocol
-from hwnas.device.runner import read_records
 from hwnas.export import export_arch, export_piece
-from hwnas.profile import Entry, make_protocol, network_entry, plan
+from hwnas.onboard import bench, weights
+from hwnas.onboard.bench import Protocol
+from hwnas.onboard.runner import read_records
+from hwnas.profiling.bundle import build_bundle, compose_network, entry_manifest, write_graph
+from hwnas.profiling.profile import Entry, make_protocol, network_entry, plan
 
 QUICK = make_protocol(1, quick=True)
 

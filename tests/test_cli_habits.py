@@ -130,7 +130,7 @@ def _synthetic_table(home, device="syn"):
     30 whole networks."""
     from test_predictor import SPACE, _distinct, net_truth, truth_ms
 
-    from hwnas.lut import LatencyTable, Stats
+    from hwnas.profiling.lut import LatencyTable, Stats
     from hwnas.space import load_space
 
     (home / "search_spaces").mkdir(exist_ok=True)
@@ -184,7 +184,7 @@ def test_arch_info_json(main, home):
 
 
 def test_lut_show_and_device_list_json(main, home):
-    from hwnas.hosts import DeviceConfig, save_device
+    from hwnas.profiling.hosts import DeviceConfig, save_device
 
     space, _ = _synthetic_table(home)
     d = json.loads(main("lut", "show", "syn", "--json", "--entries", "--networks",
@@ -253,10 +253,10 @@ def test_files_are_written_with_the_users_umask(home, umask, mode):
     import torch
 
     from hwnas.baselines import baseline
-    from hwnas.bundle import write_archive
     from hwnas.export import export_arch
     from hwnas.io import atomic_write_json, atomic_write_text
-    from hwnas.lut import LatencyTable, Stats
+    from hwnas.profiling.bundle import write_archive
+    from hwnas.profiling.lut import LatencyTable, Stats
     from hwnas.supernet.store import Store
 
     old = os.umask(umask)

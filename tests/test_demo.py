@@ -21,15 +21,15 @@ def _write_table(d, provenance):
 
 
 def _this_machine(protocol):
-    from hwnas.device.bench import provenance
+    from hwnas.onboard.bench import provenance
 
     return {**provenance(1), "protocol": protocol.to_dict()}
 
 
 def test_reference_table_used_only_on_a_machine_like_it(home, monkeypatch, tmp_path):
     from hwnas import demo, paths
-    from hwnas.hosts import load_device
-    from hwnas.profile import make_protocol
+    from hwnas.profiling.hosts import load_device
+    from hwnas.profiling.profile import make_protocol
 
     ref = paths.REFERENCE_DEVICE
     shipped = tmp_path / "checkout"
@@ -155,9 +155,9 @@ def test_reference_table_is_trusted_only_if_its_sentinels_run_as_fast_here(home,
     from conftest import put_space
 
     from hwnas import demo, paths
-    from hwnas.drift import DriftSettings
-    from hwnas.hosts import DeviceConfig, save_device
-    from hwnas.profile import make_protocol, profile
+    from hwnas.profiling.drift import DriftSettings
+    from hwnas.profiling.hosts import DeviceConfig, save_device
+    from hwnas.profiling.profile import make_protocol, profile
     from hwnas.space import load_space
 
     put_space(home)

@@ -45,8 +45,8 @@ def test_extracted_net_computes_what_the_supernet_subnet_computes(env, monkeypat
     home, _, sid = env
     monkeypatch.setenv("HWNAS_HOME", str(home))
     from hwnas.data import load_dataset
-    from hwnas.deploy import BN_IMAGES, extract_subnet, open_source
     from hwnas.model import Net
+    from hwnas.retrain.deploy import BN_IMAGES, extract_subnet, open_source
     from hwnas.runs import load_run
     from hwnas.train import recalibrate_bn
 
@@ -135,8 +135,8 @@ def test_a_winner_outside_the_supernet_is_refused_naming_it(env, monkeypatch):
     home, _, sid = env
     monkeypatch.setenv("HWNAS_HOME", str(home))
     from hwnas.data import load_dataset
-    from hwnas.deploy import assign, open_source
-    from hwnas.retrain import Model
+    from hwnas.retrain.deploy import assign, open_source
+    from hwnas.retrain.run import Model
     from hwnas.runs import load_run
 
     src = open_source(sid, load_run("tr").config, "digits", 32, load_dataset("digits", 32))

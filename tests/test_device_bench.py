@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.bundle import write_runner
-from hwnas.device import bench
-from hwnas.device.bench import Protocol, summarize
-from hwnas.device.runner import read_records
+from hwnas.onboard import bench
+from hwnas.onboard.bench import Protocol, summarize
+from hwnas.onboard.runner import read_records
 from hwnas.pieces import Piece
+from hwnas.profiling.bundle import write_runner
 
 DEVICE_DIR = Path(bench.__file__).resolve().parent
 
@@ -140,7 +140,7 @@ def test_device_package_imports_only_numpy_onnxruntime_stdlib():
                 continue
             for m in mods:
                 top = m.split(".")[0]
-                ok = top in allowed or (f.name == "run.py" and m in ("hwnas_device.runner", "hwnas.device.runner"))
+                ok = top in allowed or (f.name == "run.py" and m in ("hwnas_device.runner", "hwnas.onboard.runner"))
                 assert ok, f"{f.name} imports {m}"
 
 
@@ -334,7 +334,7 @@ def sys_fixture(root: Path, freqs_khz=(1500000, 1500000), temps=((52612, "cpu-th
 
 
 def test_conditions_read_fixture_files(tmp_path):
-    from hwnas.device import conditions as c
+    from hwnas.onboard import conditions as c
 
     root = sys_fixture(tmp_path, freqs_khz=[1500000] * 2 + [600000] * 9,
                        temps=[(52612, "cpu-thermal"), ("garbage", "gpu"), (-1500, None)])
@@ -352,7 +352,7 @@ def test_conditions_read_fixture_files(tmp_path):
 
 
 def test_get_throttled_flags():
-    from hwnas.device import conditions as c
+    from hwnas.onboard import conditions as c
 
     t = c.parse_throttled("throttled=0x50005\n")
     assert t == {"raw": "0x50005", "now": ["under-voltage", "throttled"],
@@ -370,7 +370,7 @@ def test_get_throttled_flags():
 
 
 def test_chunk_issues_name_throttling_and_frequency_drops():
-    from hwnas.device import conditions as c
+    from hwnas.onboard import conditions as c
 
     ok = {"freq_mhz": {"cpu0": 1500, "cpu1": 1500}, "throttled": c.parse_throttled("throttled=0x0")}
     assert c.chunk_issues(ok, ok) == []
@@ -391,7 +391,7 @@ def test_chunk_issues_name_throttling_and_frequency_drops():
 def test_runner_records_conditions_per_chunk(tmp_path, onnx_dir):
     """Each chunk gets a start and an end record with the clock, temperature, throttling
     and load; a throttled board gives a warning line, and the host one line naming it."""
-    from hwnas.profile import conditions_warning
+    from hwnas.profiling.profile import conditions_warning
 
     proto = Protocol.quick(chunk=4)
     make_bundle(tmp_path, onnx_dir, protocol=proto.to_dict())

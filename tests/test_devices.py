@@ -15,7 +15,7 @@ from conftest import assert_one_line_error
 from sshd import SSHServer, free_port, new_key
 
 from hwnas.errors import HwnasError
-from hwnas.hosts import (
+from hwnas.profiling.hosts import (
     DeviceConfig,
     SSHConnection,
     connect,
@@ -337,8 +337,8 @@ def relu_bundle(d: Path, n: int = 6, passes: int = 4, min_time_s: float = 0.15) 
     """A real bundle of ``n`` one-op ONNX models (no torch), slow enough to stop mid-run."""
     from onnx import TensorProto, helper
 
-    from hwnas.bundle import write_runner
-    from hwnas.device.bench import Protocol
+    from hwnas.onboard.bench import Protocol
+    from hwnas.profiling.bundle import write_runner
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
@@ -359,7 +359,7 @@ def relu_bundle(d: Path, n: int = 6, passes: int = 4, min_time_s: float = 0.15) 
 
 
 def _records(path: Path, kind: str) -> list[dict]:
-    from hwnas.device.runner import read_records
+    from hwnas.onboard.runner import read_records
 
     return [r for r in read_records(str(path)) if r["type"] == kind]
 
@@ -431,7 +431,7 @@ def test_ssh_kill_9_of_the_host_leaves_no_folder_on_the_board(ssh_env, tmp_path,
         import os, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from pathlib import Path
-        from hwnas.hosts import DeviceConfig, connect
+        from hwnas.profiling.hosts import DeviceConfig, connect
         os.setpgrp()
         cfg = DeviceConfig("board", {ssh_env.target!r}, python=sys.executable)
         connect(cfg).run_bundle(Path({str(b)!r}), ["--exit-with-parent"],

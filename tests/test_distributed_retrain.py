@@ -1,5 +1,5 @@
 """Retraining across machines: (model, seed) work items in an Optuna study, claimed by many
-processes (hwnas.retrain_queue).
+processes (hwnas.retrain.queue).
 
 The process tests use the tiny space and search run of tests/test_retrain.py (digits, 1
 epoch on a small subset); a training is counted from each process's log lines and checked
@@ -22,7 +22,7 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 
 from hwnas.errors import HwnasError
-from hwnas.retrain_queue import ITEM_ATTR, Item, RetrainQueue, queue_name, queue_url
+from hwnas.retrain.queue import ITEM_ATTR, Item, RetrainQueue, queue_name, queue_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -211,7 +211,7 @@ def test_collect_refuses_missing_items_then_measures(env, tmp_path):
 def _items(n=2):
     from hwnas.arch import parse_string
     from hwnas.baselines import baseline
-    from hwnas.retrain import Model
+    from hwnas.retrain.run import Model
 
     a = baseline("mbv2-0.35", 32)
     m = Model("m", "baseline", parse_string(a.to_string()))
@@ -220,7 +220,7 @@ def _items(n=2):
 
 def test_enqueued_once_duplicates_not_trained_and_empty_queue(tmp_path):
     url = f"sqlite:///{tmp_path / 'q.db'}"
-    from hwnas.search.storage import open_storage
+    from hwnas.trials.storage import open_storage
 
     items = _items(2)
     q1 = RetrainQueue(open_storage(url, tmp_path), "retrain-x", url)
@@ -275,7 +275,7 @@ def test_queue_url_and_name(tmp_path):
     assert queue_url("sqlite:///q.db", {}, run) == f"sqlite:///{(run / 'q.db').resolve()}"
     assert queue_name("e1-abc", "tr") == "retrain-e1-abc-tr"
     with pytest.raises(HwnasError, match="exclude each other"):
-        from hwnas.retrain import RetrainSettings
+        from hwnas.retrain.run import RetrainSettings
 
         RetrainSettings(run="r", train_only=True, collect=True).validate()
 
@@ -300,11 +300,11 @@ def test_measuring_process_waits_for_items_running_elsewhere(tmp_path, monkeypat
     import logging
     import threading
 
-    import hwnas.retrain_queue as rq
+    import hwnas.retrain.queue as rq
 
     monkeypatch.setattr(rq, "POLL_S", 0.05)
     url = f"sqlite:///{tmp_path / 'w.db'}"
-    from hwnas.search.storage import open_storage
+    from hwnas.trials.storage import open_storage
 
     items = _items(1)
     other = RetrainQueue(open_storage(url, tmp_path), "retrain-w", url)

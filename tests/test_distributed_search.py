@@ -121,8 +121,8 @@ def machines(tmp_path, monkeypatch):
 # ---- pieces ----------------------------------------------------------------------------------
 
 def test_worker_seeds_differ_by_worker_and_are_reproducible(monkeypatch):
-    from hwnas.search.storage import worker_seed
-    from hwnas.search.workers import WORKER_ENV, worker_id, worker_name
+    from hwnas.trials.storage import worker_seed
+    from hwnas.trials.workers import WORKER_ENV, worker_id, worker_name
 
     seeds = {worker_seed(0, f"host{i}:{1000 + i}:7") for i in range(200)}
     assert len(seeds) == 200 and all(0 <= s < 2**32 for s in seeds)
@@ -135,7 +135,7 @@ def test_worker_seeds_differ_by_worker_and_are_reproducible(monkeypatch):
 
 def test_heartbeat_settings_from_the_environment(monkeypatch):
     from hwnas.errors import HwnasError
-    from hwnas.search.storage import heartbeat_settings
+    from hwnas.trials.storage import heartbeat_settings
 
     monkeypatch.delenv("HWNAS_HEARTBEAT_S", raising=False)
     monkeypatch.delenv("HWNAS_GRACE_S", raising=False)
@@ -230,7 +230,7 @@ def test_three_first_starts_at_once_on_an_empty_postgresql_database(machines, pg
 
 @pytest.mark.slow
 def test_named_workers_record_their_seeds(machines, pg_url):
-    from hwnas.search.storage import worker_seed
+    from hwnas.trials.storage import worker_seed
 
     n = 12
     homes = machines(2)

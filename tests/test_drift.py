@@ -1,4 +1,4 @@
-"""Sentinels and drift (hwnas.drift): the sentinel picker, the layout that puts sentinels
+"""Sentinels and drift (hwnas.profiling.drift): the sentinel picker, the layout that puts sentinels
 in every chunk the runner makes, the drift and its warning line, and a device made
 artificially slower by editing its table's sentinel entries: the warning fires, profile
 refuses the chunk and re-measures it, the numbers land in the files; within the threshold
@@ -12,8 +12,8 @@ import logging
 import pytest
 from conftest import put_space
 
-from hwnas.device.runner import read_records
-from hwnas.drift import (
+from hwnas.onboard.runner import read_records
+from hwnas.profiling.drift import (
     MAX_RETRIES,
     REJECTED,
     Drift,
@@ -24,7 +24,7 @@ from hwnas.drift import (
     note,
     sentinel_arch,
 )
-from hwnas.lut import LatencyTable, Stats
+from hwnas.profiling.lut import LatencyTable, Stats
 
 # enough samples per sentinel to judge (the quick protocol's 3 only warn), still fast
 DECISIVE = dict(warmup=1, min_repeats=10, passes=2, burst_warmup=0, min_time_s=0.0,
@@ -46,13 +46,13 @@ def tiny_and_ref(tiny_in_home, ref_device):
 
 
 def _protocol():
-    from hwnas.profile import make_protocol
+    from hwnas.profiling.profile import make_protocol
 
     return make_protocol(1, **DECISIVE)
 
 
 def _profiled(space, networks=3):
-    from hwnas.profile import profile
+    from hwnas.profiling.profile import profile
 
     profile("ref", space, 32, networks=networks, protocol=_protocol(), progress=False)
     return LatencyTable.load("ref")
@@ -86,8 +86,8 @@ def test_sentinels_span_the_table_latency_range():
 
 
 def test_layout_puts_the_sentinels_in_every_chunk_the_runner_makes(tmp_path):
-    from hwnas.device.bench import Protocol
-    from hwnas.device.runner import _chunks
+    from hwnas.onboard.bench import Protocol
+    from hwnas.onboard.runner import _chunks
 
     sizes = [300, 900, 200, 200, 700, 100, 100, 100, 100, 800, 50, 50, 400]
     (tmp_path / "m").mkdir()
@@ -141,8 +141,8 @@ def test_drift_and_its_warning_line():
 def test_profile_refuses_a_drifted_chunk_and_measures_it_again(home, tiny_and_ref, monkeypatch, caplog):
     """The table's sentinels edited 10x faster than they run: the chunk is refused, the
     warning fires, and (the edit undone in between) the chunk measured again is merged."""
-    import hwnas.drift as drift
-    from hwnas.profile import profile
+    import hwnas.profiling.drift as drift
+    from hwnas.profiling.profile import profile
 
     _profiled(tiny_and_ref)
     old = _slow_down()
@@ -187,8 +187,8 @@ def test_profile_refuses_a_drifted_chunk_and_measures_it_again(home, tiny_and_re
 
 
 def test_profile_gives_up_after_the_retries_and_accept_drift_merges(home, tiny_and_ref, caplog):
-    from hwnas.measure import measure
-    from hwnas.profile import profile
+    from hwnas.profiling.measure import measure
+    from hwnas.profiling.profile import profile
 
     _profiled(tiny_and_ref)
     _slow_down()
@@ -221,7 +221,7 @@ def test_profile_gives_up_after_the_retries_and_accept_drift_merges(home, tiny_a
 
 
 def test_within_the_threshold_no_warning_and_merged(home, tiny_and_ref, caplog):
-    from hwnas.profile import profile
+    from hwnas.profiling.profile import profile
 
     _profiled(tiny_and_ref)
     with caplog.at_level(logging.WARNING, logger="hwnas"):
@@ -237,7 +237,7 @@ def test_within_the_threshold_no_warning_and_merged(home, tiny_and_ref, caplog):
 
 def test_retrain_summary_and_report_show_the_drift_beside_the_errors():
     from hwnas.report import results_table
-    from hwnas.retrain import format_summary
+    from hwnas.retrain.run import format_summary
 
     t = LatencyTable("dev", networks={"a": _st(1.0), "b": _st(2.0)})
     d = drift_of(t, {"a": _st(2.0), "b": _st(4.0)}).to_dict()

@@ -1,5 +1,5 @@
 """A board's onnxruntime and static QDQ int8 models: the probe conv of ``hwnas device check``
-(built on the device with numpy, as hwnas.quantize makes it), and ``hwnas profile
+(built on the device with numpy, as hwnas.profiling.quantize makes it), and ``hwnas profile
 --precision int8`` on a device whose onnxruntime cannot run QDQ models (faked: a python
 wrapper whose onnxruntime refuses every model with QuantizeLinear): one line, exit 2, the
 fp32 measurements kept."""
@@ -14,9 +14,9 @@ import onnx
 import pytest
 from conftest import assert_one_line_error, put_space
 
-from hwnas.device.isa import FORMATS, choose_format, detect
-from hwnas.device.qdq import conv_model, error_steps, probe
-from hwnas.lut import LatencyTable
+from hwnas.onboard.isa import FORMATS, choose_format, detect
+from hwnas.onboard.qdq import conv_model, error_steps, probe
+from hwnas.profiling.lut import LatencyTable
 
 NO_QDQ = '''\
 """Test fake: an onnxruntime without static QDQ int8 kernels."""
@@ -40,7 +40,7 @@ _ort.InferenceSession = _NoQDQ
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_probe_conv_is_the_qdq_model_hwnas_quantize_makes(tmp_path, fmt):
-    from hwnas.quantize import quantize_model
+    from hwnas.profiling.quantize import quantize_model
 
     fp32, int8 = (onnx.load_from_string(conv_model(q, channels=8, size=12, fmt=fmt))
                   for q in (False, True))
@@ -170,7 +170,7 @@ def test_lut_import_of_a_hand_run_int8_bundle_records_the_calibration(cli, home,
     import json
     import subprocess
 
-    from hwnas.quantize import provenance
+    from hwnas.profiling.quantize import provenance
 
     put_space(home)
     out = tmp_path / "pi-bundle"

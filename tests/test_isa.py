@@ -1,4 +1,4 @@
-"""The CPU features that decide int8 numerics (hwnas.device.isa), and the int8 format hwnas
+"""The CPU features that decide int8 numerics (hwnas.onboard.isa), and the int8 format hwnas
 picks from them: read from /proc/cpuinfo texts and aarch64 auxiliary vectors of the CPUs
 users have (an AVX2-only EPYC like this project's CI hosts, AVX-512 without VNNI, VNNI,
 a Pi 4, a Pi 5), resolved per device, recorded and compared in a table's provenance."""
@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from hwnas.device import isa
 from hwnas.errors import HwnasError
-from hwnas.quantize import (
+from hwnas.onboard import isa
+from hwnas.profiling.quantize import (
     Calibration,
     check_table_calibration,
     int8_numerics,
@@ -112,7 +112,7 @@ def test_a_table_of_another_int8_format_is_refused():
 
 def test_int8_numerics_says_where_the_host_cannot_stand_in_for_the_device(monkeypatch):
     avx2, pi5 = isa.classify("x86_64", ["avx2"]), isa.classify("aarch64", ["asimd", "asimddp"])
-    import hwnas.quantize as q
+    import hwnas.profiling.quantize as q
 
     monkeypatch.setattr(q, "detect_isa", lambda: avx2)
     assert int8_numerics("u8s8-rr", pi5)["kernels"] == "int8"  # exact everywhere

@@ -232,7 +232,7 @@ def test_a_second_process_trains_part_of_a_loop_round(cli, small_loop, monkeypat
     results without training them again, then trains round 1 itself."""
     import os
 
-    import hwnas.retrain_queue as rq
+    import hwnas.retrain.queue as rq
     from hwnas.paths import runs_dir
     from hwnas.search.loop_run import run_loop_search
 

@@ -304,9 +304,9 @@ def test_the_latency_predictor_and_bundles_take_macro_archs(tmp_path):
     import numpy as np
     import onnxruntime as ort
 
-    from hwnas.bundle import compose_network
     from hwnas.export import export_piece
     from hwnas.predictor import LatencyPredictor
+    from hwnas.profiling.bundle import compose_network
 
     sp = load_space("nas-bench-macro")
     blocks = {p.key: 1e-8 * piece_costs(p).macs + 0.01 for p in sp.pieces(32)}  # a fake table

@@ -43,7 +43,7 @@ def test_import_hwnas_is_torch_free_and_lazy():
 def test_lazy_names_are_the_library_calls():
     import hwnas
     from hwnas.report import write_report
-    from hwnas.retrain import run_retrain
+    from hwnas.retrain.run import run_retrain
     from hwnas.search import load_run, run_search
 
     assert (hwnas.run_search, hwnas.run_retrain, hwnas.write_report, hwnas.load_run) == (
@@ -86,13 +86,11 @@ ALLOWED_BACK_EDGES = {
     ("hwnas.supernet.store", "hwnas.supernet.net"):
         "load_supernet builds the SuperNet it loads; the net checks a space with the store's "
         "check_space, which training runs before a store folder is made",
-    ("hwnas.quantize", "hwnas.bundle"):
+    ("hwnas.profiling.quantize", "hwnas.profiling.bundle"):
         "a bundle writes its int8 entries with export_quantized, which chains a network's "
         "pieces with bundle.compose_network",
     ("hwnas.context", "hwnas.predictor"):
         "Device.predictor() fits and caches the device's predictor, whose store reads Devices",
-    ("hwnas.runs", "hwnas.search"):
-        "until the relayout: Run.study() opens the study storage, which is in hwnas.search",
 }
 
 

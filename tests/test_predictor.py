@@ -342,7 +342,7 @@ def main(home, capsys):
 
 
 def _write_table(home, synth, device="syn", networks=None, provenance=None):
-    from hwnas.lut import LatencyTable, Stats
+    from hwnas.profiling.lut import LatencyTable, Stats
 
     blocks, nets, _ = synth
     nets = nets if networks is None else networks
@@ -403,7 +403,7 @@ def test_cli_block_not_in_table_is_marked(main, home, synth):
 def test_warns_on_other_onnxruntime_or_threads(home, synth, caplog):
     """Fitted on measurements made with onnxruntime 0.0.1 and 1 thread; the device is now
     local (this machine's onnxruntime) with 2 threads: both are named in a warning."""
-    from hwnas.hosts import DeviceConfig, save_device
+    from hwnas.profiling.hosts import DeviceConfig, save_device
 
     dev = _write_table(home, synth)
     save_device(DeviceConfig(dev, "local", threads=2))
@@ -421,7 +421,7 @@ def test_warns_on_other_onnxruntime_or_threads(home, synth, caplog):
 def test_no_warning_when_device_matches(home, synth, caplog):
     from importlib.metadata import version
 
-    from hwnas.hosts import DeviceConfig, save_device
+    from hwnas.profiling.hosts import DeviceConfig, save_device
 
     prov = {"onnxruntime": version("onnxruntime"), "threads": 1}
     dev = _write_table(home, synth, provenance=prov)
@@ -466,7 +466,7 @@ def test_real_profile_then_predict_and_eval(cli, home):
     cli("device", "add", "loc", "--target", "local", check=0)
     cli("profile", "--device", "loc", "--space", "ptiny", "-r", "32", "--networks", "30",
         "--quick", check=0)
-    from hwnas.lut import LatencyTable
+    from hwnas.profiling.lut import LatencyTable
 
     t = LatencyTable.load("loc")
     pred = LatencyPredictor.for_device("loc")
@@ -484,7 +484,7 @@ def test_real_profile_then_predict_and_eval(cli, home):
 
 def test_device_reads_its_table_once_and_keeps_its_predictor(home, synth, monkeypatch):
     from hwnas.context import Device
-    from hwnas.lut import LatencyTable
+    from hwnas.profiling.lut import LatencyTable
 
     dev = _write_table(home, synth)
     reads = []
@@ -511,7 +511,7 @@ def test_device_reads_its_table_once_and_keeps_its_predictor(home, synth, monkey
 
 def test_lut_sum_has_one_contract(synth):
     """The function: None when a piece is missing; the table's method: an error naming it."""
-    from hwnas.lut import LatencyTable, Stats, lut_sum
+    from hwnas.profiling.lut import LatencyTable, Stats, lut_sum
 
     blocks, _, held = synth
     a = held[0]

@@ -168,9 +168,9 @@ def test_predict_each_leaves_out_only_what_cannot_be_predicted(table, spaces):
 
 
 def test_archs_alone_plan_only_the_missing_pieces_and_networks(table, spaces):
-    from hwnas.lut import LatencyTable, Stats
-    from hwnas.profile import plan
-    from hwnas.refine import ArchSet
+    from hwnas.profiling.lut import LatencyTable, Stats
+    from hwnas.profiling.profile import plan
+    from hwnas.profiling.refine import ArchSet
 
     blocks, nets = table
     st = Stats(1.0, 1.0, 1.0, 0.0, 3)
@@ -243,8 +243,8 @@ def test_evaluation_reports_out_of_space_networks_apart(table, spaces):
 def test_archs_baselines_expand_to_the_tables_resolutions(home, table):
     from hwnas.baselines import BASELINES
     from hwnas.context import Device
-    from hwnas.lut import LatencyTable, Stats
-    from hwnas.refine import resolve_archs
+    from hwnas.profiling.lut import LatencyTable, Stats
+    from hwnas.profiling.refine import resolve_archs
 
     blocks, nets = table
     st = Stats(1.0, 1.0, 1.0, 0.0, 3)
@@ -268,9 +268,9 @@ def test_refine_measures_where_the_heldout_error_is_largest(home, table, spaces,
     misses), and the table holds few of them: refine picks networks rich in ReLU blocks,
     'measures' them (a fake device: the truth), and reports the error per group before and
     after."""
-    import hwnas.refine as refine_mod
+    import hwnas.profiling.refine as refine_mod
     from hwnas.arch import parse_string
-    from hwnas.lut import LatencyTable, Stats
+    from hwnas.profiling.lut import LatencyTable, Stats
 
     def device_ms(a: Arch) -> float:
         return net_truth(a) * (1.25 if _relu_share(a) > 0.3 else 1.0)

@@ -14,10 +14,10 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 
 from hwnas.arch import Arch
-from hwnas.device.runner import read_records
 from hwnas.errors import HwnasError
-from hwnas.lut import LatencyTable, Stats
+from hwnas.onboard.runner import read_records
 from hwnas.pieces import arch_pieces
+from hwnas.profiling.lut import LatencyTable, Stats
 
 QUICK = ("--quick",)
 
@@ -219,7 +219,7 @@ def test_disk_full_while_exporting_keeps_what_is_done(home, tiny_in_home, dev, m
     import errno
 
     import hwnas.export as ex
-    from hwnas.profile import make_protocol, profile
+    from hwnas.profiling.profile import make_protocol, profile
 
     real, calls = ex.export_piece, {"n": 0}
 
@@ -284,8 +284,8 @@ def test_measure_arch_and_onnx(cli, home, tiny_in_home, dev):
 
 def test_measure_archs_api(home, tiny_in_home, dev):
     from hwnas.export import export_arch
-    from hwnas.measure import measure_archs, measure_onnx
-    from hwnas.profile import make_protocol
+    from hwnas.profiling.measure import measure_archs, measure_onnx
+    from hwnas.profiling.profile import make_protocol
 
     archs = tiny_in_home.sample(seed=2, n=2, resolution=32)
     onnx = home / "trained.onnx"
@@ -363,7 +363,7 @@ def test_composed_network_matches_exported_graph(tmp_path, home, tiny_in_home):
     import onnxruntime as ort
 
     from hwnas.export import export_arch, export_piece
-    from hwnas.profile import compose_network
+    from hwnas.profiling.profile import compose_network
 
     for a in [*tiny_in_home.sample(seed=4, n=2, resolution=32), Arch.from_string(
             "r64c3_s16k3s2hs_k3e1c16s2q0.25re_k3e4.5c24s2q0_k5e4c40s2q0.25hs_h96hs_n7")]:
@@ -392,10 +392,10 @@ def test_composed_network_matches_exported_graph(tmp_path, home, tiny_in_home):
 def test_busy_local_device_gets_one_warning_line(home, tiny_in_home, dev, monkeypatch, caplog):
     import logging
 
-    import hwnas.device.conditions as cond
+    import hwnas.onboard.conditions as cond
     from hwnas.export import export_piece
-    from hwnas.measure import measure_onnx
-    from hwnas.profile import make_protocol
+    from hwnas.profiling.measure import measure_onnx
+    from hwnas.profiling.profile import make_protocol
 
     f = home / "b.onnx"
     export_piece(tiny_in_home.pieces(32)[0], f)
@@ -433,7 +433,7 @@ def test_profile_keeps_chunk_conditions_with_its_results(cli, home, tiny_in_home
 
 
 def cond_load():
-    from hwnas.device.conditions import read_load
+    from hwnas.onboard.conditions import read_load
 
     return read_load()
 
@@ -446,8 +446,8 @@ def test_bundle_only_carries_sentinels_and_import_refuses_a_drifted_chunk(home, 
     chunk whose sentinels drifted beyond the threshold stays out unless --accept-drift."""
     import logging
 
-    from hwnas.drift import DriftSettings
-    from hwnas.profile import import_results, make_protocol, profile
+    from hwnas.profiling.drift import DriftSettings
+    from hwnas.profiling.profile import import_results, make_protocol, profile
 
     p = make_protocol(1, warmup=1, min_repeats=10, passes=2, burst_warmup=0, min_time_s=0.0,
                       sample_ms=0.0)

@@ -9,7 +9,7 @@ from conftest import assert_one_line_error
 
 from hwnas.arch import Arch
 from hwnas.errors import HwnasError
-from hwnas.lut import LatencyTable, Stats
+from hwnas.profiling.lut import LatencyTable, Stats
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_int8_bundle_models_are_qdq(cli, home, tiny_in_home, tmp_path):
 
 
 def test_dot_product_flags_and_device_check(cli):
-    from hwnas.device.bench import dot_product_flags
+    from hwnas.onboard.bench import dot_product_flags
 
     pi5 = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32 atomics fphp asimdhp asimdrdm lrcpc dcpop asimddp\n"
     pi4 = "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"

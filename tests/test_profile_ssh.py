@@ -14,8 +14,8 @@ import sys
 import pytest
 from conftest import tiny_space
 
-from hwnas.device.runner import read_records
-from hwnas.lut import LatencyTable
+from hwnas.onboard.runner import read_records
+from hwnas.profiling.lut import LatencyTable
 from hwnas.space import load_space
 
 TINY = tiny_space("tinyssh")

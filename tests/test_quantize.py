@@ -1,4 +1,4 @@
-"""hwnas quantize / hwnas.quantize: static QDQ int8 models, bad input, precision keys."""
+"""hwnas quantize / hwnas.profiling.quantize: static QDQ int8 models, bad input, precision keys."""
 
 import numpy as np
 import onnx
@@ -6,8 +6,8 @@ import pytest
 from conftest import assert_one_line_error
 
 from hwnas.errors import HwnasError
-from hwnas.precision import parse_precisions, split, tag
-from hwnas.quantize import Calibration, quantize_model, quantized_nodes
+from hwnas.profiling.precision import parse_precisions, split, tag
+from hwnas.profiling.quantize import Calibration, quantize_model, quantized_nodes
 
 
 def _tiny_onnx(path, channels=3, res=16, seed=0):
@@ -91,7 +91,7 @@ def test_cli_quantize_and_bad_input(cli, home):
 def test_cli_quantize_int8_formats(cli, home):
     """auto: this machine's format (or --device's, from its table's ISA record); asked-for
     formats show in the weights: 7-bit int8 (u8s8-rr), uint8 (u8u8)."""
-    from hwnas.device.isa import classify, detect
+    from hwnas.onboard.isa import classify, detect
 
     src = _tiny_onnx(home / "m.onnx")
 
@@ -109,7 +109,7 @@ def test_cli_quantize_int8_formats(cli, home):
     cli("quantize", src, "-o", home / "uu.onnx", "--int8-format", "u8u8")
     assert weights(home / "uu.onnx").dtype == np.uint8
     cli("device", "add", "pi5", "--target", "ssh://pi@127.0.0.1:1")
-    from hwnas.lut import LatencyTable
+    from hwnas.profiling.lut import LatencyTable
 
     LatencyTable("pi5", provenance={"isa": classify("aarch64", ["asimd", "asimddp"])}).save()
     r = cli("quantize", src, "-o", home / "pi.onnx", "--device", "pi5")
@@ -170,8 +170,8 @@ def test_int8_accuracy_of_a_trained_model(trained, tmp_path, device):
     device of any CPU, computed on any CPU: quantized in the device's format, computed with
     this host's int8 kernels only where they compute what the device's do (on an AVX2-only
     host, full-range U8S8 for a Pi 5 saturated: -6.4 pp before formats were chosen per CPU)."""
-    from hwnas.device.isa import choose_format, classify, detect
-    from hwnas.quantize import int8_accuracy
+    from hwnas.onboard.isa import choose_format, classify, detect
+    from hwnas.profiling.quantize import int8_accuracy
 
     path, ds, torch_acc = trained
     isa = detect() if DEVICES[device] is None else classify(*DEVICES[device])
@@ -194,9 +194,10 @@ def test_int8_accuracy_of_a_trained_model(trained, tmp_path, device):
 def test_retrain_int8_quantizes_once_and_fills_the_columns(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from hwnas import quantize, retrain_int8
     from hwnas.data import load_dataset
-    from hwnas.lut import Stats
+    from hwnas.profiling import quantize
+    from hwnas.profiling.lut import Stats
+    from hwnas.retrain import int8 as retrain_int8
 
     (tmp_path / "models").mkdir()
     _tiny_onnx(tmp_path / "models" / "w1.onnx")  # 3 classes, untrained

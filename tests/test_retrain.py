@@ -22,7 +22,7 @@ import torch
 from conftest import assert_one_line_error, put_space, run_cli
 
 from hwnas.errors import HwnasError
-from hwnas.retrain import (
+from hwnas.retrain.run import (
     COLUMNS,
     knee_index,
     load_retrain,
@@ -211,7 +211,7 @@ def test_corrupt_or_foreign_checkpoint_is_refused_with_one_line(env, monkeypatch
     # --top 1 trains the most accurate winner; plant its checkpoint
     first = select_winners(_pareto(run), "top", 1)[0]
     name = os.path.splitext(os.path.basename(first["file"]))[0]
-    from hwnas.retrain import recipe_id
+    from hwnas.retrain.run import recipe_id
     from hwnas.train import Recipe
 
     rid = recipe_id(Recipe(epochs=1, batch_size=32, subset=96), "digits", 32)
@@ -324,7 +324,7 @@ def test_summary_dominance_and_speedup():
 def test_summary_uses_the_tables_statistic_with_median_and_iqr_beside():
     """issue 24.3: "measured" is the table's statistic (min here), and the speed-ups and the
     winners' order use it, not the median; median +- IQR are printed beside it."""
-    from hwnas.retrain import format_summary, format_table
+    from hwnas.retrain.run import format_summary, format_table
 
     def row(name, kind, stat, median, acc, arch):
         return {"name": name, "kind": kind, "arch": arch, "params": 1000, "macs": 10_000,
@@ -389,7 +389,7 @@ def test_retrain_records_the_drift_beside_the_errors(env, monkeypatch, capsys):
 
 
 def test_the_printed_table_shows_a_spread_only_with_several_seeds():
-    from hwnas.retrain import format_table
+    from hwnas.retrain.run import format_table
 
     def row(name, seeds, std):
         return {"name": name, "kind": "baseline", "arch": "a", "params": 1e5, "macs": 1e6,

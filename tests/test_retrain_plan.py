@@ -12,7 +12,7 @@ ARCH = "r32c3_s8k3s2r6_k3e1c8s1_k3e3c16s2_h32hs_n10"
 
 
 def test_plan_text_counts_trainings_and_says_how_to_shrink():
-    from hwnas.retrain_plan import Plan
+    from hwnas.retrain.plan import Plan
 
     p = Plan(winners=3, baselines=1, seeds=2, epochs=10, steps_per_epoch=20, todo=6,
              step_s={"a": 0.05, "b": 0.15})
@@ -30,8 +30,8 @@ def test_plan_text_counts_trainings_and_says_how_to_shrink():
 
 def test_make_plan_times_one_batch_of_each_model_left(tmp_path):
     from hwnas.data import load_dataset
-    from hwnas.retrain import Model
-    from hwnas.retrain_plan import make_plan
+    from hwnas.retrain.plan import make_plan
+    from hwnas.retrain.run import Model
     from hwnas.train import Recipe, adapt_arch
 
     data = load_dataset("digits", 32, 0)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-from hwnas.bundle import write_archive
-from hwnas.device import weights
+from hwnas.onboard import weights
+from hwnas.profiling.bundle import write_archive
 
 
 def test_archive_temp_file_does_not_follow_a_planted_symlink(tmp_path):
@@ -90,7 +90,7 @@ def test_a_search_worker_whose_launcher_is_gone_runs_no_trial():
     import optuna
 
     from hwnas.search.run import _worker_main
-    from hwnas.search.workers import run_trials
+    from hwnas.trials.workers import run_trials
 
     not_parent = os.getppid() + 1 if os.getppid() + 1 != os.getpid() else os.getppid() + 2
     # returns before reading its settings, opening the study or running anything

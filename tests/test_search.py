@@ -456,8 +456,8 @@ def test_a_search_reads_the_device_once(env, syn_device, monkeypatch):
     the device's table (and of its device.json); the accuracy estimator is a cheap stand-in."""
     import hwnas.accuracy
     import hwnas.context
-    from hwnas.hosts import DeviceConfig, save_device
-    from hwnas.lut import LatencyTable
+    from hwnas.profiling.hosts import DeviceConfig, save_device
+    from hwnas.profiling.lut import LatencyTable
     from hwnas.search import SearchSettings, arch_costs_fast, run_search
 
     save_device(DeviceConfig(syn_device, "local", 1))

@@ -105,12 +105,12 @@ def test_the_journal_lock_warns_only_when_left_by_a_killed_writer(tmp_path, monk
     from optuna.storages.journal import JournalFileSymlinkLock
 
     from hwnas.search import open_storage
-    from hwnas.search import storage as st
+    from hwnas.trials import storage as st
 
     optuna.create_study(storage=open_storage(None, tmp_path), study_name="s")
     journal = tmp_path / "journal.log"
     lock = f"{journal}.lock"
-    caplog.set_level(logging.WARNING, logger="hwnas.search.storage")
+    caplog.set_level(logging.WARNING, logger="hwnas.trials.storage")
     held = JournalFileSymlinkLock(str(journal))  # another live worker, writing
     held.acquire()
     timer = threading.Timer(0.5, held.release)

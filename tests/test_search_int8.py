@@ -10,7 +10,7 @@ import random
 import pytest
 from conftest import assert_one_line_error, put_space
 
-from hwnas.lut import LatencyTable, Stats
+from hwnas.profiling.lut import LatencyTable, Stats
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ import torch
 
 from hwnas.accuracy import make_estimator
 from hwnas.data import load_dataset
-from hwnas.deploy import SupernetSource, extract_subnet
+from hwnas.retrain.deploy import SupernetSource, extract_subnet
 from hwnas.space import load_space
 from hwnas.supernet import SupernetRecipe, load_supernet, train_supernet
 from hwnas.train import Recipe, evaluate, resolve_torch_device, train_arch

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_add(args) -> None:
-    from ..hosts import DeviceConfig, device_file, save_device
+    from ..profiling.hosts import DeviceConfig, device_file, save_device
 
     cfg = DeviceConfig(name=args.name, target=args.target, threads=args.threads,
                        python=args.python).validate()
@@ -57,8 +57,8 @@ def cmd_add(args) -> None:
 
 
 def cmd_list(args) -> None:
-    from ..hosts import list_devices
     from ..paths import tables_dir
+    from ..profiling.hosts import list_devices
 
     devs = list_devices()
     if args.json:
@@ -79,7 +79,7 @@ def cmd_list(args) -> None:
 
 
 def cmd_check(args) -> None:
-    from ..hosts import connect, load_device
+    from ..profiling.hosts import connect, load_device
 
     cfg = load_device(args.name)
     info = connect(cfg).check()
@@ -113,7 +113,7 @@ def format_info(name: str, target: str, info: dict) -> str:
     isa = g("isa", None)
     q = g("int8_qdq", None)
     if isinstance(isa, dict):
-        from ..device.isa import describe
+        from ..onboard.isa import describe
 
         flags = ", ".join(isa.get("flags") or []) or "none found"
         rows.append(("int8 ISA", f"{describe(isa)} ({isa.get('machine')}: {flags})"))
@@ -134,7 +134,7 @@ def format_info(name: str, target: str, info: dict) -> str:
 
 
 def qdq_line(q: dict) -> str:
-    """The --check INFO's ``int8_qdq`` (hwnas/device/qdq.py's probe) as one line."""
+    """The --check INFO's ``int8_qdq`` (hwnas/onboard/qdq.py's probe) as one line."""
     err = str(q.get("error") or "")
     if not q.get("runs") and err.startswith("fp32:"):  # not even the fp32 conv (opset 17)
         return (f"FAIL: this onnxruntime cannot run the fp32 probe conv either ({err}): "

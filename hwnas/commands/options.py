@@ -131,7 +131,7 @@ def add_optimizer(p: argparse.ArgumentParser, help: str | None = None) -> None:
 
 
 def add_statistic(p: argparse.ArgumentParser, help: str) -> None:
-    """``--statistic``: one of :data:`hwnas.device.bench.STATISTICS`, None by default."""
-    from ..device.bench import STATISTICS
+    """``--statistic``: one of :data:`hwnas.onboard.bench.STATISTICS`, None by default."""
+    from ..onboard.bench import STATISTICS
 
     p.add_argument("--statistic", choices=STATISTICS, help=help)

@@ -239,7 +239,7 @@ def _predict_batch(args) -> None:
 def _corrected(device: str, ms: float) -> dict | None:
     """The prediction scaled by the device's last measured drift; None: none measured yet."""
     from ..context import Device
-    from ..drift import last
+    from ..profiling.drift import last
 
     got = last(Device.load(device).dir)
     if got is None:
@@ -285,7 +285,7 @@ def cmd_fit(args) -> None:
 def cmd_eval(args) -> None:
     from ..context import Device
     from ..errors import HwnasError
-    from ..precision import parse_precisions
+    from ..profiling.precision import parse_precisions
 
     if args.folds < 2:
         raise HwnasError(f"--folds must be >= 2, got {args.folds}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..device.isa import FORMATS
+from ..onboard.isa import FORMATS
 from .options import seed
 
 _PROTOCOL_HELP = (
@@ -17,7 +17,7 @@ _PROTOCOL_HELP = (
 
 
 def _protocol_args(p: argparse.ArgumentParser) -> None:
-    from ..device.bench import Protocol
+    from ..onboard.bench import Protocol
 
     d = Protocol()
     g = p.add_argument_group("measurement protocol", _PROTOCOL_HELP)
@@ -44,8 +44,8 @@ _DRIFT_HELP = (
 
 def drift_args(p: argparse.ArgumentParser, *, sentinels: bool = True, accept: bool = False,
                correct: bool = False) -> None:
-    """The drift options of a measuring command (see hwnas.drift)."""
-    from ..drift import DEFAULT_SENTINELS, DEFAULT_THRESHOLD
+    """The drift options of a measuring command (see hwnas.profiling.drift)."""
+    from ..profiling.drift import DEFAULT_SENTINELS, DEFAULT_THRESHOLD
 
     g = p.add_argument_group("drift (sentinel networks)", _DRIFT_HELP)
     if sentinels:
@@ -67,7 +67,7 @@ def drift_args(p: argparse.ArgumentParser, *, sentinels: bool = True, accept: bo
 
 def drift_settings(args):
     """The DriftSettings of parsed :func:`drift_args` options."""
-    from ..drift import DEFAULT_SENTINELS, DriftSettings
+    from ..profiling.drift import DEFAULT_SENTINELS, DriftSettings
 
     return DriftSettings(sentinels=getattr(args, "sentinels", DEFAULT_SENTINELS),
                          threshold=args.drift_threshold / 100.0,
@@ -76,7 +76,7 @@ def drift_settings(args):
 
 
 def _protocol(args, threads: int):
-    from ..profile import make_protocol
+    from ..profiling.profile import make_protocol
 
     return make_protocol(threads, quick=args.quick, warmup=args.warmup,
                          min_repeats=args.min_repeats, min_time_s=args.min_time,
@@ -188,16 +188,16 @@ def cmd_profile(args) -> None:
     from pathlib import Path
 
     from ..context import Device
-    from ..precision import parse_precisions
-    from ..profile import DEFAULT_NETWORKS, profile
-    from ..quantize import Calibration
+    from ..profiling.precision import parse_precisions
+    from ..profiling.profile import DEFAULT_NETWORKS, profile
+    from ..profiling.quantize import Calibration
     from ..space import load_space
 
     dev = Device.load(args.device)
     if args.space is None or args.resolution is None:  # --archs alone: what the table lacks
         return _profile_archs(args, dev, _protocol(args, dev.config.threads),
                               drift_settings(args))
-    from ..refine import resolve_archs
+    from ..profiling.refine import resolve_archs
 
     archs = resolve_archs(args.archs, dev)  # files, baseline names, strings, baselines[@R]
     space = load_space(args.space)
@@ -234,10 +234,10 @@ def cmd_profile(args) -> None:
 
 def _profile_archs(args, dev, protocol, drift) -> None:
     """``hwnas profile --device D --archs NET...`` (no --space): only what the table lacks of
-    those networks (:func:`hwnas.refine.profile_archs`), then ``--refine N`` if asked."""
+    those networks (:func:`hwnas.profiling.refine.profile_archs`), then ``--refine N`` if asked."""
     from ..context import Device
     from ..errors import HwnasError
-    from ..refine import profile_archs, resolve_archs
+    from ..profiling.refine import profile_archs, resolve_archs
 
     archs = resolve_archs(args.archs, dev)
     if not archs and args.refine and args.space is None and args.resolution is None:
@@ -255,10 +255,10 @@ def _profile_archs(args, dev, protocol, drift) -> None:
 
 
 def _refine(args, dev, protocol, drift) -> None:
-    """``hwnas profile ... --refine N``: adaptive sampling (:func:`hwnas.refine.refine`)."""
+    """``hwnas profile ... --refine N``: adaptive sampling (:func:`hwnas.profiling.refine.refine`)."""
     from ..context import Device
     from ..errors import HwnasError
-    from ..refine import refine
+    from ..profiling.refine import refine
 
     if args.bundle_only:
         raise HwnasError("--refine measures on the device: it cannot be used with --bundle-only")
@@ -279,7 +279,7 @@ def cmd_measure(args) -> None:
     from ..baselines import resolve_arch
     from ..context import Device
     from ..errors import HwnasError
-    from ..measure import describe_stats, measure
+    from ..profiling.measure import describe_stats, measure
 
     dev = Device.load(args.device)
     protocol = _protocol(args, dev.config.threads)
@@ -353,7 +353,7 @@ def _print_corrected(dev, archs, res, d) -> None:
 
 def cmd_lut_show(args) -> None:
     from ..errors import HwnasError
-    from ..lut import LatencyTable
+    from ..profiling.lut import LatencyTable
     from ..space import load_space, load_spaces
 
     t = LatencyTable.load(args.device)
@@ -406,7 +406,7 @@ def _lut_json(args, t, pairs) -> None:
 
 def cmd_lut_import(args) -> None:
     from ..paths import tables_dir
-    from ..profile import import_results
+    from ..profiling.profile import import_results
 
     rs, nb, nn = import_results(args.device, args.results, replace=args.replace,
                                 statistic=args.statistic, drift=drift_settings(args))

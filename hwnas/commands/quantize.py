@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..device.isa import FORMATS
+from ..onboard.isa import FORMATS
 from .options import seed
 
 
@@ -40,7 +40,7 @@ def cmd_quantize(args) -> None:
 
     from ..errors import HwnasError
     from ..io import MAX_ONNX_BYTES, input_file
-    from ..quantize import DEFAULT_SAMPLES, Calibration, quantize_model, resolve_format
+    from ..profiling.quantize import DEFAULT_SAMPLES, Calibration, quantize_model, resolve_format
 
     src = input_file(args.model, "an ONNX model", MAX_ONNX_BYTES)
     out = Path(args.output) if args.output else src.with_name(

@@ -174,7 +174,7 @@ def cmd_retrain(args) -> None:
 
 def _retrain(args) -> None:
     from ..errors import HwnasError
-    from ..retrain import RetrainSettings, parse_seeds, run_retrain
+    from ..retrain.run import RetrainSettings, parse_seeds, run_retrain
     from ..search.loop_train import is_loop_run
     from ..train import Recipe
     from .profile import drift_settings
@@ -223,7 +223,7 @@ def _retrain(args) -> None:
            f"vs predicted)")
     if args.json:
         from ..io import print_json
-        from ..retrain import summarize
+        from ..retrain.run import summarize
 
         print_json({"run": name, "folder": str(res.run_dir), "trained": res.trained,
                     "csv": str(res.run_dir / "retrain.csv"), "rows": res.rows,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..precision import FP32, PRECISIONS
+from ..profiling.precision import FP32, PRECISIONS
 from .options import add_data, add_resolution, add_seed
 
 _DESCRIPTION = """\

@@ -14,8 +14,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..arch import Arch, parse_string
 from ..errors import HwnasError
-from ..lut import check_statistic, lut_sum
 from ..pieces import arch_pieces
+from ..profiling.lut import check_statistic, lut_sum
 from .features import ArchFeatures, UncoveredError, piece_of
 from .models import MIN_NETWORKS, BlockModel, NetworkModel
 from .store import StoredPredictor
@@ -210,7 +210,7 @@ class LatencyPredictor(StoredPredictor, BaseEstimator):
         return out
 
     def lut_sum(self, arch: Arch) -> float | None:
-        """:func:`hwnas.lut.lut_sum` of the blocks it was fitted on: None if a key is missing."""
+        """:func:`hwnas.profiling.lut.lut_sum` of the blocks it was fitted on: None if a key is missing."""
         check_is_fitted(self, "blocks_")
         return lut_sum(self.blocks_, arch)
 

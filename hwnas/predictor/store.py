@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..context import Device
 from ..errors import HwnasError
 from ..io import MAX_JSON_BYTES, atomic_write_json, input_file, loads_json
-from ..lut import table_dir
+from ..profiling.lut import table_dir
 from .models import MIN_NETWORKS, BlockModel, NetworkModel
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def _check_keys(d: Any, allowed: Sequence[str], where: str) -> dict:
 def check_settings(settings: Any, where: str = "predictor settings") -> dict[str, Any]:
     """``settings`` (the ``settings`` object of a predictor file) if every field has its type
     and lies in its range, else HwnasError naming ``where`` and the field."""
-    from ..device.bench import STATISTICS
+    from ..onboard.bench import STATISTICS
     from .features import ARCH_FEATURES
 
     if settings is None:
@@ -186,7 +186,7 @@ class StoredPredictor:
                    precision: str = "fp32") -> _P:
         """Fit on the table of ``device`` (a :class:`~hwnas.context.Device` or its name:
         blocks + whole networks; its entries of ``precision``, see
-        :meth:`hwnas.lut.LatencyTable.view`) with the settings of ``latency_tables/<device>/predictor.json``
+        :meth:`hwnas.profiling.lut.LatencyTable.view`) with the settings of ``latency_tables/<device>/predictor.json``
         if present (``hwnas predictor fit``). ``Device.predictor()`` keeps the result.
 
         HwnasError if the device has no table or too few whole-network measurements."""

@@ -145,7 +145,7 @@ class Measurement:
 
 def measurement_info(config: dict[str, Any], table: Any = None) -> Measurement:
     """A :class:`Measurement` from a run's ``config.json`` (its ``device_provenance``) and the
-    device's :class:`~hwnas.lut.LatencyTable` (used where the config says nothing)."""
+    device's :class:`~hwnas.profiling.lut.LatencyTable` (used where the config says nothing)."""
     prov = dict(getattr(table, "provenance", None) or {})
     prov.update(config.get("device_provenance") or {})
     statistic = config.get("latency_statistic") or getattr(table, "statistic", None)
@@ -543,9 +543,9 @@ class TableData:
 def results_table(retrain: Sequence[dict[str, Any]], measurement: Measurement | None = None,
                   drift: dict[str, Any] | None = None, correct: bool = False) -> TableData:
     """The retrained winners and baselines, winners first; ``drift`` (retrain.json's: the
-    measurement's sentinels, :mod:`hwnas.drift`) is told beside the errors, and with
+    measurement's sentinels, :mod:`hwnas.profiling.drift`) is told beside the errors, and with
     ``correct`` a column gives the drift-corrected prediction (predicted x drift)."""
-    from ..drift import Drift, corrected_error, note
+    from ..profiling.drift import Drift, corrected_error, note
 
     dr = Drift.from_dict(drift) if drift else None
     corr = dr.median if dr is not None and correct else None

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..precision import FP32, INT8, PRECISIONS
+from ..profiling.precision import FP32, INT8, PRECISIONS
 from ..runs import finite
 
 __all__ = ["CHOSEN_NOTE", "INT8_FIGURE_NOTE", "INT8_TABLE_NOTE", "PRECISION_NOTE",

@@ -16,9 +16,9 @@ import numpy as np
 
 from ..arch import parse_string
 from ..context import Device
-from ..drift import Drift, note
 from ..errors import HwnasError
 from ..io import atomic_write_bytes, atomic_write_text
+from ..profiling.drift import Drift, note
 from ..runs import load_run
 from ..space import load_space
 from .ablation import EVAL_FILE, AblationData, ablation_data, read_predictor_eval, stored_is_current

@@ -8,11 +8,11 @@ The modules, in the order a trial meets them:
 
 * :mod:`~hwnas.search.settings` -- :class:`SearchSettings`, its validation, the objectives;
 * :mod:`~hwnas.search.seeds`    -- the fixed resolution, seed configurations, cheapest archs;
-* :mod:`~hwnas.search.storage`  -- the Optuna storage (journal file or URL; URL checks, retries,
+* :mod:`~hwnas.trials.storage`  -- the Optuna storage (journal file or URL; URL checks, retries,
   heartbeat settings), samplers, per-worker seeds, the seed lock, the study;
 * :mod:`~hwnas.search.objective` -- Arch -> metrics and constraints (``arch_costs_fast``,
   the latency and accuracy estimators);
-* :mod:`~hwnas.search.workers`  -- worker identity and liveness, how trials are counted, Ctrl-C;
+* :mod:`~hwnas.trials.workers`  -- worker identity and liveness, how trials are counted, Ctrl-C;
 * :mod:`~hwnas.search.pareto`   -- non-dominated points, hypervolume, the feasible front;
 * :mod:`~hwnas.search.run`      -- the run loop (:func:`run_search`, :func:`optimize`), progress,
   export.
@@ -28,6 +28,30 @@ from ..runs import (
     check_existing_run,
     load_run,
     run_path,
+)
+from ..trials.storage import (
+    check_journal,
+    check_storage_url,
+    heartbeat_settings,
+    make_sampler,
+    open_storage,
+    resolve_storage_url,
+    retry_storage,
+    seed_lock,
+    sqlite_file,
+    worker_seed,
+)
+from ..trials.workers import (
+    WORKER_ENV,
+    Interrupts,
+    count_trials,
+    fail_dead_trials,
+    reap_dead_trials,
+    record_worker,
+    run_trials,
+    worker_alive,
+    worker_id,
+    worker_name,
 )
 from .objective import (
     METRICS_ATTR,
@@ -61,31 +85,7 @@ from .settings import (
     parse_ms,
     parse_objectives,
 )
-from .storage import (
-    check_journal,
-    check_storage_url,
-    heartbeat_settings,
-    make_sampler,
-    open_storage,
-    resolve_storage_url,
-    retry_storage,
-    seed_lock,
-    sqlite_file,
-    worker_seed,
-)
 from .study import open_study
-from .workers import (
-    WORKER_ENV,
-    Interrupts,
-    count_trials,
-    fail_dead_trials,
-    reap_dead_trials,
-    record_worker,
-    run_trials,
-    worker_alive,
-    worker_id,
-    worker_name,
-)
 
 __all__ = [
     # settings

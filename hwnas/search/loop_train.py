@@ -1,12 +1,12 @@
 """The loop's ``--oracle train``: each round's chosen Archs trained with the retrain recipe
-through the retrain queue (:mod:`hwnas.retrain_queue`), so that many processes on many
+through the retrain queue (:mod:`hwnas.retrain.queue`), so that many processes on many
 machines share a round.
 
 Every (Arch, seed) of a round is one work item of the queue ``retrain-<recipe id>-loop-<run>``
 in the loop's storage (``--storage URL``, else the journal file ``runs/RUN/loop-queue.log``):
 the loop enqueues the round's items, claims and trains them like any worker
-(:func:`hwnas.retrain_queue.train_queue`), waits for the ones other processes hold, then
-reads every item's result file (:func:`hwnas.retrain_queue.collect_results`) and refits.
+(:func:`hwnas.retrain.queue.train_queue`), waits for the ones other processes hold, then
+reads every item's result file (:func:`hwnas.retrain.queue.collect_results`) and refits.
 Results are written as ``hwnas retrain`` writes them, in the loop's run folder:
 ``runs/RUN/retrain/<recipe id>/<arch file stem>/seed<S>.json`` (+ the per-epoch checkpoint
 ``seed<S>.pt``); no ONNX export. Other processes join with ``hwnas retrain RUN --train-only``
@@ -49,7 +49,7 @@ def data_spec(data: str, seed: int) -> str:
 def queue_storage(storage: str | None, run_dir: Path) -> str:
     """The queue's storage URL: ``storage`` (relative SQLite paths in the run folder), else the
     journal file :data:`QUEUE_FILE` in the run folder."""
-    from ..search.storage import resolve_storage_url
+    from ..trials.storage import resolve_storage_url
 
     if storage is None or not str(storage).strip() or str(storage).strip().lower() == "none":
         return str((run_dir / QUEUE_FILE).absolute())
@@ -75,8 +75,8 @@ class QueueOracle:
 
     def __post_init__(self) -> None:
         from ..data import load_dataset
-        from ..retrain import recipe_id
-        from ..retrain_queue import RetrainQueue, queue_name
+        from ..retrain.queue import RetrainQueue, queue_name
+        from ..retrain.run import recipe_id
         from ..train import Recipe
 
         full = load_dataset(self.data_name, self.resolution, 0)
@@ -105,7 +105,7 @@ class QueueOracle:
                 "the accuracy on the held-out validation part)"}
 
     def models(self, archs) -> list:
-        from ..retrain import Model
+        from ..retrain.run import Model
         from ..train import adapt_arch
 
         out = []
@@ -117,7 +117,7 @@ class QueueOracle:
     def score(self, archs) -> list[float]:
         """Each Arch's validation accuracy (mean over the seeds): its items enqueued, trained
         here or by other workers, their result files read."""
-        from .. import retrain_queue as rq
+        from ..retrain import queue as rq
 
         models = self.models(archs)
         n = rq.train_queue(self.queue, models, self.seeds, self.data, self.spec, self.recipe,
@@ -151,7 +151,7 @@ def work_loop_queue(run: str | Path, storage: str | None = None, progress: bool 
     """``hwnas retrain RUN --train-only`` on a loop run: claim and train the waiting items of
     its queue with the loop's recipe (from loop.json), then stop; (trained here, still
     waiting or running)."""
-    from .. import retrain_queue as rq
+    from ..retrain import queue as rq
 
     run_dir = loop_folder(run)
     try:

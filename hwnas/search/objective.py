@@ -28,8 +28,8 @@ from ..costs import arch_costs
 from ..errors import HwnasError
 from ..runs import METRICS, SEED_ATTR, WORKER_ATTR
 from ..space import SearchSpace
+from ..trials.workers import Interrupts, worker_id
 from .settings import OBJECTIVES, AccuracyFn, LatencyFn, SearchSettings
-from .workers import Interrupts, worker_id
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def _jsonable(obj: Any) -> Any:
 class Objective:
     """The Optuna objective of a search: sample an Arch, evaluate it, record its metrics and
     constraints; a trial beyond the ``target`` count is pruned as surplus
-    (:mod:`hwnas.search.workers`)."""
+    (:mod:`hwnas.trials.workers`)."""
 
     def __init__(self, space: SearchSpace, resolution: int, classes: int, evaluator: Evaluator,
                  settings: SearchSettings, target: int, score: str | None = None):

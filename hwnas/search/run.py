@@ -32,6 +32,23 @@ from ..runs import (
     write_tables,
 )
 from ..space import SearchSpace, load_space
+from ..trials.storage import (
+    check_journal,
+    check_storage_url,
+    open_storage,
+    resolve_storage_url,
+    retry_storage,
+    seed_lock,
+    worker_seed,
+)
+from ..trials.workers import (
+    WORKER_ENV,
+    count_trials,
+    reap_dead_trials,
+    record_worker,
+    run_trials,
+    worker_name,
+)
 from .objective import (
     METRICS_ATTR,
     SURPLUS_ATTR,
@@ -44,24 +61,7 @@ from .objective import (
 from .pareto import feasible_front
 from .seeds import cheapest_archs, default_resolution, seed_study
 from .settings import OBJECTIVES, AccuracyFn, LatencyFn, SearchSettings, objective_column
-from .storage import (
-    check_journal,
-    check_storage_url,
-    open_storage,
-    resolve_storage_url,
-    retry_storage,
-    seed_lock,
-    worker_seed,
-)
 from .study import open_study
-from .workers import (
-    WORKER_ENV,
-    count_trials,
-    reap_dead_trials,
-    record_worker,
-    run_trials,
-    worker_name,
-)
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def run_search(settings: SearchSettings, *, latency_fn: LatencyFn | None = None,
 
     Several processes, on one machine or many, may run the same run at once on one shared
     storage (``settings.storage``): each samples with its own seed, derived from
-    ``settings.seed`` and ``worker`` (default :func:`~hwnas.search.workers.worker_name`:
+    ``settings.seed`` and ``worker`` (default :func:`~hwnas.trials.workers.worker_name`:
     ``HWNAS_WORKER_ID``, else host and pid); the seed trials are enqueued once; together they
     end with exactly ``settings.trials`` COMPLETE trials, also when one of them is killed.
     """
@@ -407,7 +407,7 @@ def _worker_main(settings: SearchSettings, run_dir: str, target: int, space_path
     """Entry point of a ``--workers`` child process.
 
     It leaves the terminal's process group: a Ctrl-C reaches only the launcher, which passes
-    one SIGINT on to each worker (two would interrupt a storage write, see hwnas.search.workers.Interrupts).
+    one SIGINT on to each worker (two would interrupt a storage write, see hwnas.trials.workers.Interrupts).
     It stops once its ``launcher`` (that process's PID) is gone -- also when the launcher died
     before this worker started, when its parent is already another process."""
     import optuna

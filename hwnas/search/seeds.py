@@ -120,12 +120,12 @@ def seed_study(study, space: SearchSpace) -> list[str]:
 
     A study without trials of its own (new, or holding only seed trials) gets every seed that
     is not in it yet. A seed whose trials all ended FAIL (an error, or a worker killed during
-    it: :func:`hwnas.search.workers.fail_dead_trials` runs first) is enqueued again, once per
+    it: :func:`hwnas.trials.workers.fail_dead_trials` runs first) is enqueued again, once per
     launch, until it has a COMPLETE trial; a seed with a COMPLETE, WAITING, RUNNING or PRUNED
     trial is left alone, so no seed is ever evaluated twice. A study whose search started
     without seeds (``--no-seed``) gets none later.
 
-    Processes that share a study call it under :func:`hwnas.search.storage.seed_lock`, which
+    Processes that share a study call it under :func:`hwnas.trials.storage.seed_lock`, which
     makes "look, then enqueue" one step: N processes started at once enqueue each seed once."""
     from optuna.trial import TrialState
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..arch import Arch
 from ..errors import HwnasError
-from .storage import SAMPLERS
+from ..trials.storage import SAMPLERS
 
 LatencyFn = Callable[[Sequence[Arch]], Any]
 AccuracyFn = Callable[[Sequence[Arch]], Any]

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HwnasError
+from ..trials.storage import make_sampler, open_storage, retry_storage
 from .settings import OBJECTIVES, SearchSettings
-from .storage import make_sampler, open_storage, retry_storage
 
 __all__ = ["open_study"]
 

@@ -7,14 +7,14 @@ Layout::
                                        "input_shape", "weights": "generated"|"included",
                                        "data": {"file", "bytes", "tensors": [...]}}]}
     models/<name>.onnx   one ONNX file per entry: the graph only (see below)
-    run.py               the entry point (hwnas/device/run.py)
-    hwnas_device/        a copy of hwnas/device (numpy + onnxruntime + stdlib only)
-    results.jsonl        appended by the runner (see hwnas/device/runner.py)
+    run.py               the entry point (hwnas/onboard/run.py)
+    hwnas_device/        a copy of hwnas/onboard (numpy + onnxruntime + stdlib only)
+    results.jsonl        appended by the runner (see hwnas/onboard/runner.py)
 
 Bundles without weights: every weight of a block or sampled network is ONNX external data
 (``models/<name>.onnx.data``) that the bundle does not hold; ``data`` lists each tensor's
 offset, length, dtype, shape and how to fill it, and the runner writes the file on the
-device just before it creates the session (hwnas/device/weights.py), deleting it after the
+device just before it creates the session (hwnas/onboard/weights.py), deleting it after the
 chunk. So over SSH only graphs travel (a mobilenetv2 bundle at 224 px is ~1/100 of its
 size with weights). Entries made from a given ONNX file (``measure_archs(onnx=...)``, e.g.
 the retrained winners, and ``hwnas measure FILE.onnx``) ship their real weights:
@@ -32,10 +32,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import HwnasError
-from .io import atomic_write_bytes, atomic_write_text, file_mode
+from ..errors import HwnasError
+from ..io import atomic_write_bytes, atomic_write_text, file_mode
 
-DEVICE_PACKAGE = Path(__file__).resolve().parent / "device"
+DEVICE_PACKAGE = Path(__file__).resolve().parent.parent / "onboard"
 PACKAGE_NAME = "hwnas_device"
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
@@ -63,7 +63,7 @@ def write_graph(path: Path, onnx_bytes: bytes) -> None:
     ``<path>.data`` (not written: the device generates it)."""
     import onnx
 
-    from .export import externalize
+    from ..export import externalize
 
     m = onnx.load_from_string(onnx_bytes)
     externalize(m, path.name + DATA_SUFFIX)
@@ -84,7 +84,7 @@ def compose_network(arch, piece_file: Callable) -> bytes:
     import onnx
     from onnx import compose, helper
 
-    from .pieces import arch_pieces
+    from ..pieces import arch_pieces
 
     nodes, inits = [], []
     prev = first_in = last_out = None
@@ -109,7 +109,7 @@ def compose_network(arch, piece_file: Callable) -> bytes:
 
 
 def _export(e, path: Path, models: Path) -> None:
-    from .export import export_piece
+    from ..export import export_piece
 
     if getattr(e, "precision", "fp32") != "fp32":  # quantized on the host, weights included
         from .quantize import export_quantized
@@ -135,7 +135,7 @@ def entry_manifest(bundle: Path, e) -> dict:
     import onnx
     from google.protobuf.message import DecodeError
 
-    from .export import weights_spec
+    from ..export import weights_spec
 
     d = e.manifest()
     if getattr(e, "precision", "fp32") != "fp32":  # the runner tells a QDQ failure by it
@@ -209,7 +209,7 @@ def build_bundle(bundle: str | Path, entries: Sequence, protocol, progress: bool
 
 def quantization_info(entries: Sequence) -> dict:
     """``{"quantization": ...}``: how the bundle's int8 entries were made (the same record
-    :func:`hwnas.quantize.provenance` gives a profile run's table), which the runner copies
+    :func:`hwnas.profiling.quantize.provenance` gives a profile run's table), which the runner copies
     into its results' provenance so ``hwnas lut import`` records it; {} without int8."""
     int8 = [e for e in entries if getattr(e, "precision", "fp32") != "fp32"]
     if not int8:

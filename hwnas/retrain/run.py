@@ -10,7 +10,7 @@
    seed (:func:`hwnas.train.train_arch`; fixed seeds), evaluate on the dataset's test
    split, and export the first seed's trained network to ``runs/RUN/models/<name>.onnx``;
 3. **measure** all the ONNX files on the device in ONE interleaved call with the
-   profiler's protocol (:func:`hwnas.measure.measure`; by default the protocol the
+   profiler's protocol (:func:`hwnas.profiling.measure.measure`; by default the protocol the
    device's latency table was measured with, so measured and predicted are comparable),
    with the table's sentinels: the drift goes into retrain.json and the summary;
 4. **predict** each model's latency with the device's latency predictor;
@@ -35,7 +35,7 @@ re-measures all of them together, for fairness).
 On many machines (``storage``: a work queue in an Optuna storage, by default the run's own
 RDB storage), each (model, seed) is an item that any process claims; ``train_only`` workers
 train and stop, ``collect`` gathers the results for the measurement
-(:mod:`hwnas.retrain_queue`).
+(:mod:`hwnas.retrain.queue`).
 """
 
 from __future__ import annotations
@@ -49,15 +49,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .arch import Arch
-from .context import Device
-from .errors import HwnasError
-from .io import atomic_write_json, atomic_write_text
-from .measure import measurement_protocol, protocol_matches_table
-from .retrain_result import Model
-from .retrain_table import format_summary, format_table, summarize
-from .retrain_table import rows as table_rows
-from .runs import (
+from ..arch import Arch
+from ..context import Device
+from ..errors import HwnasError
+from ..io import atomic_write_json, atomic_write_text
+from ..profiling.measure import measurement_protocol, protocol_matches_table
+from ..runs import (
     CONFIG_FILE,
     RETRAIN_FILE,
     csv_text,
@@ -66,7 +63,10 @@ from .runs import (
     retrain_labels,
     winner_arch,
 )
-from .search.pareto import knee_index, spread_indices
+from ..search.pareto import knee_index, spread_indices
+from .result import Model
+from .table import format_summary, format_table, summarize
+from .table import rows as table_rows
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +106,12 @@ class RetrainSettings:
     device: str | None = None
     data: str | None = None
     recipe: Any = None  # a hwnas.train.Recipe (default: Recipe())
-    protocol: Any = None  # a hwnas.device.bench.Protocol (default: measurement_protocol())
+    protocol: Any = None  # a hwnas.onboard.bench.Protocol (default: measurement_protocol())
     quick: bool = False  # the quick measurement preset (tests, smoke runs)
     protocol_overrides: dict = field(default_factory=dict)  # warmup, passes, ... (None: keep)
     feedback: bool = False  # add the measurements to the device's networks.json
     torch_device: str = "cpu"  # where to train: cpu, cuda, mps or auto (hwnas.train)
-    drift: Any = None  # a hwnas.drift.DriftSettings (default: DriftSettings())
+    drift: Any = None  # a hwnas.profiling.drift.DriftSettings (default: DriftSettings())
     storage: str | None = None  # the work queue's storage (None: the run's RDB; "none": here)
     train_only: bool = False  # claim and train queue items, no measurement
     collect: bool = False  # no training: gather every result, measure, tabulate
@@ -132,7 +132,7 @@ class RetrainSettings:
             raise HwnasError("--seeds: give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise HwnasError(f"--seeds {','.join(map(str, self.seeds))}: a seed is listed twice")
-        from .baselines import BASELINES
+        from ..baselines import BASELINES
 
         for b in self.baselines:
             if b not in BASELINES:
@@ -216,7 +216,7 @@ def _winner_models(run, settings: RetrainSettings, adapt) -> list[Model]:
 
 
 def _baseline_models(names: Sequence[str], resolution: int, adapt) -> list[Model]:
-    from .baselines import baseline
+    from ..baselines import baseline
 
     return [Model(n, "baseline", adapt(baseline(n, resolution))) for n in names]
 
@@ -237,9 +237,9 @@ def _measure(dev: Device, models: list[Model], run_dir: Path, protocol, feedback
     """Stats per arch string (and per ONNX file in ``files``, relative to ``run_dir``: the
     int8 models), measured in one interleaved call with the table's sentinels (or the stored
     measurement of exactly these models with this protocol), and the drift."""
-    from .drift import Drift
-    from .lut import Stats
-    from .measure import measure
+    from ..profiling.drift import Drift
+    from ..profiling.lut import Stats
+    from ..profiling.measure import measure
 
     device = dev.name
     archs = {m.arch.to_string(): m for m in models}
@@ -275,7 +275,7 @@ def _measure(dev: Device, models: list[Model], run_dir: Path, protocol, feedback
 def _predict(dev: Device, archs: list[Arch]) -> tuple[list[float | None], str, str]:
     """(predicted ms per arch, what predicted them, the statistic predicted)."""
 
-    from .lut import DEFAULT_STATISTIC, lut_sum
+    from ..profiling.lut import DEFAULT_STATISTIC, lut_sum
 
     table = dev.table if dev.has_table else None
     statistic = table.statistic if table is not None else DEFAULT_STATISTIC
@@ -314,9 +314,9 @@ def _recipe_text(r) -> str:
 
 def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResult:
     """Train, export, measure, predict and tabulate (see the module docstring)."""
-    from . import retrain_queue as rq
-    from .data import load_dataset
-    from .train import Recipe, adapt_arch, resolve_torch_device
+    from ..data import load_dataset
+    from ..train import Recipe, adapt_arch, resolve_torch_device
+    from . import queue as rq
 
     settings.validate()
     run = load_run(settings.run)
@@ -348,7 +348,7 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     models = [*_winner_models(run, settings, adapt),
               *_baseline_models(settings.baselines, resolution, adapt)]
     src = None
-    if settings.from_supernet is not None:  # refusals before anything trains (hwnas.deploy)
+    if settings.from_supernet is not None:  # refusals before anything trains (hwnas.retrain.deploy)
         from . import deploy
 
         src = deploy.open_source(settings.from_supernet, cfg, data_spec, resolution, data,
@@ -362,7 +362,7 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     alone = [m for m in models if not m.tag]  # the models trained stand-alone
     plan = None
     if not settings.collect:  # said before it starts: the trainings and about how long
-        from .retrain_plan import make_plan
+        from .plan import make_plan
 
         plan = make_plan(models, settings.seeds, recipe, data, run.path, rid, torch_device)
         log.info("%s", plan.text())
@@ -385,10 +385,10 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
                                  "--collect" if settings.collect else "retrain")
     same = protocol_matches_table(dev, protocol)
     q8 = {}
-    if settings.int8:  # seed 0's ONNX models quantized, timed beside fp32 (hwnas.retrain_int8)
-        from .device.isa import detect
-        from .quantize import resolve_format
-        from .retrain_int8 import quantize_models
+    if settings.int8:  # seed 0's ONNX models quantized, timed beside fp32 (hwnas.retrain.int8)
+        from ..onboard.isa import detect
+        from ..profiling.quantize import resolve_format
+        from .int8 import quantize_models
 
         local = dev.config_or_default.is_local
         table = dev.table_or_new()
@@ -403,7 +403,7 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
     rows = table_rows(models, results, stats, predicted, predicted_by, statistic, settings.seeds,
                  recipe.epochs)
     if settings.int8:
-        from . import retrain_int8
+        from . import int8 as retrain_int8
 
         retrain_int8.add_columns(rows, models, q8, stats,
                                  retrain_int8.predict_int8(dev, [m.arch for m in models]),
@@ -422,7 +422,7 @@ def run_retrain(settings: RetrainSettings, progress: bool = True) -> RetrainResu
                                                "todo": plan.todo, "estimate_s": plan.estimate_s},
             "supernet": src.describe() if src is not None else None,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    from .retrain_int8 import COLUMNS as INT8_COLUMNS
+    from .int8 import COLUMNS as INT8_COLUMNS
 
     cols = COLUMNS + EXTRA_COLUMNS + (list(INT8_COLUMNS) if settings.int8 else [])
     atomic_write_text(run.path / CSV_FILE, csv_text(rows, cols, extra=False))

@@ -75,8 +75,8 @@ def time_step(arch, data, recipe, torch_device: Any = "cpu", repeats: int = 2) -
     import torch
     from torch import nn
 
-    from .model import build
-    from .train import make_optimizer, resolve_torch_device, torch_threads
+    from ..model import build
+    from ..train import make_optimizer, resolve_torch_device, torch_threads
 
     dev = resolve_torch_device(torch_device)
     n = min(recipe.batch_size, len(data.train_y))
@@ -104,10 +104,10 @@ def time_step(arch, data, recipe, torch_device: Any = "cpu", repeats: int = 2) -
 
 def make_plan(models: Sequence, seeds: Sequence[int], recipe, data, run_dir: Path, rid: str,
               torch_device: Any = "cpu", timing: bool = True) -> Plan:
-    """The plan of training ``models`` (hwnas.retrain.Model) with ``seeds``: which (model,
+    """The plan of training ``models`` (hwnas.retrain.run.Model) with ``seeds``: which (model,
     seed) are finished under ``run_dir/retrain/rid``, and with ``timing`` one batch of each
     model still to train timed (a failure to time leaves the estimate out)."""
-    from .retrain_queue import read_done
+    from .queue import read_done
 
     root = Path(run_dir) / "retrain" / rid
     alone = [m for m in models if not getattr(m, "tag", "")]

@@ -44,9 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import HwnasError
-from .io import atomic_write_json, file_digest
-from .runs import WORKER_ATTR
+from ..errors import HwnasError
+from ..io import atomic_write_json, file_digest
+from ..runs import WORKER_ATTR
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ __all__ = ["Item", "RetrainQueue", "collect_results", "open_queue", "queue_name"
 
 def read_done(model, seed: int, root: Path) -> dict | None:
     """The finished result of (model, seed) under ``root`` (retrain/<recipe id>/), or None."""
-    from .retrain_result import read_result
+    from .result import read_result
 
     rp = root / model.folder / f"seed{seed}.json"
     return read_result(rp, model, seed) if rp.is_file() else None
@@ -74,8 +74,8 @@ def train_one(m, s: int, export: bool, data, data_spec: str, recipe, run_dir: Pa
               progress: bool, torch_device: Any = "cpu") -> dict:
     """Train model ``m`` with seed ``s`` (continuing its checkpoint), write its result file
     (and, ``export``, its ONNX file); returns the result."""
-    from .retrain_result import RESULT_FORMAT, export_onnx
-    from .train import train_arch
+    from ..train import train_arch
+    from .result import RESULT_FORMAT, export_onnx
 
     root = run_dir / "retrain" / rid
     ck = root / m.folder / f"seed{s}.pt"
@@ -99,7 +99,7 @@ def train_one(m, s: int, export: bool, data, data_spec: str, recipe, run_dir: Pa
 
 
 def _worker() -> str:
-    from .search.workers import worker_id
+    from ..trials.workers import worker_id
 
     return worker_id()
 
@@ -147,7 +147,7 @@ def collect_results(models: list, seeds: Sequence[int], run_dir: Path, rid: str,
     """The results per model name, every first seed's ONNX file exported (``onnx``; the
     co-design loop's trainings have none); HwnasError (one line naming every missing (model,
     seed), with where the queue saw it) if any is missing."""
-    from .retrain_result import ensure_onnx
+    from .result import ensure_onnx
 
     root = run_dir / "retrain" / rid
     done, missing = {}, []
@@ -217,8 +217,8 @@ class Item:
         return it if a.get(ITEM_ATTR) == it.key else None
 
     def model(self):
-        from .arch import parse_string
-        from .retrain_result import Model
+        from ..arch import parse_string
+        from .result import Model
 
         return Model(self.name, self.kind, parse_string(self.arch))
 
@@ -231,8 +231,8 @@ def queue_name(rid: str, study: str) -> str:
 def queue_url(storage: str | None, config: dict, run_dir: Path) -> str | None:
     """The queue's storage URL: ``storage`` ('none': no queue), else the run's own storage
     when it is a URL (RDB, redis); a relative ``sqlite:///`` path is taken in the run folder
-    (:func:`hwnas.search.storage.resolve_storage_url`, the search's rule)."""
-    from .search.storage import resolve_storage_url
+    (:func:`hwnas.trials.storage.resolve_storage_url`, the search's rule)."""
+    from ..trials.storage import resolve_storage_url
 
     url = storage if storage is not None else (config.get("storage_resolved")
                                                or config.get("storage"))
@@ -247,10 +247,10 @@ class RetrainQueue:
     def __init__(self, storage, name: str, url: str, heartbeat_s: float | None = None,
                  grace_s: float | None = None, create: bool = True) -> None:
         """``heartbeat_s``, ``grace_s``: of the beats a journal storage gets from hwnas
-        (default: :func:`hwnas.search.storage.heartbeat_settings`, as an RDB storage)."""
+        (default: :func:`hwnas.trials.storage.heartbeat_settings`, as an RDB storage)."""
         import optuna
 
-        from .search.storage import heartbeat_settings
+        from ..trials.storage import heartbeat_settings
 
         self.storage, self.name, self.url = storage, name, url
         if heartbeat_s is None or grace_s is None:
@@ -270,7 +270,7 @@ class RetrainQueue:
                 self.study = optuna.load_study(study_name=name, storage=storage)
             except KeyError:
                 raise HwnasError(f"no retrain queue '{name}' in '{url}'") from None
-        from .search.storage import sqlite_file
+        from ..trials.storage import sqlite_file
 
         db = sqlite_file(url)
         journal = None if "://" in url else Path(url)
@@ -281,7 +281,7 @@ class RetrainQueue:
     def open(cls, url: str, name: str, run_dir: Path, create: bool = True) -> RetrainQueue:
         """Open (``create``: or create) the queue ``name`` in the storage at ``url``; first
         starts of many processes at once (schema or study creation racing) are retried."""
-        from .search.storage import open_storage, retry_storage
+        from ..trials.storage import open_storage, retry_storage
 
         storage = open_storage(url, run_dir)  # a missing driver, a bad URL: one line
         try:
@@ -363,7 +363,7 @@ class RetrainQueue:
         from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
-        from .search.workers import reap_dead_trials, worker_alive
+        from ..trials.workers import reap_dead_trials, worker_alive
 
         before = {t._trial_id for t in self._trials((TrialState.FAIL,))}
         reap_dead_trials(self.study)  # by pid here, by Optuna's heartbeat on RDB storages
@@ -386,7 +386,7 @@ class RetrainQueue:
         return failed
 
     def _rdb_heartbeat(self) -> bool:
-        from .search.workers import heartbeat_interval
+        from ..trials.workers import heartbeat_interval
 
         return heartbeat_interval(self.storage) is not None
 

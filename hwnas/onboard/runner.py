@@ -237,7 +237,7 @@ def load_manifest(bundle: str) -> dict:
 def group_entries(entries, cap: int, cap_mb: float, size_mb) -> list:
     """The chunking rule: consecutive entries, at most ``cap`` models and ``cap_mb`` MB
     (``size_mb(entry)``) a chunk; one entry larger than ``cap_mb`` gets a chunk of its own.
-    The host lays sentinels out with the same rule (hwnas.drift.layout)."""
+    The host lays sentinels out with the same rule (hwnas.profiling.drift.layout)."""
     out, cur, cur_mb = [], [], 0.0
     for e in entries:
         mb = size_mb(e)
@@ -416,7 +416,7 @@ def run(bundle: str, results: str, p: Protocol, log=None, exit_with_parent: bool
 
 
 def is_int8(e: dict) -> bool:
-    """Whether manifest entry ``e`` is a static QDQ int8 model (hwnas.precision's key)."""
+    """Whether manifest entry ``e`` is a static QDQ int8 model (hwnas.profiling.precision's key)."""
     return e.get("precision") == "int8" or str(e.get("id", "")).endswith("@int8")
 
 

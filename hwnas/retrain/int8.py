@@ -1,10 +1,10 @@
 """``hwnas retrain --int8``: every trained model in both precisions.
 
 Each model's seed-0 ONNX export (``models/<name>.onnx``) is quantized next to it
-(``models/<name>.int8.onnx``, :func:`hwnas.quantize.int8_accuracy`: static QDQ, calibrated
+(``models/<name>.int8.onnx``, :func:`hwnas.profiling.quantize.int8_accuracy`: static QDQ, calibrated
 on training images), both files' test accuracy is measured with onnxruntime on the host
 (the real quantized model, not a simulation), and the int8 files are timed on the device
-in the same interleaved run as the fp32 ones (:func:`hwnas.retrain._measure`). Quantizing
+in the same interleaved run as the fp32 ones (:func:`hwnas.retrain.run._measure`). Quantizing
 and the two accuracies are cached in ``retrain/int8.json`` by the fp32 file's hash, so a
 retrain run again (e.g. after kill -9) does not redo them.
 
@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import HwnasError
-from .io import atomic_write_json, file_digest
+from ..errors import HwnasError
+from ..io import atomic_write_json, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,11 @@ def quantize_models(onnx: Mapping[str, str], run_dir: str | Path, dataset, sampl
                     device_isa: dict | None = None) -> dict[str, dict]:
     """``onnx`` maps a model name to its fp32 file (relative to ``run_dir``); each is quantized
     in the device's int8 ``fmt`` and its int8 accuracy computed as the device (``device_isa``)
-    computes it (:func:`hwnas.quantize.int8_numerics`); per name ``{"onnx_int8" (relative),
+    computes it (:func:`hwnas.profiling.quantize.int8_numerics`); per name ``{"onnx_int8" (relative),
     "accuracy_fp32", "accuracy_int8", "calibration", "sha1", "int8_format", "numerics"}``."""
     from tqdm import tqdm
 
-    from .quantize import int8_accuracy
+    from ..profiling.quantize import int8_accuracy
 
     run_dir = Path(run_dir)
     cache_file = run_dir / CACHE
@@ -128,7 +128,7 @@ def add_columns(rows: Sequence[dict], models: Sequence, q8: Mapping[str, dict],
 
 def int8_rows(rows: Sequence[dict]) -> list[dict]:
     """The rows as their int8 models: int8 accuracy and measured latency (the statistic, and
-    the median) in the fp32 columns (for :func:`hwnas.retrain.summarize`; the accuracy
+    the median) in the fp32 columns (for :func:`hwnas.retrain.run.summarize`; the accuracy
     spread stays the seeds')."""
     return [{**r, "acc_mean": float(r["acc_int8"]),
              "measured_median_ms": float(r["measured_int8_median_ms"]),

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from .arch import Arch
-from .context import Device
-from .errors import HwnasError
-from .pieces import Piece, arch_pieces
+from ..arch import Arch
+from ..context import Device
+from ..errors import HwnasError
+from ..pieces import Piece, arch_pieces
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ __all__ = ["ArchSet", "ArchsReport", "RefineReport", "choose", "group_errors", "
 # ---- measuring what a table lacks --------------------------------------------------------------
 
 class ArchSet:
-    """The distinct pieces of a few Archs, shaped like a search space for :func:`hwnas.profile.
+    """The distinct pieces of a few Archs, shaped like a search space for :func:`hwnas.profiling.profile.
     profile` (it asks a space for its ``name`` and its ``pieces``; no networks are sampled)."""
 
     def __init__(self, archs: Sequence[Arch], name: str | None = None):
@@ -80,7 +80,7 @@ class ArchsReport:
 
 def profile_archs(device: str | Device, archs: Sequence[Arch], **kw) -> ArchsReport:
     """Measure the pieces of ``archs`` the device's table lacks and the networks themselves
-    (``kw``: :func:`hwnas.profile.profile`'s protocol, statistic, drift, progress, ...)."""
+    (``kw``: :func:`hwnas.profiling.profile.profile`'s protocol, statistic, drift, progress, ...)."""
     from .profile import profile
 
     dev = Device.of(device)
@@ -102,7 +102,7 @@ def resolve_archs(specs: Sequence[str], dev: Device) -> list[Arch]:
     """ARCH arguments of ``profile --archs``: arch files, baseline names, canonical strings,
     and ``baselines`` / ``baselines@R``: every baseline at the resolutions of the device's
     table (or at R)."""
-    from .baselines import BASELINES, baseline, resolve_arch
+    from ..baselines import BASELINES, baseline, resolve_arch
 
     out: list[Arch] = []
     for spec in specs:
@@ -126,7 +126,7 @@ def resolve_archs(specs: Sequence[str], dev: Device) -> list[Arch]:
 def piece_group(p: Piece) -> str:
     """The group a piece's error is pooled in: its operator (kind, activation, SE) and its
     feature-map size (rounded to a power of two), e.g. ``mb/hswish/se@h12``."""
-    from .predictor import operator_of
+    from ..predictor import operator_of
 
     return f"{operator_of(p)}@h{2 ** round(math.log2(max(p.h, 1)))}" if p.kind != "cls" \
         else "cls"
@@ -139,7 +139,7 @@ def heldout_errors(blocks: Mapping[str, float], networks: Mapping[str, float],
     can cover, each predicted by a model fitted on the other folds (KFold, shuffled)."""
     from sklearn.model_selection import KFold
 
-    from .predictor import LatencyPredictor, parse_archs
+    from ..predictor import LatencyPredictor, parse_archs
 
     archs = parse_archs(networks)
     base = LatencyPredictor.from_settings(settings or {})._fit_blocks(blocks)
@@ -161,7 +161,7 @@ def heldout_errors(blocks: Mapping[str, float], networks: Mapping[str, float],
 def group_errors(errors: Mapping[str, float], pred) -> dict[str, tuple[int, float]]:
     """Per piece group: (networks holding it, their mean |held-out error| weighted by the
     group's share of each network's latency)."""
-    from .arch import parse_string
+    from ..arch import parse_string
 
     acc: dict[str, list[float]] = {}
     for s, e in errors.items():
@@ -185,7 +185,7 @@ def _mutate(a: Arch, rng: random.Random, acts: Sequence[str], kernels: Sequence[
     the stem's or the head's activation or width. None if the result is not a valid Arch."""
     from dataclasses import replace
 
-    from .arch import make_divisible, validate
+    from ..arch import make_divisible, validate
 
     blocks = list(a.blocks)
     stem, head = a.stem, a.head
@@ -228,7 +228,7 @@ def choose(pred, errors: Mapping[str, float], n: int, seed: int = 0,
     weighted by latency share; a group no network measured (a transferred activation, a new
     size) scores as the worst measured group. Picks spread: a chosen network halves the
     score of its groups. Returns (networks, the group scores used)."""
-    from .arch import parse_string
+    from ..arch import parse_string
 
     if n <= 0:
         return [], {}

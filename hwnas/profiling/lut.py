@@ -9,7 +9,7 @@ resolution):
 * ``networks.json`` -- the same header, entries keyed by canonical arch string, each
   also with ``"source"`` (``profile`` | ``measure`` | ``retrain``).
 
-Precision (:mod:`hwnas.precision`): fp32 entries have plain keys (tables from before int8
+Precision (:mod:`hwnas.profiling.precision`): fp32 entries have plain keys (tables from before int8
 load unchanged); int8 entries are keyed ``<key>@int8`` and say ``"precision": "int8"``.
 A :class:`LatencyTable` object holds one precision's entries in ``blocks``/``networks``
 (fp32 for the table itself); :meth:`LatencyTable.view` gives the one of another precision,
@@ -33,11 +33,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import paths
-from .device.bench import COMPARABLE, PROTOCOL_COMPARABLE, STATISTICS, incompatibility
-from .errors import HwnasError
-from .io import atomic_write_json, loads_json
-from .pieces import arch_pieces
+from .. import paths
+from ..errors import HwnasError
+from ..io import atomic_write_json, loads_json
+from ..onboard.bench import COMPARABLE, PROTOCOL_COMPARABLE, STATISTICS, incompatibility
+from ..pieces import arch_pieces
 from .precision import FP32, PRECISIONS, split, tag
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ __all__ = ["Stats", "LatencyTable", "STATISTICS", "DEFAULT_STATISTIC", "table_di
 
 def check_statistic(statistic: str) -> str:
     """``statistic`` if it is one of :data:`STATISTICS` (defined once, in
-    :mod:`hwnas.device.bench`: the board computes them), else HwnasError."""
+    :mod:`hwnas.onboard.bench`: the board computes them), else HwnasError."""
     if statistic not in STATISTICS:
         raise HwnasError(f"unknown statistic '{statistic}' (known: {', '.join(STATISTICS)})")
     return statistic
@@ -169,7 +169,7 @@ class LatencyTable:
         return v
 
     def has(self, key: str, kind: str) -> bool:
-        """Whether the table holds ``key`` (a tagged key: see :mod:`hwnas.precision`), a
+        """Whether the table holds ``key`` (a tagged key: see :mod:`hwnas.profiling.precision`), a
         block (``kind`` "block") or a network."""
         base, p = split(key)
         root = self._root or self
@@ -306,7 +306,7 @@ class LatencyTable:
         """``n`` whole networks of the table spanning its latency range (at the quantiles
         (i + 0.5) / n of its networks sorted by latency): the ones every measurement run
         times again to see whether the device still runs as fast as when the table was
-        measured (:mod:`hwnas.drift`). Networks measured with generated weights (source
+        measured (:mod:`hwnas.profiling.drift`). Networks measured with generated weights (source
         ``profile``/``measure``) are preferred; [] for a table without networks."""
         nets = sorted((v, k) for k, v in self.latencies()[1].items() if v > 0)
         pref = [x for x in nets if self.network_sources.get(x[1], "profile") in
@@ -414,7 +414,7 @@ def check_quantization(table: LatencyTable | None, provenance: Mapping[str, Any]
     (a results file's: the runner copies its bundle's ``quantization`` record into it) hold
     int8 entries without a record of how they were quantized, or quantized with other
     settings or calibration than ``table``'s int8 entries (None: no table yet, or
-    ``--replace``) -- what ``hwnas profile`` refuses too (hwnas.quantize.check_table_calibration)."""
+    ``--replace``) -- what ``hwnas profile`` refuses too (hwnas.profiling.quantize.check_table_calibration)."""
     int8 = [i for i in ids if split(i)[1] != FP32]
     if not int8:
         return

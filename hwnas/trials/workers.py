@@ -13,7 +13,7 @@ every count). A worker whose remaining trials are all being evaluated by other w
 for them (:func:`run_trials`): if one of those dies, its trial is failed and run again here,
 so the run still ends with exactly ``trials`` COMPLETE.
 
-Each worker's sampler has its own seed (:func:`hwnas.search.storage.worker_seed` of ``--seed``
+Each worker's sampler has its own seed (:func:`hwnas.trials.storage.worker_seed` of ``--seed``
 and :func:`worker_name`), recorded in the study's user attribute ``worker:<worker_id>``;
 otherwise every worker would propose the same archs.
 """
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ..runs import WORKER_ATTR
 
 if TYPE_CHECKING:
-    from .objective import Objective
+    from ..search.objective import Objective
 
 log = logging.getLogger(__name__)
 

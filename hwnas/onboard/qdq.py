@@ -1,7 +1,7 @@
 """Can this board's onnxruntime run static QDQ int8 models? (``run.py --check``)
 
 :func:`probe` builds, with numpy and a few lines of protobuf encoding (the board has no
-``onnx`` package), the model ``hwnas.quantize`` makes of one convolution -- QuantizeLinear /
+``onnx`` package), the model ``hwnas.profiling.quantize`` makes of one convolution -- QuantizeLinear /
 DequantizeLinear around a Conv, per-channel int8 weights (DequantizeLinear axis 0), an int32
 bias, uint8 activations, opset 17 -- and the same convolution in fp32; it runs both with
 this onnxruntime and times them interleaved (informational: one small conv says little
@@ -84,8 +84,8 @@ def _model(nodes, inits, inp, out, name: str) -> bytes:
 def conv_model(int8: bool, channels: int = PROBE["channels"], kernel: int = PROBE["kernel"],
                size: int = PROBE["size"], seed: int = 0, fmt: str = "u8s8") -> bytes:
     """ONNX bytes of a ``channels`` -> ``channels`` ``kernel`` x ``kernel`` convolution on a
-    ``size`` x ``size`` input: fp32, or (``int8``) its static QDQ form as hwnas.quantize writes
-    it in int8 format ``fmt`` (:data:`hwnas.device.isa.FORMATS`: per-channel symmetric int8
+    ``size`` x ``size`` input: fp32, or (``int8``) its static QDQ form as hwnas.profiling.quantize writes
+    it in int8 format ``fmt`` (:data:`hwnas.onboard.isa.FORMATS`: per-channel symmetric int8
     weights in [-127, 127], or [-64, 64] with ``u8s8-rr``; uint8 weights with zero point 128
     with ``u8u8``; scales from the seeded random weights; an input in [-1, 1], an output in
     [-4, 4])."""
@@ -166,7 +166,7 @@ def error_steps(fmt: str, channels: int = PROBE["channels"], size: int = PROBE["
 
 def probe(threads: int = 1, rounds: int = 5, runs: int = 10) -> dict:
     """Run the int8 QDQ probe conv and its fp32 twin with this onnxruntime: ``{"runs": bool,
-    "error": first line or None, "isa": :func:`hwnas.device.isa.detect`, "format": the int8
+    "error": first line or None, "isa": :func:`hwnas.onboard.isa.detect`, "format": the int8
     format for this CPU, "error_steps": {format: :func:`error_steps`}, "saturates": whether
     full-range U8S8 landed over 1 step from exact, "fp32_ms", "int8_ms": the fastest of
     ``rounds`` interleaved means of ``runs`` runs (in ``format``), "speedup": fp32 / int8,

@@ -1,5 +1,5 @@
 """Precision of a measured model: ``fp32`` (the default) or ``int8`` (static QDQ, see
-:mod:`hwnas.quantize`).
+:mod:`hwnas.profiling.quantize`).
 
 Table keys carry it: an fp32 entry keeps its plain key (block key or canonical arch string),
 so tables written before int8 existed load unchanged; an int8 entry's key is the same key
@@ -9,7 +9,7 @@ says ``"precision": "int8"``. Light module: no onnx, no torch.
 
 from __future__ import annotations
 
-from .errors import HwnasError
+from ..errors import HwnasError
 
 FP32 = "fp32"
 INT8 = "int8"

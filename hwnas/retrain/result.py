@@ -1,8 +1,8 @@
 """One model of a retraining: what it is (:class:`Model`), its training result file
 (``retrain/<recipe id>/<name>/seed<S>.json``, :data:`RESULT_FORMAT`) and its ONNX export.
 
-Shared by the orchestration (:mod:`hwnas.retrain`), the work queue
-(:mod:`hwnas.retrain_queue`) and the deployment from a supernet (:mod:`hwnas.deploy`),
+Shared by the orchestration (:mod:`hwnas.retrain.run`), the work queue
+(:mod:`hwnas.retrain.queue`) and the deployment from a supernet (:mod:`hwnas.retrain.deploy`),
 which is why it sits below all three of them.
 """
 
@@ -13,9 +13,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .arch import Arch
-from .errors import HwnasError
-from .io import atomic_write_json, file_digest
+from ..arch import Arch
+from ..errors import HwnasError
+from ..io import atomic_write_json, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,8 @@ class Model:
     kind: str  # "winner" | "baseline"
     arch: Arch
     search: dict = field(default_factory=dict)  # the winner's Pareto row
-    weights: str = "stand-alone"  # or "supernet", "supernet+N" (hwnas.deploy)
-    tag: str = ""  # the deployment's folder tag (hwnas.deploy.SupernetSource.tag)
+    weights: str = "stand-alone"  # or "supernet", "supernet+N" (hwnas.retrain.deploy)
+    tag: str = ""  # the deployment's folder tag (hwnas.retrain.deploy.SupernetSource.tag)
 
     @property
     def folder(self) -> str:
@@ -69,7 +69,7 @@ def read_result(path: Path, model: Model, seed: int) -> dict | None:
 def export_onnx(model: Model, net, run_dir: Path) -> str:
     """Export ``net`` (trained weights of ``model``) to ``run_dir/models/<name>.onnx``; its
     digest."""
-    from .export import export_arch
+    from ..export import export_arch
 
     path = run_dir / model.onnx_rel
     try:
@@ -85,7 +85,7 @@ def ensure_onnx(model: Model, result: dict, ckpt: Path, run_dir: Path, res_path:
     path = run_dir / model.onnx_rel
     if path.is_file() and result.get("onnx_sha1") == file_digest(path):
         return
-    from .train import load_trained
+    from ..train import load_trained
 
     arch, net, _ = load_trained(ckpt)
     if arch.to_string() != model.arch.to_string():

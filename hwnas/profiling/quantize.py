@@ -4,7 +4,7 @@ One setting everywhere (``hwnas quantize``, ``hwnas profile --precision int8``):
 is pre-processed (``quant_pre_process``: shape inference and onnxruntime's graph
 optimisation, which folds the exporter's Identity nodes so every bias is an initializer),
 then ``quantize_static`` writes a QDQ model with per-channel int8 weights and uint8
-activations in the int8 format of the target CPU (:mod:`hwnas.device.isa`: full-range U8S8
+activations in the int8 format of the target CPU (:mod:`hwnas.onboard.isa`: full-range U8S8
 where onnxruntime's kernels cannot saturate, 7-bit weights (``reduce_range``) on x86 without
 VNNI and on devices of unknown features, or U8U8), calibrated (MinMax) on a few inputs at the
 model's input resolution: images
@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from .device.isa import FORMATS, SAFE_FORMAT
-from .device.isa import choose_format as _choose
-from .device.isa import detect as detect_isa
-from .errors import HwnasError
-from .io import atomic_write_bytes
+from ..errors import HwnasError
+from ..io import atomic_write_bytes
+from ..onboard.isa import FORMATS, SAFE_FORMAT
+from ..onboard.isa import choose_format as _choose
+from ..onboard.isa import detect as detect_isa
 from .precision import FP32, INT8, split, tag
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def int8_numerics(fmt: str, device_isa: dict | None = None) -> dict:
     neither CPU saturates, or both do), else with the unfused QDQ graph (each node in float: the
     exact quantized arithmetic, what a non-saturating device computes) -- ``{"host", "host_isa",
     "device_isa", "kernels": "int8" | "reference", "note": str | None}``."""
-    from .device.bench import cpu_model
+    from ..onboard.bench import cpu_model
 
     host = detect_isa()
     exact = FORMATS[fmt]["reduce_range"] or FORMATS[fmt]["weights"] == "uint8"
@@ -223,7 +223,7 @@ class Calibration:
                 x = x[None]
             x = x[: self.samples]
         else:
-            from .data import load_dataset
+            from ..data import load_dataset
 
             if h != w:
                 raise HwnasError(f"calibration images are square; the model's input is {h}x{w}")
@@ -243,7 +243,7 @@ def _load(model: str | os.PathLike | bytes, what: str):
     import onnx
     from google.protobuf.message import DecodeError
 
-    from .io import MAX_ONNX_BYTES, input_file
+    from ..io import MAX_ONNX_BYTES, input_file
 
     try:
         if isinstance(model, bytes):
@@ -404,11 +404,11 @@ def int8_accuracy(path: str | os.PathLike, dataset, output: str | os.PathLike | 
                             "seed": seed}, "numerics": num}
 
 
-# ---- profiling int8 (used by hwnas.profile and hwnas.bundle) -----------------------------------------
+# ---- profiling int8 (used by hwnas.profiling.profile and hwnas.profiling.bundle) -----------------------------------------
 
 def precision_entries(entries: Sequence, precisions: Sequence[str] = (FP32,),
                       calibration: Calibration | None = None) -> list:
-    """``entries`` (:class:`hwnas.profile.Entry`, fp32) at each of ``precisions``: fp32 as
+    """``entries`` (:class:`hwnas.profiling.profile.Entry`, fp32) at each of ``precisions``: fp32 as
     they are; int8 ones with the tagged id, their own file (``*.int8.onnx``) and the
     calibration of networks."""
     out = []
@@ -427,9 +427,9 @@ BLOCK_CALIBRATION = Calibration(None, samples=4)
 def export_quantized(e, path: Path) -> dict:
     """Write the int8 model of bundle entry ``e`` to ``path`` (weights included): its fp32
     model with real (random) weights, quantized. Networks are chained from their pieces
-    (:func:`hwnas.bundle.compose_network`) exported with weights into a temporary folder."""
+    (:func:`hwnas.profiling.bundle.compose_network`) exported with weights into a temporary folder."""
+    from ..export import export_piece
     from .bundle import compose_network
-    from .export import export_piece
 
     if e.source is not None:
         fp32 = Path(e.source).read_bytes()

@@ -20,7 +20,7 @@ each baseline the space holds) takes its weights from a trained supernet
 5. evaluate on the test split, write the same result file as a stand-alone training (plus
    ``weights``, ``supernet``, ``seconds`` = its wall time) and a training checkpoint of the
    final weights, so that the ONNX export and the interleaved measurement of
-   :mod:`hwnas.retrain` are unchanged.
+   :mod:`hwnas.retrain.run` are unchanged.
 
 Results live next to the stand-alone ones, in ``retrain/<recipe id>/<name>@<tag>/`` where the
 tag names the supernet, the fine-tune epochs and distillation: a stand-alone training and a
@@ -36,8 +36,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import HwnasError
-from .io import atomic_write_json
+from ..errors import HwnasError
+from ..io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,9 @@ class SupernetSource:
 def open_source(ref: str | None, config: dict, data_spec: str, resolution: int, data,
                 finetune_epochs: int = 0, distill: bool = False) -> SupernetSource:
     """The supernet to deploy from (see the module docstring, step 1), loaded on the CPU."""
-    from .space import load_space
-    from .supernet import find_supernet, load_supernet, open_store
-    from .supernet.store import matches
+    from ..space import load_space
+    from ..supernet import find_supernet, load_supernet, open_store
+    from ..supernet.store import matches
 
     if ref:
         how = "given"
@@ -117,7 +117,7 @@ def open_source(ref: str | None, config: dict, data_spec: str, resolution: int, 
     store = find_supernet(space, data_spec, resolution, ref)
     net, meta = load_supernet(store, "cpu")
     if int(meta.get("seed", 0)) != 0:  # digits' test split depends on the seed
-        from .data import load_dataset
+        from ..data import load_dataset
 
         other = load_dataset(data_spec, resolution, int(meta["seed"]))
         if len(other.test_y) != len(data.test_y) or not bool((other.test_y == data.test_y).all()
@@ -151,7 +151,7 @@ def assign(src: SupernetSource, models: list, baselines: bool) -> None:
 def extract_subnet(src: SupernetSource, arch, data, seed: int, progress: bool = False):
     """The plain Net of ``arch`` with the supernet's weights, BN recalibrated (``progress``:
     with a progress bar), eval mode."""
-    from .train import recalibrate_bn
+    from ..train import recalibrate_bn
 
     net = src.net.extract(arch)
     recalibrate_bn(net, data, BN_IMAGES, arch.resolution, seed, progress=progress)
@@ -164,9 +164,9 @@ def deploy_one(src: SupernetSource, m, s: int, export: bool, data, data_spec: st
     its result file and checkpoint under ``root/<m.folder>``; returns the result."""
     import torch
 
-    from .retrain_result import RESULT_FORMAT, export_onnx
-    from .search.workers import worker_id
-    from .train import CHECKPOINT_FORMAT, evaluate, save_checkpoint, train_arch
+    from ..train import CHECKPOINT_FORMAT, evaluate, save_checkpoint, train_arch
+    from ..trials.workers import worker_id
+    from .result import RESULT_FORMAT, export_onnx
 
     t0 = time.perf_counter()
     folder = root / m.folder
@@ -214,7 +214,7 @@ def deploy_models(src: SupernetSource, models: list, seeds, data, data_spec: str
                   run_dir: Path, rid: str, progress: bool, torch_device: Any = "cpu") -> int:
     """Deploy every (model, seed) of ``models`` (those with supernet weights) not done yet;
     the number deployed."""
-    from .retrain_queue import read_done
+    from .queue import read_done
 
     root = run_dir / "retrain" / rid
     n = 0

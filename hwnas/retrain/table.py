@@ -1,7 +1,7 @@
 """retrain.csv's rows and the printed comparison: one row per model (:func:`rows`), the
 winners-vs-baselines summary (:func:`summarize`: dominance within the seeds' noise, speedup at
 matched accuracy) and its text (:func:`format_table`, :func:`format_summary`). Pure functions of
-the rows; :mod:`hwnas.retrain` re-exports them."""
+the rows; :mod:`hwnas.retrain.run` re-exports them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from .runs import finite, measured_ms, retrain_labels
+from ..runs import finite, measured_ms, retrain_labels
 
 __all__ = ["format_summary", "format_table", "mean_std", "rows", "summarize"]
 
@@ -23,7 +23,7 @@ def mean_std(v: Sequence[float]) -> tuple[float, float]:
 def rows(models, results, stats, predicted, predicted_by, statistic, seeds, epochs) -> list[dict]:
     """One retrain.csv row per model; ``weights`` says where its weights came from and
     ``train_s`` what they cost (mean wall seconds of one seed's training or deployment)."""
-    from .model import arch_costs
+    from ..model import arch_costs
 
     out = []
     for m, pred in zip(models, predicted, strict=True):
@@ -123,7 +123,7 @@ def format_table(rows: Sequence[dict], drift: float | None = None) -> str:
     """The models: params, MACs, peak memory, predicted vs measured latency, accuracy, where
     the weights came from and their cost in seconds (with ``drift``: also the drift-corrected
     prediction, predicted x drift, and its error)."""
-    from .drift import corrected_error
+    from ..profiling.drift import corrected_error
 
     lab = retrain_labels(rows)
     stat = _statistic(rows)
@@ -155,7 +155,7 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
     ws = sorted((r for r in rows if r["kind"] == "winner"), key=lambda r: lab[r["name"]])
     bs = [r for r in rows if r["kind"] == "baseline"]
     seeds = rows[0]["seeds"] if rows else ""
-    from .drift import Drift, note
+    from ..profiling.drift import Drift, note
 
     dr = Drift.from_dict(meta.get("drift"))
     out = [format_table(rows, dr.median if dr is not None and meta.get("drift_correct") else None),
@@ -176,7 +176,7 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
     out.append(f"accuracy = test top-1 on {meta.get('data', '?')}, mean +- std over seeds {seeds}, "
                f"{rows[0]['epochs'] if rows else '?'} epochs, one recipe for all "
                f"({meta.get('recipe_text', '')})")
-    from .retrain_int8 import format_int8
+    from .int8 import format_int8
 
     out += format_int8(rows, lab, summarize)
     if ws and bs:

@@ -1,10 +1,10 @@
 """Time a few whole networks or ONNX files on a device with the profiling protocol.
 
 ``hwnas measure`` and the retrain step call :func:`measure` (or its older shapes
-:func:`measure_archs` / :func:`measure_onnx`, also importable from :mod:`hwnas.profile`).
+:func:`measure_archs` / :func:`measure_onnx`, also importable from :mod:`hwnas.profiling.profile`).
 The models are timed interleaved in one bundle (``runs/profile/<device>/measure-<id>/``,
 deleted when done; a killed call resumes when called again with the same models), together
-with the sentinels of the device's table (:mod:`hwnas.drift`): the result carries their
+with the sentinels of the device's table (:mod:`hwnas.profiling.drift`): the result carries their
 drift, and one warning line says so when it is beyond the threshold.
 """
 
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .arch import Arch
+from ..arch import Arch
+from ..context import Device
+from ..errors import HwnasError
+from ..onboard.bench import Protocol
 from .bundle import RESULTS, build_bundle
-from .context import Device
-from .device.bench import Protocol
 from .drift import Drift, DriftSettings
-from .errors import HwnasError
 from .lut import Stats
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def _table(dev: Device):
 
 def _run(dev: Device, entries: list, protocol: Protocol | None, quick: bool, progress: bool,
          drift: DriftSettings, what: str) -> Measured:
-    from .device.runner import read_records
+    from ..onboard.runner import read_records
     from .drift import chunk_drifts, record, write_layout
     from .profile import (
         make_protocol,

@@ -4,7 +4,7 @@
 head, classifier), adds sampled whole networks (and given arch files) for the predictor,
 leaves out what the device's table already holds, exports each to ONNX in a bundle
 (``runs/profile/<device>/<space>-r<R>/``), runs the bundle on the device and merges the
-results into ``latency_tables/<device>/`` (see :mod:`hwnas.lut`).
+results into ``latency_tables/<device>/`` (see :mod:`hwnas.profiling.lut`).
 
 Who writes the results file: the host's copy, ``<bundle>/results.jsonl``, is the source of
 truth. On a *local* device the runner appends to it directly (one process owns the file;
@@ -16,12 +16,12 @@ Running the same command again resumes: exported ONNX files are kept, finished e
 are skipped, entries are merged into the table at the end of every run (also a failed
 one), and the bundle's models are deleted once everything is in the table.
 
-Sentinels (:mod:`hwnas.drift`): every chunk also times a few networks of the device's
+Sentinels (:mod:`hwnas.profiling.drift`): every chunk also times a few networks of the device's
 table; after the run each chunk's drift (measured / table) is settled in the results file,
 and a chunk beyond the threshold is not merged but measured again later in the run (at most
-:data:`~hwnas.drift.MAX_RETRIES` times) unless ``accept``. A table without networks has none.
+:data:`~hwnas.profiling.drift.MAX_RETRIES` times) unless ``accept``. A table without networks has none.
 
-``measure_archs()`` / ``measure_onnx()`` (:mod:`hwnas.measure`, importable from here) time
+``measure_archs()`` / ``measure_onnx()`` (:mod:`hwnas.profiling.measure`, importable from here) time
 a few whole networks with the same protocol (used by ``hwnas measure`` and the retrain step).
 """
 
@@ -38,16 +38,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import paths
-from .arch import Arch
+from .. import paths
+from ..arch import Arch
+from ..context import Device
+from ..errors import HwnasError
+from ..onboard.bench import Protocol, incompatibility
+from ..onboard.runner import Lock, ResultsWriter, RunnerError, read_records
+from ..pieces import Piece
 from .bundle import DATA_SUFFIX, MANIFEST, RESULTS, build_bundle, compose_network, write_archive
-from .context import Device
-from .device.bench import Protocol, incompatibility
-from .device.runner import Lock, ResultsWriter, RunnerError, read_records
 from .drift import Drift, DriftSettings
-from .errors import HwnasError
 from .lut import LatencyTable, Stats, check_quantization
-from .pieces import Piece
 from .precision import FP32, INT8, split
 from .quantize import check_table_calibration, precision_entries, with_device_format
 
@@ -59,7 +59,7 @@ __all__ = ["Entry", "Plan", "ResultSet", "ProfileReport", "DEFAULT_NETWORKS", "p
            "run_bundle", "read_results", "merge_results", "profile", "import_results",
            "make_protocol", "work_root", "compose_network", "write_archive", "conditions_warning",
            "DriftSettings", "sentinel_entries"]
-# measure_archs, measure_onnx, measure, Measured, describe_stats: hwnas.measure (see the end)
+# measure_archs, measure_onnx, measure, Measured, describe_stats: hwnas.profiling.measure (see the end)
 
 
 # ---- entries -------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ class Entry:
     piece: Piece | None = field(default=None, compare=False)
     arch: Arch | None = field(default=None, compare=False)
     source: Path | None = field(default=None, compare=False)  # an ONNX file to copy
-    precision: str = FP32  # int8: quantized on the host (hwnas.quantize.precision_entries)
+    precision: str = FP32  # int8: quantized on the host (hwnas.profiling.quantize.precision_entries)
     calibration: object = field(default=None, compare=False)  # int8: a quantize.Calibration
 
     def manifest(self) -> dict:
@@ -102,8 +102,8 @@ def network_entry(arch: Arch, onnx: str | Path | None = None) -> Entry:
 
 
 def sentinel_entries(archs: Iterable[str]) -> list[Entry]:
-    """The sentinel networks of a bundle (see :mod:`hwnas.drift`): one ONNX file each,
-    laid out in every chunk by :func:`hwnas.drift.write_layout`."""
+    """The sentinel networks of a bundle (see :mod:`hwnas.profiling.drift`): one ONNX file each,
+    laid out in every chunk by :func:`hwnas.profiling.drift.write_layout`."""
     from .drift import KIND, sentinel_id
 
     out = []
@@ -115,7 +115,7 @@ def sentinel_entries(archs: Iterable[str]) -> list[Entry]:
 
 
 def onnx_entry(path: str | Path) -> Entry:
-    from .io import MAX_ONNX_BYTES, input_file
+    from ..io import MAX_ONNX_BYTES, input_file
 
     p = input_file(path, "an ONNX file", MAX_ONNX_BYTES)  # before anything is copied
     ident = f"onnx:{p.resolve()}"
@@ -272,7 +272,7 @@ def run_bundle(cfg, bundle: Path, progress: bool = True, desc: str = "measure") 
 
 def _warn_if_loaded(device: str) -> None:
     """One warning line if this machine's 1-minute load average is above its core count."""
-    from .device.conditions import load_issue, read_load
+    from ..onboard.conditions import load_issue, read_load
 
     load1 = read_load()
     if load1 is None:
@@ -289,7 +289,7 @@ def conditions_warning(records: Sequence[dict], device: str, where: Path | str =
     """One line naming what made chunks of ``records`` (a results file's records) suspect:
     a throttle flag (``vcgencmd get_throttled``) or a CPU frequency that fell by more than
     5 % during the chunk; None if nothing did."""
-    from .device.conditions import chunk_issues
+    from ..onboard.conditions import chunk_issues
 
     starts, ends = {}, {}
     for r in records:
@@ -443,7 +443,7 @@ class ProfileReport:
     remeasured: int = 0  # chunks refused for their drift and measured again
     unmerged: int = 0  # entries whose chunks drifted too often: left for the next run
     accepted: int = 0  # chunks beyond the threshold merged anyway (--accept-drift)
-    int8_format: str | None = None  # the int8 entries' format (hwnas.device.isa), None: fp32
+    int8_format: str | None = None  # the int8 entries' format (hwnas.onboard.isa), None: fp32
 
     def summary(self) -> str:
         s = (f"{self.device}: {self.space} at {self.resolution}: {self.blocks_total} distinct "
@@ -490,7 +490,7 @@ def profile(device: str | Device, space, resolution: int, *, networks: int = DEF
             drift: DriftSettings | None = None, precisions: Sequence[str] = (FP32,),
             calibration=None, int8_format: str = "auto") -> ProfileReport:
     """Profile ``space`` at ``resolution`` on ``device`` (see the module docstring), with
-    the table's sentinels in every chunk (``drift``: :class:`hwnas.drift.DriftSettings`).
+    the table's sentinels in every chunk (``drift``: :class:`hwnas.profiling.drift.DriftSettings`).
     int8 entries are quantized in ``int8_format`` (auto: the device's, as its check reports
     its CPU; a bundle written for running by hand: as its table records, else the format
     exact on every CPU)."""

@@ -14,9 +14,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.isfile(os.path.join(HERE, "hwnas_device", "runner.py")):  # inside a bundle
     sys.path.insert(0, HERE)
     from hwnas_device.runner import main
-else:  # run from the source tree (hwnas/device/run.py)
+else:  # run from the source tree (hwnas/onboard/run.py)
     sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
-    from hwnas.device.runner import main
+    from hwnas.onboard.runner import main
 
 if __name__ == "__main__":
     bundle = HERE if os.path.isfile(os.path.join(HERE, "manifest.json")) else os.getcwd()

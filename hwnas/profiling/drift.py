@@ -4,7 +4,7 @@ A latency table is only useful while the device runs at the speed it had when th
 was measured. Every measurement run on a device -- each chunk of ``hwnas profile``,
 ``hwnas measure``, the retrain measurement, the demo's check of the shipped table -- also
 times a few **sentinel** networks: networks already in the device's table, spanning its
-latency range (:meth:`hwnas.lut.LatencyTable.sentinels`, 3 by default). They are entries
+latency range (:meth:`hwnas.profiling.lut.LatencyTable.sentinels`, 3 by default). They are entries
 of every chunk of the bundle (``"kind": "sentinel"``, id ``sentinel:r<run>:c<group>:<arch>``),
 interleaved with the other models like any entry, and never merged into the table.
 
@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .device.runner import group_entries
-from .errors import HwnasError
-from .io import atomic_write_json, atomic_write_text
+from ..errors import HwnasError
+from ..io import atomic_write_json, atomic_write_text
+from ..onboard.runner import group_entries
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def layout(pending: Sequence[dict], sentinels: Sequence[dict], chunk: int, chunk
 
 def run_number(results: str | Path) -> int:
     """1 + the runs a results file has seen (its provenance records): tags sentinel ids."""
-    from .device.runner import read_records
+    from ..onboard.runner import read_records
 
     return 1 + sum(r["type"] == "provenance" for r in read_records(str(results)))
 
@@ -131,9 +131,9 @@ def write_layout(bundle: Path, protocol, skip: set[str] = frozenset()) -> int:
     pending ones (less ``skip``) with the manifest's sentinel entries laid out in every
     chunk (:func:`layout`); a bundle of sentinels alone times them once. Returns how many
     entries are pending."""
+    from ..onboard import weights
+    from ..onboard.runner import read_records
     from .bundle import MANIFEST, RESULTS, manifest_text
-    from .device import weights
-    from .device.runner import read_records
 
     bundle = Path(bundle)
     doc = json.loads((bundle / MANIFEST).read_text())
@@ -274,7 +274,7 @@ def corrected_error(predicted: float | None, measured: float | None, drift: floa
 
 def drift_of(table, measured: Mapping[str, Any], threshold: float = DEFAULT_THRESHOLD
              ) -> Drift | None:
-    """The drift of ``measured`` (table network -> :class:`~hwnas.lut.Stats`) against
+    """The drift of ``measured`` (table network -> :class:`~hwnas.profiling.lut.Stats`) against
     ``table`` (a LatencyTable) at its statistic; None if no sentinel is in the table."""
     out = []
     for arch, st in measured.items():
@@ -355,7 +355,7 @@ def settle(path: str | Path, table, *, threshold: float = DEFAULT_THRESHOLD,
     refusals of this profile run (updated): an entry refused more than ``max_retries``
     times gets the verdict ``unmerged`` (moved aside too, but not measured again in this
     run). Returns the settled chunks."""
-    from .device.runner import Lock, RunnerError, read_records
+    from ..onboard.runner import Lock, RunnerError, read_records
 
     path = Path(path)
     retries = {} if retries is None else retries

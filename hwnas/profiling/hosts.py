@@ -34,10 +34,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from . import paths
-from .device.runner import ENV_EXIT_WITH_STDIN, ENV_REMOVE_IF_ORPHANED
-from .errors import HwnasError
-from .io import atomic_write_json, loads_json
+from .. import paths
+from ..errors import HwnasError
+from ..io import atomic_write_json, loads_json
+from ..onboard.runner import ENV_EXIT_WITH_STDIN, ENV_REMOVE_IF_ORPHANED
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def _stream(argv: list[str], on_line: Callable[[str], None], *, cwd: Path | None
     On any exception (including KeyboardInterrupt) the child is terminated first."""
     err: deque[str] = deque(maxlen=tail)
     # stdin: a pipe nobody writes to, open while we listen; the runner (also through ssh)
-    # sees end-of-file once this process is gone (hwnas.device.runner.HostWatch)
+    # sees end-of-file once this process is gone (hwnas.onboard.runner.HostWatch)
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=cwd, env=env, text=True,
                             errors="replace", bufsize=1)

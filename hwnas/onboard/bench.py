@@ -320,7 +320,7 @@ def provenance(threads: int | None = None) -> dict:
         "temp_c": round(int(temp) / 1000, 1) if temp and temp.lstrip("-").isdigit() else None,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "int8_dot": " ".join(dot_product_flags()) or "none",
-        "isa": isa.detect(),  # how int8 computes here (hwnas.device.isa)
+        "isa": isa.detect(),  # how int8 computes here (hwnas.onboard.isa)
     }
     if threads is not None:
         d["threads"] = int(threads)
