@@ -202,3 +202,10 @@ def test_no_private_name_imported_across_modules():
     bad = [b for b in bad if b not in PRIVATE_ALLOWED]
     assert not bad, "private names imported from another module:\n" + "\n".join(bad)
 
+
+
+def test_no_module_over_650_lines():
+    """Issue 23's rule: a module that grows past 650 lines splits along its seams."""
+    long = {str(p.relative_to(ROOT)): n for p in sorted((ROOT / "hwnas").rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > 650}
+    assert not long, f"modules over 650 lines: {long}"

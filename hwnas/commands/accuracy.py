@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import seed
+from .options import add_seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "recorded: a search of another space refuses the predictor)")
     fit.add_argument("--model", default=None, metavar="NAME",
                      help="ridge-bag (default: bagged ridges), ridge, extra-trees, random-forest or gp")
-    fit.add_argument("--seed", type=seed, default=0, help="model and fold seed [0]")
+    add_seed(fit, "model and fold seed")
     fit.add_argument("--folds", type=int, default=5, metavar="K", help="k-fold splits [5]")
     fit.add_argument("-o", "--output", metavar="FILE.json", help="write the predictor file")
     fit.add_argument("--json", action="store_true", help="one JSON object on stdout")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import seed
+from .options import add_resolution, add_seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "of configurations, and how many distinct blocks the profiler would "
                            "measure at a resolution.")
     show.add_argument("space", metavar="SPACE", help="a name in search_spaces/ or a path to a YAML file")
-    show.add_argument("--resolution", "-r", type=int, help="resolution for the block count "
+    add_resolution(show, "resolution for the block count "
                       "(default: the space's largest)")
     show.set_defaults(func=cmd_space_show)
 
@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     smp = asub.add_parser("sample", help="sample a random Arch from a space",
                           description="Sample Archs uniformly from a space's choices.")
     smp.add_argument("space", metavar="SPACE")
-    smp.add_argument("--seed", type=seed, default=0)
-    smp.add_argument("--resolution", "-r", type=int, help="fix the input resolution")
+    add_seed(smp)
+    add_resolution(smp, "fix the input resolution")
     smp.add_argument("-n", type=int, default=1, help="how many (with -o, files get a -<i> suffix)")
     smp.add_argument("-o", "--output", help="write an arch file (.yaml or .json) instead of stdout")
     smp.set_defaults(func=cmd_arch_sample)
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          description="Write a baseline arch file (MobileNetV2 widths, "
                          "MobileNetV3-small-like) at its usual or another resolution.")
     bl.add_argument("name", metavar="NAME", help="mbv2-0.35 | mbv2-0.5 | mbv2-0.75 | mbv2-1.0 | mbv3-small")
-    bl.add_argument("--resolution", "-r", type=int)
+    add_resolution(bl, "input resolution")
     bl.add_argument("--classes", type=int, default=1000)
     bl.add_argument("-o", "--output", help="arch file to write (default: stdout)")
     bl.set_defaults(func=cmd_arch_baseline)
@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "freshly initialised weights to ONNX (opset 17, batch 1, float32).")
     ex.add_argument("arch", metavar="ARCH")
     ex.add_argument("-o", "--output", required=True, metavar="FILE.onnx")
-    ex.add_argument("--seed", type=seed, default=0, help="weight initialisation seed")
+    add_seed(ex, "weight initialisation seed")
     ex.set_defaults(func=cmd_export)
 
 

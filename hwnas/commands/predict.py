@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .options import seed
+from .options import add_resolution, add_seed, add_statistic
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="predict many ARCHs (one a line; blank lines and '#' comments skipped) "
                     "in one batch: one line '<ms> <spec>' each, or with --json one JSON list")
     pr.add_argument("--device", required=True, metavar="NAME", help="a device with a latency table")
-    pr.add_argument("--statistic", choices=("min", "p10", "median"), help=_STAT_HELP)
+    add_statistic(pr, _STAT_HELP)
     pr.add_argument("--json", action="store_true", help=_JSON_HELP)
     pr.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help=_PREC_HELP)
     pr.add_argument("--predictor", metavar="FILE",
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "latency_tables/NAME/predictor.json, also sets the settings (e.g. --statistic) that "
         "'hwnas predict' and the search use for that device.")
     fit.add_argument("--device", required=True, metavar="NAME", help="a device with a latency table")
-    fit.add_argument("--statistic", choices=("min", "p10", "median"), help=_STAT_HELP)
+    add_statistic(fit, _STAT_HELP)
     fit.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help=_PREC_HELP)
     fit.add_argument("-o", "--output", metavar="FILE",
                      help="where to save [latency_tables/NAME/predictor.json]")
@@ -78,10 +78,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--device", required=True, metavar="NAME", help="a device with a latency table")
     ev.add_argument("--space", metavar="SPACE", help="report only this space's networks "
                     "(and the baselines)")
-    ev.add_argument("--resolution", "-r", type=int, metavar="R", help="... at this resolution")
+    add_resolution(ev, "... at this resolution")
     ev.add_argument("--folds", type=int, default=5, metavar="K", help="k-fold splits [5]")
-    ev.add_argument("--seed", type=seed, default=0, help="seed of the fold split [0]")
-    ev.add_argument("--statistic", choices=("min", "p10", "median"), help=_STAT_HELP)
+    add_seed(ev, "seed of the fold split")
+    add_statistic(ev, _STAT_HELP)
     ev.add_argument("--precision", default="fp32", metavar="P[,P]",
                     help="fp32, int8 or fp32,int8: evaluate the model of each precision on "
                     "that precision's measurements, same protocol [fp32]")

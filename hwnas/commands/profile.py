@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..onboard.isa import FORMATS
-from .options import seed
+from .options import add_data, add_resolution, add_seed, add_statistic
 
 _PROTOCOL_HELP = (
     "Measurement protocol (defaults in brackets): each model gets WARMUP untimed runs when "
@@ -100,17 +100,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--space", metavar="SPACE",
                     help="a name in search_spaces/ or a path to a YAML file (without --space "
                     "and -r, --archs alone measures only their pieces the table lacks)")
-    pr.add_argument("--resolution", "-r", type=int, metavar="R",
-                    help="input resolution (blocks' sizes depend on it; each is profiled once)")
+    add_resolution(pr, "input resolution (blocks' sizes depend on it; each is profiled once)")
     pr.add_argument("--networks", type=int, metavar="N",
                     help="sampled whole networks for the latency predictor [150]")
     pr.add_argument("--archs", nargs="+", metavar="FILE", default=[],
                     help="arch files (or baseline names / canonical strings) to measure too; "
                     "alone (no --space), only their pieces and networks the table lacks "
                     "('baselines' or 'baselines@R': every baseline at the table's resolutions)")
-    pr.add_argument("--seed", type=seed, default=0, help="seed of the network sample and order [0]")
-    pr.add_argument("--statistic", choices=("min", "p10", "median"),
-                    help="the statistic the table's lookups use (all are stored) "
+    add_seed(pr, "seed of the network sample and order")
+    add_statistic(pr, "the statistic the table's lookups use (all are stored) "
                     "[the table's, or min for a new table]")
     pr.add_argument("--replace", action="store_true",
                     help="start a new table even if the existing one was measured on another "
@@ -129,8 +127,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "onnxruntime's reduce_range) or u8u8; auto: the device's, as device check "
                     "reports its CPU: u8s8 where onnxruntime's U8S8 kernels cannot saturate "
                     "(x86 with VNNI, ARM), else u8s8-rr [auto]")
-    pr.add_argument("--data", metavar="D", help="int8: calibrate networks on images of this "
-                    "dataset at R (see hwnas quantize) [random inputs]")
+    add_data(pr, "int8: calibrate networks on images of this dataset at the profiled "
+             "resolution (see hwnas quantize) [random inputs]")
     pr.add_argument("--bundle-only", metavar="DIR",
                     help="only write the bundle to DIR (or DIR.tar.gz) for running by hand")
     _protocol_args(pr)
@@ -162,7 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(every shipped space at every resolution it has blocks for, or --space/-r).")
     sh.add_argument("device", metavar="NAME")
     sh.add_argument("--space", metavar="SPACE", help="coverage of this space")
-    sh.add_argument("--resolution", "-r", type=int, help="... at this resolution")
+    add_resolution(sh, "... at this resolution")
     sh.add_argument("--entries", action="store_true", help="also list every block entry")
     sh.add_argument("--networks", action="store_true", help="also list every network entry")
     sh.add_argument("--json", action="store_true", help="print one JSON document on stdout "
@@ -178,8 +176,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     im.add_argument("results", metavar="RESULTS", help="results.jsonl or the bundle folder")
     im.add_argument("--device", required=True, metavar="NAME")
     im.add_argument("--replace", action="store_true", help="start a new table (old one backed up)")
-    im.add_argument("--statistic", choices=("min", "p10", "median"),
-                    help="the statistic the table's lookups use")
+    add_statistic(im, "the statistic the table's lookups use")
     drift_args(im, sentinels=False, accept=True)
     im.set_defaults(func=cmd_lut_import)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..onboard.isa import FORMATS
-from .options import seed
+from .options import add_data, add_seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,15 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "inputs at the model's input resolution: images of --data, or seeded random inputs. "
         "Nothing is written if the model cannot be quantized.")
     q.add_argument("model", metavar="MODEL.onnx")
-    q.add_argument("--data", metavar="D",
-                   help="calibration data: a dataset (digits, fashion-mnist[:PATH], mnist:PATH, "
-                   "cifar10:PATH, imagefolder:PATH) or a .npy file of N x C x H x W float32 "
-                   "inputs [random normal inputs]")
+    add_data(q, "calibration data: a dataset (digits, fashion-mnist[:PATH], mnist:PATH, "
+             "cifar10:PATH, imagefolder:PATH) or a .npy file of N x C x H x W float32 inputs "
+             "[random normal inputs]")
     q.add_argument("-o", "--output", metavar="OUT.onnx",
                    help="the int8 model [MODEL.int8.onnx next to MODEL]")
     q.add_argument("--samples", type=int, default=None, metavar="N",
                    help="calibration inputs [16]")
-    q.add_argument("--seed", type=seed, default=0, help="seed of the calibration sample [0]")
+    add_seed(q, "seed of the calibration sample")
     q.add_argument("--int8-format", default="auto", choices=("auto", *FORMATS),
                    help="u8s8 (full-range int8 weights), u8s8-rr (7-bit weights: exact where "
                    "onnxruntime's U8S8 kernels saturate, x86 without VNNI) or u8u8; auto: "
