@@ -43,6 +43,7 @@ from .arch import Arch
 from .data import Dataset, load_dataset
 from .errors import HwnasError
 from .io import atomic_write_json
+from .runs import SUPERNET_METRICS
 from .train import Recipe, adapt_arch, resolve_torch_device, torch_threads, train_arch
 
 log = logging.getLogger(__name__)
@@ -333,10 +334,9 @@ class SupernetEstimator(_CachedEstimator):
                  torch_device: str | torch.device = "cpu", metric: str = "accuracy"):
         from .space import SearchSpace, load_space
         from .supernet import find_supernet, load_supernet
-        from .supernet.train import SUBNET_METRICS
 
-        if metric not in SUBNET_METRICS:
-            raise HwnasError(f"--supernet-metric must be one of {', '.join(SUBNET_METRICS)}, "
+        if metric not in SUPERNET_METRICS:
+            raise HwnasError(f"--supernet-metric must be one of {', '.join(SUPERNET_METRICS)}, "
                              f"got {metric!r}")
         self.metric = metric
 

@@ -45,3 +45,33 @@ def test_weight_decay_defaults_per_optimizer_live_in_the_recipe():
     assert Recipe.from_dict(Recipe(optimizer="adamw").to_dict()) == Recipe(optimizer="adamw")
     args = build_parser().parse_args(["retrain", "r", "--optimizer", "adamw"])
     assert args.weight_decay is None  # left to the recipe
+
+
+def _option(parser, command: list[str], flag: str):
+    import argparse
+
+    for name in command:
+        parser = next(a for a in parser._actions
+                      if isinstance(a, argparse._SubParsersAction)).choices[name]
+    return next(a for a in parser._actions if flag in a.option_strings)
+
+
+def test_option_choices_are_the_settings_constants():
+    """Every choice list of these options is the constant the code validates against, so a
+    new sampler, metric, precision or selection reaches the CLI without a second edit."""
+    from hwnas.cli import build_parser
+    from hwnas.profiling.precision import PRECISIONS
+    from hwnas.retrain.run import SELECTIONS
+    from hwnas.runs import SUPERNET_METRICS
+    from hwnas.trials.storage import SAMPLERS
+
+    p = build_parser()
+    assert tuple(_option(p, ["search"], "--sampler").choices) == SAMPLERS
+    assert tuple(_option(p, ["search"], "--supernet-metric").choices) == SUPERNET_METRICS
+    assert tuple(_option(p, ["score"], "--supernet-metric").choices) == SUPERNET_METRICS
+    assert tuple(_option(p, ["predict"], "--precision").choices) == PRECISIONS
+    assert tuple(_option(p, ["predictor", "fit"], "--precision").choices) == PRECISIONS
+    assert (*_option(p, ["retrain"], "--select").choices, "top") == tuple(sorted(
+        SELECTIONS, key=lambda s: s == "top"))
+    for s in SAMPLERS:
+        assert p.parse_args(["search", "--space", "x", "--device", "d", "--name", "n", "--sampler", s]).sampler == s

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..profiling.precision import PRECISIONS
 from .options import add_resolution, add_seed, add_statistic
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--device", required=True, metavar="NAME", help="a device with a latency table")
     add_statistic(pr, _STAT_HELP)
     pr.add_argument("--json", action="store_true", help=_JSON_HELP)
-    pr.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help=_PREC_HELP)
+    pr.add_argument("--precision", choices=PRECISIONS, default="fp32", help=_PREC_HELP)
     pr.add_argument("--predictor", metavar="FILE",
                     help="use a saved predictor (hwnas predictor fit -o FILE) instead of fitting "
                     "on the device's current table")
@@ -60,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'hwnas predict' and the search use for that device.")
     fit.add_argument("--device", required=True, metavar="NAME", help="a device with a latency table")
     add_statistic(fit, _STAT_HELP)
-    fit.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help=_PREC_HELP)
+    fit.add_argument("--precision", choices=PRECISIONS, default="fp32", help=_PREC_HELP)
     fit.add_argument("-o", "--output", metavar="FILE",
                      help="where to save [latency_tables/NAME/predictor.json]")
     fit.set_defaults(func=cmd_fit)

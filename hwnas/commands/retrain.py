@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_data, add_optimizer, add_threads, add_torch_device
+from .options import Later, add_data, add_optimizer, add_threads, add_torch_device
+
+
+def _selections() -> list[str]:
+    from ..retrain.run import SELECTIONS  # on first use: it imports numpy
+
+    return [s for s in SELECTIONS if s != "top"]  # --top K is its own option
+
 
 _DESCRIPTION = """\
 Close the loop of a search run: train the selected Pareto winners of runs/RUN and the
@@ -69,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--top", type=int, metavar="K",
                      help="K winners spread along the front by latency (default: 3)")
-    sel.add_argument("--select", choices=("knee", "budget", "all"),
+    sel.add_argument("--select", choices=Later(_selections),
                      help="the knee, the most accurate within the run's latency budget, or all")
     p.add_argument("--baselines", default="mbv2-0.35,mbv2-0.5,mbv2-0.75,mbv2-1.0", metavar="LIST",
                    help="comma list of mbv2-0.35, mbv2-0.5, mbv2-0.75, mbv2-1.0, mbv3-small, or "

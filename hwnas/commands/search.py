@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..profiling.precision import FP32, PRECISIONS
+from ..runs import SUPERNET_METRICS
+from ..trials.storage import SAMPLERS
 from .options import add_data, add_resolution, add_seed
 
 _DESCRIPTION = """\
@@ -63,9 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="constraint: predicted latency at most TIME (20ms, 0.02s)")
     p.add_argument("--max-params", metavar="COUNT",
                    help="constraint: at most COUNT parameters (2M, 500k, 1500000)")
-    p.add_argument("--sampler", default="nsga2", metavar="NAME",
-                   help="nsga2 (default), nsga3, tpe, gp (its own cost is ~1-6 s per trial "
-                   "here: worth it with --accuracy train) or random")
+    p.add_argument("--sampler", default="nsga2", metavar="NAME", choices=SAMPLERS,
+                   help="the Optuna sampler (default nsga2); gp's own cost is ~1-6 s per "
+                   "trial here: worth it with --accuracy train")
     p.add_argument("--accuracy", default="zero-cost", metavar="KIND",
                    help="accuracy estimator: zero-cost (default; a training-free proxy), "
                    "supernet (a subnet of the weight-sharing supernet trained with 'hwnas "
@@ -74,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "up in measured results: NAS-Bench-Macro's JSON, a CSV arch,accuracy[,std,seeds] "
                    "or a run's retrain.csv) or predictor:FILE (a learned accuracy predictor fit "
                    "on such a file, or a file from 'hwnas accuracy fit -o')")
-    p.add_argument("--supernet-metric", default="accuracy", choices=("accuracy", "loglik"),
+    p.add_argument("--supernet-metric", default="accuracy", choices=SUPERNET_METRICS,
                    help="with --accuracy supernet: score each subnet by its validation accuracy "
                    "(default) or by the mean log-likelihood of the true class on the same "
                    "images, which ranks architectures with less noise (README, ranking)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..runs import SUPERNET_METRICS
 from .options import (
     DATASETS,
     add_data,
@@ -75,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc.add_argument("--val-images", type=int, default=2000, metavar="N",
                     help="with --estimator supernet: score on a stratified N of the validation "
                     "images (2000, what the search uses; 0: all of them)")
-    sc.add_argument("--supernet-metric", default="accuracy", choices=("accuracy", "loglik"),
+    sc.add_argument("--supernet-metric", default="accuracy", choices=SUPERNET_METRICS,
                     help="with --estimator supernet: score by validation accuracy (default) or "
                     "by mean log-likelihood of the true class (ranks with less noise)")
     add_torch_device(sc, what="where torch scores")

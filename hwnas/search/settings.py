@@ -10,6 +10,7 @@ from typing import Any
 
 from ..arch import Arch
 from ..errors import HwnasError
+from ..runs import SUPERNET_METRICS
 from ..trials.storage import SAMPLERS
 
 LatencyFn = Callable[[Sequence[Arch]], Any]
@@ -80,9 +81,9 @@ class SearchSettings:
         elif self.accuracy not in ACCURACY_KINDS:
             raise HwnasError(f"unknown accuracy estimator '{self.accuracy}' "
                              f"(choose from {', '.join(ACCURACY_KINDS)}, table:FILE, predictor:FILE)")
-        if self.supernet_metric not in ("accuracy", "loglik"):
+        if self.supernet_metric not in SUPERNET_METRICS:
             raise HwnasError(f"unknown --supernet-metric '{self.supernet_metric}' (choose from "
-                             "accuracy, loglik)")
+                             f"{', '.join(SUPERNET_METRICS)})")
         if self.supernet_metric != "accuracy" and self.accuracy != "supernet":
             raise HwnasError("--supernet-metric goes with --accuracy supernet")
         if self.precision not in PRECISION_CHOICES:

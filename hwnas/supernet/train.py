@@ -36,6 +36,7 @@ from torch import nn
 from ..arch import Arch
 from ..data import Dataset
 from ..errors import HwnasError
+from ..runs import SUPERNET_METRICS
 from ..space import SearchSpace
 from ..train import (
     CHANNELS_LAST,
@@ -121,7 +122,6 @@ def training_part(data: Dataset, recipe: SupernetRecipe, seed: int) -> tuple[Dat
 #: what a subnet is scored by: validation accuracy, or validation log-likelihood (mean
 #: log-probability of the true class = -cross-entropy), which ranks with less noise
 #: (README, ranking benchmark: self-agreement tau 0.62 vs 0.33 on the same 2,000 images)
-SUBNET_METRICS = ("accuracy", "loglik")
 
 
 @torch.no_grad()
@@ -132,8 +132,8 @@ def subnet_accuracy(net: SuperNet, arch: Arch, val: Dataset, bn_images: int, see
     ``arch`` on the validation part of ``val`` (its test split) after re-estimating every
     BatchNorm's statistics on ``bn_images`` of its training images (reset, cumulative
     average, train-mode forwards without gradients)."""
-    if metric not in SUBNET_METRICS:
-        raise HwnasError(f"supernet metric must be one of {', '.join(SUBNET_METRICS)}, "
+    if metric not in SUPERNET_METRICS:
+        raise HwnasError(f"supernet metric must be one of {', '.join(SUPERNET_METRICS)}, "
                          f"got {metric!r}")
     net.set_active(arch)
     val = _held(val, next(net.parameters()).device)
@@ -391,5 +391,5 @@ def _train(space, data, data_spec, resolution, recipe, seed, dev, d, progress, o
                           seconds=time.perf_counter() - t0, train_loss=loss_avg, rank=d.rank)
 
 
-__all__ = ["SUBNET_METRICS", "SupernetRecipe", "SupernetResult", "soft_cross_entropy", "subnet_accuracy",
+__all__ = ["SupernetRecipe", "SupernetResult", "soft_cross_entropy", "subnet_accuracy",
            "train_supernet", "training_part"]
