@@ -103,6 +103,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_resolution(pr, "input resolution (blocks' sizes depend on it; each is profiled once)")
     pr.add_argument("--networks", type=int, metavar="N",
                     help="sampled whole networks for the latency predictor [150]")
+    pr.add_argument("--classes", type=int, metavar="N",
+                    help="the classifier's classes: those of the data you will search with "
+                    "(10 for digits, Fashion-MNIST, CIFAR-10), so the table has the classifier "
+                    "and the networks the search scores; a 1000-class table extrapolates a "
+                    "10-class classifier (tens of percent on small networks) [the space's]")
     pr.add_argument("--archs", nargs="+", metavar="FILE", default=[],
                     help="arch files (or baseline names / canonical strings) to measure too; "
                     "alone (no --space), only their pieces and networks the table lacks "
@@ -195,9 +200,15 @@ def cmd_profile(args) -> None:
         return _profile_archs(args, dev, _protocol(args, dev.config.threads),
                               drift_settings(args))
     from ..profiling.refine import resolve_archs
+    from .options import positive
 
+    positive(classes=args.classes)
     archs = resolve_archs(args.archs, dev)  # files, baseline names, strings, baselines[@R]
     space = load_space(args.space)
+    if args.classes is not None:
+        from dataclasses import replace
+
+        space = replace(space, classes=args.classes)
     rep = profile(dev, space, args.resolution,
                   networks=DEFAULT_NETWORKS if args.networks is None else args.networks,
                   archs=archs, seed=args.seed,
@@ -226,7 +237,7 @@ def cmd_profile(args) -> None:
     print(rep.summary())
     if args.refine:
         _refine(args, dev, _protocol(args, dev.config.threads), drift_settings(args))
-    print(next_after_profile(args.device, args.space, args.resolution))
+    print(next_after_profile(args.device, args.space, args.resolution, args.classes))
 
 
 def _profile_archs(args, dev, protocol, drift) -> None:
@@ -264,10 +275,11 @@ def _refine(args, dev, protocol, drift) -> None:
     print(rep.summary())
 
 
-def next_after_profile(device: str, space: str, resolution: int) -> str:
+def next_after_profile(device: str, space: str, resolution: int, classes: int | None = None) -> str:
     """The ``next:`` line of hwnas profile: check the predictor, then search."""
+    data = " --data DATA" if classes else ""  # DATA: one with those classes
     return (f"next: hwnas predictor eval --device {device} (how well the table predicts), then "
-            f"hwnas search --space {space} --device {device} -r {resolution} --name RUN")
+            f"hwnas search --space {space} --device {device} -r {resolution}{data} --name RUN")
 
 
 def cmd_measure(args) -> None:

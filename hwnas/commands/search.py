@@ -65,9 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="constraint: predicted latency at most TIME (20ms, 0.02s)")
     p.add_argument("--max-params", metavar="COUNT",
                    help="constraint: at most COUNT parameters (2M, 500k, 1500000)")
-    p.add_argument("--sampler", default="nsga2", metavar="NAME", choices=SAMPLERS,
-                   help="the Optuna sampler (default nsga2); gp's own cost is ~1-6 s per "
-                   "trial here: worth it with --accuracy train")
+    # no argparse choices: SearchSettings.validate names an unknown sampler (the same line
+    # for the CLI and the Python API)
+    p.add_argument("--sampler", default="nsga2", metavar="NAME",
+                   help=f"the Optuna sampler: {', '.join(SAMPLERS)} [nsga2]; gp's own cost is "
+                   "~1-6 s per trial here: worth it with --accuracy train")
     p.add_argument("--accuracy", default="zero-cost", metavar="KIND",
                    help="accuracy estimator: zero-cost (default; a training-free proxy), "
                    "supernet (a subnet of the weight-sharing supernet trained with 'hwnas "
