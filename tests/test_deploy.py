@@ -79,6 +79,8 @@ def test_winners_deployed_from_the_supernet_are_measured_with_the_baselines(env)
     meta = json.loads((home / "runs" / "tr" / "retrain.json").read_text())
     assert meta["supernet"]["id"] == sid and meta["supernet"]["chosen"] == "given"
     assert "supernet" in r.stdout  # the printed table's weights column
+    # the accuracy line says each side's epochs (it said the first row's for all)
+    assert "1 epoch stand-alone, 0 fine-tune epochs from the supernet, one recipe" in r.stdout
     # the stand-alone results are untouched by a deployment of the same winner (own folders)
     folders = {p.name for p in (home / "runs" / "tr" / "retrain").glob("*/*") if p.is_dir()}
     assert any("@sn-" in f for f in folders)

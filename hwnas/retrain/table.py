@@ -147,6 +147,27 @@ def format_table(rows: Sequence[dict], drift: float | None = None) -> str:
     return "\n".join(out)
 
 
+def _epochs_text(rows: Sequence[dict]) -> str:
+    """The training epochs of the accuracy line: "8 epochs", or per weights' source when they
+    differ ("8 epochs stand-alone, 3 fine-tune epochs from the supernet")."""
+    by: dict[str, set] = {}
+    for r in rows:
+        src = "stand-alone" if str(r.get("weights") or "stand-alone") == "stand-alone" \
+            else "from the supernet"
+        by.setdefault(src, set()).add(r.get("epochs"))
+
+    def n(src: str, noun: str) -> str:
+        v = sorted(by[src], key=str)
+        return f"{'/'.join(map(str, v))} {noun}{'' if v in ([1], ['1']) else 's'}"
+
+    if not by:
+        return "? epochs"
+    if set(by) == {"stand-alone"}:
+        return n("stand-alone", "epoch")
+    parts = [n("stand-alone", "epoch") + " stand-alone"] if "stand-alone" in by else []
+    return ", ".join([*parts, n("from the supernet", "fine-tune epoch") + " from the supernet"])
+
+
 def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
     """Table, how it was measured, the dominance grid and the speedups at matched accuracy."""
     meta = meta or {}
@@ -174,8 +195,7 @@ def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
         out.append(note(dr) + ("; drift-corr. = predicted x drift" if meta.get("drift_correct")
                                else ""))
     out.append(f"accuracy = test top-1 on {meta.get('data', '?')}, mean +- std over seeds {seeds}, "
-               f"{rows[0]['epochs'] if rows else '?'} epochs, one recipe for all "
-               f"({meta.get('recipe_text', '')})")
+               f"{_epochs_text(rows)}, one recipe for all ({meta.get('recipe_text', '')})")
     from .int8 import format_int8
 
     out += format_int8(rows, lab, summarize)
