@@ -136,11 +136,6 @@ def build_estimators(settings: SearchSettings, resolution: int, run_dir: Path,
     info: dict[str, Any] = {"accuracy_estimator": getattr(est, "name", settings.accuracy)}
     if hasattr(est, "settings"):  # what scored the trials, e.g. which supernet (its id)
         info["accuracy_settings"] = _jsonable(est.settings())
-    warning = classifier_warning(dev, settings.space, resolution, int(classes),
-                                 "fp32" if prec == "search" else prec)
-    if warning:
-        log.warning("%s", warning)
-        info["latency_warning"] = warning
     table = dev.table  # the one the predictor was fitted on
     info["device_provenance"] = dict(table.provenance or {})
     info["latency_statistic"] = table.statistic
@@ -163,11 +158,8 @@ def classifier_warning(dev: Device, space: str, resolution: int, classes: int,
 
     sp = load_space(space)
     arch = replace(sp.sample(seed=0, n=1, resolution=resolution)[0], classes=classes)
-    extrapolations = getattr(dev.predictor(precision=precision), "extrapolations", None)
-    if extrapolations is None:  # a stand-in predictor (tests, the Python API): nothing to say
-        return None
     try:
-        notes = extrapolations(arch)
+        notes = dev.predictor(precision=precision).extrapolations(arch)
     except HwnasError:  # a space the table does not cover: the predictions say so, with how
         return None
     for key, why in notes:

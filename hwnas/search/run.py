@@ -57,6 +57,7 @@ from .objective import (
     Objective,
     arch_costs_fast,
     build_estimators,
+    classifier_warning,
 )
 from .pareto import feasible_front
 from .seeds import cheapest_archs, default_resolution, seed_study
@@ -209,6 +210,12 @@ def _estimators(settings: SearchSettings, resolution: int, run_dir: Path, dev: D
     if injected:
         return Estimators(latency_fn, accuracy_fn, int(classes), dict(device_info or {}))
     est = build_estimators(settings, resolution, run_dir, dev)
+    # here, once, not in build_estimators: each --workers process builds its own estimators
+    warning = classifier_warning(dev, settings.space, resolution, est.classes,
+                                 "fp32" if settings.precision == "search" else settings.precision)
+    if warning:
+        log.warning("%s", warning)
+        est.info["latency_warning"] = warning
     return replace(est, latency_fn=latency_fn or est.latency_fn,
                    accuracy_fn=accuracy_fn or est.accuracy_fn)
 
